@@ -1,0 +1,264 @@
+//! The chunk directory: one file per chunk under `.chunks/<first 4 hex>/<64 hex>`.
+//!
+//! Write ordering (DESIGN.md §4, "durable before referenced"): a chunk is written to a unique
+//! temporary file in its final directory and renamed into place; nothing is synced per chunk.
+//! Before anything that references new chunks is committed, [`ChunkDir::sync`] flushes the whole
+//! file system once (`syncfs`), which makes every written chunk and every rename durable in one
+//! call — far faster than one fsync per chunk, with the same guarantee at the commit point.
+//!
+//! A chunk file shorter than an envelope header (left by a crash before the sync) counts as
+//! absent and is rewritten by the next insert. Inserts and the GC sweep take a per-shard lock
+//! around "check and touch" and "check and delete", so a sweep can never delete a chunk that an
+//! insert just found and re-used.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use ironcore_types::ChunkId;
+
+use crate::envelope::HEADER_LEN;
+
+const SHARDS: usize = 64;
+
+/// What an insert did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Inserted {
+    /// The chunk was new; this many bytes were written.
+    New(u64),
+    /// The chunk was already stored (its timestamp was refreshed for GC).
+    Existing,
+}
+
+/// A chunk file as listed from disk.
+#[derive(Clone, Copy, Debug)]
+pub struct ChunkFile {
+    /// The chunk.
+    pub id: ChunkId,
+    /// Last write or re-use.
+    pub mtime: SystemTime,
+    /// Stored bytes.
+    pub size: u64,
+}
+
+/// The chunk files of one datastore.
+#[derive(Debug)]
+pub(crate) struct ChunkDir {
+    base: PathBuf,
+    bad: PathBuf,
+    shards: Vec<Mutex<()>>,
+    tmp_counter: AtomicU64,
+}
+
+impl ChunkDir {
+    /// The chunk directory of the datastore at `root` (created by [`ChunkDir::create`]).
+    pub fn new(root: &Path) -> Self {
+        Self {
+            base: root.join(".chunks"),
+            bad: root.join(".bad"),
+            shards: (0..SHARDS).map(|_| Mutex::new(())).collect(),
+            tmp_counter: AtomicU64::new(0),
+        }
+    }
+
+    /// Creates the directories of a new datastore.
+    pub fn create(root: &Path) -> io::Result<()> {
+        fs::create_dir_all(root.join(".chunks"))?;
+        fs::create_dir_all(root.join(".bad"))
+    }
+
+    /// The base directory (`.chunks`).
+    pub fn base(&self) -> &Path {
+        &self.base
+    }
+
+    /// Where chunk `id` lives.
+    pub fn path(&self, id: &ChunkId) -> PathBuf {
+        let hex = id.to_hex();
+        self.base.join(&hex[..4]).join(hex)
+    }
+
+    fn lock(&self, id: &ChunkId) -> MutexGuard<'_, ()> {
+        let shard = id.as_bytes()[0] as usize % SHARDS;
+        // A poisoned shard only means another thread panicked while holding it; the guarded
+        // state is the file system, which stays consistent, so the lock is still usable.
+        self.shards[shard].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// If the chunk is stored (and not a torn leftover), refreshes its timestamp so GC sees it
+    /// as in use, and returns true.
+    pub fn touch_if_present(&self, id: &ChunkId) -> io::Result<bool> {
+        let path = self.path(id);
+        let _guard = self.lock(id);
+        match fs::metadata(&path) {
+            Ok(m) if m.len() >= HEADER_LEN as u64 => {
+                File::open(&path)?.set_modified(SystemTime::now())?;
+                Ok(true)
+            }
+            Ok(_) => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Stores `bytes` as chunk `id` unless it is already stored.
+    pub fn insert(&self, id: &ChunkId, bytes: &[u8]) -> io::Result<Inserted> {
+        if self.touch_if_present(id)? {
+            return Ok(Inserted::Existing);
+        }
+        let path = self.path(id);
+        let dir = path.parent().unwrap_or(&self.base);
+        let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!("{}.{}.{n}.tmp", id.to_hex(), std::process::id()));
+        let mut file = match OpenOptions::new().write(true).create_new(true).open(&tmp) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // Only the prefix directory may be created here, never `.chunks` or the root:
+                // if those are gone the datastore is unmounted or removed, and creating them
+                // would write backups into the empty mount point.
+                match fs::create_dir(dir) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(e),
+                }
+                OpenOptions::new().write(true).create_new(true).open(&tmp)?
+            }
+            Err(e) => return Err(e),
+        };
+        if let Err(e) = file.write_all(bytes) {
+            drop(file);
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        drop(file);
+        let _guard = self.lock(id);
+        if let Err(e) = fs::rename(&tmp, &path) {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        Ok(Inserted::New(bytes.len() as u64))
+    }
+
+    /// Reads chunk `id`'s stored bytes.
+    pub fn read(&self, id: &ChunkId) -> io::Result<Vec<u8>> {
+        fs::read(self.path(id))
+    }
+
+    /// Deletes chunk `id` if it was last written or re-used before `cutoff`. Returns the bytes
+    /// freed, or `None` when it was kept (or was already gone).
+    pub fn remove_if_older(&self, id: &ChunkId, cutoff: SystemTime) -> io::Result<Option<u64>> {
+        let path = self.path(id);
+        let _guard = self.lock(id);
+        let meta = match fs::metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if meta.modified()? >= cutoff {
+            return Ok(None);
+        }
+        fs::remove_file(&path)?;
+        Ok(Some(meta.len()))
+    }
+
+    /// Moves a corrupt chunk out of the way (to `.bad/<hex>.<n>.bad`) so the next backup that
+    /// has the data stores it afresh. Returns the new path.
+    pub fn move_aside(&self, id: &ChunkId) -> io::Result<PathBuf> {
+        let path = self.path(id);
+        let _guard = self.lock(id);
+        fs::create_dir_all(&self.bad)?;
+        for n in 0.. {
+            let dest = self.bad.join(format!("{}.{n}.bad", id.to_hex()));
+            if !dest.exists() {
+                fs::rename(&path, &dest)?;
+                return Ok(dest);
+            }
+        }
+        unreachable!("the loop above only ends by returning")
+    }
+
+    /// Every chunk file, and every leftover temporary file with its age.
+    pub fn list(&self) -> io::Result<(Vec<ChunkFile>, Vec<(PathBuf, SystemTime)>)> {
+        let mut chunks = Vec::new();
+        let mut tmps = Vec::new();
+        for prefix in fs::read_dir(&self.base)? {
+            let prefix = prefix?;
+            if !prefix.file_type()?.is_dir() {
+                continue;
+            }
+            for entry in fs::read_dir(prefix.path())? {
+                let entry = entry?;
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                let meta = match entry.metadata() {
+                    Ok(m) => m,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                };
+                if name.ends_with(".tmp") {
+                    tmps.push((entry.path(), meta.modified()?));
+                } else if let Ok(id) = name.parse::<ChunkId>() {
+                    chunks.push(ChunkFile {
+                        id,
+                        mtime: meta.modified()?,
+                        size: meta.len(),
+                    });
+                }
+            }
+        }
+        Ok((chunks, tmps))
+    }
+
+    /// Makes every chunk written so far durable: one `syncfs` of the datastore's file system.
+    pub fn sync(&self) -> io::Result<()> {
+        let dir = File::open(&self.base)?;
+        rustix::fs::syncfs(&dir)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn id(n: u8) -> ChunkId {
+        ChunkId::from_bytes([n; 32])
+    }
+
+    #[test]
+    fn insert_is_idempotent_and_rewrites_torn_files() {
+        let dir = tempfile::tempdir().unwrap();
+        ChunkDir::create(dir.path()).unwrap();
+        let cd = ChunkDir::new(dir.path());
+        let bytes = vec![7u8; 200];
+        assert_eq!(cd.insert(&id(1), &bytes).unwrap(), Inserted::New(200));
+        assert_eq!(cd.insert(&id(1), &bytes).unwrap(), Inserted::Existing);
+        fs::write(cd.path(&id(1)), b"torn").unwrap();
+        assert_eq!(cd.insert(&id(1), &bytes).unwrap(), Inserted::New(200));
+        assert_eq!(cd.read(&id(1)).unwrap(), bytes);
+        let (chunks, tmps) = cd.list().unwrap();
+        assert_eq!(chunks.len(), 1);
+        assert!(tmps.is_empty());
+        cd.sync().unwrap();
+    }
+
+    #[test]
+    fn remove_respects_the_cutoff_and_move_aside_frees_the_name() {
+        let dir = tempfile::tempdir().unwrap();
+        ChunkDir::create(dir.path()).unwrap();
+        let cd = ChunkDir::new(dir.path());
+        cd.insert(&id(2), &[1u8; 100]).unwrap();
+        let past = SystemTime::now() - Duration::from_secs(3600);
+        assert_eq!(cd.remove_if_older(&id(2), past).unwrap(), None);
+        let future = SystemTime::now() + Duration::from_secs(3600);
+        assert_eq!(cd.remove_if_older(&id(2), future).unwrap(), Some(100));
+        cd.insert(&id(3), &[1u8; 100]).unwrap();
+        let moved = cd.move_aside(&id(3)).unwrap();
+        assert!(moved.exists());
+        assert!(!cd.path(&id(3)).exists());
+    }
+}

@@ -1,0 +1,367 @@
+//! The chunk envelope: how one chunk is stored on disk and sent between nodes.
+//!
+//! ```text
+//! offset size field
+//!      0    4 magic "ICCK"
+//!      4    1 version (1)
+//!      5    1 flags: bit 0 compressed (zstd), bit 1 encrypted (AES-256-GCM); others must be 0
+//!      6    2 reserved, zero
+//!      8    4 raw length: plaintext bytes (u32 LE, at most MAX_CHUNK_SIZE)
+//!     12    4 payload length: bytes after the header (u32 LE)
+//!     16   12 nonce (zero when not encrypted)
+//!     28    4 reserved, zero
+//!     32   32 chunk id
+//!     64   32 stored digest: SHA-256 of bytes 0..64 followed by the payload
+//!     96    - payload: plaintext, zstd frame, or ciphertext followed by the 16-byte GCM tag
+//! ```
+//!
+//! Data is compressed before it is encrypted, and only when zstd makes it smaller. Encryption
+//! binds bytes 0..64 of the header (which include the chunk id) as associated data, so no header
+//! field can be changed without the tag failing. The stored digest lets any node verify a chunk
+//! — encrypted or not — without the key.
+
+use ironcore_types::ChunkId;
+use sha2::{Digest, Sha256};
+
+use crate::crypto::{CryptKey, NONCE_LEN, TAG_LEN};
+use crate::{Error, Result};
+
+/// The magic that opens every stored chunk.
+pub const CHUNK_MAGIC: [u8; 4] = *b"ICCK";
+/// The envelope version this code writes and reads.
+pub const CHUNK_VERSION: u8 = 1;
+/// Bytes of the envelope header.
+pub const HEADER_LEN: usize = 96;
+/// The largest plaintext a chunk may hold.
+pub const MAX_CHUNK_SIZE: usize = 16 << 20;
+
+const FLAG_COMPRESSED: u8 = 1;
+const FLAG_ENCRYPTED: u8 = 2;
+
+/// The parsed header of a stored chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkHeader {
+    /// The chunk id recorded in the envelope.
+    pub id: ChunkId,
+    /// Whether the payload is a zstd frame (after decryption).
+    pub compressed: bool,
+    /// Whether the payload is AES-256-GCM ciphertext.
+    pub encrypted: bool,
+    /// Plaintext length.
+    pub raw_len: usize,
+    /// Payload length.
+    pub payload_len: usize,
+    /// The GCM nonce (zero when not encrypted).
+    pub nonce: [u8; NONCE_LEN],
+    /// SHA-256 of header bytes 0..64 and the payload.
+    pub stored_digest: [u8; 32],
+}
+
+/// The id of a plaintext chunk: SHA-256, or the key's HMAC for encrypted data.
+pub fn chunk_id(plain: &[u8], key: Option<&CryptKey>) -> ChunkId {
+    match key {
+        Some(k) => k.chunk_id(plain),
+        None => ChunkId::from_bytes(Sha256::digest(plain).into()),
+    }
+}
+
+/// Wraps a plaintext chunk whose id the caller computed with [`chunk_id`]. `zstd_level` 0
+/// disables compression.
+pub fn encode_chunk(
+    id: &ChunkId,
+    plain: &[u8],
+    key: Option<&CryptKey>,
+    zstd_level: i32,
+) -> Result<Vec<u8>> {
+    if plain.len() > MAX_CHUNK_SIZE {
+        return Err(Error::InvalidInput {
+            what: "chunk",
+            detail: format!("{} bytes exceeds the {MAX_CHUNK_SIZE}-byte chunk limit", plain.len()),
+        });
+    }
+    let mut flags = 0u8;
+    // zstd writes into the spare capacity; a frame that would not be smaller than the input
+    // does not fit, fails fast, and the chunk is stored raw.
+    let mut payload = Vec::with_capacity(plain.len() + TAG_LEN);
+    let compressed = zstd_level != 0
+        && matches!(compress_into(plain, &mut payload, zstd_level), Ok(n) if n < plain.len());
+    if compressed {
+        flags |= FLAG_COMPRESSED;
+    } else {
+        payload.clear();
+        payload.extend_from_slice(plain);
+    }
+    let mut header = [0u8; HEADER_LEN];
+    header[0..4].copy_from_slice(&CHUNK_MAGIC);
+    header[4] = CHUNK_VERSION;
+    header[8..12].copy_from_slice(&(plain.len() as u32).to_le_bytes());
+    header[32..64].copy_from_slice(id.as_bytes());
+    if let Some(k) = key {
+        flags |= FLAG_ENCRYPTED;
+        header[5] = flags;
+        let payload_len = payload.len() + TAG_LEN;
+        header[12..16].copy_from_slice(&(payload_len as u32).to_le_bytes());
+        let nonce = k.encrypt_with_aad(&header[0..16], &header[32..64], &mut payload);
+        header[16..28].copy_from_slice(&nonce);
+    } else {
+        header[5] = flags;
+        header[12..16].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    }
+    let mut h = Sha256::new();
+    h.update(&header[0..64]);
+    h.update(&payload);
+    header[64..96].copy_from_slice(&h.finalize());
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(&payload);
+    Ok(out)
+}
+
+thread_local! {
+    /// One zstd context per thread and level, reused across chunks.
+    static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Compresses `plain` into the spare capacity of `out`; fails if it does not fit.
+fn compress_into(plain: &[u8], out: &mut Vec<u8>, level: i32) -> std::io::Result<usize> {
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().map(|s| s.0) != Some(level) {
+            *slot = Some((level, zstd::bulk::Compressor::new(level)?));
+        }
+        match slot.as_mut() {
+            Some((_, c)) => c.compress_to_buffer(plain, out),
+            None => Err(std::io::Error::other("zstd context missing")),
+        }
+    })
+}
+
+/// Parses and checks the header's structure (magic, version, flags, lengths against `bytes`).
+pub fn parse_header(bytes: &[u8]) -> Result<ChunkHeader> {
+    if bytes.len() < HEADER_LEN {
+        return Err(Error::corrupt(
+            "chunk",
+            format!("{} bytes is shorter than the {HEADER_LEN}-byte header (truncated)", bytes.len()),
+        ));
+    }
+    if bytes[0..4] != CHUNK_MAGIC {
+        return Err(Error::corrupt("chunk", "bad magic: not an Ironcore chunk"));
+    }
+    if bytes[4] != CHUNK_VERSION {
+        return Err(Error::corrupt(
+            "chunk",
+            format!("envelope version {} is not supported (this build reads {CHUNK_VERSION})", bytes[4]),
+        ));
+    }
+    let flags = bytes[5];
+    if flags & !(FLAG_COMPRESSED | FLAG_ENCRYPTED) != 0 || bytes[6..8] != [0, 0] || bytes[28..32] != [0; 4] {
+        return Err(Error::corrupt("chunk", format!("unknown flags or reserved bits set ({flags:#04x})")));
+    }
+    let raw_len = u32_at(bytes, 8) as usize;
+    let payload_len = u32_at(bytes, 12) as usize;
+    if raw_len > MAX_CHUNK_SIZE {
+        return Err(Error::corrupt("chunk", format!("raw length {raw_len} exceeds the chunk limit")));
+    }
+    if bytes.len() - HEADER_LEN != payload_len {
+        return Err(Error::corrupt(
+            "chunk",
+            format!(
+                "payload is {} bytes but the header says {payload_len} (truncated or extended)",
+                bytes.len() - HEADER_LEN
+            ),
+        ));
+    }
+    let mut nonce = [0u8; NONCE_LEN];
+    nonce.copy_from_slice(&bytes[16..28]);
+    Ok(ChunkHeader {
+        id: ChunkId::from_bytes(array32(&bytes[32..64])),
+        compressed: flags & FLAG_COMPRESSED != 0,
+        encrypted: flags & FLAG_ENCRYPTED != 0,
+        raw_len,
+        payload_len,
+        nonce,
+        stored_digest: array32(&bytes[64..96]),
+    })
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn array32(b: &[u8]) -> [u8; 32] {
+    let mut a = [0u8; 32];
+    a.copy_from_slice(b);
+    a
+}
+
+/// Checks a stored chunk without the key: structure, the expected id, and the stored digest.
+/// This is what verification and peer transfer use; it catches any flipped or missing byte.
+pub fn verify_stored(bytes: &[u8], expected: &ChunkId) -> Result<ChunkHeader> {
+    let header = parse_header(bytes)?;
+    if header.id != *expected {
+        return Err(Error::corrupt(
+            "chunk",
+            format!("file holds chunk {} but {expected} was expected", header.id),
+        ));
+    }
+    let mut h = Sha256::new();
+    h.update(&bytes[0..64]);
+    h.update(&bytes[HEADER_LEN..]);
+    let digest: [u8; 32] = h.finalize().into();
+    if digest != header.stored_digest {
+        return Err(Error::corrupt(
+            "chunk",
+            format!("stored digest of chunk {expected} does not match its bytes (bit rot or tampering)"),
+        ));
+    }
+    Ok(header)
+}
+
+/// Opens a stored chunk and returns its plaintext, checked against `expected`.
+///
+/// With a key, every failure to prove the bytes genuine — a changed byte anywhere, a wrong key
+/// — is `decryption failed`: never wrong data. Without a key, an encrypted chunk is
+/// `encryption key not found`-class and is refused by the caller before it gets here.
+pub fn decode_chunk(bytes: &[u8], expected: &ChunkId, key: Option<&CryptKey>) -> Result<Vec<u8>> {
+    match key {
+        Some(k) => {
+            let header = verify_stored(bytes, expected)
+                .map_err(|_| Error::DecryptionFailed { id: *expected })?;
+            if !header.encrypted {
+                return Err(Error::DecryptionFailed { id: *expected });
+            }
+            let mut buf = bytes[HEADER_LEN..].to_vec();
+            k.decrypt_with_aad(&bytes[0..16], &bytes[32..64], &header.nonce, &mut buf)
+                .map_err(|()| Error::DecryptionFailed { id: *expected })?;
+            let plain = finish(header, buf).map_err(|_| Error::DecryptionFailed { id: *expected })?;
+            Ok(plain)
+        }
+        None => {
+            let header = verify_stored(bytes, expected)?;
+            if header.encrypted {
+                return Err(Error::corrupt(
+                    "chunk",
+                    format!("chunk {expected} is encrypted but no key was given"),
+                ));
+            }
+            let plain = finish(header, bytes[HEADER_LEN..].to_vec())?;
+            if chunk_id(&plain, None) != *expected {
+                return Err(Error::corrupt(
+                    "chunk",
+                    format!("plaintext of chunk {expected} does not hash to its id"),
+                ));
+            }
+            Ok(plain)
+        }
+    }
+}
+
+fn finish(header: ChunkHeader, payload: Vec<u8>) -> Result<Vec<u8>> {
+    let plain = if header.compressed {
+        zstd::bulk::decompress(&payload, header.raw_len)
+            .map_err(|e| Error::corrupt("chunk", format!("zstd frame of chunk {}: {e}", header.id)))?
+    } else {
+        payload
+    };
+    if plain.len() != header.raw_len {
+        return Err(Error::corrupt(
+            "chunk",
+            format!("chunk {} decodes to {} bytes, header says {}", header.id, plain.len(), header.raw_len),
+        ));
+    }
+    Ok(plain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(n: usize) -> Vec<u8> {
+        (0..n).map(|i| b"abcdefgh"[i % 8] ^ (i / 977) as u8).collect()
+    }
+
+    #[test]
+    fn plain_chunk_round_trips_compressed_when_smaller() {
+        let data = text(100_000);
+        let id = chunk_id(&data, None);
+        let bytes = encode_chunk(&id, &data, None, 1).unwrap();
+        assert!(bytes.len() < data.len() / 2);
+        assert!(parse_header(&bytes).unwrap().compressed);
+        assert_eq!(decode_chunk(&bytes, &id, None).unwrap(), data);
+    }
+
+    #[test]
+    fn incompressible_chunk_is_stored_raw() {
+        let mut data = vec![0u8; 50_000];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut data);
+        let id = chunk_id(&data, None);
+        let bytes = encode_chunk(&id, &data, None, 1).unwrap();
+        assert!(!parse_header(&bytes).unwrap().compressed);
+        assert_eq!(bytes.len(), HEADER_LEN + data.len());
+        assert_eq!(decode_chunk(&bytes, &id, None).unwrap(), data);
+    }
+
+    #[test]
+    fn encrypted_chunk_round_trips_and_verifies_without_key() {
+        let key = CryptKey::generate();
+        let data = text(70_000);
+        let id = chunk_id(&data, Some(&key));
+        assert_ne!(id, chunk_id(&data, None));
+        let bytes = encode_chunk(&id, &data, Some(&key), 1).unwrap();
+        verify_stored(&bytes, &id).unwrap();
+        assert_eq!(decode_chunk(&bytes, &id, Some(&key)).unwrap(), data);
+    }
+
+    #[test]
+    fn tampering_any_byte_of_an_encrypted_chunk_is_decryption_failed() {
+        let key = CryptKey::generate();
+        let data = text(3_000);
+        let id = chunk_id(&data, Some(&key));
+        let bytes = encode_chunk(&id, &data, Some(&key), 1).unwrap();
+        for i in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x01;
+            let err = decode_chunk(&bad, &id, Some(&key)).unwrap_err();
+            assert!(
+                err.to_string().starts_with("decryption failed"),
+                "byte {i}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn wrong_key_is_decryption_failed_never_data() {
+        let key = CryptKey::generate();
+        let other = CryptKey::generate();
+        let data = text(3_000);
+        let id = chunk_id(&data, Some(&key));
+        let bytes = encode_chunk(&id, &data, Some(&key), 1).unwrap();
+        assert!(matches!(
+            decode_chunk(&bytes, &id, Some(&other)),
+            Err(Error::DecryptionFailed { .. })
+        ));
+    }
+
+    #[test]
+    fn flipped_or_truncated_plain_chunk_is_corrupt() {
+        let data = text(10_000);
+        let id = chunk_id(&data, None);
+        let bytes = encode_chunk(&id, &data, None, 1).unwrap();
+        let mut flipped = bytes.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 0x80;
+        assert!(matches!(verify_stored(&flipped, &id), Err(Error::Corrupt { .. })));
+        assert!(matches!(verify_stored(&bytes[..bytes.len() - 7], &id), Err(Error::Corrupt { .. })));
+        assert!(matches!(verify_stored(&bytes[..10], &id), Err(Error::Corrupt { .. })));
+    }
+
+    #[test]
+    fn oversized_lengths_are_refused_without_allocating() {
+        let data = text(1_000);
+        let id = chunk_id(&data, None);
+        let mut bytes = encode_chunk(&id, &data, None, 1).unwrap();
+        bytes[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(parse_header(&bytes).is_err());
+    }
+}

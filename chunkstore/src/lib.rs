@@ -1,0 +1,53 @@
+//! The chunk store of Ironcore Backup (layer 1).
+//!
+//! It owns the bytes on disk: chunk ids and the versioned chunk envelope (zstd, AES-256-GCM),
+//! key files and paper keys, fixed and dynamic indexes, signed snapshot manifests, and the
+//! datastore engine on a local directory with its maintenance — prune planning, garbage
+//! collection, verification, quarantine and the offline/self-heal probe. The metadata it keeps
+//! lives in RocksDB (Debian's system library).
+//!
+//! It must never talk to other nodes or to Raft: the node crate connects this store to the
+//! cluster. Every decoder of stored bytes returns an error on bad input and never panics.
+//!
+//! Where to start: [`Datastore`] (create, open, health), [`BackupSession`] and
+//! [`ArchiveWriter`] (writing), [`ArchiveReader`] (reading), [`Datastore::gc`],
+//! [`Datastore::verify`], [`prune::plan_prune`].
+
+mod catalog;
+mod chunk_dir;
+mod crypto;
+mod datastore;
+mod dynamic_index;
+pub mod envelope;
+mod error;
+mod fixed_index;
+pub mod gc;
+mod health;
+mod index;
+pub mod keyfile;
+mod manifest;
+pub mod paperkey;
+pub mod prune;
+mod reader;
+mod session;
+mod stats;
+mod verify;
+mod writer;
+
+pub use catalog::{Catalog, DatastoreRecord, SessionLease, SnapshotRecord, VerifyState};
+pub use chunk_dir::{ChunkFile, Inserted};
+pub use crypto::CryptKey;
+pub use datastore::{Datastore, DatastoreOptions};
+pub use dynamic_index::DynamicIndex;
+pub use error::{Error, Result};
+pub use fixed_index::{DEFAULT_FIXED_CHUNK, FixedIndex};
+pub use gc::{GcOptions, GcReport};
+pub use health::{Health, MARKER_FILE};
+pub use index::{ArchiveIndex, IndexKind};
+pub use keyfile::{KdfParams, KeyFile};
+pub use manifest::{Manifest, ManifestFile};
+pub use reader::{ArchiveReader, ChunkStream};
+pub use session::{BackupSession, CancelToken, LEASE_TTL_SECS, SessionStats};
+pub use stats::DatastoreStats;
+pub use verify::{BadChunk, SnapshotVerdict, VerifyReport};
+pub use writer::{ArchiveWriter, CDC_AVG, CDC_MAX, CDC_MIN};

@@ -1,0 +1,235 @@
+//! Reading an archive back: random access with a one-chunk cache, and an in-order stream of
+//! chunks decoded in parallel (one worker per core, a bounded window ahead of the consumer).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+use ironcore_types::{ChunkId, SnapshotRef};
+
+use crate::crypto::CryptKey;
+use crate::datastore::Datastore;
+use crate::envelope::decode_chunk;
+use crate::index::ArchiveIndex;
+use crate::manifest::Manifest;
+use crate::{Error, Result};
+
+/// An archive of a committed snapshot, opened for reading.
+#[derive(Debug)]
+pub struct ArchiveReader {
+    ds: Arc<Datastore>,
+    index: Arc<ArchiveIndex>,
+    key: Option<CryptKey>,
+    cache: Option<(usize, Vec<u8>)>,
+}
+
+fn read_one(ds: &Datastore, index: &ArchiveIndex, key: Option<&CryptKey>, i: usize) -> Result<Vec<u8>> {
+    let (start, end, id) = index
+        .chunk(i)
+        .ok_or_else(|| Error::corrupt("index", format!("chunk {i} is past the end")))?;
+    let plain = decode_chunk(&ds.read_chunk(&id)?, &id, key)?;
+    if plain.len() as u64 != end - start {
+        return Err(Error::corrupt(
+            "chunk",
+            format!("chunk {id} holds {} bytes, the index expects {}", plain.len(), end - start),
+        ));
+    }
+    Ok(plain)
+}
+
+impl Datastore {
+    /// Opens archive `name` of snapshot `s`. An encrypted snapshot needs its key:
+    /// `encryption key not found` without one, `fingerprint mismatch` with another.
+    pub fn open_archive(self: &Arc<Self>, s: &SnapshotRef, name: &str, key: Option<&CryptKey>) -> Result<ArchiveReader> {
+        let manifest = self.open_manifest(s, key)?;
+        let file = manifest.file(name).ok_or_else(|| Error::InvalidInput {
+            what: "archive",
+            detail: format!(
+                "snapshot {s} has no archive '{name}'; it has: {}",
+                manifest.files.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        })?;
+        let index = self.load_index(file)?;
+        Ok(ArchiveReader {
+            ds: self.clone(),
+            index: Arc::new(index),
+            key: manifest.key_fingerprint.and(key.cloned()),
+            cache: None,
+        })
+    }
+
+    /// A snapshot's manifest, with its signature checked against `key` when it is encrypted.
+    pub fn open_manifest(&self, s: &SnapshotRef, key: Option<&CryptKey>) -> Result<Manifest> {
+        let record = self.snapshot(s)?;
+        let (manifest, _) = Manifest::decode(&record.manifest)?;
+        match (manifest.key_fingerprint, key) {
+            (None, _) => Ok(manifest),
+            (Some(fingerprint), None) => Err(Error::EncryptionKeyNotFound {
+                what: format!("snapshot {s}"),
+                fingerprint,
+            }),
+            (Some(_), Some(k)) => Manifest::verify_signature(&record.manifest, k),
+        }
+    }
+}
+
+impl ArchiveReader {
+    /// The archive's size.
+    pub fn size(&self) -> u64 {
+        self.index.size()
+    }
+
+    /// The archive's index.
+    pub fn index(&self) -> &ArchiveIndex {
+        &self.index
+    }
+
+    /// Reads up to `buf.len()` bytes at `offset`; returns how many (0 at the end).
+    pub fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        let Some(i) = self.index.find(offset) else {
+            return Ok(0);
+        };
+        if self.cache.as_ref().map(|c| c.0) != Some(i) {
+            let data = read_one(&self.ds, &self.index, self.key.as_ref(), i)?;
+            self.cache = Some((i, data));
+        }
+        let (start, _, _) = self.index.chunk(i).ok_or_else(|| Error::corrupt("index", "chunk vanished"))?;
+        let data = self.cache.as_ref().map(|c| &c.1[..]).unwrap_or_default();
+        let from = (offset - start) as usize;
+        let n = buf.len().min(data.len() - from);
+        buf[..n].copy_from_slice(&data[from..from + n]);
+        Ok(n)
+    }
+
+    /// The chunks in order, decoded by `workers` threads ahead of the consumer.
+    pub fn stream(&self, workers: usize) -> ChunkStream {
+        ChunkStream::new(self, workers.max(1))
+    }
+
+    /// Writes the whole archive to `out`, decoding in parallel. Returns the bytes written.
+    pub fn copy_to(&self, out: &mut impl Write) -> Result<u64> {
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mut total = 0;
+        for chunk in self.stream(workers) {
+            let chunk = chunk?;
+            out.write_all(&chunk)
+                .map_err(|e| Error::io("writing restored data", "<output>", e))?;
+            total += chunk.len() as u64;
+        }
+        Ok(total)
+    }
+}
+
+/// An in-order iterator over an archive's decoded chunks.
+pub struct ChunkStream {
+    jobs: Option<Sender<usize>>,
+    results: Receiver<(usize, Result<Vec<u8>>)>,
+    pending: BTreeMap<usize, Result<Vec<u8>>>,
+    next_send: usize,
+    next_yield: usize,
+    total: usize,
+    window: usize,
+    handles: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for ChunkStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ChunkStream({}/{})", self.next_yield, self.total)
+    }
+}
+
+impl ChunkStream {
+    fn new(reader: &ArchiveReader, workers: usize) -> Self {
+        let (jobs_tx, jobs_rx) = unbounded::<usize>();
+        let (res_tx, res_rx) = bounded(workers * 4);
+        let handles = (0..workers)
+            .map(|_| {
+                let ds = reader.ds.clone();
+                let index = reader.index.clone();
+                let key = reader.key.clone();
+                let jobs: Receiver<usize> = jobs_rx.clone();
+                let results = res_tx.clone();
+                std::thread::spawn(move || {
+                    for i in jobs {
+                        let out = read_one(&ds, &index, key.as_ref(), i);
+                        if results.send((i, out)).is_err() {
+                            return;
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut s = Self {
+            jobs: Some(jobs_tx),
+            results: res_rx,
+            pending: BTreeMap::new(),
+            next_send: 0,
+            next_yield: 0,
+            total: reader.index.len(),
+            window: workers * 3,
+            handles,
+        };
+        s.fill();
+        s
+    }
+
+    fn fill(&mut self) {
+        while self.next_send < self.total && self.next_send < self.next_yield + self.window {
+            if let Some(jobs) = &self.jobs {
+                let _ = jobs.send(self.next_send);
+            }
+            self.next_send += 1;
+        }
+    }
+
+    /// The id of every chunk this stream will yield, for callers that report progress.
+    pub fn len(&self) -> usize {
+        self.total
+    }
+
+    /// Whether the archive has no chunks.
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+}
+
+impl Iterator for ChunkStream {
+    type Item = Result<Vec<u8>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next_yield >= self.total {
+            return None;
+        }
+        loop {
+            if let Some(r) = self.pending.remove(&self.next_yield) {
+                self.next_yield += 1;
+                self.fill();
+                return Some(r);
+            }
+            match self.results.recv() {
+                Ok((i, r)) => {
+                    self.pending.insert(i, r);
+                }
+                Err(_) => return Some(Err(Error::corrupt("archive stream", "decoder threads stopped"))),
+            }
+        }
+    }
+}
+
+impl Drop for ChunkStream {
+    fn drop(&mut self) {
+        self.jobs = None;
+        while self.results.try_recv().is_ok() {}
+        // Workers blocked on a full result queue wake when the receiver drops; do not join.
+        self.handles.clear();
+    }
+}
+
+/// The distinct chunk ids of an index (used by GC and verify).
+pub(crate) fn distinct_ids(index: &ArchiveIndex) -> Vec<ChunkId> {
+    let mut v: Vec<ChunkId> = index.chunk_ids().collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}

@@ -1,0 +1,272 @@
+//! A backup session: writes the archives of one new snapshot and commits its manifest.
+//!
+//! The session holds a lease in the catalog from start to commit: it makes a second backup of
+//! the same group `source busy`, and it tells GC that chunks written or re-used since the
+//! lease started may be referenced soon. Commit order: every chunk and index stored → one
+//! sync of the datastore → the manifest committed with a synced write. A session dropped or
+//! cancelled before commit leaves no snapshot, only unreferenced chunks that GC frees.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ironcore_types::{ChunkId, SnapshotRef};
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::catalog::{SessionLease, SnapshotRecord, VerifyState};
+use crate::crypto::CryptKey;
+use crate::datastore::Datastore;
+use crate::manifest::{Manifest, ManifestFile};
+use crate::writer::{ArchiveWriter, Chunking};
+use crate::{Error, Result};
+
+/// A lease not renewed for this long belongs to a dead session.
+pub const LEASE_TTL_SECS: i64 = 600;
+/// How often a live session renews its lease.
+pub(crate) const LEASE_RENEW_SECS: i64 = 60;
+
+/// Cancels a running session from another thread.
+#[derive(Clone, Debug, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    /// Asks the session to stop; it fails with `task cancelled` and commits nothing.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether cancellation was asked for.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Counters of a session, shared with its workers.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub chunks: AtomicU64,
+    pub new_chunks: AtomicU64,
+    pub bytes: AtomicU64,
+    pub new_bytes: AtomicU64,
+    pub stored_bytes: AtomicU64,
+}
+
+/// What a session did so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SessionStats {
+    /// Chunks written by the client, new or not.
+    pub chunks: u64,
+    /// Chunks the datastore did not have.
+    pub new_chunks: u64,
+    /// Plaintext bytes written by the client.
+    pub bytes: u64,
+    /// Plaintext bytes of new chunks.
+    pub new_bytes: u64,
+    /// Bytes stored on disk for new chunks (after compression and encryption).
+    pub stored_bytes: u64,
+}
+
+impl SessionStats {
+    /// The share of chunks the datastore already had (0.0 to 1.0).
+    pub fn dedup_hit_rate(&self) -> f64 {
+        if self.chunks == 0 {
+            return 0.0;
+        }
+        (self.chunks - self.new_chunks) as f64 / self.chunks as f64
+    }
+}
+
+/// State the writers share with the session.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub ds: Arc<Datastore>,
+    pub key: Option<CryptKey>,
+    pub known: Mutex<HashSet<ChunkId>>,
+    pub counters: Counters,
+    pub cancel: CancelToken,
+    pub lease: Mutex<SessionLease>,
+}
+
+impl Shared {
+    /// Renews the lease when it is due.
+    pub fn renew_if_due(&self) -> Result<()> {
+        let now = now_secs();
+        let mut lease = self.lease.lock().unwrap_or_else(|p| p.into_inner());
+        if now - lease.renewed >= LEASE_RENEW_SECS {
+            lease.renewed = now;
+            self.ds.catalog.renew_lease(self.ds.name(), &lease)?;
+        }
+        Ok(())
+    }
+}
+
+/// A backup of one snapshot in progress.
+#[derive(Debug)]
+pub struct BackupSession {
+    shared: Arc<Shared>,
+    snapshot: SnapshotRef,
+    files: Vec<ManifestFile>,
+    committed: bool,
+}
+
+pub(crate) fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl BackupSession {
+    /// Starts a session (see [`Datastore::begin_backup`]).
+    pub(crate) fn start(ds: Arc<Datastore>, snapshot: SnapshotRef, key: Option<CryptKey>) -> Result<Self> {
+        ds.ensure_writable()?;
+        if ds.catalog.snapshot(ds.name(), &snapshot)?.is_some() {
+            return Err(Error::SnapshotExists {
+                snapshot: snapshot.to_string(),
+            });
+        }
+        let now = now_secs();
+        let lease = SessionLease {
+            id: rand::random(),
+            snapshot: snapshot.clone(),
+            started: now,
+            renewed: now,
+        };
+        ds.catalog.acquire_lease(ds.name(), &lease, LEASE_TTL_SECS)?;
+        info!(datastore = %ds.name(), snapshot = %snapshot, "backup session started");
+        Ok(Self {
+            shared: Arc::new(Shared {
+                ds,
+                key,
+                known: Mutex::new(HashSet::new()),
+                counters: Counters::default(),
+                cancel: CancelToken::default(),
+                lease: Mutex::new(lease),
+            }),
+            snapshot,
+            files: Vec::new(),
+            committed: false,
+        })
+    }
+
+    /// The snapshot being written.
+    pub fn snapshot(&self) -> &SnapshotRef {
+        &self.snapshot
+    }
+
+    /// A token that cancels this session from another thread.
+    pub fn cancel_token(&self) -> CancelToken {
+        self.shared.cancel.clone()
+    }
+
+    /// What the session did so far.
+    pub fn stats(&self) -> SessionStats {
+        let c = &self.shared.counters;
+        SessionStats {
+            chunks: c.chunks.load(Ordering::Relaxed),
+            new_chunks: c.new_chunks.load(Ordering::Relaxed),
+            bytes: c.bytes.load(Ordering::Relaxed),
+            new_bytes: c.new_bytes.load(Ordering::Relaxed),
+            stored_bytes: c.stored_bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    fn check_name(&self, name: &str) -> Result<()> {
+        let ok = !name.is_empty()
+            && name.len() <= 128
+            && !name.starts_with('.')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !ok {
+            return Err(Error::InvalidInput {
+                what: "archive name",
+                detail: format!("'{name}': use 1-128 characters from A-Z a-z 0-9 - _ ."),
+            });
+        }
+        if self.files.iter().any(|f| f.name == name) {
+            return Err(Error::InvalidInput {
+                what: "archive name",
+                detail: format!("'{name}' is already in this snapshot"),
+            });
+        }
+        Ok(())
+    }
+
+    /// A writer for a stream cut into content-defined chunks (file archives).
+    pub fn dynamic_writer(&mut self, name: &str) -> Result<ArchiveWriter<'_>> {
+        self.check_name(name)?;
+        Ok(ArchiveWriter::new(self.shared.clone(), name, Chunking::Dynamic, &mut self.files))
+    }
+
+    /// A writer for an image cut into `chunk_size`-byte chunks (disk images).
+    pub fn fixed_writer(&mut self, name: &str, chunk_size: u32) -> Result<ArchiveWriter<'_>> {
+        self.check_name(name)?;
+        crate::FixedIndex::new(chunk_size)?;
+        Ok(ArchiveWriter::new(
+            self.shared.clone(),
+            name,
+            Chunking::Fixed(chunk_size),
+            &mut self.files,
+        ))
+    }
+
+    /// Commits the snapshot: sync, then the manifest. Returns it.
+    pub fn commit(mut self) -> Result<Manifest> {
+        let ds = &self.shared.ds;
+        if self.shared.cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        ds.ensure_writable()?;
+        ds.sync()?;
+        let manifest = Manifest {
+            snapshot: self.snapshot.clone(),
+            files: self.files.clone(),
+            key_fingerprint: self.shared.key.as_ref().map(CryptKey::fingerprint),
+            finished: now_secs(),
+        };
+        let record = SnapshotRecord {
+            snapshot: self.snapshot.clone(),
+            manifest: manifest.encode(self.shared.key.as_ref())?,
+            size: manifest.size(),
+            protected: false,
+            verify: VerifyState::NotVerified,
+        };
+        ds.catalog.insert_snapshot(ds.name(), &record)?;
+        self.committed = true;
+        self.release();
+        let stats = self.stats();
+        info!(
+            datastore = %ds.name(),
+            snapshot = %self.snapshot,
+            bytes = stats.bytes,
+            new_bytes = stats.new_bytes,
+            stored_bytes = stats.stored_bytes,
+            "snapshot committed"
+        );
+        Ok(manifest)
+    }
+
+    fn release(&self) {
+        let id = self.shared.lease.lock().unwrap_or_else(|p| p.into_inner()).id;
+        if let Err(e) = self.shared.ds.catalog.release_lease(self.shared.ds.name(), id) {
+            warn!(error = %e, "could not release backup lease; it expires by itself");
+        }
+    }
+}
+
+impl Drop for BackupSession {
+    fn drop(&mut self) {
+        if !self.committed {
+            warn!(snapshot = %self.snapshot, "backup session ended without commit; nothing was committed");
+            self.release();
+        }
+    }
+}
+
+impl Datastore {
+    /// Starts a backup of a new snapshot. `source busy` if the group has a backup running;
+    /// refused on a quarantined or offline datastore.
+    pub fn begin_backup(self: &Arc<Self>, snapshot: SnapshotRef, key: Option<CryptKey>) -> Result<BackupSession> {
+        BackupSession::start(self.clone(), snapshot, key)
+    }
+}

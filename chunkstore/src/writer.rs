@@ -1,0 +1,299 @@
+//! The chunk pipeline of a backup: cut → (workers: hash → dedup check → compress → encrypt →
+//! write) → index.
+//!
+//! The caller's thread cuts the stream (FastCDC for streams, fixed pieces for images) and hands
+//! chunks to one worker per core through a bounded queue, so memory stays bounded and a slow
+//! disk slows the client instead of filling RAM. Workers only compress and encrypt chunks the
+//! datastore does not hold. Results come back out of order and are put in stream order when the
+//! archive is finished.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+use ironcore_types::ChunkId;
+
+use crate::chunk_dir::Inserted;
+use crate::envelope::chunk_id;
+use crate::index::{ArchiveIndex, IndexKind};
+use crate::manifest::ManifestFile;
+use crate::session::Shared;
+use crate::{DynamicIndex, Error, FixedIndex, Result};
+
+/// FastCDC bounds for file archives: 256 KiB minimum, 1 MiB average, 4 MiB maximum.
+pub const CDC_MIN: usize = 256 << 10;
+/// See [`CDC_MIN`].
+pub const CDC_AVG: usize = 1 << 20;
+/// See [`CDC_MIN`].
+pub const CDC_MAX: usize = 4 << 20;
+
+/// How an archive is cut.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Chunking {
+    Dynamic,
+    Fixed(u32),
+}
+
+struct Job {
+    seq: usize,
+    data: Vec<u8>,
+}
+
+struct Done {
+    seq: usize,
+    len: u64,
+    id: ChunkId,
+}
+
+/// Writes one archive of a backup session. Feed it with [`ArchiveWriter::append`] (or as an
+/// [`io::Write`]), then call [`ArchiveWriter::finish`].
+pub struct ArchiveWriter<'a> {
+    shared: Arc<Shared>,
+    name: String,
+    chunking: Chunking,
+    files: &'a mut Vec<ManifestFile>,
+    buf: Vec<u8>,
+    jobs: Option<Sender<Job>>,
+    results: Receiver<Result<Done>>,
+    workers: Vec<JoinHandle<()>>,
+    sent: usize,
+    received: usize,
+    done: Vec<Option<(u64, ChunkId)>>,
+    failed: Option<Error>,
+}
+
+impl std::fmt::Debug for ArchiveWriter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ArchiveWriter({}, {} chunks sent)", self.name, self.sent)
+    }
+}
+
+fn worker(shared: Arc<Shared>, jobs: Receiver<Job>, results: Sender<Result<Done>>) {
+    for job in jobs {
+        let out = process(&shared, &job);
+        let failed = out.is_err();
+        if results.send(out).is_err() || failed {
+            // The writer is gone or this session failed: stop taking work.
+            return;
+        }
+    }
+}
+
+fn process(shared: &Shared, job: &Job) -> Result<Done> {
+    if shared.cancel.is_cancelled() {
+        return Err(Error::Cancelled);
+    }
+    let key = shared.key.as_ref();
+    let id = chunk_id(&job.data, key);
+    let len = job.data.len() as u64;
+    let c = &shared.counters;
+    c.chunks.fetch_add(1, Ordering::Relaxed);
+    c.bytes.fetch_add(len, Ordering::Relaxed);
+    let first_in_session = shared.known.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
+    if first_in_session {
+        match shared.ds.store_chunk(&id, &job.data, key) {
+            Ok(Inserted::New(stored)) => {
+                c.new_chunks.fetch_add(1, Ordering::Relaxed);
+                c.new_bytes.fetch_add(len, Ordering::Relaxed);
+                c.stored_bytes.fetch_add(stored, Ordering::Relaxed);
+            }
+            Ok(Inserted::Existing) => {}
+            Err(e) => {
+                shared.known.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                return Err(e);
+            }
+        }
+    }
+    Ok(Done { seq: job.seq, len, id })
+}
+
+impl<'a> ArchiveWriter<'a> {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        name: &str,
+        chunking: Chunking,
+        files: &'a mut Vec<ManifestFile>,
+    ) -> Self {
+        let n = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let (jobs_tx, jobs_rx) = bounded::<Job>(n * 2);
+        let (res_tx, res_rx) = unbounded();
+        let workers = (0..n)
+            .map(|_| {
+                let (s, j, r) = (shared.clone(), jobs_rx.clone(), res_tx.clone());
+                std::thread::spawn(move || worker(s, j, r))
+            })
+            .collect();
+        Self {
+            shared,
+            name: name.to_string(),
+            chunking,
+            files,
+            buf: Vec::new(),
+            jobs: Some(jobs_tx),
+            results: res_rx,
+            workers,
+            sent: 0,
+            received: 0,
+            done: Vec::new(),
+            failed: None,
+        }
+    }
+
+    /// Appends bytes to the archive.
+    pub fn append(&mut self, data: &[u8]) -> Result<()> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        self.buf.extend_from_slice(data);
+        let threshold = match self.chunking {
+            Chunking::Dynamic => 2 * CDC_MAX,
+            Chunking::Fixed(size) => size as usize,
+        };
+        if self.buf.len() >= threshold {
+            self.cut(false)?;
+        }
+        Ok(())
+    }
+
+    /// Cuts the buffer into chunks and sends them; keeps an incomplete tail unless `last`.
+    fn cut(&mut self, last: bool) -> Result<()> {
+        let mut pieces = Vec::new();
+        let consumed = match self.chunking {
+            Chunking::Fixed(size) => {
+                let size = size as usize;
+                let mut at = 0;
+                while self.buf.len() - at >= size || (last && at < self.buf.len()) {
+                    let end = (at + size).min(self.buf.len());
+                    pieces.push((at, end));
+                    at = end;
+                }
+                at
+            }
+            Chunking::Dynamic => {
+                let cuts: Vec<(usize, usize)> =
+                    fastcdc::v2020::FastCDC::new(&self.buf, CDC_MIN, CDC_AVG, CDC_MAX)
+                        .map(|c| (c.offset, c.offset + c.length))
+                        .collect();
+                // The last piece ends where the buffer ends, not at a content-defined point;
+                // keep it for the next round unless the stream is complete.
+                let keep = if last { cuts.len() } else { cuts.len().saturating_sub(1) };
+                pieces.extend_from_slice(&cuts[..keep]);
+                pieces.last().map_or(0, |p| p.1)
+            }
+        };
+        for (start, end) in pieces {
+            let data = self.buf[start..end].to_vec();
+            self.send(data)?;
+        }
+        self.buf.drain(..consumed);
+        self.shared.renew_if_due()
+    }
+
+    fn send(&mut self, data: Vec<u8>) -> Result<()> {
+        self.collect(false)?;
+        let job = Job { seq: self.sent, data };
+        self.sent += 1;
+        let jobs = self.jobs.as_ref().ok_or(Error::Cancelled)?;
+        if jobs.send(job).is_err() {
+            // Every worker stopped: one of them failed; its error is in the results.
+            self.collect(true)?;
+            return Err(Error::Cancelled);
+        }
+        Ok(())
+    }
+
+    /// Takes finished results; with `all`, waits for every chunk sent.
+    fn collect(&mut self, all: bool) -> Result<()> {
+        loop {
+            let got = if all {
+                if self.received == self.sent {
+                    return Ok(());
+                }
+                self.results.recv().ok()
+            } else {
+                self.results.try_recv().ok()
+            };
+            let Some(result) = got else {
+                return if all { Err(Error::Cancelled) } else { Ok(()) };
+            };
+            let done = result?;
+            if self.done.len() <= done.seq {
+                self.done.resize(done.seq + 1, None);
+            }
+            self.done[done.seq] = Some((done.len, done.id));
+            self.received += 1;
+        }
+    }
+
+    /// Flushes the last chunks, waits for the workers, stores the index and adds the archive to
+    /// the snapshot.
+    pub fn finish(mut self) -> Result<ManifestFile> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        self.cut(true)?;
+        self.collect(true)?;
+        self.jobs = None;
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+        let index = match self.chunking {
+            Chunking::Dynamic => {
+                let mut idx = DynamicIndex::new();
+                for (len, id) in self.done.iter().flatten() {
+                    idx.push(*len, *id);
+                }
+                ArchiveIndex::Dynamic(idx)
+            }
+            Chunking::Fixed(size) => {
+                let mut idx = FixedIndex::new(size)?;
+                for (len, id) in self.done.iter().flatten() {
+                    idx.push(*len, *id)?;
+                }
+                ArchiveIndex::Fixed(idx)
+            }
+        };
+        let index_id = self.shared.ds.store_blob(&index.encode())?;
+        let file = ManifestFile {
+            name: self.name.clone(),
+            kind: match self.chunking {
+                Chunking::Dynamic => IndexKind::Dynamic,
+                Chunking::Fixed(_) => IndexKind::Fixed,
+            },
+            size: index.size(),
+            index: index_id,
+        };
+        self.files.push(file.clone());
+        Ok(file)
+    }
+}
+
+impl Drop for ArchiveWriter<'_> {
+    fn drop(&mut self) {
+        self.jobs = None;
+        // Unblock and stop workers of an abandoned writer.
+        while self.results.try_recv().is_ok() {}
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+impl io::Write for ArchiveWriter<'_> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        match self.append(data) {
+            Ok(()) => Ok(data.len()),
+            Err(e) => {
+                let msg = e.to_string();
+                self.failed = Some(e);
+                Err(io::Error::other(msg))
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,92 @@
+//! Backing up and restoring a disk image (a raw file or a block device) as one archive of
+//! fixed-size chunks (4 MiB by default), so an unchanged region of the disk is an unchanged
+//! chunk and the image can be read at any offset.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use ironcore_chunkstore::{CryptKey, DEFAULT_FIXED_CHUNK, Datastore, Manifest, SessionStats};
+use ironcore_types::SnapshotRef;
+
+use crate::{ClientError, Result};
+
+/// What an image backup did.
+#[derive(Clone, Debug)]
+pub struct ImageReport {
+    /// The committed manifest.
+    pub manifest: Manifest,
+    /// Chunk counters.
+    pub stats: SessionStats,
+}
+
+/// Backs up the image at `source` as archive `name` (for example `drive-scsi0.img`).
+pub fn backup_image(
+    ds: &Arc<Datastore>,
+    source: &Path,
+    name: &str,
+    snapshot: SnapshotRef,
+    key: Option<CryptKey>,
+) -> Result<ImageReport> {
+    let unreachable = |e| ClientError::SourceNotReachable {
+        path: source.to_path_buf(),
+        source: e,
+    };
+    let mut file = File::open(source).map_err(unreachable)?;
+    let mut session = ds.begin_backup(snapshot, key)?;
+    let mut writer = session.fixed_writer(name, DEFAULT_FIXED_CHUNK)?;
+    let mut buf = vec![0u8; DEFAULT_FIXED_CHUNK as usize];
+    loop {
+        let n = file.read(&mut buf).map_err(unreachable)?;
+        if n == 0 {
+            break;
+        }
+        writer.append(&buf[..n])?;
+    }
+    writer.finish()?;
+    let stats = session.stats();
+    Ok(ImageReport {
+        manifest: session.commit()?,
+        stats,
+    })
+}
+
+/// Restores archive `name` of `snapshot` to `target` (a new file, or an existing block device
+/// or file that is overwritten from the start). Zero chunks become holes in a new file.
+pub fn restore_image(
+    ds: &Arc<Datastore>,
+    snapshot: &SnapshotRef,
+    name: &str,
+    target: &Path,
+    key: Option<&CryptKey>,
+) -> Result<u64> {
+    let not_writable = |e| ClientError::DestinationNotWritable {
+        path: target.to_path_buf(),
+        source: e,
+    };
+    let reader = ds.open_archive(snapshot, name, key)?;
+    let mut out = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(target)
+        .map_err(not_writable)?;
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut written = 0u64;
+    for chunk in reader.stream(workers) {
+        let chunk = chunk?;
+        if chunk.iter().all(|b| *b == 0) {
+            out.seek(SeekFrom::Current(chunk.len() as i64)).map_err(not_writable)?;
+        } else {
+            out.write_all(&chunk).map_err(not_writable)?;
+        }
+        written += chunk.len() as u64;
+    }
+    let is_regular = out.metadata().map(|m| m.is_file()).unwrap_or(false);
+    if is_regular {
+        out.set_len(written).map_err(not_writable)?;
+    }
+    out.sync_all().map_err(not_writable)?;
+    Ok(written)
+}

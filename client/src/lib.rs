@@ -1,0 +1,22 @@
+//! The backup client of Ironcore Backup (layer 2).
+//!
+//! It turns what is backed up into archives of the chunk store and back: a directory tree
+//! (hosts, container root filesystems) becomes a metadata archive and a payload archive
+//! ([`tree`]); a disk image becomes one fixed-chunk archive ([`image`]). It owns the tree
+//! format and the restore of metadata (permissions, owners, times, links).
+//!
+//! It must never reach into a datastore's files directly: it writes and reads only through
+//! `chunkstore`'s sessions and readers, which later travel over the API.
+
+pub mod compare;
+mod error;
+pub mod image;
+pub mod tree;
+mod tree_format;
+mod tree_restore;
+
+pub use compare::compare_trees;
+pub use error::{ClientError, Result};
+pub use tree::{BackupReport, backup_tree};
+pub use tree_format::{Entry, EntryKind};
+pub use tree_restore::{RestoreReport, restore_tree};

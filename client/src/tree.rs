@@ -1,0 +1,271 @@
+//! Backing up a directory tree (a host, or a container's root filesystem) as a tree snapshot.
+//!
+//! The walk is depth-first with names sorted, stays on the root's file system (so `/proc` and
+//! other mounts are not followed), and streams every regular file's content into the payload
+//! archive, then writes the entry list into the metadata archive and commits. A file that
+//! cannot be read or that changes while it is read is a warning, not a failure, as the manuals
+//! describe for backups that complete "with WARNING".
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ironcore_chunkstore::{ArchiveWriter, CryptKey, Datastore, Manifest, SessionStats};
+use ironcore_types::SnapshotRef;
+use serde::Serialize;
+use tracing::warn;
+
+use crate::tree_format::{Entry, EntryKind, encode_entry, header};
+use crate::{ClientError, Result};
+
+/// The payload archive's name.
+pub const PAYLOAD_ARCHIVE: &str = "root.payload";
+/// The metadata archive's name.
+pub const META_ARCHIVE: &str = "root.meta";
+
+/// What a tree backup did.
+#[derive(Clone, Debug, Serialize)]
+pub struct BackupReport {
+    /// The committed manifest.
+    pub manifest: Manifest,
+    /// Chunk counters (new vs re-used).
+    pub stats: SessionStats,
+    /// Regular files backed up.
+    pub files: u64,
+    /// Directories.
+    pub dirs: u64,
+    /// Other entries (links, devices, FIFOs).
+    pub others: u64,
+    /// Bytes of file content read.
+    pub bytes: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Non-fatal problems, one line each.
+    pub warnings: Vec<String>,
+}
+
+struct Walker<'w, 'a> {
+    root: PathBuf,
+    root_dev: u64,
+    payload: &'w mut ArchiveWriter<'a>,
+    offset: u64,
+    entries: Vec<Entry>,
+    inodes: HashMap<(u64, u64), Vec<u8>>,
+    warnings: Vec<String>,
+    buf: Vec<u8>,
+    files: u64,
+    dirs: u64,
+    others: u64,
+    progress: &'w mut dyn FnMut(u64),
+}
+
+fn entry(rel: &[u8], kind: EntryKind, m: &fs::Metadata) -> Entry {
+    Entry {
+        path: rel.to_vec(),
+        kind,
+        mode: m.mode() & 0o7777,
+        uid: m.uid(),
+        gid: m.gid(),
+        mtime_sec: m.mtime(),
+        mtime_nsec: m.mtime_nsec() as u32,
+    }
+}
+
+impl Walker<'_, '_> {
+    fn warn(&mut self, msg: String) {
+        warn!("{msg}");
+        self.warnings.push(msg);
+    }
+
+    fn walk(&mut self, rel: Vec<u8>, meta: fs::Metadata) -> Result<()> {
+        let path = if rel.is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(std::ffi::OsStr::from_bytes(&rel))
+        };
+        self.entries.push(entry(&rel, EntryKind::Dir, &meta));
+        self.dirs += 1;
+        if meta.dev() != self.root_dev {
+            return Ok(()); // another file system: keep the mount point, not its content
+        }
+        let listing = match fs::read_dir(&path) {
+            Ok(l) => l,
+            Err(e) if rel.is_empty() => return Err(ClientError::SourceNotReachable { path, source: e }),
+            Err(e) => {
+                self.warn(format!("skipped directory '{}': {e}", path.display()));
+                return Ok(());
+            }
+        };
+        let mut names: Vec<_> = listing.filter_map(|e| e.ok().map(|e| e.file_name())).collect();
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        for name in names {
+            let mut child_rel = rel.clone();
+            if !child_rel.is_empty() {
+                child_rel.push(b'/');
+            }
+            child_rel.extend_from_slice(name.as_bytes());
+            let child = path.join(&name);
+            let m = match fs::symlink_metadata(&child) {
+                Ok(m) => m,
+                Err(e) => {
+                    self.warn(format!("skipped '{}': {e}", child.display()));
+                    continue;
+                }
+            };
+            let ft = m.file_type();
+            if ft.is_dir() {
+                self.walk(child_rel, m)?;
+                continue;
+            }
+            if m.nlink() > 1 {
+                if let Some(first) = self.inodes.get(&(m.dev(), m.ino())) {
+                    let kind = EntryKind::HardLink { target: first.clone() };
+                    self.entries.push(entry(&child_rel, kind, &m));
+                    self.others += 1;
+                    continue;
+                }
+                self.inodes.insert((m.dev(), m.ino()), child_rel.clone());
+            }
+            let kind = if ft.is_file() {
+                match self.file(&child, &m)? {
+                    Some(kind) => kind,
+                    None => continue,
+                }
+            } else if ft.is_symlink() {
+                match fs::read_link(&child) {
+                    Ok(t) => EntryKind::Symlink {
+                        target: t.as_os_str().as_bytes().to_vec(),
+                    },
+                    Err(e) => {
+                        self.warn(format!("skipped symlink '{}': {e}", child.display()));
+                        continue;
+                    }
+                }
+            } else if ft.is_fifo() {
+                EntryKind::Fifo
+            } else if ft.is_char_device() {
+                EntryKind::CharDevice { rdev: m.rdev() }
+            } else if ft.is_block_device() {
+                EntryKind::BlockDevice { rdev: m.rdev() }
+            } else {
+                continue; // sockets belong to running processes
+            };
+            if !matches!(kind, EntryKind::File { .. }) {
+                self.others += 1;
+            }
+            self.entries.push(entry(&child_rel, kind, &m));
+        }
+        Ok(())
+    }
+
+    /// Streams one regular file into the payload; `None` if it could not be opened. A
+    /// datastore error (full, offline, cancelled) ends the backup.
+    fn file(&mut self, path: &Path, meta: &fs::Metadata) -> Result<Option<EntryKind>> {
+        let mut f = match File::open(path) {
+            Ok(f) => f,
+            Err(e) => {
+                self.warn(format!("skipped file '{}': {e}", path.display()));
+                return Ok(None);
+            }
+        };
+        let start = self.offset;
+        loop {
+            let n = match f.read(&mut self.buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.warn(format!("file '{}' could not be read to the end: {e}", path.display()));
+                    break;
+                }
+            };
+            self.payload.append(&self.buf[..n])?;
+            self.offset += n as u64;
+            (self.progress)(n as u64);
+        }
+        let size = self.offset - start;
+        if size != meta.len() {
+            self.warn(format!(
+                "file '{}' changed while it was read ({} bytes expected, {size} read); the bytes read were kept",
+                path.display(),
+                meta.len()
+            ));
+        }
+        self.files += 1;
+        Ok(Some(EntryKind::File { offset: start, size }))
+    }
+}
+
+/// Backs up the tree at `source` as snapshot `snapshot`. `progress` is called with the bytes
+/// read as they are read.
+pub fn backup_tree(
+    ds: &Arc<Datastore>,
+    source: &Path,
+    snapshot: SnapshotRef,
+    key: Option<CryptKey>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<BackupReport> {
+    let started = Instant::now();
+    let meta = fs::metadata(source).map_err(|e| ClientError::SourceNotReachable {
+        path: source.to_path_buf(),
+        source: e,
+    })?;
+    if !meta.is_dir() {
+        return Err(ClientError::SourceNotReachable {
+            path: source.to_path_buf(),
+            source: std::io::Error::other("not a directory; back up images with the image backup"),
+        });
+    }
+    let mut session = ds.begin_backup(snapshot, key)?;
+    let (entries, warnings, files, dirs, others, bytes) = {
+        let mut payload = session.dynamic_writer(PAYLOAD_ARCHIVE)?;
+        let mut walker = Walker {
+            root: source.to_path_buf(),
+            root_dev: meta.dev(),
+            payload: &mut payload,
+            offset: 0,
+            entries: Vec::new(),
+            inodes: HashMap::new(),
+            warnings: Vec::new(),
+            buf: vec![0u8; 1 << 20],
+            files: 0,
+            dirs: 0,
+            others: 0,
+            progress,
+        };
+        walker.walk(Vec::new(), meta)?;
+        let out = (
+            std::mem::take(&mut walker.entries),
+            std::mem::take(&mut walker.warnings),
+            walker.files,
+            walker.dirs,
+            walker.others,
+            walker.offset,
+        );
+        payload.finish()?;
+        out
+    };
+    let mut meta_writer = session.dynamic_writer(META_ARCHIVE)?;
+    meta_writer.append(&header())?;
+    for e in &entries {
+        meta_writer.append(&encode_entry(e)?)?;
+    }
+    meta_writer.finish()?;
+    let stats = session.stats();
+    let manifest = session.commit()?;
+    Ok(BackupReport {
+        manifest,
+        stats,
+        files,
+        dirs,
+        others,
+        bytes,
+        elapsed: started.elapsed(),
+        warnings,
+    })
+}
