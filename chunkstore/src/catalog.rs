@@ -171,7 +171,10 @@ impl Catalog {
 
     fn scan<T: DeserializeOwned>(&self, prefix: &[u8]) -> Result<Vec<T>> {
         let mut out = Vec::new();
-        for item in self.db.iterator(IteratorMode::From(prefix, Direction::Forward)) {
+        for item in self
+            .db
+            .iterator(IteratorMode::From(prefix, Direction::Forward))
+        {
             let (k, v) = item.map_err(|e| self.err(e))?;
             if !k.starts_with(prefix) {
                 break;
@@ -233,7 +236,10 @@ impl Catalog {
         let _g = self.lock();
         for other in self.leases(ds)? {
             let fresh = lease.started - other.renewed < ttl_secs;
-            if fresh && other.snapshot.ns == lease.snapshot.ns && other.snapshot.group == lease.snapshot.group {
+            if fresh
+                && other.snapshot.ns == lease.snapshot.ns
+                && other.snapshot.group == lease.snapshot.group
+            {
                 return Err(Error::SourceBusy {
                     group: format!("{}", other.snapshot.group),
                     since: ironcore_types::format_time(other.started),
@@ -263,7 +269,10 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     match bytes.split_first() {
         Some((&VALUE_VERSION, body)) => postcard::from_bytes(body)
             .map_err(|e| Error::corrupt("catalog record", format!("does not parse: {e}"))),
-        Some((v, _)) => Err(Error::corrupt("catalog record", format!("version {v} not supported"))),
+        Some((v, _)) => Err(Error::corrupt(
+            "catalog record",
+            format!("version {v} not supported"),
+        )),
         None => Err(Error::corrupt("catalog record", "empty value")),
     }
 }
@@ -295,8 +304,16 @@ mod tests {
             cat.insert_snapshot("ds", &rec).unwrap();
         }
         let again = cat.snapshots("ds").unwrap()[0].clone();
-        assert!(matches!(cat.insert_snapshot("ds", &again), Err(Error::SnapshotExists { .. })));
-        let times: Vec<i64> = cat.snapshots("ds").unwrap().iter().map(|r| r.snapshot.time).collect();
+        assert!(matches!(
+            cat.insert_snapshot("ds", &again),
+            Err(Error::SnapshotExists { .. })
+        ));
+        let times: Vec<i64> = cat
+            .snapshots("ds")
+            .unwrap()
+            .iter()
+            .map(|r| r.snapshot.time)
+            .collect();
         assert_eq!(times, vec![-5, 10, 30]);
         assert!(cat.snapshots("other").unwrap().is_empty());
     }
@@ -311,12 +328,17 @@ mod tests {
             started,
             renewed: started,
         };
-        cat.acquire_lease("ds", &lease(1, "host/a", 100), 60).unwrap();
-        cat.acquire_lease("ds", &lease(2, "host/b", 100), 60).unwrap();
-        let err = cat.acquire_lease("ds", &lease(3, "host/a", 120), 60).unwrap_err();
+        cat.acquire_lease("ds", &lease(1, "host/a", 100), 60)
+            .unwrap();
+        cat.acquire_lease("ds", &lease(2, "host/b", 100), 60)
+            .unwrap();
+        let err = cat
+            .acquire_lease("ds", &lease(3, "host/a", 120), 60)
+            .unwrap_err();
         assert!(err.to_string().starts_with("source busy"), "{err}");
         // An expired lease (its holder died) does not block.
-        cat.acquire_lease("ds", &lease(4, "host/a", 500), 60).unwrap();
+        cat.acquire_lease("ds", &lease(4, "host/a", 500), 60)
+            .unwrap();
         cat.release_lease("ds", 1).unwrap();
         assert_eq!(cat.leases("ds").unwrap().len(), 2);
     }

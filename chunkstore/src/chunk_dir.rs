@@ -44,6 +44,15 @@ pub struct ChunkFile {
     pub size: u64,
 }
 
+/// What [`ChunkDir::list`] found.
+#[derive(Debug, Default)]
+pub(crate) struct Listing {
+    /// Chunk files.
+    pub chunks: Vec<ChunkFile>,
+    /// Leftover temporary files and their modification times.
+    pub temps: Vec<(PathBuf, SystemTime)>,
+}
+
 /// The chunk files of one datastore.
 #[derive(Debug)]
 pub(crate) struct ChunkDir {
@@ -181,7 +190,7 @@ impl ChunkDir {
     }
 
     /// Every chunk file, and every leftover temporary file with its age.
-    pub fn list(&self) -> io::Result<(Vec<ChunkFile>, Vec<(PathBuf, SystemTime)>)> {
+    pub fn list(&self) -> io::Result<Listing> {
         let mut chunks = Vec::new();
         let mut tmps = Vec::new();
         for prefix in fs::read_dir(&self.base)? {
@@ -209,7 +218,10 @@ impl ChunkDir {
                 }
             }
         }
-        Ok((chunks, tmps))
+        Ok(Listing {
+            chunks,
+            temps: tmps,
+        })
     }
 
     /// Makes every chunk written so far durable: one `syncfs` of the datastore's file system.
@@ -240,9 +252,9 @@ mod tests {
         fs::write(cd.path(&id(1)), b"torn").unwrap();
         assert_eq!(cd.insert(&id(1), &bytes).unwrap(), Inserted::New(200));
         assert_eq!(cd.read(&id(1)).unwrap(), bytes);
-        let (chunks, tmps) = cd.list().unwrap();
-        assert_eq!(chunks.len(), 1);
-        assert!(tmps.is_empty());
+        let listing = cd.list().unwrap();
+        assert_eq!(listing.chunks.len(), 1);
+        assert!(listing.temps.is_empty());
         cd.sync().unwrap();
     }
 

@@ -89,7 +89,12 @@ impl CryptKey {
     /// Encrypts `buf` in place (appending the tag) under a fresh random nonce, binding the
     /// associated data `aad_a ++ aad_b` (the envelope header fields, chunk id included).
     /// Returns the nonce.
-    pub(crate) fn encrypt_with_aad(&self, aad_a: &[u8], aad_b: &[u8], buf: &mut Vec<u8>) -> [u8; NONCE_LEN] {
+    pub(crate) fn encrypt_with_aad(
+        &self,
+        aad_a: &[u8],
+        aad_b: &[u8],
+        buf: &mut Vec<u8>,
+    ) -> [u8; NONCE_LEN] {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rng().fill_bytes(&mut nonce);
         let aad = [aad_a, aad_b].concat();
@@ -138,7 +143,10 @@ mod tests {
         assert_eq!(k.fingerprint(), again.fingerprint());
         assert_eq!(k.chunk_id(b"x"), again.chunk_id(b"x"));
         assert_ne!(k.id_key, k.sign_key);
-        assert_ne!(k.fingerprint(), CryptKey::from_secret([8; 32]).fingerprint());
+        assert_ne!(
+            k.fingerprint(),
+            CryptKey::from_secret([8; 32]).fingerprint()
+        );
     }
 
     #[test]
@@ -150,8 +158,12 @@ mod tests {
         assert_eq!(buf.len(), 5 + TAG_LEN);
         let mut wrong_id = buf.clone();
         let other = k.chunk_id(b"other");
-        assert!(k.decrypt_with_aad(b"hdr", other.as_bytes(), &nonce, &mut wrong_id).is_err());
-        k.decrypt_with_aad(b"hdr", id.as_bytes(), &nonce, &mut buf).unwrap();
+        assert!(
+            k.decrypt_with_aad(b"hdr", other.as_bytes(), &nonce, &mut wrong_id)
+                .is_err()
+        );
+        k.decrypt_with_aad(b"hdr", id.as_bytes(), &nonce, &mut buf)
+            .unwrap();
         assert_eq!(buf, b"hello");
     }
 }

@@ -114,10 +114,14 @@ impl Datastore {
     /// Opens a datastore recorded in the catalog. An unreachable directory does not fail the
     /// open: the datastore starts `offline` and comes online when the path is back.
     pub fn open(catalog: Arc<Catalog>, name: &DatastoreName) -> Result<Arc<Self>> {
-        let record = catalog.datastore(name.as_str())?.ok_or_else(|| Error::InvalidInput {
-            what: "datastore",
-            detail: format!("no datastore named '{name}'; list them with `ironcore-backup datastore list`"),
-        })?;
+        let record = catalog
+            .datastore(name.as_str())?
+            .ok_or_else(|| Error::InvalidInput {
+                what: "datastore",
+                detail: format!(
+                    "no datastore named '{name}'; list them with `ironcore-backup datastore list`"
+                ),
+            })?;
         let ds = Self::from_record(catalog, record);
         ds.probe();
         Ok(Arc::new(ds))
@@ -154,7 +158,10 @@ impl Datastore {
 
     /// Health as of the last probe.
     pub fn health(&self) -> Health {
-        self.health.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.health
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Checks the directory now, logs any change, and returns the result.
@@ -164,7 +171,9 @@ impl Datastore {
         if *cur != now {
             match &now {
                 Health::Online => info!(datastore = %self.name, "datastore back online"),
-                Health::Offline { reason } => warn!(datastore = %self.name, %reason, "datastore offline"),
+                Health::Offline { reason } => {
+                    warn!(datastore = %self.name, %reason, "datastore offline")
+                }
             }
             *cur = now.clone();
         }
@@ -225,10 +234,13 @@ impl Datastore {
 
     /// Quarantines the datastore (writes and GC refused) or lifts the quarantine.
     pub fn set_quarantined(&self, on: bool) -> Result<()> {
-        let mut record = self.catalog.datastore(&self.name)?.ok_or_else(|| Error::InvalidInput {
-            what: "datastore",
-            detail: format!("datastore '{}' is no longer recorded", self.name),
-        })?;
+        let mut record =
+            self.catalog
+                .datastore(&self.name)?
+                .ok_or_else(|| Error::InvalidInput {
+                    what: "datastore",
+                    detail: format!("datastore '{}' is no longer recorded", self.name),
+                })?;
         record.quarantined = on;
         self.catalog.put_datastore(&record)?;
         self.quarantined.store(on, Ordering::SeqCst);
@@ -247,7 +259,12 @@ impl Datastore {
 
     /// Stores a plaintext chunk unless the datastore has it; compression and encryption run
     /// only for new chunks.
-    pub(crate) fn store_chunk(&self, id: &ChunkId, plain: &[u8], key: Option<&CryptKey>) -> Result<Inserted> {
+    pub(crate) fn store_chunk(
+        &self,
+        id: &ChunkId,
+        plain: &[u8],
+        key: Option<&CryptKey>,
+    ) -> Result<Inserted> {
         let path = self.chunks.path(id);
         if self.is_quarantined() {
             return Err(Error::Quarantined {
@@ -308,7 +325,12 @@ impl Datastore {
         if index.size() != file.size {
             return Err(Error::corrupt(
                 "index",
-                format!("archive '{}' is {} bytes but its index covers {}", file.name, file.size, index.size()),
+                format!(
+                    "archive '{}' is {} bytes but its index covers {}",
+                    file.name,
+                    file.size,
+                    index.size()
+                ),
             ));
         }
         Ok(index)
@@ -320,7 +342,11 @@ impl Datastore {
     }
 
     /// The snapshots of one group, oldest first.
-    pub fn group_snapshots(&self, ns: &Namespace, group: &BackupGroup) -> Result<Vec<SnapshotRecord>> {
+    pub fn group_snapshots(
+        &self,
+        ns: &Namespace,
+        group: &BackupGroup,
+    ) -> Result<Vec<SnapshotRecord>> {
         Ok(self
             .snapshots()?
             .into_iter()
@@ -341,11 +367,18 @@ impl Datastore {
     pub fn snapshot(&self, s: &SnapshotRef) -> Result<SnapshotRecord> {
         self.catalog
             .snapshot(&self.name, s)?
-            .ok_or_else(|| Error::SnapshotNotFound { snapshot: s.to_string() })
+            .ok_or_else(|| Error::SnapshotNotFound {
+                snapshot: s.to_string(),
+            })
     }
 
     /// The newest snapshot of a group at or before `time` (epoch seconds), for `restore --at`.
-    pub fn snapshot_at(&self, ns: &Namespace, group: &BackupGroup, time: i64) -> Result<SnapshotRecord> {
+    pub fn snapshot_at(
+        &self,
+        ns: &Namespace,
+        group: &BackupGroup,
+        time: i64,
+    ) -> Result<SnapshotRecord> {
         let all = self.group_snapshots(ns, group)?;
         let (first, last) = match (all.first(), all.last()) {
             (Some(f), Some(l)) => (f.snapshot.time, l.snapshot.time),
@@ -384,7 +417,9 @@ impl Datastore {
     pub fn forget(&self, s: &SnapshotRef) -> Result<()> {
         let rec = self.snapshot(s)?;
         if rec.protected {
-            return Err(Error::Protected { snapshot: s.to_string() });
+            return Err(Error::Protected {
+                snapshot: s.to_string(),
+            });
         }
         self.catalog.remove_snapshot(&self.name, s)?;
         info!(datastore = %self.name, snapshot = %s, "snapshot forgotten");

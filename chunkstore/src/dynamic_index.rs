@@ -95,33 +95,48 @@ impl DynamicIndex {
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         const WHAT: &str = "dynamic index";
         if bytes.len() < HEADER {
-            return Err(Error::corrupt(WHAT, format!("{} bytes is shorter than its header", bytes.len())));
+            return Err(Error::corrupt(
+                WHAT,
+                format!("{} bytes is shorter than its header", bytes.len()),
+            ));
         }
         if bytes[0..4] != MAGIC {
             return Err(Error::corrupt(WHAT, "bad magic"));
         }
         let version = u16::from_le_bytes([bytes[4], bytes[5]]);
         if version != VERSION {
-            return Err(Error::corrupt(WHAT, format!("version {version} is not supported")));
+            return Err(Error::corrupt(
+                WHAT,
+                format!("version {version} is not supported"),
+            ));
         }
         let count = u64_at(bytes, 8);
         let size = u64_at(bytes, 16);
         let body = &bytes[HEADER..];
-        if body.len() % ENTRY != 0 || (body.len() / ENTRY) as u64 != count {
+        if !body.len().is_multiple_of(ENTRY) || (body.len() / ENTRY) as u64 != count {
             return Err(Error::corrupt(
                 WHAT,
-                format!("header says {count} entries but {} bytes of entries follow", body.len()),
+                format!(
+                    "header says {count} entries but {} bytes of entries follow",
+                    body.len()
+                ),
             ));
         }
         if checksum(&bytes[..24], body)[..] != bytes[24..56] {
-            return Err(Error::corrupt(WHAT, "checksum over the entries does not match"));
+            return Err(Error::corrupt(
+                WHAT,
+                "checksum over the entries does not match",
+            ));
         }
         let mut entries = Vec::with_capacity(body.len() / ENTRY);
         let mut last = 0u64;
         for e in body.chunks_exact(ENTRY) {
             let end = u64_at(e, 0);
             if end <= last {
-                return Err(Error::corrupt(WHAT, format!("offset {end} does not increase past {last}")));
+                return Err(Error::corrupt(
+                    WHAT,
+                    format!("offset {end} does not increase past {last}"),
+                ));
             }
             last = end;
             let mut id = [0u8; 32];
@@ -129,7 +144,10 @@ impl DynamicIndex {
             entries.push((end, ChunkId::from_bytes(id)));
         }
         if last != size {
-            return Err(Error::corrupt(WHAT, format!("entries end at {last} but the header says {size}")));
+            return Err(Error::corrupt(
+                WHAT,
+                format!("entries end at {last} but the header says {size}"),
+            ));
         }
         Ok(Self { entries })
     }
@@ -172,7 +190,10 @@ mod tests {
         assert_eq!(back.find(100), Some(1));
         assert_eq!(back.find(156), Some(2));
         assert_eq!(back.find(157), None);
-        assert_eq!(back.chunk(1), Some((100, 150, ChunkId::from_bytes([2; 32]))));
+        assert_eq!(
+            back.chunk(1),
+            Some((100, 150, ChunkId::from_bytes([2; 32])))
+        );
     }
 
     #[test]

@@ -76,7 +76,10 @@ pub fn encode_chunk(
     if plain.len() > MAX_CHUNK_SIZE {
         return Err(Error::InvalidInput {
             what: "chunk",
-            detail: format!("{} bytes exceeds the {MAX_CHUNK_SIZE}-byte chunk limit", plain.len()),
+            detail: format!(
+                "{} bytes exceeds the {MAX_CHUNK_SIZE}-byte chunk limit",
+                plain.len()
+            ),
         });
     }
     let mut flags = 0u8;
@@ -142,7 +145,10 @@ pub fn parse_header(bytes: &[u8]) -> Result<ChunkHeader> {
     if bytes.len() < HEADER_LEN {
         return Err(Error::corrupt(
             "chunk",
-            format!("{} bytes is shorter than the {HEADER_LEN}-byte header (truncated)", bytes.len()),
+            format!(
+                "{} bytes is shorter than the {HEADER_LEN}-byte header (truncated)",
+                bytes.len()
+            ),
         ));
     }
     if bytes[0..4] != CHUNK_MAGIC {
@@ -151,17 +157,29 @@ pub fn parse_header(bytes: &[u8]) -> Result<ChunkHeader> {
     if bytes[4] != CHUNK_VERSION {
         return Err(Error::corrupt(
             "chunk",
-            format!("envelope version {} is not supported (this build reads {CHUNK_VERSION})", bytes[4]),
+            format!(
+                "envelope version {} is not supported (this build reads {CHUNK_VERSION})",
+                bytes[4]
+            ),
         ));
     }
     let flags = bytes[5];
-    if flags & !(FLAG_COMPRESSED | FLAG_ENCRYPTED) != 0 || bytes[6..8] != [0, 0] || bytes[28..32] != [0; 4] {
-        return Err(Error::corrupt("chunk", format!("unknown flags or reserved bits set ({flags:#04x})")));
+    if flags & !(FLAG_COMPRESSED | FLAG_ENCRYPTED) != 0
+        || bytes[6..8] != [0, 0]
+        || bytes[28..32] != [0; 4]
+    {
+        return Err(Error::corrupt(
+            "chunk",
+            format!("unknown flags or reserved bits set ({flags:#04x})"),
+        ));
     }
     let raw_len = u32_at(bytes, 8) as usize;
     let payload_len = u32_at(bytes, 12) as usize;
     if raw_len > MAX_CHUNK_SIZE {
-        return Err(Error::corrupt("chunk", format!("raw length {raw_len} exceeds the chunk limit")));
+        return Err(Error::corrupt(
+            "chunk",
+            format!("raw length {raw_len} exceeds the chunk limit"),
+        ));
     }
     if bytes.len() - HEADER_LEN != payload_len {
         return Err(Error::corrupt(
@@ -212,7 +230,9 @@ pub fn verify_stored(bytes: &[u8], expected: &ChunkId) -> Result<ChunkHeader> {
     if digest != header.stored_digest {
         return Err(Error::corrupt(
             "chunk",
-            format!("stored digest of chunk {expected} does not match its bytes (bit rot or tampering)"),
+            format!(
+                "stored digest of chunk {expected} does not match its bytes (bit rot or tampering)"
+            ),
         ));
     }
     Ok(header)
@@ -234,7 +254,8 @@ pub fn decode_chunk(bytes: &[u8], expected: &ChunkId, key: Option<&CryptKey>) ->
             let mut buf = bytes[HEADER_LEN..].to_vec();
             k.decrypt_with_aad(&bytes[0..16], &bytes[32..64], &header.nonce, &mut buf)
                 .map_err(|()| Error::DecryptionFailed { id: *expected })?;
-            let plain = finish(header, buf).map_err(|_| Error::DecryptionFailed { id: *expected })?;
+            let plain =
+                finish(header, buf).map_err(|_| Error::DecryptionFailed { id: *expected })?;
             Ok(plain)
         }
         None => {
@@ -259,15 +280,21 @@ pub fn decode_chunk(bytes: &[u8], expected: &ChunkId, key: Option<&CryptKey>) ->
 
 fn finish(header: ChunkHeader, payload: Vec<u8>) -> Result<Vec<u8>> {
     let plain = if header.compressed {
-        zstd::bulk::decompress(&payload, header.raw_len)
-            .map_err(|e| Error::corrupt("chunk", format!("zstd frame of chunk {}: {e}", header.id)))?
+        zstd::bulk::decompress(&payload, header.raw_len).map_err(|e| {
+            Error::corrupt("chunk", format!("zstd frame of chunk {}: {e}", header.id))
+        })?
     } else {
         payload
     };
     if plain.len() != header.raw_len {
         return Err(Error::corrupt(
             "chunk",
-            format!("chunk {} decodes to {} bytes, header says {}", header.id, plain.len(), header.raw_len),
+            format!(
+                "chunk {} decodes to {} bytes, header says {}",
+                header.id,
+                plain.len(),
+                header.raw_len
+            ),
         ));
     }
     Ok(plain)
@@ -278,7 +305,9 @@ mod tests {
     use super::*;
 
     fn text(n: usize) -> Vec<u8> {
-        (0..n).map(|i| b"abcdefgh"[i % 8] ^ (i / 977) as u8).collect()
+        (0..n)
+            .map(|i| b"abcdefgh"[i % 8] ^ (i / 977) as u8)
+            .collect()
     }
 
     #[test]
@@ -351,9 +380,18 @@ mod tests {
         let mut flipped = bytes.clone();
         let last = flipped.len() - 1;
         flipped[last] ^= 0x80;
-        assert!(matches!(verify_stored(&flipped, &id), Err(Error::Corrupt { .. })));
-        assert!(matches!(verify_stored(&bytes[..bytes.len() - 7], &id), Err(Error::Corrupt { .. })));
-        assert!(matches!(verify_stored(&bytes[..10], &id), Err(Error::Corrupt { .. })));
+        assert!(matches!(
+            verify_stored(&flipped, &id),
+            Err(Error::Corrupt { .. })
+        ));
+        assert!(matches!(
+            verify_stored(&bytes[..bytes.len() - 7], &id),
+            Err(Error::Corrupt { .. })
+        ));
+        assert!(matches!(
+            verify_stored(&bytes[..10], &id),
+            Err(Error::Corrupt { .. })
+        ));
     }
 
     #[test]

@@ -119,7 +119,9 @@ pub enum Error {
         path: PathBuf,
     },
     /// A paper key block was mistyped.
-    #[error("paper key block {block} is mistyped ({detail}); re-type block {block} from the printout")]
+    #[error(
+        "paper key block {block} is mistyped ({detail}); re-type block {block} from the printout"
+    )]
     PaperKey {
         /// The 1-based block number, as printed.
         block: usize,

@@ -46,10 +46,16 @@ impl FixedIndex {
 
     /// Appends the next chunk. Every chunk but the last must be exactly `chunk_size` long.
     pub fn push(&mut self, len: u64, id: ChunkId) -> Result<()> {
-        if self.size % u64::from(self.chunk_size) != 0 || len == 0 || len > u64::from(self.chunk_size) {
+        if !self.size.is_multiple_of(u64::from(self.chunk_size))
+            || len == 0
+            || len > u64::from(self.chunk_size)
+        {
             return Err(Error::InvalidInput {
                 what: "fixed chunk",
-                detail: format!("chunk of {len} bytes after {} bytes breaks the fixed layout", self.size),
+                detail: format!(
+                    "chunk of {len} bytes after {} bytes breaks the fixed layout",
+                    self.size
+                ),
             });
         }
         self.size += len;
@@ -81,7 +87,11 @@ impl FixedIndex {
     pub fn chunk(&self, i: usize) -> Option<(u64, u64, ChunkId)> {
         let id = *self.ids.get(i)?;
         let start = i as u64 * u64::from(self.chunk_size);
-        Some((start, (start + u64::from(self.chunk_size)).min(self.size), id))
+        Some((
+            start,
+            (start + u64::from(self.chunk_size)).min(self.size),
+            id,
+        ))
     }
 
     /// The index of the chunk holding byte `offset`.
@@ -114,28 +124,41 @@ impl FixedIndex {
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         const WHAT: &str = "fixed index";
         if bytes.len() < HEADER {
-            return Err(Error::corrupt(WHAT, format!("{} bytes is shorter than its header", bytes.len())));
+            return Err(Error::corrupt(
+                WHAT,
+                format!("{} bytes is shorter than its header", bytes.len()),
+            ));
         }
         if bytes[0..4] != MAGIC {
             return Err(Error::corrupt(WHAT, "bad magic"));
         }
         let version = u16::from_le_bytes([bytes[4], bytes[5]]);
         if version != VERSION || bytes[6..8] != [0, 0] || bytes[20..24] != [0; 4] {
-            return Err(Error::corrupt(WHAT, format!("version {version} or reserved bytes not supported")));
+            return Err(Error::corrupt(
+                WHAT,
+                format!("version {version} or reserved bytes not supported"),
+            ));
         }
         let size = u64_at(bytes, 8);
         let chunk_size = u32::from_le_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]);
-        check_chunk_size(chunk_size).map_err(|_| Error::corrupt(WHAT, format!("chunk size {chunk_size}")))?;
+        check_chunk_size(chunk_size)
+            .map_err(|_| Error::corrupt(WHAT, format!("chunk size {chunk_size}")))?;
         let body = &bytes[HEADER..];
         let expected = size.div_ceil(u64::from(chunk_size));
-        if body.len() % 32 != 0 || (body.len() / 32) as u64 != expected {
+        if !body.len().is_multiple_of(32) || (body.len() / 32) as u64 != expected {
             return Err(Error::corrupt(
                 WHAT,
-                format!("an image of {size} bytes needs {expected} entries, {} bytes follow", body.len()),
+                format!(
+                    "an image of {size} bytes needs {expected} entries, {} bytes follow",
+                    body.len()
+                ),
             ));
         }
         if checksum(&bytes[..24], body)[..] != bytes[24..56] {
-            return Err(Error::corrupt(WHAT, "checksum over the entries does not match"));
+            return Err(Error::corrupt(
+                WHAT,
+                "checksum over the entries does not match",
+            ));
         }
         let ids = body
             .chunks_exact(32)
@@ -145,7 +168,11 @@ impl FixedIndex {
                 ChunkId::from_bytes(a)
             })
             .collect();
-        Ok(Self { size, chunk_size, ids })
+        Ok(Self {
+            size,
+            chunk_size,
+            ids,
+        })
     }
 }
 
@@ -171,7 +198,10 @@ mod tests {
         assert!(idx.push(10, ChunkId::from_bytes([3; 32])).is_err());
         let back = FixedIndex::decode(&idx.encode()).unwrap();
         assert_eq!(back, idx);
-        assert_eq!(back.chunk(1), Some((4096, 4196, ChunkId::from_bytes([2; 32]))));
+        assert_eq!(
+            back.chunk(1),
+            Some((4096, 4196, ChunkId::from_bytes([2; 32])))
+        );
         assert_eq!(back.find(4195), Some(1));
         assert_eq!(back.find(4196), None);
     }

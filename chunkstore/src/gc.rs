@@ -73,7 +73,11 @@ pub fn plan_cutoff(now: i64, leases: &[SessionLease], lease_ttl_secs: i64, grace
 }
 
 /// The chunks to delete: unreferenced and last touched before `cutoff` (epoch seconds).
-pub fn plan_sweep(referenced: &HashSet<ChunkId>, files: &[ChunkFile], cutoff: i64) -> (Vec<ChunkId>, u64) {
+pub fn plan_sweep(
+    referenced: &HashSet<ChunkId>,
+    files: &[ChunkFile],
+    cutoff: i64,
+) -> (Vec<ChunkId>, u64) {
     let mut remove = Vec::new();
     let mut kept_recent = 0;
     for f in files.iter().filter(|f| !referenced.contains(&f.id)) {
@@ -130,11 +134,11 @@ impl Datastore {
         let leases = self.catalog.leases(self.name())?;
         let cutoff = plan_cutoff(now, &leases, LEASE_TTL_SECS, options.grace.as_secs() as i64);
         let referenced = self.referenced_chunks()?;
-        let (files, temps) = self
+        let listing = self
             .chunks
             .list()
             .map_err(|e| self.classify("listing chunks", self.chunks.base(), e))?;
-        let (remove, kept_recent) = plan_sweep(&referenced, &files, cutoff);
+        let (remove, kept_recent) = plan_sweep(&referenced, &listing.chunks, cutoff);
         let cutoff_time = UNIX_EPOCH + Duration::from_secs(cutoff.max(0) as u64);
         let mut report = GcReport {
             referenced_chunks: referenced.len() as u64,
@@ -153,15 +157,17 @@ impl Datastore {
                 Ok(None) => report.kept_recent += 1,
                 Err(e) => return Err(self.classify("deleting chunk", &self.chunks.path(id), e)),
             }
-            if report.removed_chunks % 1024 == 0 {
+            if report.removed_chunks.is_multiple_of(1024) {
                 progress(report.removed_chunks, total);
             }
         }
-        for (path, mtime) in temps {
+        for (path, mtime) in listing.temps {
             if epoch(mtime) < cutoff {
                 match fs::remove_file(&path) {
                     Ok(()) => report.removed_temp_files += 1,
-                    Err(e) => warn!(path = %path.display(), error = %e, "could not remove temporary file"),
+                    Err(e) => {
+                        warn!(path = %path.display(), error = %e, "could not remove temporary file")
+                    }
                 }
             }
         }
@@ -180,8 +186,8 @@ impl Datastore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
     use ironcore_types::SnapshotRef;
+    use proptest::prelude::*;
 
     fn lease(started: i64, renewed: i64) -> SessionLease {
         SessionLease {

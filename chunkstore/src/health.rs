@@ -93,7 +93,12 @@ pub(crate) fn probe(root: &Path, uuid: &str) -> Health {
                 m.uuid
             ));
         }
-        Err(e) => return offline(format!("marker file '{}' is unreadable: {e}", marker_path.display())),
+        Err(e) => {
+            return offline(format!(
+                "marker file '{}' is unreadable: {e}",
+                marker_path.display()
+            ));
+        }
     }
     match fs::metadata(root.join(".chunks")) {
         Ok(m) if m.is_dir() => Health::Online,

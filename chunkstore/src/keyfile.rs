@@ -71,11 +71,12 @@ impl KdfParams {
                 detail: format!("{self:?}: use 8 MiB-4 GiB memory, 1-16 passes, 1-8 lanes"),
             });
         }
-        Params::new(self.memory_kib, self.iterations, self.parallelism, Some(32))
-            .map_err(|e| Error::InvalidInput {
+        Params::new(self.memory_kib, self.iterations, self.parallelism, Some(32)).map_err(|e| {
+            Error::InvalidInput {
                 what: "key derivation parameters",
                 detail: e.to_string(),
-            })
+            }
+        })
     }
 
     fn derive(&self, passphrase: &str, salt: &[u8; 16]) -> Result<Aes256Gcm> {
@@ -87,7 +88,8 @@ impl KdfParams {
                 what: "passphrase",
                 detail: e.to_string(),
             })?;
-        Aes256Gcm::new_from_slice(&kek).map_err(|_| Error::corrupt("key file", "derived key has the wrong size"))
+        Aes256Gcm::new_from_slice(&kek)
+            .map_err(|_| Error::corrupt("key file", "derived key has the wrong size"))
     }
 }
 
@@ -151,12 +153,23 @@ impl KeyFile {
             path: source.to_path_buf(),
         };
         if self.version != FORMAT_VERSION || self.sealed.len() != 48 {
-            return Err(Error::corrupt("key file", format!("version {} / sealed length {}", self.version, self.sealed.len())));
+            return Err(Error::corrupt(
+                "key file",
+                format!(
+                    "version {} / sealed length {}",
+                    self.version,
+                    self.sealed.len()
+                ),
+            ));
         }
         let cipher = self.kdf.derive(passphrase, &self.salt)?;
         let mut secret = self.sealed.clone();
         cipher
-            .decrypt_in_place(&Nonce::from(self.nonce), &aad(&self.fingerprint), &mut secret)
+            .decrypt_in_place(
+                &Nonce::from(self.nonce),
+                &aad(&self.fingerprint),
+                &mut secret,
+            )
             .map_err(|_| wrong())?;
         let mut s = [0u8; 32];
         s.copy_from_slice(&secret);
@@ -179,12 +192,14 @@ impl KeyFile {
             },
             _ => Error::io("reading key file", path, e),
         })?;
-        serde_json::from_str(&text).map_err(|e| Error::corrupt("key file", format!("'{}': {e}", path.display())))
+        serde_json::from_str(&text)
+            .map_err(|e| Error::corrupt("key file", format!("'{}': {e}", path.display())))
     }
 
     /// Writes the key file with mode 0600, refusing to overwrite an existing file.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let json = serde_json::to_string_pretty(self).map_err(|e| Error::corrupt("key file", e.to_string()))?;
+        let json = serde_json::to_string_pretty(self)
+            .map_err(|e| Error::corrupt("key file", e.to_string()))?;
         let mut f = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -215,7 +230,14 @@ impl KeyFile {
     /// Unpacks [`KeyFile::to_bytes`].
     pub fn from_bytes(b: &[u8]) -> Result<Self> {
         if b.len() != PACKED_LEN || u32::from(b[0]) != FORMAT_VERSION {
-            return Err(Error::corrupt("key", format!("packed key of {} bytes, version {}", b.len(), b.first().copied().unwrap_or(0))));
+            return Err(Error::corrupt(
+                "key",
+                format!(
+                    "packed key of {} bytes, version {}",
+                    b.len(),
+                    b.first().copied().unwrap_or(0)
+                ),
+            ));
         }
         let u32_at = |at: usize| u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
         let mut salt = [0u8; 16];
@@ -255,11 +277,20 @@ mod tests {
         let key = CryptKey::generate();
         let kf = KeyFile::protect(&key, "correct horse", KdfParams::minimum()).unwrap();
         kf.save(&path).unwrap();
-        assert!(kf.save(&path).is_err(), "an existing key file must not be overwritten");
+        assert!(
+            kf.save(&path).is_err(),
+            "an existing key file must not be overwritten"
+        );
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let loaded = KeyFile::load(&path).unwrap();
-        assert_eq!(loaded.unlock("correct horse", &path).unwrap().fingerprint(), key.fingerprint());
+        assert_eq!(
+            loaded.unlock("correct horse", &path).unwrap().fingerprint(),
+            key.fingerprint()
+        );
         let err = loaded.unlock("wrong horse!", &path).unwrap_err();
         assert!(matches!(err, Error::WrongPassphrase { .. }), "{err}");
         assert_eq!(KeyFile::from_bytes(&kf.to_bytes()).unwrap(), kf);

@@ -106,13 +106,19 @@ impl Manifest {
         let version = u16::from_le_bytes([bytes[4], bytes[5]]);
         let flags = u16::from_le_bytes([bytes[6], bytes[7]]);
         if version != VERSION || flags > 1 {
-            return Err(Error::corrupt(WHAT, format!("version {version} / flags {flags} not supported")));
+            return Err(Error::corrupt(
+                WHAT,
+                format!("version {version} / flags {flags} not supported"),
+            ));
         }
         let n = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize;
         let signed = flags == 1;
         let want = 12 + n + 32 + if signed { 32 } else { 0 };
         if n > MAX_BODY || bytes.len() != want {
-            return Err(Error::corrupt(WHAT, format!("{} bytes, expected {want}", bytes.len())));
+            return Err(Error::corrupt(
+                WHAT,
+                format!("{} bytes, expected {want}", bytes.len()),
+            ));
         }
         let body = &bytes[12..12 + n];
         if Sha256::digest(body)[..] != bytes[12 + n..12 + n + 32] {
@@ -126,7 +132,10 @@ impl Manifest {
             s
         });
         if signed != manifest.key_fingerprint.is_some() {
-            return Err(Error::corrupt(WHAT, "signature presence does not match the key fingerprint"));
+            return Err(Error::corrupt(
+                WHAT,
+                "signature presence does not match the key fingerprint",
+            ));
         }
         Ok((manifest, signature))
     }
@@ -148,7 +157,10 @@ impl Manifest {
         if signature != Some(key.sign(&bytes[12..12 + n])) {
             return Err(Error::corrupt(
                 "manifest",
-                format!("signature of {} does not verify: the manifest was altered", manifest.snapshot),
+                format!(
+                    "signature of {} does not verify: the manifest was altered",
+                    manifest.snapshot
+                ),
             ));
         }
         Ok(manifest)
@@ -205,7 +217,10 @@ mod tests {
         for i in 0..bytes.len() {
             let mut bad = bytes.clone();
             bad[i] ^= 0x01;
-            assert!(Manifest::verify_signature(&bad, &key).is_err(), "byte {i} accepted");
+            assert!(
+                Manifest::verify_signature(&bad, &key).is_err(),
+                "byte {i} accepted"
+            );
         }
     }
 }

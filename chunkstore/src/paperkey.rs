@@ -64,7 +64,9 @@ pub fn import(text: &str) -> Result<KeyFile> {
         if no != expected_no {
             return Err(Error::PaperKey {
                 block: expected_no,
-                detail: format!("found block {no} where block {expected_no} belongs (missing or repeated line)"),
+                detail: format!(
+                    "found block {no} where block {expected_no} belongs (missing or repeated line)"
+                ),
             });
         }
         let (data, sum) = rest.rsplit_once('-').ok_or_else(|| Error::PaperKey {
@@ -92,7 +94,10 @@ pub fn import(text: &str) -> Result<KeyFile> {
     if packed.len() != PACKED_LEN {
         return Err(Error::PaperKey {
             block: expected_no,
-            detail: format!("the key is incomplete: {} of {PACKED_LEN} bytes read", packed.len()),
+            detail: format!(
+                "the key is incomplete: {} of {PACKED_LEN} bytes read",
+                packed.len()
+            ),
         });
     }
     KeyFile::from_bytes(&packed)
@@ -117,7 +122,9 @@ mod tests {
         assert!(text.contains(&key.fingerprint().to_string()));
         let back = import(&text).unwrap();
         assert_eq!(back, kf);
-        let unlocked = back.unlock("paper passphrase", &in_memory_source()).unwrap();
+        let unlocked = back
+            .unlock("paper passphrase", &in_memory_source())
+            .unwrap();
         assert_eq!(unlocked.fingerprint(), key.fingerprint());
     }
 
@@ -144,7 +151,11 @@ mod tests {
     fn a_missing_block_is_named() {
         let (_, kf) = sample();
         let text = export(&kf);
-        let without: String = text.lines().filter(|l| !l.starts_with("03:")).map(|l| format!("{l}\n")).collect();
+        let without: String = text
+            .lines()
+            .filter(|l| !l.starts_with("03:"))
+            .map(|l| format!("{l}\n"))
+            .collect();
         match import(&without) {
             Err(Error::PaperKey { block, detail }) => {
                 assert_eq!(block, 3);

@@ -130,7 +130,7 @@ pub fn plan_prune(
     tz: Tz,
 ) -> Result<Vec<PruneDecision>> {
     let mut list = snapshots.to_vec();
-    list.sort_unstable_by(|a, b| b.time.cmp(&a.time));
+    list.sort_unstable_by_key(|c| std::cmp::Reverse(c.time));
     if let Some(pair) = list.windows(2).find(|w| w[0].time == w[1].time) {
         return Err(Error::InvalidInput {
             what: "prune candidates",
@@ -152,20 +152,12 @@ pub fn plan_prune(
         })
         .collect::<Result<Vec<_>>>()?;
 
-    if !keep.keeps_something() {
-        return Ok(list
-            .iter()
-            .map(|c| PruneDecision {
-                time: c.time,
-                mark: PruneMark::Keep(if c.protected {
-                    KeepReason::Protected
-                } else {
-                    KeepReason::NoPolicy
-                }),
-            })
-            .collect());
-    }
-
+    // With no option set no pass runs and every snapshot stays.
+    let unmarked = if keep.keeps_something() {
+        PruneMark::Remove
+    } else {
+        PruneMark::Keep(KeepReason::NoPolicy)
+    };
     let passes: [(u32, KeepReason, BucketFn); 6] = [
         (keep.keep_last, KeepReason::Last, |t, _| (t, 0, 0, 0)),
         (keep.keep_hourly, KeepReason::Hourly, |_, d| {
@@ -205,7 +197,7 @@ pub fn plan_prune(
             mark: if c.protected {
                 PruneMark::Keep(KeepReason::Protected)
             } else {
-                mark.unwrap_or(PruneMark::Remove)
+                mark.unwrap_or(unmarked)
             },
         })
         .collect())
@@ -265,114 +257,126 @@ mod tests {
         DateTime::parse_from_rfc3339(rfc3339).unwrap().timestamp()
     }
 
-    /// Plans `snaps` (given newest first; `protected` by index) and returns their marks.
-    fn marks(snaps: &[&str], protected: &[usize], keep: KeepOptions, tz: Tz) -> Vec<PruneMark> {
-        let cands: Vec<PruneCandidate> = snaps
-            .iter()
-            .enumerate()
+    /// Plans `snaps` (RFC 3339 times, whitespace-separated, newest first; `protected` by
+    /// index) under `keep` (JSON, as the API receives it) and returns their marks.
+    fn marks(snaps: &str, protected: &[usize], keep: &str, tz: Tz) -> Vec<PruneMark> {
+        let times: Vec<i64> = snaps.split_whitespace().map(ts).collect();
+        let cands: Vec<PruneCandidate> = (0..times.len())
             .rev() // feed oldest first: the planner must sort
-            .map(|(i, s)| PruneCandidate { time: ts(s), protected: protected.contains(&i) })
+            .map(|i| PruneCandidate {
+                time: times[i],
+                protected: protected.contains(&i),
+            })
             .collect();
+        let keep: KeepOptions = serde_json::from_str(keep).unwrap();
         let plan = plan_prune(&cands, &keep, tz).unwrap();
-        let times: Vec<i64> = plan.iter().map(|d| d.time).collect();
-        assert_eq!(times, snaps.iter().map(|s| ts(s)).collect::<Vec<_>>());
+        assert_eq!(plan.iter().map(|d| d.time).collect::<Vec<_>>(), times);
         plan.iter().map(|d| d.mark).collect()
     }
 
     #[test]
     fn keep_last_keeps_the_n_newest() {
-        let snaps = ["2024-03-05T10:00:00Z", "2024-03-05T09:00:00Z", "2024-03-04T10:00:00Z",
-            "2024-03-01T10:00:00Z", "2023-12-01T10:00:00Z"];
-        let keep = KeepOptions { keep_last: 3, ..Default::default() };
+        let snaps = "2024-03-05T10:00:00Z 2024-03-05T09:00:00Z 2024-03-04T10:00:00Z
+            2024-03-01T10:00:00Z 2023-12-01T10:00:00Z";
         let l = k(KeepReason::Last);
-        assert_eq!(marks(&snaps, &[], keep, Tz::UTC), [l, l, l, R, R]);
+        let got = marks(snaps, &[], r#"{"keep-last":3}"#, Tz::UTC);
+        assert_eq!(got, [l, l, l, R, R]);
     }
 
     #[test]
     fn keep_daily_keeps_newest_of_each_day() {
-        let snaps = ["2024-03-03T10:00:00Z", "2024-03-02T21:00:00Z", "2024-03-02T09:00:00Z",
-            "2024-03-01T18:00:00Z", "2024-03-01T12:00:00Z", "2024-03-01T08:00:00Z"];
-        let keep = KeepOptions { keep_daily: 2, ..Default::default() };
+        let snaps = "2024-03-03T10:00:00Z 2024-03-02T21:00:00Z 2024-03-02T09:00:00Z
+            2024-03-01T18:00:00Z 2024-03-01T12:00:00Z 2024-03-01T08:00:00Z";
         let d = k(KeepReason::Daily);
-        assert_eq!(marks(&snaps, &[], keep, Tz::UTC), [d, d, R, R, R, R]);
+        let got = marks(snaps, &[], r#"{"keep-daily":2}"#, Tz::UTC);
+        assert_eq!(got, [d, d, R, R, R, R]);
     }
 
     #[test]
     fn keep_daily_skips_days_already_covered_by_keep_last() {
         // Four days with two snapshots each, newest first.
-        let snaps = ["2024-03-04T18:00:00Z", "2024-03-04T06:00:00Z", "2024-03-03T18:00:00Z",
-            "2024-03-03T06:00:00Z", "2024-03-02T18:00:00Z", "2024-03-02T06:00:00Z",
-            "2024-03-01T18:00:00Z", "2024-03-01T06:00:00Z"];
+        let snaps = "2024-03-04T18:00:00Z 2024-03-04T06:00:00Z 2024-03-03T18:00:00Z
+            2024-03-03T06:00:00Z 2024-03-02T18:00:00Z 2024-03-02T06:00:00Z
+            2024-03-01T18:00:00Z 2024-03-01T06:00:00Z";
         let (l, d) = (k(KeepReason::Last), k(KeepReason::Daily));
         // last=2 covers day 4; daily=2 then keeps the newest of days 3 and 2 (their second
         // snapshots are marked Remove by the daily pass), and stops at day 1.
-        let keep = KeepOptions { keep_last: 2, keep_daily: 2, ..Default::default() };
-        assert_eq!(marks(&snaps, &[], keep, Tz::UTC), [l, l, d, R, d, R, R, R]);
+        let got = marks(snaps, &[], r#"{"keep-last":2,"keep-daily":2}"#, Tz::UTC);
+        assert_eq!(got, [l, l, d, R, d, R, R, R]);
         // last=3 covers days 4 and 3; 03-03T06 is skipped (day already included) and ends
         // removed; daily=1 keeps the newest of day 2 only.
-        let keep = KeepOptions { keep_last: 3, keep_daily: 1, ..Default::default() };
-        assert_eq!(marks(&snaps, &[], keep, Tz::UTC), [l, l, l, R, d, R, R, R]);
+        let got = marks(snaps, &[], r#"{"keep-last":3,"keep-daily":1}"#, Tz::UTC);
+        assert_eq!(got, [l, l, l, R, d, R, R, R]);
     }
 
     #[test]
     fn keep_weekly_uses_iso_weeks_across_new_year() {
         // 2021-01-04 is ISO 2021/01; 2021-01-03 and 2020-12-31 are both 2020/53; 12-27 is 52.
-        let snaps = ["2021-01-04T12:00:00Z", "2021-01-03T12:00:00Z", "2020-12-31T12:00:00Z",
-            "2020-12-27T12:00:00Z"];
+        let snaps = "2021-01-04T12:00:00Z 2021-01-03T12:00:00Z 2020-12-31T12:00:00Z
+            2020-12-27T12:00:00Z";
         let w = k(KeepReason::Weekly);
-        let keep = KeepOptions { keep_weekly: 2, ..Default::default() };
-        assert_eq!(marks(&snaps, &[], keep, Tz::UTC), [w, w, R, R]);
-        let keep = KeepOptions { keep_weekly: 3, ..Default::default() };
-        assert_eq!(marks(&snaps, &[], keep, Tz::UTC), [w, w, R, w]);
+        let got = marks(snaps, &[], r#"{"keep-weekly":2}"#, Tz::UTC);
+        assert_eq!(got, [w, w, R, R]);
+        // With a third week, 2020-12-31 is still removed: it shares 2020/53 with 01-03.
+        let got = marks(snaps, &[], r#"{"keep-weekly":3}"#, Tz::UTC);
+        assert_eq!(got, [w, w, R, w]);
     }
 
     #[test]
     fn weekly_uses_iso_year_while_yearly_uses_calendar_year() {
         // 2024-12-30 (Mon) is ISO week 2025/01, like 2025-01-02; 2024-12-29 (Sun) is 2024/52.
-        let snaps = ["2025-01-02T12:00:00Z", "2024-12-30T12:00:00Z", "2024-12-29T12:00:00Z"];
-        let keep = KeepOptions { keep_weekly: 2, ..Default::default() };
-        let w = k(KeepReason::Weekly);
-        assert_eq!(marks(&snaps, &[], keep, Tz::UTC), [w, R, w]);
-        let keep = KeepOptions { keep_yearly: 2, ..Default::default() };
-        let y = k(KeepReason::Yearly);
-        assert_eq!(marks(&snaps, &[], keep, Tz::UTC), [y, y, R]);
+        let snaps = "2025-01-02T12:00:00Z 2024-12-30T12:00:00Z 2024-12-29T12:00:00Z";
+        let (w, y) = (k(KeepReason::Weekly), k(KeepReason::Yearly));
+        let got = marks(snaps, &[], r#"{"keep-weekly":2}"#, Tz::UTC);
+        assert_eq!(got, [w, R, w]);
+        let got = marks(snaps, &[], r#"{"keep-yearly":2}"#, Tz::UTC);
+        assert_eq!(got, [y, y, R]);
     }
 
     #[test]
     fn month_boundary_depends_on_timezone() {
         // 2024-01-31T23:30Z is already 2024-02-01 00:30 in Berlin. keep-monthly=1 alone always
         // keeps just the newest, so keep-last=1 takes the newest and monthly picks January's.
-        let snaps = ["2024-02-10T12:00:00Z", "2024-01-31T23:30:00Z", "2024-01-31T20:00:00Z"];
-        let keep = KeepOptions { keep_last: 1, keep_monthly: 1, ..Default::default() };
+        let snaps = "2024-02-10T12:00:00Z 2024-01-31T23:30:00Z 2024-01-31T20:00:00Z";
+        let keep = r#"{"keep-last":1,"keep-monthly":1}"#;
         let (l, m) = (k(KeepReason::Last), k(KeepReason::Monthly));
-        assert_eq!(marks(&snaps, &[], keep, Tz::UTC), [l, m, R]);
-        assert_eq!(marks(&snaps, &[], keep, Tz::Europe__Berlin), [l, R, m]);
+        assert_eq!(marks(snaps, &[], keep, Tz::UTC), [l, m, R]);
+        assert_eq!(marks(snaps, &[], keep, Tz::Europe__Berlin), [l, R, m]);
     }
 
     #[test]
     fn protected_snapshots_are_kept_and_not_counted() {
-        let snaps = ["2024-03-05T10:00:00Z", "2024-03-04T10:00:00Z", "2024-03-03T10:00:00Z",
-            "2024-03-02T10:00:00Z", "2024-03-01T10:00:00Z"];
-        let keep = KeepOptions { keep_last: 2, ..Default::default() };
+        let snaps = "2024-03-05T10:00:00Z 2024-03-04T10:00:00Z 2024-03-03T10:00:00Z
+            2024-03-02T10:00:00Z 2024-03-01T10:00:00Z";
         let (l, p) = (k(KeepReason::Last), k(KeepReason::Protected));
-        assert_eq!(marks(&snaps, &[0, 4], keep, Tz::UTC), [p, l, l, R, p]);
+        let got = marks(snaps, &[0, 4], r#"{"keep-last":2}"#, Tz::UTC);
+        assert_eq!(got, [p, l, l, R, p]);
     }
 
     #[test]
     fn nothing_set_keeps_all() {
-        let snaps = ["2024-03-05T10:00:00Z", "2024-03-04T10:00:00Z", "2024-03-03T10:00:00Z"];
+        let snaps = "2024-03-05T10:00:00Z 2024-03-04T10:00:00Z 2024-03-03T10:00:00Z";
         let (n, p) = (k(KeepReason::NoPolicy), k(KeepReason::Protected));
-        let got = marks(&snaps, &[1], KeepOptions::default(), Tz::UTC);
-        assert_eq!(got, [n, p, n]);
+        assert_eq!(marks(snaps, &[1], "{}", Tz::UTC), [n, p, n]);
     }
 
     #[test]
     fn duplicate_or_out_of_range_times_are_refused() {
-        let c = |time| PruneCandidate { time, protected: false };
-        let keep = KeepOptions { keep_last: 1, ..Default::default() };
+        let c = |time| PruneCandidate {
+            time,
+            protected: false,
+        };
+        let keep = KeepOptions {
+            keep_last: 1,
+            ..Default::default()
+        };
         for bad in [vec![c(5), c(7), c(5)], vec![c(i64::MAX)]] {
             let err = plan_prune(&bad, &keep, Tz::UTC).unwrap_err();
-            assert!(matches!(err, Error::InvalidInput { what: "prune candidates", .. }), "{err}");
+            let what = match &err {
+                Error::InvalidInput { what, .. } => *what,
+                other => panic!("unexpected error {other}"),
+            };
+            assert_eq!(what, "prune candidates");
         }
     }
 
@@ -388,7 +392,12 @@ mod tests {
     #[test]
     fn keep_options_use_kebab_case_and_refuse_unknown_fields() {
         let opts: KeepOptions = serde_json::from_str(r#"{"keep-last":3,"keep-weekly":2}"#).unwrap();
-        assert_eq!(opts, KeepOptions { keep_last: 3, keep_weekly: 2, ..Default::default() });
+        let want = KeepOptions {
+            keep_last: 3,
+            keep_weekly: 2,
+            ..Default::default()
+        };
+        assert_eq!(opts, want);
         assert!(serde_json::from_str::<KeepOptions>(r#"{"keep-forever":1}"#).is_err());
     }
 
@@ -401,20 +410,31 @@ mod tests {
         let offset = prop_oneof![0..3 * 365 * DAY, 0..14 * DAY, 0..2 * DAY];
         prop::collection::vec((offset, prop::bool::weighted(0.2)), 0..40).prop_map(|v| {
             let unique: BTreeMap<i64, bool> = v.into_iter().map(|(o, p)| (END - o, p)).collect();
-            unique.into_iter().map(|(time, protected)| PruneCandidate { time, protected }).collect()
+            unique
+                .into_iter()
+                .map(|(time, protected)| PruneCandidate { time, protected })
+                .collect()
         })
     }
 
     fn arb_keep() -> impl Strategy<Value = KeepOptions> {
         prop::array::uniform6(0u32..4).prop_map(|[a, b, c, d, e, f]| KeepOptions {
-            keep_last: a, keep_hourly: b, keep_daily: c, keep_weekly: d, keep_monthly: e,
+            keep_last: a,
+            keep_hourly: b,
+            keep_daily: c,
+            keep_weekly: d,
+            keep_monthly: e,
             keep_yearly: f,
         })
     }
 
     fn arb_tz() -> impl Strategy<Value = Tz> {
-        prop_oneof![Just(Tz::UTC), Just(Tz::Europe__Berlin), Just(Tz::America__New_York),
-            Just(Tz::Pacific__Auckland)]
+        prop_oneof![
+            Just(Tz::UTC),
+            Just(Tz::Europe__Berlin),
+            Just(Tz::America__New_York),
+            Just(Tz::Pacific__Auckland),
+        ]
     }
 
     proptest! {

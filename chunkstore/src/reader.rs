@@ -24,7 +24,12 @@ pub struct ArchiveReader {
     cache: Option<(usize, Vec<u8>)>,
 }
 
-fn read_one(ds: &Datastore, index: &ArchiveIndex, key: Option<&CryptKey>, i: usize) -> Result<Vec<u8>> {
+fn read_one(
+    ds: &Datastore,
+    index: &ArchiveIndex,
+    key: Option<&CryptKey>,
+    i: usize,
+) -> Result<Vec<u8>> {
     let (start, end, id) = index
         .chunk(i)
         .ok_or_else(|| Error::corrupt("index", format!("chunk {i} is past the end")))?;
@@ -32,7 +37,11 @@ fn read_one(ds: &Datastore, index: &ArchiveIndex, key: Option<&CryptKey>, i: usi
     if plain.len() as u64 != end - start {
         return Err(Error::corrupt(
             "chunk",
-            format!("chunk {id} holds {} bytes, the index expects {}", plain.len(), end - start),
+            format!(
+                "chunk {id} holds {} bytes, the index expects {}",
+                plain.len(),
+                end - start
+            ),
         ));
     }
     Ok(plain)
@@ -41,13 +50,23 @@ fn read_one(ds: &Datastore, index: &ArchiveIndex, key: Option<&CryptKey>, i: usi
 impl Datastore {
     /// Opens archive `name` of snapshot `s`. An encrypted snapshot needs its key:
     /// `encryption key not found` without one, `fingerprint mismatch` with another.
-    pub fn open_archive(self: &Arc<Self>, s: &SnapshotRef, name: &str, key: Option<&CryptKey>) -> Result<ArchiveReader> {
+    pub fn open_archive(
+        self: &Arc<Self>,
+        s: &SnapshotRef,
+        name: &str,
+        key: Option<&CryptKey>,
+    ) -> Result<ArchiveReader> {
         let manifest = self.open_manifest(s, key)?;
         let file = manifest.file(name).ok_or_else(|| Error::InvalidInput {
             what: "archive",
             detail: format!(
                 "snapshot {s} has no archive '{name}'; it has: {}",
-                manifest.files.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
+                manifest
+                    .files
+                    .iter()
+                    .map(|f| f.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         })?;
         let index = self.load_index(file)?;
@@ -94,7 +113,10 @@ impl ArchiveReader {
             let data = read_one(&self.ds, &self.index, self.key.as_ref(), i)?;
             self.cache = Some((i, data));
         }
-        let (start, _, _) = self.index.chunk(i).ok_or_else(|| Error::corrupt("index", "chunk vanished"))?;
+        let (start, _, _) = self
+            .index
+            .chunk(i)
+            .ok_or_else(|| Error::corrupt("index", "chunk vanished"))?;
         let data = self.cache.as_ref().map(|c| &c.1[..]).unwrap_or_default();
         let from = (offset - start) as usize;
         let n = buf.len().min(data.len() - from);
@@ -211,7 +233,12 @@ impl Iterator for ChunkStream {
                 Ok((i, r)) => {
                     self.pending.insert(i, r);
                 }
-                Err(_) => return Some(Err(Error::corrupt("archive stream", "decoder threads stopped"))),
+                Err(_) => {
+                    return Some(Err(Error::corrupt(
+                        "archive stream",
+                        "decoder threads stopped",
+                    )));
+                }
             }
         }
     }

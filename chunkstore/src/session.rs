@@ -119,7 +119,11 @@ pub(crate) fn now_secs() -> i64 {
 
 impl BackupSession {
     /// Starts a session (see [`Datastore::begin_backup`]).
-    pub(crate) fn start(ds: Arc<Datastore>, snapshot: SnapshotRef, key: Option<CryptKey>) -> Result<Self> {
+    pub(crate) fn start(
+        ds: Arc<Datastore>,
+        snapshot: SnapshotRef,
+        key: Option<CryptKey>,
+    ) -> Result<Self> {
         ds.ensure_writable()?;
         if ds.catalog.snapshot(ds.name(), &snapshot)?.is_some() {
             return Err(Error::SnapshotExists {
@@ -133,7 +137,8 @@ impl BackupSession {
             started: now,
             renewed: now,
         };
-        ds.catalog.acquire_lease(ds.name(), &lease, LEASE_TTL_SECS)?;
+        ds.catalog
+            .acquire_lease(ds.name(), &lease, LEASE_TTL_SECS)?;
         info!(datastore = %ds.name(), snapshot = %snapshot, "backup session started");
         Ok(Self {
             shared: Arc::new(Shared {
@@ -176,7 +181,9 @@ impl BackupSession {
         let ok = !name.is_empty()
             && name.len() <= 128
             && !name.starts_with('.')
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
         if !ok {
             return Err(Error::InvalidInput {
                 what: "archive name",
@@ -195,7 +202,12 @@ impl BackupSession {
     /// A writer for a stream cut into content-defined chunks (file archives).
     pub fn dynamic_writer(&mut self, name: &str) -> Result<ArchiveWriter<'_>> {
         self.check_name(name)?;
-        Ok(ArchiveWriter::new(self.shared.clone(), name, Chunking::Dynamic, &mut self.files))
+        Ok(ArchiveWriter::new(
+            self.shared.clone(),
+            name,
+            Chunking::Dynamic,
+            &mut self.files,
+        ))
     }
 
     /// A writer for an image cut into `chunk_size`-byte chunks (disk images).
@@ -247,8 +259,18 @@ impl BackupSession {
     }
 
     fn release(&self) {
-        let id = self.shared.lease.lock().unwrap_or_else(|p| p.into_inner()).id;
-        if let Err(e) = self.shared.ds.catalog.release_lease(self.shared.ds.name(), id) {
+        let id = self
+            .shared
+            .lease
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .id;
+        if let Err(e) = self
+            .shared
+            .ds
+            .catalog
+            .release_lease(self.shared.ds.name(), id)
+        {
             warn!(error = %e, "could not release backup lease; it expires by itself");
         }
     }
@@ -266,7 +288,11 @@ impl Drop for BackupSession {
 impl Datastore {
     /// Starts a backup of a new snapshot. `source busy` if the group has a backup running;
     /// refused on a quarantined or offline datastore.
-    pub fn begin_backup(self: &Arc<Self>, snapshot: SnapshotRef, key: Option<CryptKey>) -> Result<BackupSession> {
+    pub fn begin_backup(
+        self: &Arc<Self>,
+        snapshot: SnapshotRef,
+        key: Option<CryptKey>,
+    ) -> Result<BackupSession> {
         BackupSession::start(self.clone(), snapshot, key)
     }
 }

@@ -33,10 +33,11 @@ impl Datastore {
     pub fn stats(&self) -> Result<DatastoreStats> {
         self.ensure_online_now()?;
         let snapshots = self.snapshots()?;
-        let (files, _) = self
+        let files = self
             .chunks
             .list()
-            .map_err(|e| self.classify("listing chunks", self.chunks.base(), e))?;
+            .map_err(|e| self.classify("listing chunks", self.chunks.base(), e))?
+            .chunks;
         let vfs = rustix::fs::statvfs(self.root())
             .map_err(|e| self.classify("reading file system usage", self.root(), e.into()))?;
         let logical_bytes: u64 = snapshots.iter().map(|r| r.size).sum();

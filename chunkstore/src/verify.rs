@@ -81,10 +81,10 @@ impl Datastore {
             Ok(h) => h,
             Err(e) => return Ok(Check::Bad(e.to_string())),
         };
-        if !header.encrypted {
-            if let Err(e) = decode_chunk(&bytes, id, None) {
-                return Ok(Check::Bad(e.to_string()));
-            }
+        if !header.encrypted
+            && let Err(e) = decode_chunk(&bytes, id, None)
+        {
+            return Ok(Check::Bad(e.to_string()));
         }
         Ok(Check::Ok(len))
     }
@@ -131,14 +131,18 @@ impl Datastore {
                     scope.spawn(move || -> Result<()> {
                         for id in part {
                             let check = self.check_chunk(id)?;
-                            results.lock().unwrap_or_else(|p| p.into_inner()).insert(*id, check);
+                            results
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .insert(*id, check);
                         }
                         Ok(())
                     })
                 })
                 .collect();
             for h in handles {
-                h.join().map_err(|_| Error::corrupt("verify", "a verify worker panicked"))??;
+                h.join()
+                    .map_err(|_| Error::corrupt("verify", "a verify worker panicked"))??;
             }
             Ok(())
         })?;
@@ -153,7 +157,9 @@ impl Datastore {
                 }
                 Check::Missing => {
                     report.chunks_checked += 1;
-                    report.bad_chunks.insert(*id, bad(format!("chunk not found: {id} is missing"), None));
+                    report
+                        .bad_chunks
+                        .insert(*id, bad(format!("chunk not found: {id} is missing"), None));
                 }
                 Check::Bad(reason) => {
                     report.chunks_checked += 1;
@@ -169,7 +175,10 @@ impl Datastore {
             }
         }
         for (id, reason) in early_bad {
-            report.bad_chunks.entry(id).or_insert_with(|| bad(reason, None));
+            report
+                .bad_chunks
+                .entry(id)
+                .or_insert_with(|| bad(reason, None));
         }
         let at = now_secs();
         for (snapshot, ids) in needs {
@@ -185,7 +194,10 @@ impl Datastore {
             let state = if bad_count == 0 {
                 VerifyState::Ok { at }
             } else {
-                VerifyState::Corrupt { at, bad_chunks: bad_count }
+                VerifyState::Corrupt {
+                    at,
+                    bad_chunks: bad_count,
+                }
             };
             let mut rec = self.snapshot(&snapshot)?;
             rec.verify = state;

@@ -91,7 +91,11 @@ fn process(shared: &Shared, job: &Job) -> Result<Done> {
     let c = &shared.counters;
     c.chunks.fetch_add(1, Ordering::Relaxed);
     c.bytes.fetch_add(len, Ordering::Relaxed);
-    let first_in_session = shared.known.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
+    let first_in_session = shared
+        .known
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(id);
     if first_in_session {
         match shared.ds.store_chunk(&id, &job.data, key) {
             Ok(Inserted::New(stored)) => {
@@ -101,12 +105,20 @@ fn process(shared: &Shared, job: &Job) -> Result<Done> {
             }
             Ok(Inserted::Existing) => {}
             Err(e) => {
-                shared.known.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                shared
+                    .known
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
                 return Err(e);
             }
         }
     }
-    Ok(Done { seq: job.seq, len, id })
+    Ok(Done {
+        seq: job.seq,
+        len,
+        id,
+    })
 }
 
 impl<'a> ArchiveWriter<'a> {
@@ -178,7 +190,11 @@ impl<'a> ArchiveWriter<'a> {
                         .collect();
                 // The last piece ends where the buffer ends, not at a content-defined point;
                 // keep it for the next round unless the stream is complete.
-                let keep = if last { cuts.len() } else { cuts.len().saturating_sub(1) };
+                let keep = if last {
+                    cuts.len()
+                } else {
+                    cuts.len().saturating_sub(1)
+                };
                 pieces.extend_from_slice(&cuts[..keep]);
                 pieces.last().map_or(0, |p| p.1)
             }
@@ -193,7 +209,10 @@ impl<'a> ArchiveWriter<'a> {
 
     fn send(&mut self, data: Vec<u8>) -> Result<()> {
         self.collect(false)?;
-        let job = Job { seq: self.sent, data };
+        let job = Job {
+            seq: self.sent,
+            data,
+        };
         self.sent += 1;
         let jobs = self.jobs.as_ref().ok_or(Error::Cancelled)?;
         if jobs.send(job).is_err() {

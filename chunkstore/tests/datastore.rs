@@ -32,7 +32,12 @@ fn same_data_twice_is_stored_once() {
 #[test]
 fn plain_round_trip_is_byte_identical_and_compressed() {
     let f = Fixture::new();
-    let data = [text_data(3, 6 << 20), random_data(4, 2 << 20), vec![0u8; 1 << 20]].concat();
+    let data = [
+        text_data(3, 6 << 20),
+        random_data(4, 2 << 20),
+        vec![0u8; 1 << 20],
+    ]
+    .concat();
     let s = snap("host/a", 100);
     let m = backup(&f.ds, &s, &data, None).unwrap();
     assert_eq!(m.key_fingerprint, None);
@@ -94,14 +99,22 @@ fn wrong_key_is_fingerprint_mismatch_naming_both() {
     assert!(text.contains(&key.fingerprint().to_string()), "{text}");
     assert!(text.contains(&wrong.fingerprint().to_string()), "{text}");
     let err = restore(&f.ds, &s, None).unwrap_err();
-    assert!(err.to_string().starts_with("encryption key not found"), "{err}");
+    assert!(
+        err.to_string().starts_with("encryption key not found"),
+        "{err}"
+    );
 }
 
 #[test]
 fn disk_image_uses_fixed_chunks_and_round_trips() {
     let f = Fixture::new();
     let chunk = 64 * 1024;
-    let image = [random_data(9, 300_000), vec![0u8; 500_000], text_data(10, 123_457)].concat();
+    let image = [
+        random_data(9, 300_000),
+        vec![0u8; 500_000],
+        text_data(10, 123_457),
+    ]
+    .concat();
     let s = snap("vm/200", 100);
     let mut session = f.ds.begin_backup(s.clone(), None).unwrap();
     let mut w = session.fixed_writer("disk0.img", chunk).unwrap();
@@ -153,7 +166,10 @@ fn cancelled_backup_is_task_cancelled_and_commits_nothing() {
     assert!(err.to_string().starts_with("task cancelled"));
     drop(session);
     assert!(f.ds.snapshots().unwrap().is_empty());
-    assert!(matches!(f.ds.snapshot(&s), Err(Error::SnapshotNotFound { .. })));
+    assert!(matches!(
+        f.ds.snapshot(&s),
+        Err(Error::SnapshotNotFound { .. })
+    ));
 }
 
 #[test]
@@ -167,5 +183,8 @@ fn restore_at_picks_the_newest_snapshot_at_or_before_the_time() {
     assert_eq!(f.ds.snapshot_at(&ns, &g, 2500).unwrap().snapshot.time, 2000);
     assert_eq!(f.ds.snapshot_at(&ns, &g, 3000).unwrap().snapshot.time, 3000);
     let err = f.ds.snapshot_at(&ns, &g, 999).unwrap_err().to_string();
-    assert!(err.contains("cover 1970-01-01T00:16:40Z to 1970-01-01T00:50:00Z"), "{err}");
+    assert!(
+        err.contains("cover 1970-01-01T00:16:40Z to 1970-01-01T00:50:00Z"),
+        "{err}"
+    );
 }

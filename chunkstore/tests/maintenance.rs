@@ -12,11 +12,16 @@ use ironcore_chunkstore::{Error, GcOptions, Health, VerifyState};
 
 fn age_all_chunks(root: &std::path::Path, by: Duration) {
     for p in chunk_files(root) {
-        fs::File::open(&p).unwrap().set_modified(SystemTime::now() - by).unwrap();
+        fs::File::open(&p)
+            .unwrap()
+            .set_modified(SystemTime::now() - by)
+            .unwrap();
     }
 }
 
-const NO_GRACE: GcOptions = GcOptions { grace: Duration::ZERO };
+const NO_GRACE: GcOptions = GcOptions {
+    grace: Duration::ZERO,
+};
 
 #[test]
 fn gc_keeps_chunks_of_a_backup_in_progress() {
@@ -86,8 +91,20 @@ fn verify_names_flipped_and_truncated_chunks_with_their_snapshots() {
     let a = snap("host/a", 100);
     let b = snap("host/b", 100);
     let c = snap("host/c", 100);
-    let ma = backup(&f.ds, &a, &[shared.clone(), random_data(26, 1 << 20)].concat(), None).unwrap();
-    backup(&f.ds, &b, &[shared.clone(), random_data(27, 1 << 20)].concat(), None).unwrap();
+    let ma = backup(
+        &f.ds,
+        &a,
+        &[shared.clone(), random_data(26, 1 << 20)].concat(),
+        None,
+    )
+    .unwrap();
+    backup(
+        &f.ds,
+        &b,
+        &[shared.clone(), random_data(27, 1 << 20)].concat(),
+        None,
+    )
+    .unwrap();
     backup(&f.ds, &c, &random_data(28, 1 << 20), None).unwrap();
     // The chunk holding the shared first MiB: flip one bit.
     let index = f.ds.load_index(&ma.files[0]).unwrap();
@@ -102,7 +119,12 @@ fn verify_names_flipped_and_truncated_chunks_with_their_snapshots() {
     let (_, _, c_id) = cindex.chunk(cindex.len() - 1).unwrap();
     let c_path = f.ds.chunk_path(&c_id);
     let len = fs::metadata(&c_path).unwrap().len();
-    fs::OpenOptions::new().write(true).open(&c_path).unwrap().set_len(len / 2).unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&c_path)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
 
     let report = f.ds.verify(None).unwrap();
     assert_eq!(report.bad_chunks.len(), 2, "{report:#?}");
@@ -112,10 +134,17 @@ fn verify_names_flipped_and_truncated_chunks_with_their_snapshots() {
     assert!(flipped.moved_to.as_ref().unwrap().exists());
     assert!(!shared_path.exists(), "a corrupt chunk is moved aside");
     let truncated = &report.bad_chunks[&c_id];
-    assert!(truncated.reason.contains("truncated"), "{}", truncated.reason);
+    assert!(
+        truncated.reason.contains("truncated"),
+        "{}",
+        truncated.reason
+    );
     assert_eq!(truncated.snapshots, vec![c.clone()]);
     for s in [&a, &b, &c] {
-        assert!(matches!(f.ds.snapshot(s).unwrap().verify, VerifyState::Corrupt { bad_chunks: 1, .. }));
+        assert!(matches!(
+            f.ds.snapshot(s).unwrap().verify,
+            VerifyState::Corrupt { bad_chunks: 1, .. }
+        ));
     }
     // Restoring a damaged snapshot fails loudly, never with wrong data.
     let err = restore(&f.ds, &a, None).unwrap_err();
@@ -135,11 +164,15 @@ fn quarantine_refuses_writes_and_gc_until_lifted() {
     let err = backup(&f.ds, &snap("host/a", 200), b"x", None).unwrap_err();
     assert!(matches!(err, Error::Quarantined { .. }), "{err}");
     assert!(err.to_string().contains("quarantined"), "{err}");
-    assert!(matches!(f.ds.gc(NO_GRACE, &mut |_, _| {}), Err(Error::Quarantined { .. })));
+    assert!(matches!(
+        f.ds.gc(NO_GRACE, &mut |_, _| {}),
+        Err(Error::Quarantined { .. })
+    ));
     // Reads still work: quarantine is for investigating, not for hiding data.
     assert_eq!(restore(&f.ds, &s, None).unwrap().len(), 100_000);
     // The flag survives a reopen.
-    let reopened = ironcore_chunkstore::Datastore::open(f.catalog.clone(), &"test".parse().unwrap()).unwrap();
+    let reopened =
+        ironcore_chunkstore::Datastore::open(f.catalog.clone(), &"test".parse().unwrap()).unwrap();
     assert!(reopened.is_quarantined());
     f.ds.set_quarantined(false).unwrap();
     backup(&f.ds, &snap("host/a", 200), b"x", None).unwrap();
@@ -156,13 +189,18 @@ fn removed_directory_goes_offline_and_comes_back_by_itself() {
     let err = backup(&f.ds, &snap("host/a", 200), b"x", None).unwrap_err();
     assert!(matches!(err, Error::Offline { .. }), "{err}");
     assert!(err.to_string().contains("does not exist"), "{err}");
-    assert!(!f.root().exists(), "a write to a vanished datastore must not re-create its path");
+    assert!(
+        !f.root().exists(),
+        "a write to a vanished datastore must not re-create its path"
+    );
     assert!(matches!(f.ds.health(), Health::Offline { .. }));
     let err = restore(&f.ds, &s, None).unwrap_err();
     assert!(matches!(err, Error::Offline { .. }), "{err}");
     // An empty directory at the path (a mount point without its file system) is still offline.
     fs::create_dir(f.root()).unwrap();
-    let Health::Offline { reason } = f.ds.probe() else { panic!("empty mount point is not the datastore") };
+    let Health::Offline { reason } = f.ds.probe() else {
+        panic!("empty mount point is not the datastore")
+    };
     assert!(reason.contains("not mounted"), "{reason}");
     fs::remove_dir(f.root()).unwrap();
     // The directory comes back (same process, no reopen): the next operation just works.
@@ -179,11 +217,27 @@ fn deleted_and_restored_copy_of_the_directory_comes_back_online() {
     let data = text_data(31, 500_000);
     backup(&f.ds, &s, &data, None).unwrap();
     let copy = f.dir.path().join("copy");
-    assert!(Command::new("cp").arg("-a").arg(f.root()).arg(&copy).status().unwrap().success());
+    assert!(
+        Command::new("cp")
+            .arg("-a")
+            .arg(f.root())
+            .arg(&copy)
+            .status()
+            .unwrap()
+            .success()
+    );
     fs::remove_dir_all(f.root()).unwrap();
     assert!(matches!(f.ds.probe(), Health::Offline { .. }));
     assert!(matches!(f.ds.stats(), Err(Error::Offline { .. })));
-    assert!(Command::new("cp").arg("-a").arg(&copy).arg(f.root()).status().unwrap().success());
+    assert!(
+        Command::new("cp")
+            .arg("-a")
+            .arg(&copy)
+            .arg(f.root())
+            .status()
+            .unwrap()
+            .success()
+    );
     assert_eq!(restore(&f.ds, &s, None).unwrap(), data);
     assert!(f.ds.verify(None).unwrap().is_ok());
 }
@@ -225,11 +279,25 @@ fn full_disk_is_no_space_left_on_datastore_and_leaves_the_store_consistent() {
     let small = snap("host/a", 100);
     let small_data = random_data(32, 2 << 20);
     backup(&f.ds, &small, &small_data, None).unwrap();
-    let err = backup(&f.ds, &snap("host/a", 200), &random_data(33, 20 << 20), None).unwrap_err();
-    assert!(err.to_string().starts_with("no space left on datastore 'test'"), "{err}");
+    let err = backup(
+        &f.ds,
+        &snap("host/a", 200),
+        &random_data(33, 20 << 20),
+        None,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("no space left on datastore 'test'"),
+        "{err}"
+    );
     // Nothing half-written is referenced: no new snapshot, no temp files, all chunks verify.
     assert_eq!(f.ds.snapshots().unwrap().len(), 1);
-    assert!(chunk_files(f.root()).iter().all(|p| !p.to_string_lossy().ends_with(".tmp")));
+    assert!(
+        chunk_files(f.root())
+            .iter()
+            .all(|p| !p.to_string_lossy().ends_with(".tmp"))
+    );
     assert!(f.ds.verify(None).unwrap().is_ok());
     assert_eq!(restore(&f.ds, &small, None).unwrap(), small_data);
     // GC frees the orphaned chunks of the failed backup; then a backup fits again.

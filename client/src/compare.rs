@@ -53,8 +53,14 @@ pub fn compare_trees(a: &Path, b: &Path) -> Result<usize, String> {
             }
         } else if ma.is_file() {
             if ma.nlink() > 1 || mb.nlink() > 1 {
-                let fa = links_a.entry((ma.dev(), ma.ino())).or_insert_with(|| rel.clone()).clone();
-                let fb = links_b.entry((mb.dev(), mb.ino())).or_insert_with(|| rel.clone()).clone();
+                let fa = links_a
+                    .entry((ma.dev(), ma.ino()))
+                    .or_insert_with(|| rel.clone())
+                    .clone();
+                let fb = links_b
+                    .entry((mb.dev(), mb.ino()))
+                    .or_insert_with(|| rel.clone())
+                    .clone();
                 if fa != fb || ma.nlink() != mb.nlink() {
                     return Err(differ("hard-link sharing"));
                 }

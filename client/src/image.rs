@@ -77,7 +77,8 @@ pub fn restore_image(
     for chunk in reader.stream(workers) {
         let chunk = chunk?;
         if chunk.iter().all(|b| *b == 0) {
-            out.seek(SeekFrom::Current(chunk.len() as i64)).map_err(not_writable)?;
+            out.seek(SeekFrom::Current(chunk.len() as i64))
+                .map_err(not_writable)?;
         } else {
             out.write_all(&chunk).map_err(not_writable)?;
         }

@@ -95,13 +95,17 @@ impl Walker<'_, '_> {
         }
         let listing = match fs::read_dir(&path) {
             Ok(l) => l,
-            Err(e) if rel.is_empty() => return Err(ClientError::SourceNotReachable { path, source: e }),
+            Err(e) if rel.is_empty() => {
+                return Err(ClientError::SourceNotReachable { path, source: e });
+            }
             Err(e) => {
                 self.warn(format!("skipped directory '{}': {e}", path.display()));
                 return Ok(());
             }
         };
-        let mut names: Vec<_> = listing.filter_map(|e| e.ok().map(|e| e.file_name())).collect();
+        let mut names: Vec<_> = listing
+            .filter_map(|e| e.ok().map(|e| e.file_name()))
+            .collect();
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         for name in names {
             let mut child_rel = rel.clone();
@@ -124,7 +128,9 @@ impl Walker<'_, '_> {
             }
             if m.nlink() > 1 {
                 if let Some(first) = self.inodes.get(&(m.dev(), m.ino())) {
-                    let kind = EntryKind::HardLink { target: first.clone() };
+                    let kind = EntryKind::HardLink {
+                        target: first.clone(),
+                    };
                     self.entries.push(entry(&child_rel, kind, &m));
                     self.others += 1;
                     continue;
@@ -180,7 +186,10 @@ impl Walker<'_, '_> {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    self.warn(format!("file '{}' could not be read to the end: {e}", path.display()));
+                    self.warn(format!(
+                        "file '{}' could not be read to the end: {e}",
+                        path.display()
+                    ));
                     break;
                 }
             };
@@ -197,7 +206,10 @@ impl Walker<'_, '_> {
             ));
         }
         self.files += 1;
-        Ok(Some(EntryKind::File { offset: start, size }))
+        Ok(Some(EntryKind::File {
+            offset: start,
+            size,
+        }))
     }
 }
 

@@ -102,22 +102,31 @@ pub(crate) fn encode_entry(e: &Entry) -> Result<Vec<u8>> {
 /// Decodes a whole metadata archive.
 pub fn decode_entries(bytes: &[u8]) -> Result<Vec<Entry>> {
     if bytes.len() < 8 || bytes[0..4] != MAGIC {
-        return Err(ClientError::Format("metadata archive has no ICTR header".into()));
+        return Err(ClientError::Format(
+            "metadata archive has no ICTR header".into(),
+        ));
     }
     let version = u16::from_le_bytes([bytes[4], bytes[5]]);
     if version != VERSION || bytes[6..8] != [0, 0] {
-        return Err(ClientError::Format(format!("tree format version {version} is not supported")));
+        return Err(ClientError::Format(format!(
+            "tree format version {version} is not supported"
+        )));
     }
     let mut at = 8;
     let mut out = Vec::new();
     while at < bytes.len() {
         if bytes.len() - at < 4 {
-            return Err(ClientError::Format(format!("truncated record length at byte {at}")));
+            return Err(ClientError::Format(format!(
+                "truncated record length at byte {at}"
+            )));
         }
-        let n = u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
+        let n =
+            u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
         at += 4;
         if n > MAX_ENTRY || bytes.len() - at < n {
-            return Err(ClientError::Format(format!("record of {n} bytes at byte {at} is truncated or too large")));
+            return Err(ClientError::Format(format!(
+                "record of {n} bytes at byte {at} is truncated or too large"
+            )));
         }
         let entry: Entry = postcard::from_bytes(&bytes[at..at + n])
             .map_err(|e| ClientError::Format(format!("record at byte {at}: {e}")))?;
@@ -131,7 +140,9 @@ pub fn decode_entries(bytes: &[u8]) -> Result<Vec<Entry>> {
 /// Refuses paths that could escape the restore target.
 fn check_path(path: &[u8]) -> Result<()> {
     let bad = path.starts_with(b"/")
-        || path.split(|b| *b == b'/').any(|c| c == b".." || c == b"." || (c.is_empty() && !path.is_empty()))
+        || path
+            .split(|b| *b == b'/')
+            .any(|c| c == b".." || c == b"." || (c.is_empty() && !path.is_empty()))
         || path.contains(&0);
     if bad {
         return Err(ClientError::Format(format!(
@@ -162,9 +173,25 @@ mod tests {
     fn entries_round_trip() {
         let entries = vec![
             entry("", EntryKind::Dir),
-            entry("a", EntryKind::File { offset: 0, size: 10 }),
-            entry("b", EntryKind::Symlink { target: b"a".to_vec() }),
-            entry("c", EntryKind::HardLink { target: b"a".to_vec() }),
+            entry(
+                "a",
+                EntryKind::File {
+                    offset: 0,
+                    size: 10,
+                },
+            ),
+            entry(
+                "b",
+                EntryKind::Symlink {
+                    target: b"a".to_vec(),
+                },
+            ),
+            entry(
+                "c",
+                EntryKind::HardLink {
+                    target: b"a".to_vec(),
+                },
+            ),
         ];
         let mut bytes = header();
         for e in &entries {

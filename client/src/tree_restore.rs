@@ -49,7 +49,11 @@ fn dest_err(path: &Path) -> impl FnOnce(std::io::Error) -> ClientError + '_ {
 }
 
 /// Reads a snapshot's entry list.
-pub fn read_entries(ds: &Arc<Datastore>, snapshot: &SnapshotRef, key: Option<&CryptKey>) -> Result<Vec<Entry>> {
+pub fn read_entries(
+    ds: &Arc<Datastore>,
+    snapshot: &SnapshotRef,
+    key: Option<&CryptKey>,
+) -> Result<Vec<Entry>> {
     let reader = ds.open_archive(snapshot, META_ARCHIVE, key)?;
     let mut bytes = Vec::with_capacity(reader.size() as usize);
     reader.copy_to(&mut bytes)?;
@@ -116,10 +120,14 @@ pub fn restore_tree(
             let p = p.trim_matches('/').as_bytes();
             let sel: Vec<&Entry> = entries
                 .iter()
-                .filter(|e| e.path == p || (e.path.starts_with(p) && e.path.get(p.len()) == Some(&b'/')))
+                .filter(|e| {
+                    e.path == p || (e.path.starts_with(p) && e.path.get(p.len()) == Some(&b'/'))
+                })
                 .collect();
             if sel.is_empty() {
-                return Err(ClientError::NotInSnapshot(String::from_utf8_lossy(p).into_owned()));
+                return Err(ClientError::NotInSnapshot(
+                    String::from_utf8_lossy(p).into_owned(),
+                ));
             }
             sel
         }
@@ -143,10 +151,11 @@ pub fn restore_tree(
 
     for e in &selected {
         let path = path_of(e);
-        if let Some(parent) = path.parent() {
-            if only.is_some() && !parent.exists() {
-                fs::create_dir_all(parent).map_err(dest_err(parent))?;
-            }
+        if let Some(parent) = path.parent()
+            && only.is_some()
+            && !parent.exists()
+        {
+            fs::create_dir_all(parent).map_err(dest_err(parent))?;
         }
         match &e.kind {
             EntryKind::Dir => {
@@ -168,12 +177,15 @@ pub fn restore_tree(
                         if carry_at == carry.len() {
                             carry = match stream.next() {
                                 Some(chunk) => chunk?,
-                                None => return Err(ClientError::Format("payload ends early".into())),
+                                None => {
+                                    return Err(ClientError::Format("payload ends early".into()));
+                                }
                             };
                             carry_at = 0;
                         }
                         let n = (carry.len() - carry_at).min(left as usize);
-                        sink.write(&carry[carry_at..carry_at + n]).map_err(dest_err(&path))?;
+                        sink.write(&carry[carry_at..carry_at + n])
+                            .map_err(dest_err(&path))?;
                         carry_at += n;
                         left -= n as u64;
                     }
@@ -192,10 +204,16 @@ pub fn restore_tree(
                 let first = target.join(OsStr::from_bytes(t));
                 if first.exists() {
                     fs::hard_link(&first, &path).map_err(dest_err(&path))?;
-                } else if let Some(EntryKind::File { offset, size }) = by_path.get(t.as_slice()).map(|x| &x.kind) {
+                } else if let Some(EntryKind::File { offset, size }) =
+                    by_path.get(t.as_slice()).map(|x| &x.kind)
+                {
                     // Partial restore without the first name: write the content instead.
                     let file = File::create(&path).map_err(dest_err(&path))?;
-                    let mut sink = Sink { file, written: 0, pending_hole: false };
+                    let mut sink = Sink {
+                        file,
+                        written: 0,
+                        pending_hole: false,
+                    };
                     copy_range(&mut payload, *offset, *size, &mut sink, &path)?;
                     sink.finish().map_err(dest_err(&path))?;
                 }
@@ -209,7 +227,9 @@ pub fn restore_tree(
                 };
                 match rustix::fs::mknodat(CWD, &path, ft, Mode::from_bits_truncate(e.mode), dev) {
                     Ok(()) => report.others += 1,
-                    Err(err) => report.warnings.push(format!("could not create '{}': {err}", path.display())),
+                    Err(err) => report
+                        .warnings
+                        .push(format!("could not create '{}': {err}", path.display())),
                 }
             }
         }
@@ -222,23 +242,29 @@ pub fn restore_tree(
         if matches!(e.kind, EntryKind::HardLink { .. }) {
             continue; // shares the inode of its first name
         }
-        if is_root {
-            if let Err(err) = std::os::unix::fs::lchown(&path, Some(e.uid), Some(e.gid)) {
-                report.warnings.push(format!("could not set owner of '{}': {err}", path.display()));
-            }
+        if is_root && let Err(err) = std::os::unix::fs::lchown(&path, Some(e.uid), Some(e.gid)) {
+            report.warnings.push(format!(
+                "could not set owner of '{}': {err}",
+                path.display()
+            ));
         }
         if !matches!(e.kind, EntryKind::Symlink { .. }) {
             fs::set_permissions(&path, Permissions::from_mode(e.mode)).map_err(dest_err(&path))?;
         }
         let times = Timestamps {
-            last_access: Timespec { tv_sec: 0, tv_nsec: UTIME_OMIT },
+            last_access: Timespec {
+                tv_sec: 0,
+                tv_nsec: UTIME_OMIT,
+            },
             last_modification: Timespec {
                 tv_sec: e.mtime_sec,
                 tv_nsec: i64::from(e.mtime_nsec),
             },
         };
         if let Err(err) = rustix::fs::utimensat(CWD, &path, &times, AtFlags::SYMLINK_NOFOLLOW) {
-            report.warnings.push(format!("could not set time of '{}': {err}", path.display()));
+            report
+                .warnings
+                .push(format!("could not set time of '{}': {err}", path.display()));
         }
     }
     if !is_root && selected.iter().any(|e| e.uid != selected[0].uid) {
@@ -252,7 +278,13 @@ pub fn restore_tree(
     Ok(report)
 }
 
-fn copy_range(reader: &mut ArchiveReader, offset: u64, size: u64, sink: &mut Sink, path: &Path) -> Result<()> {
+fn copy_range(
+    reader: &mut ArchiveReader,
+    offset: u64,
+    size: u64,
+    sink: &mut Sink,
+    path: &Path,
+) -> Result<()> {
     let mut buf = vec![0u8; 1 << 20];
     let mut at = offset;
     let end = offset + size;

@@ -75,7 +75,12 @@ pub fn snap(group: &str, time: i64) -> SnapshotRef {
 }
 
 /// Backs `data` up as archive `data.bin` (dynamic chunks) and commits.
-pub fn backup(ds: &Arc<Datastore>, s: &SnapshotRef, data: &[u8], key: Option<&CryptKey>) -> Result<Manifest> {
+pub fn backup(
+    ds: &Arc<Datastore>,
+    s: &SnapshotRef,
+    data: &[u8],
+    key: Option<&CryptKey>,
+) -> Result<Manifest> {
     let mut session = ds.begin_backup(s.clone(), key.cloned())?;
     let mut w = session.dynamic_writer("data.bin")?;
     for piece in data.chunks(1 << 20) {

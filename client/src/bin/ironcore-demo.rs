@@ -17,7 +17,10 @@ use ironcore_client::{backup_tree, compare_trees, restore_tree};
 use ironcore_types::{BackupGroup, BackupType, DatastoreName, SnapshotRef};
 
 #[derive(Parser, Debug)]
-#[command(version, about = "Back up a real directory into a local Ironcore datastore, restore it, and prove it identical")]
+#[command(
+    version,
+    about = "Back up a real directory into a local Ironcore datastore, restore it, and prove it identical"
+)]
 struct Args {
     /// Directory to back up.
     #[arg(long, default_value = "/usr/share/doc")]
@@ -44,31 +47,56 @@ fn main() -> Result<()> {
         )
         .init();
     let args = Args::parse();
-    std::fs::create_dir_all(&args.state).with_context(|| format!("creating {}", args.state.display()))?;
+    std::fs::create_dir_all(&args.state)
+        .with_context(|| format!("creating {}", args.state.display()))?;
     let catalog = Arc::new(Catalog::open(&args.state.join("catalog"))?);
     let name: DatastoreName = "demo".parse()?;
     let ds = match catalog.datastore(name.as_str())? {
         Some(_) => Datastore::open(catalog.clone(), &name)?,
-        None => Datastore::create(catalog.clone(), &name, &args.state.join("datastore"), DatastoreOptions::default())?,
+        None => Datastore::create(
+            catalog.clone(),
+            &name,
+            &args.state.join("datastore"),
+            DatastoreOptions::default(),
+        )?,
     };
-    println!("datastore 'demo' at {} ({:?})", ds.root().display(), ds.health());
+    println!(
+        "datastore 'demo' at {} ({:?})",
+        ds.root().display(),
+        ds.health()
+    );
 
-    let key = if args.encrypt { Some(load_or_create_key(&args)?) } else { None };
+    let key = if args.encrypt {
+        Some(load_or_create_key(&args)?)
+    } else {
+        None
+    };
     let host = std::fs::read_to_string("/etc/hostname").unwrap_or_else(|_| "localhost".into());
-    let group = BackupGroup::new(BackupType::Host, host.trim()).unwrap_or(BackupGroup::new(BackupType::Host, "localhost")?);
+    let group = BackupGroup::new(BackupType::Host, host.trim())
+        .unwrap_or(BackupGroup::new(BackupType::Host, "localhost")?);
     let mut time = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as i64;
 
     let mut last = None;
     for run in ["initial", "unchanged re-run"] {
         let snapshot = loop {
-            let s = SnapshotRef { ns: Default::default(), group: group.clone(), time };
+            let s = SnapshotRef {
+                ns: Default::default(),
+                group: group.clone(),
+                time,
+            };
             time += 1;
             if ds.snapshot(&s).is_err() {
                 break s;
             }
         };
         let started = Instant::now();
-        let report = backup_tree(&ds, &args.source, snapshot.clone(), key.clone(), &mut |_| {})?;
+        let report = backup_tree(
+            &ds,
+            &args.source,
+            snapshot.clone(),
+            key.clone(),
+            &mut |_| {},
+        )?;
         let secs = started.elapsed().as_secs_f64();
         println!(
             "backup ({run}) {snapshot}: {} files, {:.1} MB in {secs:.2} s ({:.0} MB/s); {} of {} chunks new, {:.1} MB stored, dedup hit rate {:.0}%",
@@ -85,7 +113,9 @@ fn main() -> Result<()> {
         }
         last = Some(snapshot);
     }
-    let Some(snapshot) = last else { bail!("no backup ran") };
+    let Some(snapshot) = last else {
+        bail!("no backup ran")
+    };
 
     let target = args.restore_to.join(format!("{}", snapshot.time));
     let started = Instant::now();
@@ -98,7 +128,9 @@ fn main() -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     match compare_trees(&args.source, &target) {
-        Ok(n) => println!("restore is identical to the source: {n} entries compared (content, mode, owner, mtime, links)"),
+        Ok(n) => println!(
+            "restore is identical to the source: {n} entries compared (content, mode, owner, mtime, links)"
+        ),
         Err(diff) => bail!("restore differs from the source: {diff}"),
     }
 
@@ -120,24 +152,40 @@ fn main() -> Result<()> {
         stats.dedup_factor,
         stats.fs_free_bytes as f64 / 1e9
     );
-    let keep = KeepOptions { keep_last: 2, ..KeepOptions::default() };
+    let keep = KeepOptions {
+        keep_last: 2,
+        ..KeepOptions::default()
+    };
     let plan = ds.prune(&snapshot.ns, &group, &keep, parse_timezone("UTC")?, true)?;
     let removable = plan.iter().filter(|(_, d)| !d.is_kept()).count();
-    println!("prune dry run (keep-last 2): {} snapshots kept, {removable} would be removed", plan.len() - removable);
-    println!("\nrun again to add snapshots; data lives in {}; remove it with: rm -rf {} {}",
-        args.state.display(), args.state.display(), args.restore_to.display());
+    println!(
+        "prune dry run (keep-last 2): {} snapshots kept, {removable} would be removed",
+        plan.len() - removable
+    );
+    println!(
+        "\nrun again to add snapshots; data lives in {}; remove it with: rm -rf {} {}",
+        args.state.display(),
+        args.state.display(),
+        args.restore_to.display()
+    );
     Ok(())
 }
 
 fn load_or_create_key(args: &Args) -> Result<CryptKey> {
     let path = args.state.join("demo-key.json");
-    let passphrase = std::env::var("IRONCORE_DEMO_PASSPHRASE").unwrap_or_else(|_| "demo passphrase".into());
+    let passphrase =
+        std::env::var("IRONCORE_DEMO_PASSPHRASE").unwrap_or_else(|_| "demo passphrase".into());
     if path.exists() {
         return Ok(KeyFile::load(&path)?.unlock(&passphrase, &path)?);
     }
     let key = CryptKey::generate();
     let kf = KeyFile::protect(&key, &passphrase, KdfParams::default())?;
     kf.save(&path)?;
-    println!("created key file {} (fingerprint {}); paper key:\n{}", path.display(), key.fingerprint(), ironcore_chunkstore::paperkey::export(&kf));
+    println!(
+        "created key file {} (fingerprint {}); paper key:\n{}",
+        path.display(),
+        key.fingerprint(),
+        ironcore_chunkstore::paperkey::export(&kf)
+    );
     Ok(key)
 }
