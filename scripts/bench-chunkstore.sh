@@ -13,5 +13,8 @@ if [ ! -f "$dataset/.complete" ]; then
   "$workloads/gen-dataset" "$dataset" "$scale"
   touch "$dataset/.complete"
 fi
+# The pipeline syncs its file system before each commit; flush the generator's writes first so
+# they are not counted against the backup.
+sync
+mkdir -p "$base/work"
 cargo bench -p ironcore-client --bench pipeline -- "$dataset" "$base/work"
-rm -rf "$base/work"

@@ -132,7 +132,8 @@ fn measure_limits(work: &Path) -> Limits {
     let (_, t) = time(|| {
         for i in 0..512 {
             let mut f = File::create(dir.join(format!("{i}"))).expect("create");
-            f.write_all(&buf[i << 20..(i + 1) << 20]).expect("write");
+            let at = (i % 256) << 20;
+            f.write_all(&buf[at..at + (1 << 20)]).expect("write");
         }
         let d = File::open(&dir).expect("open dir");
         rustix::fs::syncfs(&d).expect("syncfs");
@@ -159,8 +160,17 @@ fn main() -> anyhow::Result<()> {
         anyhow::bail!("usage: pipeline DATASET_DIR WORK_DIR (scripts/bench-chunkstore.sh runs it)");
     };
     let dataset = PathBuf::from(dataset);
-    let work = PathBuf::from(work);
-    let _ = fs::remove_dir_all(&work);
+    // Only ever delete what this run created: a fresh subdirectory of WORK_DIR.
+    let work = PathBuf::from(work).join("ironcore-pipeline-bench");
+    if work.exists() {
+        anyhow::bail!(
+            "{} exists (a previous run was interrupted?); remove it first",
+            work.display()
+        );
+    }
+    if !dataset.is_dir() {
+        anyhow::bail!("data set {} is not a directory", dataset.display());
+    }
     fs::create_dir_all(&work)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("machine: {cores} cores; data set {}", dataset.display());
@@ -232,6 +242,7 @@ fn main() -> anyhow::Result<()> {
         }
         fs::remove_dir_all(&root)?;
     }
+    fs::remove_dir_all(&work)?;
     println!("\n== ratios");
     for (label, r) in ingest_rates {
         println!(

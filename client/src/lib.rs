@@ -18,5 +18,5 @@ mod tree_restore;
 pub use compare::compare_trees;
 pub use error::{ClientError, Result};
 pub use tree::{BackupReport, backup_tree};
-pub use tree_format::{Entry, EntryKind};
+pub use tree_format::{Entry, EntryKind, decode_entries};
 pub use tree_restore::{RestoreReport, restore_tree};

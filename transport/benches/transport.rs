@@ -1,0 +1,399 @@
+//! Transport benchmark: bulk MB/s over loopback through this transport (framing, have/want,
+//! SHA-256 verification on arrival, limits) for one and several streams; the same bytes over a
+//! bare quinn stream with the same settings, and over TCP + rustls TLS 1.3; the disk's
+//! write+fsync rate; small-RPC round trips per second; control RTT with and without bulk.
+//!
+//!   cargo bench -p ironcore-transport --bench transport
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ironcore_transport::testing::MemChunks;
+use ironcore_transport::{
+    BoxFuture, ClusterId, NodeIdentity, Peer, PeerInfo, PinSet, RpcHandler, TransferOptions,
+    Transport, TransportConfig,
+};
+use ironcore_types::ChunkId;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+
+const MIB: usize = 1 << 20;
+const CHUNK: usize = 4 * MIB;
+const TOTAL: usize = 1024 * MIB;
+
+struct Pong;
+
+impl RpcHandler for Pong {
+    fn handle(&self, _from: PeerInfo, request: Vec<u8>) -> BoxFuture<Result<Vec<u8>, String>> {
+        Box::pin(async move { Ok(request) })
+    }
+}
+
+fn mbps(bytes: usize, secs: f64) -> f64 {
+    bytes as f64 / 1e6 / secs
+}
+
+fn chunk_data(seed: u32) -> Vec<u8> {
+    let mut v: Vec<u8> = (0..CHUNK)
+        .map(|i| (i as u8).wrapping_mul(151) ^ (i >> 12) as u8)
+        .collect();
+    v[..4].copy_from_slice(&seed.to_le_bytes());
+    v
+}
+
+#[derive(Debug)]
+struct AcceptAny;
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &rustls::crypto::ring::default_provider().signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+fn self_signed() -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+    let ck = rcgen::generate_simple_self_signed(vec!["bench".to_string()]).expect("certificate");
+    (
+        ck.cert.der().clone(),
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der())),
+    )
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn client_tls(alpn: &[u8]) -> rustls::ClientConfig {
+    let mut c = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("tls13")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAny))
+        .with_no_client_auth();
+    c.alpn_protocols = vec![alpn.to_vec()];
+    c
+}
+
+fn server_tls(alpn: &[u8]) -> rustls::ServerConfig {
+    let (cert, key) = self_signed();
+    let mut s = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("tls13")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .expect("server cert");
+    s.alpn_protocols = vec![alpn.to_vec()];
+    s
+}
+
+/// The same transport settings as the bulk path (64 MiB windows).
+fn bulk_transport_config() -> Arc<quinn::TransportConfig> {
+    let mut t = quinn::TransportConfig::default();
+    let w = quinn::VarInt::from_u32(64 << 20);
+    t.receive_window(w);
+    t.stream_receive_window(w);
+    t.send_window(64 << 20);
+    Arc::new(t)
+}
+
+async fn bare_quinn(streams: usize) -> f64 {
+    let mut server_cfg = quinn::ServerConfig::with_crypto(Arc::new(
+        quinn::crypto::rustls::QuicServerConfig::try_from(server_tls(b"bare"))
+            .expect("quic server"),
+    ));
+    server_cfg.transport_config(bulk_transport_config());
+    let server =
+        quinn::Endpoint::server(server_cfg, "127.0.0.1:0".parse().expect("addr")).expect("server");
+    let addr = server.local_addr().expect("addr");
+    let per = TOTAL / streams;
+    let recv_task = tokio::spawn(async move {
+        let conn = server
+            .accept()
+            .await
+            .expect("incoming")
+            .await
+            .expect("conn");
+        let mut tasks = Vec::new();
+        for _ in 0..streams {
+            let mut s = conn.accept_uni().await.expect("stream");
+            tasks.push(tokio::spawn(async move {
+                let mut buf = vec![0u8; MIB];
+                let mut n = 0;
+                while let Some(k) = s.read(&mut buf).await.expect("read") {
+                    n += k;
+                }
+                n
+            }));
+        }
+        let mut total = 0;
+        for t in tasks {
+            total += t.await.expect("join");
+        }
+        total
+    });
+    let mut client = quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("client");
+    let mut cc = quinn::ClientConfig::new(Arc::new(
+        quinn::crypto::rustls::QuicClientConfig::try_from(client_tls(b"bare"))
+            .expect("quic client"),
+    ));
+    cc.transport_config(bulk_transport_config());
+    client.set_default_client_config(cc);
+    let conn = client
+        .connect(addr, "bench")
+        .expect("connect")
+        .await
+        .expect("conn");
+    let data = Arc::new(chunk_data(0));
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..streams {
+        let conn = conn.clone();
+        let data = data.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut s = conn.open_uni().await.expect("open");
+            let mut left = per;
+            while left > 0 {
+                let n = left.min(CHUNK);
+                s.write_all(&data[..n]).await.expect("write");
+                left -= n;
+            }
+            s.finish().expect("finish");
+            let _ = s.stopped().await;
+        }));
+    }
+    for t in tasks {
+        t.await.expect("join");
+    }
+    let got = recv_task.await.expect("join");
+    assert_eq!(got, per * streams);
+    mbps(got, t.elapsed().as_secs_f64())
+}
+
+fn tcp_rustls() -> f64 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server_cfg = Arc::new(server_tls(b"tcp"));
+    let server = std::thread::spawn(move || {
+        let (sock, _) = listener.accept().expect("accept");
+        let conn = rustls::ServerConnection::new(server_cfg).expect("server conn");
+        let mut tls = rustls::StreamOwned::new(conn, sock);
+        let mut buf = vec![0u8; MIB];
+        let mut n = 0;
+        loop {
+            match tls.read(&mut buf) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(_) => break,
+            }
+        }
+        n
+    });
+    let sock = TcpStream::connect(addr).expect("connect");
+    let conn = rustls::ClientConnection::new(
+        Arc::new(client_tls(b"tcp")),
+        ServerName::try_from("bench").expect("name"),
+    )
+    .expect("client conn");
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    let data = chunk_data(0);
+    let t = Instant::now();
+    let mut left = TOTAL;
+    while left > 0 {
+        let n = left.min(CHUNK);
+        tls.write_all(&data[..n]).expect("write");
+        left -= n;
+    }
+    tls.conn.send_close_notify();
+    let _ = tls.flush();
+    let _ = tls.sock.shutdown(std::net::Shutdown::Write);
+    let got = server.join().expect("join");
+    mbps(got, t.elapsed().as_secs_f64())
+}
+
+fn disk_fsync() -> f64 {
+    let path = std::env::temp_dir().join("ironcore-transport-bench.bin");
+    let data = chunk_data(0);
+    let t = Instant::now();
+    let mut f = std::fs::File::create(&path).expect("create");
+    for _ in 0..(TOTAL / CHUNK) {
+        f.write_all(&data).expect("write");
+    }
+    f.sync_all().expect("fsync");
+    let rate = mbps(TOTAL, t.elapsed().as_secs_f64());
+    let _ = std::fs::remove_file(&path);
+    rate
+}
+
+async fn transport_pair() -> (Transport, Transport, Arc<MemChunks>, Peer) {
+    let cluster = ClusterId::random();
+    let (na, nb) = ("a".parse().expect("id"), "b".parse().expect("id"));
+    let (ia, ib) = (
+        NodeIdentity::generate(&na).expect("id"),
+        NodeIdentity::generate(&nb).expect("id"),
+    );
+    let pins = PinSet::new();
+    pins.pin(&na, ia.fingerprint());
+    pins.pin(&nb, ib.fingerprint());
+    let store_a = Arc::new(MemChunks::default());
+    let addr = "127.0.0.1:0".parse().expect("addr");
+    let a = Transport::bind(
+        TransportConfig::new(na, cluster, 1),
+        addr,
+        ia,
+        pins.clone(),
+        Arc::new(Pong),
+        store_a.clone(),
+    )
+    .await
+    .expect("bind a");
+    let b = Transport::bind(
+        TransportConfig::new(nb.clone(), cluster, 1),
+        addr,
+        ib,
+        pins,
+        Arc::new(Pong),
+        Arc::new(MemChunks::default()),
+    )
+    .await
+    .expect("bind b");
+    let peer = Peer {
+        node: nb,
+        addr: b.local_addr().expect("addr"),
+    };
+    (a, b, store_a, peer)
+}
+
+async fn through_transport(streams: usize, round: u32) -> f64 {
+    let (a, _b, store, peer) = transport_pair().await;
+    let per = TOTAL / CHUNK / streams;
+    let sets: Vec<Vec<ChunkId>> = (0..streams)
+        .map(|s| {
+            (0..per)
+                .map(|i| store.add(chunk_data(round * 10_000 + (s * per + i) as u32)))
+                .collect()
+        })
+        .collect();
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for ids in sets {
+        let (a, peer) = (a.clone(), peer.clone());
+        tasks.push(tokio::spawn(async move {
+            a.send_chunks(&peer, &ids, &TransferOptions::default())
+                .await
+        }));
+    }
+    let mut bytes = 0;
+    for t in tasks {
+        bytes += t.await.expect("join").expect("transfer").bytes as usize;
+    }
+    mbps(bytes, t.elapsed().as_secs_f64())
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() - 1) as f64 * p) as usize]
+}
+
+async fn rpc(a: &Transport, peer: &Peer, n: usize, pause: Duration) -> Vec<f64> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        a.call_raw(peer, b"ping").await.expect("rpc");
+        out.push(t.elapsed().as_secs_f64() * 1e3);
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
+    }
+    out
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "machine: {cores} cores; {} MiB per measurement, {} MiB chunks, loopback",
+        TOTAL >> 20,
+        CHUNK >> 20
+    );
+    let disk = disk_fsync();
+    println!("disk write+fsync              {disk:>8.0} MB/s");
+    let tcp = tcp_rustls();
+    println!("TCP + rustls TLS 1.3 (1 conn) {tcp:>8.0} MB/s");
+    let bare1 = bare_quinn(1).await;
+    println!("bare quinn, 1 stream          {bare1:>8.0} MB/s");
+    let bare4 = bare_quinn(4).await;
+    println!("bare quinn, 4 streams         {bare4:>8.0} MB/s");
+    let ours1 = through_transport(1, 1).await;
+    println!(
+        "this transport, 1 stream      {ours1:>8.0} MB/s   (framing, have/want, SHA-256 on arrival)"
+    );
+    let ours4 = through_transport(4, 2).await;
+    println!("this transport, 4 streams     {ours4:>8.0} MB/s");
+
+    let (a, _b, store, peer) = transport_pair().await;
+    let mut idle = rpc(&a, &peer, 3000, Duration::ZERO).await;
+    let total: f64 = idle.iter().sum();
+    println!(
+        "small RPC, sequential         {:>8.0} round trips/s",
+        idle.len() as f64 / (total / 1e3)
+    );
+    let (p50, p99) = (pct(&mut idle, 0.5), pct(&mut idle, 0.99));
+    let ids: Vec<ChunkId> = (0..200)
+        .map(|i| store.add(chunk_data(90_000 + i)))
+        .collect();
+    let bulk = {
+        let (a, peer) = (a.clone(), peer.clone());
+        tokio::spawn(async move {
+            a.send_chunks(&peer, &ids, &TransferOptions::default())
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut busy = rpc(&a, &peer, 300, Duration::from_millis(2)).await;
+    let running = !bulk.is_finished();
+    let _ = bulk.await;
+    println!(
+        "control RTT idle p50 {p50:.2} ms p99 {p99:.2} ms; during bulk p50 {:.2} ms p99 {:.2} ms (bulk ran throughout: {running})",
+        pct(&mut busy, 0.5),
+        pct(&mut busy, 0.99)
+    );
+    println!(
+        "\nratios: transport/bare quinn 1 stream {:.2}, 4 streams {:.2}; transport/disk {:.2}",
+        ours1 / bare1,
+        ours4 / bare4,
+        ours1 / disk
+    );
+}

@@ -1,0 +1,337 @@
+//! Chunk streams: sending a set of chunks to a peer, verified on arrival.
+//!
+//! On one bulk stream: the sender offers ids; the receiver answers with the ids it lacks (so a
+//! transfer interrupted halfway and started again does not resend what arrived); the sender
+//! streams each wanted chunk, paced by the transfer's and the link's bandwidth limits; the
+//! receiver verifies every chunk with its store's check and acknowledges it good or bad; a bad
+//! or lost chunk is resent, at most 3 attempts in all, then the transfer fails naming it.
+//!
+//! What a valid chunk is belongs to the caller ([`ChunkStore::verify`]): the transport only
+//! knows an id and bytes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use ironcore_types::ChunkId;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::endpoint::{Inner, Path, Peer, PeerInfo, Transport};
+use crate::frame::{Kind, MAX_BULK_PAYLOAD, Refusal};
+use crate::limit::RateLimiter;
+use crate::wire::{admit, read_frame, refusal_error, write_frame};
+use crate::{Result, TransportError};
+
+/// How many attempts a chunk gets before the transfer fails.
+pub const MAX_ATTEMPTS: u32 = 3;
+/// Ids per offer; larger sets go in several rounds.
+const OFFER_BATCH: usize = 65_536;
+
+/// Where chunks come from and go to, on both ends of a transfer.
+pub trait ChunkStore: Send + Sync + 'static {
+    /// Whether the chunk is held here already.
+    fn has(&self, id: &ChunkId) -> bool;
+    /// Whether `bytes` are a genuine copy of chunk `id` (checked on arrival).
+    fn verify(&self, id: &ChunkId, bytes: &[u8]) -> bool;
+    /// Stores a verified chunk.
+    fn put(&self, id: &ChunkId, bytes: Vec<u8>) -> std::result::Result<(), String>;
+    /// Reads a chunk to send.
+    fn get(&self, id: &ChunkId) -> std::result::Result<Vec<u8>, String>;
+}
+
+/// A test hook that may alter a chunk's bytes on the wire: (id, bytes, attempt starting at 1).
+pub type ChunkFault = Arc<dyn Fn(&ChunkId, &mut Vec<u8>, u32) + Send + Sync>;
+
+/// Options of one transfer.
+#[derive(Clone, Debug, Default)]
+pub struct TransferOptions {
+    /// Limit of this transfer in MiB/s (0 = unlimited); the link's limit applies too.
+    pub limit_mib: u64,
+}
+
+/// What a transfer did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TransferReport {
+    /// Chunks offered.
+    pub offered: usize,
+    /// Chunks the receiver lacked (and that were sent).
+    pub wanted: usize,
+    /// Chunk bytes sent, resends included.
+    pub bytes: u64,
+    /// Resends after a refused chunk.
+    pub retries: u32,
+}
+
+fn ids_payload(ids: &[ChunkId]) -> Vec<u8> {
+    ids.iter().flat_map(|id| *id.as_bytes()).collect()
+}
+
+fn parse_ids(peer: &str, bytes: &[u8]) -> Result<Vec<ChunkId>> {
+    if !bytes.len().is_multiple_of(32) {
+        return Err(TransportError::Protocol {
+            peer: peer.to_string(),
+            detail: format!("id list of {} bytes is not a multiple of 32", bytes.len()),
+        });
+    }
+    Ok(bytes.chunks_exact(32).map(id_at).collect())
+}
+
+fn id_at(b: &[u8]) -> ChunkId {
+    let mut a = [0u8; 32];
+    a.copy_from_slice(&b[..32]);
+    ChunkId::from_bytes(a)
+}
+
+impl Transport {
+    /// Replaces the fault hook applied to outgoing chunk bytes (tests only).
+    pub fn set_chunk_fault(&self, fault: Option<ChunkFault>) {
+        *self.inner.fault.lock().unwrap_or_else(|p| p.into_inner()) = fault;
+    }
+
+    /// Sends the chunks `ids` (read from this node's store) to `peer`, which keeps those it
+    /// lacks after verifying each.
+    pub async fn send_chunks(
+        &self,
+        peer: &Peer,
+        ids: &[ChunkId],
+        options: &TransferOptions,
+    ) -> Result<TransferReport> {
+        let limits = [
+            RateLimiter::new(options.limit_mib),
+            self.link_limiter(peer.addr),
+        ];
+        let mut report = TransferReport::default();
+        for batch in ids.chunks(OFFER_BATCH) {
+            let r = self.send_batch(peer, batch, &limits).await?;
+            report.offered += r.offered;
+            report.wanted += r.wanted;
+            report.bytes += r.bytes;
+            report.retries += r.retries;
+        }
+        Ok(report)
+    }
+
+    async fn send_batch(
+        &self,
+        peer: &Peer,
+        ids: &[ChunkId],
+        limits: &[RateLimiter; 2],
+    ) -> Result<TransferReport> {
+        let name = peer.node.to_string();
+        let conn_err = |e: quinn::ConnectionError| TransportError::Connection {
+            peer: peer.node.to_string(),
+            detail: e.to_string(),
+        };
+        let conn = self.connection(peer, Path::Bulk).await?;
+        let (mut send, mut recv) = conn.open_bi().await.map_err(conn_err)?;
+        let (cluster, epoch) = (self.inner.config.cluster, self.epoch());
+        write_frame(
+            &mut send,
+            &name,
+            Kind::Offer,
+            cluster,
+            epoch,
+            &ids_payload(ids),
+        )
+        .await?;
+        let (h, payload) = read_frame(&mut recv, &name, MAX_BULK_PAYLOAD)
+            .await?
+            .ok_or_else(|| TransportError::Protocol {
+                peer: name.clone(),
+                detail: "stream ended before the want list".into(),
+            })?;
+        if h.kind == Kind::Refused {
+            let refusal: Refusal =
+                postcard::from_bytes(&payload).map_err(|e| TransportError::Protocol {
+                    peer: name.clone(),
+                    detail: format!("refusal does not parse: {e}"),
+                })?;
+            return Err(refusal_error(&name, refusal, cluster, epoch));
+        }
+        if let Some(refusal) = admit(&h, cluster, epoch) {
+            return Err(refusal_error(&name, refusal, cluster, epoch));
+        }
+        let wanted = parse_ids(&name, &payload)?;
+        let mut report = TransferReport {
+            offered: ids.len(),
+            wanted: wanted.len(),
+            ..TransferReport::default()
+        };
+        let (tx, mut rx) = mpsc::unbounded_channel::<(ChunkId, u32)>();
+        for id in &wanted {
+            let _ = tx.send((*id, 1));
+        }
+        let store = self.inner.store.clone();
+        let fault = self
+            .inner
+            .fault
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let pending_total = wanted.len();
+        let writer_name = name.clone();
+        let limits = limits.clone();
+        // Writer: sends queued chunks (first attempts and resends) until the reader closes the
+        // queue, then says Done.
+        let writer = async move {
+            let mut bytes_sent = 0u64;
+            while let Some((id, attempt)) = rx.recv().await {
+                let mut bytes = store.get(&id).map_err(|e| TransportError::Remote {
+                    peer: "this node".into(),
+                    reason: format!("cannot read chunk {id} to send: {e}"),
+                })?;
+                if let Some(f) = &fault {
+                    f(&id, &mut bytes, attempt);
+                }
+                for l in &limits {
+                    l.acquire(bytes.len() as u64).await;
+                }
+                let mut payload = Vec::with_capacity(32 + bytes.len());
+                payload.extend_from_slice(id.as_bytes());
+                payload.extend_from_slice(&bytes);
+                write_frame(
+                    &mut send,
+                    &writer_name,
+                    Kind::ChunkData,
+                    cluster,
+                    epoch,
+                    &payload,
+                )
+                .await?;
+                bytes_sent += bytes.len() as u64;
+                metrics::counter!("ironcore_transport_chunks_sent_total").increment(1);
+                metrics::counter!("ironcore_transport_bytes_sent_total")
+                    .increment(bytes.len() as u64);
+            }
+            write_frame(&mut send, &writer_name, Kind::Done, cluster, epoch, &[]).await?;
+            let _ = send.finish();
+            Ok::<u64, TransportError>(bytes_sent)
+        };
+        // Reader: collects acknowledgements and queues resends.
+        let reader = async {
+            let mut attempts: HashMap<ChunkId, u32> = HashMap::new();
+            let mut pending = pending_total;
+            let mut retries = 0u32;
+            while pending > 0 {
+                let (h, payload) = read_frame(&mut recv, &name, 64).await?.ok_or_else(|| {
+                    TransportError::Connection {
+                        peer: name.clone(),
+                        detail: format!(
+                            "transfer interrupted with {pending} chunks unacknowledged"
+                        ),
+                    }
+                })?;
+                if h.kind != Kind::Ack || payload.len() != 33 {
+                    return Err(TransportError::Protocol {
+                        peer: name.clone(),
+                        detail: format!("expected an acknowledgement, got {:?}", h.kind),
+                    });
+                }
+                let id = id_at(&payload);
+                if payload[32] == 1 {
+                    pending -= 1;
+                    continue;
+                }
+                let n = attempts.entry(id).or_insert(1);
+                *n += 1;
+                if *n > MAX_ATTEMPTS {
+                    return Err(TransportError::ChunkRejected {
+                        peer: name.clone(),
+                        id,
+                        attempts: MAX_ATTEMPTS,
+                    });
+                }
+                retries += 1;
+                metrics::counter!("ironcore_transport_chunk_retries_total").increment(1);
+                let _ = tx.send((id, *n));
+            }
+            drop(tx);
+            Ok::<u32, TransportError>(retries)
+        };
+        let (bytes, retries) = tokio::try_join!(writer, reader)?;
+        report.bytes = bytes;
+        report.retries = retries;
+        Ok(report)
+    }
+}
+
+/// The receiving side of a transfer.
+pub(crate) async fn serve_transfer(
+    inner: &Inner,
+    peer: &PeerInfo,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) -> Result<()> {
+    let name = peer.node.to_string();
+    let (cluster, epoch) = (inner.config.cluster, inner.epoch.load(Ordering::SeqCst));
+    let Some((h, payload)) = read_frame(&mut recv, &name, MAX_BULK_PAYLOAD).await? else {
+        return Ok(());
+    };
+    if let Some(refusal) = admit(&h, cluster, epoch) {
+        let bytes = postcard::to_allocvec(&refusal).unwrap_or_default();
+        write_frame(&mut send, &name, Kind::Refused, cluster, epoch, &bytes).await?;
+        let _ = send.finish();
+        return Ok(());
+    }
+    if h.kind != Kind::Offer {
+        return Err(TransportError::Protocol {
+            peer: name,
+            detail: format!("expected an offer, got {:?}", h.kind),
+        });
+    }
+    let offered = parse_ids(&name, &payload)?;
+    let wanted: Vec<ChunkId> = offered
+        .into_iter()
+        .filter(|id| !inner.store.has(id))
+        .collect();
+    write_frame(
+        &mut send,
+        &name,
+        Kind::Want,
+        cluster,
+        epoch,
+        &ids_payload(&wanted),
+    )
+    .await?;
+    loop {
+        let Some((h, payload)) = read_frame(&mut recv, &name, MAX_BULK_PAYLOAD).await? else {
+            return Ok(());
+        };
+        match h.kind {
+            Kind::Done => {
+                let _ = send.finish();
+                return Ok(());
+            }
+            Kind::ChunkData if payload.len() >= 32 => {
+                let id = id_at(&payload);
+                let bytes = payload[32..].to_vec();
+                let ok = inner.store.verify(&id, &bytes);
+                if ok {
+                    inner
+                        .store
+                        .put(&id, bytes)
+                        .map_err(|e| TransportError::Remote {
+                            peer: "this node".into(),
+                            reason: format!("cannot store chunk {id}: {e}"),
+                        })?;
+                    metrics::counter!("ironcore_transport_chunks_received_total").increment(1);
+                    metrics::counter!("ironcore_transport_bytes_received_total")
+                        .increment(payload.len() as u64 - 32);
+                } else {
+                    metrics::counter!("ironcore_transport_chunks_refused_total").increment(1);
+                    tracing::warn!(peer = %name, chunk = %id, "refused a chunk that failed verification");
+                }
+                let mut ack = id.as_bytes().to_vec();
+                ack.push(u8::from(ok));
+                write_frame(&mut send, &name, Kind::Ack, cluster, epoch, &ack).await?;
+            }
+            other => {
+                return Err(TransportError::Protocol {
+                    peer: name,
+                    detail: format!("unexpected {other:?} frame in a transfer"),
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! Reading and writing frames on QUIC streams, with the cluster checks every frame gets.
+
+use quinn::{RecvStream, SendStream};
+
+use crate::frame::{ClusterId, HEADER_LEN, Header, Kind, Refusal, decode_header, encode_header};
+use crate::{Result, TransportError};
+
+/// Writes one frame.
+pub(crate) async fn write_frame(
+    send: &mut SendStream,
+    peer: &str,
+    kind: Kind,
+    cluster: ClusterId,
+    epoch: u64,
+    payload: &[u8],
+) -> Result<()> {
+    let header = encode_header(kind, cluster, epoch, payload.len());
+    let io = |e: quinn::WriteError| TransportError::Connection {
+        peer: peer.to_string(),
+        detail: e.to_string(),
+    };
+    send.write_all(&header).await.map_err(io)?;
+    send.write_all(payload).await.map_err(io)?;
+    Ok(())
+}
+
+/// Reads one frame whose payload may be at most `max` bytes. `Ok(None)` at a clean end of
+/// stream before any header byte.
+pub(crate) async fn read_frame(
+    recv: &mut RecvStream,
+    peer: &str,
+    max: usize,
+) -> Result<Option<(Header, Vec<u8>)>> {
+    let mut header = [0u8; HEADER_LEN];
+    match recv.read_exact(&mut header).await {
+        Ok(()) => {}
+        Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(None),
+        Err(e) => {
+            return Err(TransportError::Connection {
+                peer: peer.to_string(),
+                detail: e.to_string(),
+            });
+        }
+    }
+    let h = decode_header(&header, max).map_err(|detail| TransportError::Protocol {
+        peer: peer.to_string(),
+        detail,
+    })?;
+    let mut payload = vec![0u8; h.len];
+    recv.read_exact(&mut payload)
+        .await
+        .map_err(|e| TransportError::Protocol {
+            peer: peer.to_string(),
+            detail: format!("payload of {} bytes: {e}", h.len),
+        })?;
+    Ok(Some((h, payload)))
+}
+
+/// Whether a frame from another node may be accepted here.
+pub(crate) fn admit(h: &Header, cluster: ClusterId, epoch: u64) -> Option<Refusal> {
+    if h.cluster != cluster {
+        Some(Refusal::ForeignCluster { ours: cluster })
+    } else if h.epoch < epoch {
+        Some(Refusal::StaleEpoch { ours: epoch })
+    } else if h.epoch > epoch {
+        Some(Refusal::NewerEpoch { ours: epoch })
+    } else {
+        None
+    }
+}
+
+/// The error a sender gets for a refusal.
+pub(crate) fn refusal_error(
+    peer: &str,
+    refusal: Refusal,
+    cluster: ClusterId,
+    epoch: u64,
+) -> TransportError {
+    match refusal {
+        Refusal::ForeignCluster { ours } => TransportError::ForeignCluster {
+            peer: peer.to_string(),
+            theirs: ours.to_string(),
+            ours: cluster.to_string(),
+        },
+        // The peer is ahead: this node is the stale one.
+        Refusal::StaleEpoch { ours: theirs } => TransportError::StaleEpoch {
+            peer: format!("this node (as seen by {peer})"),
+            theirs: epoch,
+            ours: theirs,
+        },
+        Refusal::NewerEpoch { ours: theirs } => TransportError::StaleEpoch {
+            peer: peer.to_string(),
+            theirs,
+            ours: epoch,
+        },
+    }
+}
