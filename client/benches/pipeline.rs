@@ -67,11 +67,9 @@ struct Limits {
     zstd_text: f64,
     zstd_random: f64,
     fastcdc: f64,
-    disk_fsync: f64,
-    disk_files_syncfs: f64,
 }
 
-fn measure_limits(work: &Path) -> Limits {
+fn measure_cpu() -> Limits {
     let buf = random(256 << 20);
     let (_, t) = time(|| {
         for c in buf.chunks(1 << 20) {
@@ -113,6 +111,19 @@ fn measure_limits(work: &Path) -> Limits {
     });
     let fastcdc = rate(buf.len() as u64, t);
 
+    Limits {
+        sha256,
+        aes_gcm,
+        zstd_text,
+        zstd_random,
+        fastcdc,
+    }
+}
+
+/// The disk's write+fsync rate (1 GiB file) and the chunk store's pattern (512 files of 1 MiB,
+/// one syncfs), in MB/s.
+fn measure_disk(work: &Path) -> (f64, f64) {
+    let buf = random(4 << 20);
     // Disk: 1 GiB written sequentially in 4 MiB pieces, then fsync.
     let path = work.join("disk-probe.bin");
     let total: u64 = 1 << 30;
@@ -132,23 +143,24 @@ fn measure_limits(work: &Path) -> Limits {
     let (_, t) = time(|| {
         for i in 0..512 {
             let mut f = File::create(dir.join(format!("{i}"))).expect("create");
-            let at = (i % 256) << 20;
-            f.write_all(&buf[at..at + (1 << 20)]).expect("write");
+            let at = i % 4;
+            f.write_all(&buf[(at % 4) << 20..((at % 4) + 1) << 20])
+                .expect("write");
         }
         let d = File::open(&dir).expect("open dir");
         rustix::fs::syncfs(&d).expect("syncfs");
     });
     let disk_files_syncfs = rate(512 << 20, t);
     let _ = fs::remove_dir_all(&dir);
-    Limits {
-        sha256,
-        aes_gcm,
-        zstd_text,
-        zstd_random,
-        fastcdc,
-        disk_fsync,
-        disk_files_syncfs,
-    }
+    (disk_fsync, disk_files_syncfs)
+}
+
+/// Flushes pending writes and lets the (virtual) disk settle, so one measurement's write
+/// burst does not slow the next.
+fn settle(work: &Path) -> anyhow::Result<()> {
+    rustix::fs::syncfs(&File::open(work)?)?;
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -175,18 +187,16 @@ fn main() -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("machine: {cores} cores; data set {}", dataset.display());
 
-    let l = measure_limits(&work);
+    let l = measure_cpu();
+    settle(&work)?;
+    let disk_before = measure_disk(&work);
+    settle(&work)?;
     println!("\n== machine limits (measured now; hashing/crypto/compression on one core)");
     println!("SHA-256                     {:>8.0} MB/s", l.sha256);
     println!("AES-256-GCM (aes-gcm)       {:>8.0} MB/s", l.aes_gcm);
     println!("zstd-1, log text            {:>8.0} MB/s", l.zstd_text);
     println!("zstd-1, random data         {:>8.0} MB/s", l.zstd_random);
     println!("FastCDC (1 MiB avg)         {:>8.0} MB/s", l.fastcdc);
-    println!("disk write+fsync (1 GiB)    {:>8.0} MB/s", l.disk_fsync);
-    println!(
-        "disk 1 MiB files + syncfs   {:>8.0} MB/s",
-        l.disk_files_syncfs
-    );
 
     println!(
         "\n== pipeline (walk, FastCDC, hash, zstd-1, AES-256-GCM, durable write; {cores} workers)"
@@ -206,6 +216,7 @@ fn main() -> anyhow::Result<()> {
             group: "host/bench".parse()?,
             time: 1,
         };
+        settle(&work)?;
         let (report, t) =
             time(|| backup_tree(&ds, &dataset, snap.clone(), key.clone(), &mut |_| {}));
         let report = report?;
@@ -242,13 +253,26 @@ fn main() -> anyhow::Result<()> {
         }
         fs::remove_dir_all(&root)?;
     }
+    settle(&work)?;
+    let disk_after = measure_disk(&work);
     fs::remove_dir_all(&work)?;
+    let disk = (disk_before.0 + disk_after.0) / 2.0;
+    let files = (disk_before.1 + disk_after.1) / 2.0;
+    println!("\n== disk (measured before and after the pipeline runs)");
+    println!(
+        "disk write+fsync (1 GiB)    {:>8.0} MB/s  (before {:.0}, after {:.0})",
+        disk, disk_before.0, disk_after.0
+    );
+    println!(
+        "disk 1 MiB files + syncfs   {:>8.0} MB/s  (before {:.0}, after {:.0})",
+        files, disk_before.1, disk_after.1
+    );
     println!("\n== ratios");
     for (label, r) in ingest_rates {
         println!(
             "ingest {label:<9} / disk write+fsync = {:.2}   (/ 1 MiB files + syncfs = {:.2})",
-            r / l.disk_fsync,
-            r / l.disk_files_syncfs
+            r / disk,
+            r / files
         );
     }
     Ok(())
