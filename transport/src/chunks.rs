@@ -20,7 +20,9 @@ use tokio::sync::mpsc;
 use crate::endpoint::{Inner, Path, Peer, PeerInfo, Transport};
 use crate::frame::{Kind, MAX_BULK_PAYLOAD, Refusal};
 use crate::limit::RateLimiter;
-use crate::wire::{admit, read_frame, refusal_error, write_frame};
+use crate::wire::{
+    admit, read_frame, read_header, read_payload, refusal_error, write_chunk_frame, write_frame,
+};
 use crate::{Result, TransportError};
 
 /// How many attempts a chunk gets before the transfer fails.
@@ -177,32 +179,34 @@ impl Transport {
         let writer = async move {
             let mut bytes_sent = 0u64;
             while let Some((id, attempt)) = rx.recv().await {
-                let mut bytes = store.get(&id).map_err(|e| TransportError::Remote {
-                    peer: "this node".into(),
-                    reason: format!("cannot read chunk {id} to send: {e}"),
-                })?;
+                let source = store.clone();
+                let mut bytes = tokio::task::spawn_blocking(move || source.get(&id))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r)
+                    .map_err(|e| TransportError::Remote {
+                        peer: "this node".into(),
+                        reason: format!("cannot read chunk {id} to send: {e}"),
+                    })?;
                 if let Some(f) = &fault {
                     f(&id, &mut bytes, attempt);
                 }
                 for l in &limits {
                     l.acquire(bytes.len() as u64).await;
                 }
-                let mut payload = Vec::with_capacity(32 + bytes.len());
-                payload.extend_from_slice(id.as_bytes());
-                payload.extend_from_slice(&bytes);
-                write_frame(
+                let len = bytes.len() as u64;
+                write_chunk_frame(
                     &mut send,
                     &writer_name,
-                    Kind::ChunkData,
                     cluster,
                     epoch,
-                    &payload,
+                    id.as_bytes(),
+                    bytes.into(),
                 )
                 .await?;
-                bytes_sent += bytes.len() as u64;
+                bytes_sent += len;
                 metrics::counter!("ironcore_transport_chunks_sent_total").increment(1);
-                metrics::counter!("ironcore_transport_bytes_sent_total")
-                    .increment(bytes.len() as u64);
+                metrics::counter!("ironcore_transport_bytes_sent_total").increment(len);
             }
             write_frame(&mut send, &writer_name, Kind::Done, cluster, epoch, &[]).await?;
             let _ = send.finish();
@@ -281,10 +285,15 @@ pub(crate) async fn serve_transfer(
         });
     }
     let offered = parse_ids(&name, &payload)?;
-    let wanted: Vec<ChunkId> = offered
-        .into_iter()
-        .filter(|id| !inner.store.has(id))
-        .collect();
+    let store = inner.store.clone();
+    let wanted: Vec<ChunkId> = tokio::task::spawn_blocking(move || {
+        offered.into_iter().filter(|id| !store.has(id)).collect()
+    })
+    .await
+    .map_err(|e| TransportError::Remote {
+        peer: "this node".into(),
+        reason: format!("chunk lookup failed: {e}"),
+    })?;
     write_frame(
         &mut send,
         &name,
@@ -294,44 +303,80 @@ pub(crate) async fn serve_transfer(
         &ids_payload(&wanted),
     )
     .await?;
-    loop {
-        let Some((h, payload)) = read_frame(&mut recv, &name, MAX_BULK_PAYLOAD).await? else {
-            return Ok(());
-        };
-        match h.kind {
-            Kind::Done => {
-                let _ = send.finish();
-                return Ok(());
-            }
-            Kind::ChunkData if payload.len() >= 32 => {
-                let id = id_at(&payload);
-                let bytes = payload[32..].to_vec();
-                let ok = inner.store.verify(&id, &bytes);
-                if ok {
-                    inner
-                        .store
-                        .put(&id, bytes)
-                        .map_err(|e| TransportError::Remote {
-                            peer: "this node".into(),
-                            reason: format!("cannot store chunk {id}: {e}"),
-                        })?;
-                    metrics::counter!("ironcore_transport_chunks_received_total").increment(1);
-                    metrics::counter!("ironcore_transport_bytes_received_total")
-                        .increment(payload.len() as u64 - 32);
+    // The reader hands chunks to the verifier through a small queue, so reading the next chunk
+    // overlaps verifying and storing this one; the store's (blocking) calls run off the async
+    // threads that drive the connections.
+    let (tx, mut rx) = mpsc::channel::<Option<(ChunkId, Vec<u8>)>>(4);
+    let store = inner.store.clone();
+    let slots = inner.verify_slots.clone();
+    let ack_name = name.clone();
+    let acker = async move {
+        while let Some(Some((id, bytes))) = rx.recv().await {
+            let store = store.clone();
+            let len = bytes.len() as u64;
+            let slot = slots
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|e| TransportError::Remote {
+                    peer: "this node".into(),
+                    reason: format!("verification stopped: {e}"),
+                })?;
+            let ok = tokio::task::spawn_blocking(move || {
+                let _slot = slot;
+                if store.verify(&id, &bytes) {
+                    store.put(&id, bytes).map(|()| true)
                 } else {
-                    metrics::counter!("ironcore_transport_chunks_refused_total").increment(1);
-                    tracing::warn!(peer = %name, chunk = %id, "refused a chunk that failed verification");
+                    Ok(false)
                 }
-                let mut ack = id.as_bytes().to_vec();
-                ack.push(u8::from(ok));
-                write_frame(&mut send, &name, Kind::Ack, cluster, epoch, &ack).await?;
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r)
+            .map_err(|e| TransportError::Remote {
+                peer: "this node".into(),
+                reason: format!("cannot store chunk {id}: {e}"),
+            })?;
+            if ok {
+                metrics::counter!("ironcore_transport_chunks_received_total").increment(1);
+                metrics::counter!("ironcore_transport_bytes_received_total").increment(len);
+            } else {
+                metrics::counter!("ironcore_transport_chunks_refused_total").increment(1);
+                tracing::warn!(peer = %ack_name, chunk = %id, "refused a chunk that failed verification");
             }
-            other => {
-                return Err(TransportError::Protocol {
-                    peer: name,
-                    detail: format!("unexpected {other:?} frame in a transfer"),
-                });
+            let mut ack = id.as_bytes().to_vec();
+            ack.push(u8::from(ok));
+            write_frame(&mut send, &ack_name, Kind::Ack, cluster, epoch, &ack).await?;
+        }
+        let _ = send.finish();
+        Ok::<(), TransportError>(())
+    };
+    let reader = async move {
+        loop {
+            let Some(h) = read_header(&mut recv, &name, MAX_BULK_PAYLOAD).await? else {
+                break;
+            };
+            match h.kind {
+                Kind::Done => break,
+                Kind::ChunkData if h.len >= 32 => {
+                    let head = read_payload(&mut recv, &name, 32).await?;
+                    let id = id_at(&head);
+                    let bytes = read_payload(&mut recv, &name, h.len - 32).await?;
+                    if tx.send(Some((id, bytes))).await.is_err() {
+                        break; // the acker failed; its error is reported
+                    }
+                }
+                other => {
+                    return Err(TransportError::Protocol {
+                        peer: name,
+                        detail: format!("unexpected {other:?} frame in a transfer"),
+                    });
+                }
             }
         }
-    }
+        let _ = tx.send(None).await;
+        Ok(())
+    };
+    tokio::try_join!(acker, reader)?;
+    Ok(())
 }

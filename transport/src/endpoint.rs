@@ -124,6 +124,9 @@ pub(crate) struct Inner {
     conns: tokio::sync::Mutex<HashMap<(SocketAddr, Path), Connection>>,
     links: Mutex<HashMap<SocketAddr, RateLimiter>>,
     pub fault: Mutex<Option<ChunkFault>>,
+    /// Bounds how many chunks are verified and stored at once, so hashing never starves the
+    /// threads that drive the connections.
+    pub verify_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// A node's transport. Cheap to clone.
@@ -202,6 +205,12 @@ impl Transport {
             conns: tokio::sync::Mutex::new(HashMap::new()),
             links: Mutex::new(HashMap::new()),
             fault: Mutex::new(None),
+            verify_slots: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism()
+                    .map_or(1, |n| n.get())
+                    .saturating_sub(1)
+                    .max(1),
+            )),
         });
         tokio::spawn(accept_loop(inner.clone()));
         Ok(Self { inner })

@@ -24,13 +24,36 @@ pub(crate) async fn write_frame(
     Ok(())
 }
 
-/// Reads one frame whose payload may be at most `max` bytes. `Ok(None)` at a clean end of
-/// stream before any header byte.
-pub(crate) async fn read_frame(
+/// Writes a chunk frame (id, then the bytes) without copying the bytes.
+pub(crate) async fn write_chunk_frame(
+    send: &mut SendStream,
+    peer: &str,
+    cluster: ClusterId,
+    epoch: u64,
+    id: &[u8; 32],
+    bytes: bytes::Bytes,
+) -> Result<()> {
+    let header = encode_header(Kind::ChunkData, cluster, epoch, 32 + bytes.len());
+    let io = |e: quinn::WriteError| TransportError::Connection {
+        peer: peer.to_string(),
+        detail: e.to_string(),
+    };
+    let mut head = Vec::with_capacity(HEADER_LEN + 32);
+    head.extend_from_slice(&header);
+    head.extend_from_slice(id);
+    send.write_chunk(bytes::Bytes::from(head))
+        .await
+        .map_err(io)?;
+    send.write_chunk(bytes).await.map_err(io)?;
+    Ok(())
+}
+
+/// Reads one frame header (`Ok(None)` at a clean end of stream).
+pub(crate) async fn read_header(
     recv: &mut RecvStream,
     peer: &str,
     max: usize,
-) -> Result<Option<(Header, Vec<u8>)>> {
+) -> Result<Option<Header>> {
     let mut header = [0u8; HEADER_LEN];
     match recv.read_exact(&mut header).await {
         Ok(()) => {}
@@ -42,18 +65,37 @@ pub(crate) async fn read_frame(
             });
         }
     }
-    let h = decode_header(&header, max).map_err(|detail| TransportError::Protocol {
-        peer: peer.to_string(),
-        detail,
-    })?;
-    let mut payload = vec![0u8; h.len];
+    decode_header(&header, max)
+        .map(Some)
+        .map_err(|detail| TransportError::Protocol {
+            peer: peer.to_string(),
+            detail,
+        })
+}
+
+/// Reads exactly `n` payload bytes.
+pub(crate) async fn read_payload(recv: &mut RecvStream, peer: &str, n: usize) -> Result<Vec<u8>> {
+    let mut payload = vec![0u8; n];
     recv.read_exact(&mut payload)
         .await
         .map_err(|e| TransportError::Protocol {
             peer: peer.to_string(),
-            detail: format!("payload of {} bytes: {e}", h.len),
+            detail: format!("payload of {n} bytes: {e}"),
         })?;
-    Ok(Some((h, payload)))
+    Ok(payload)
+}
+
+/// Reads one frame whose payload may be at most `max` bytes. `Ok(None)` at a clean end of
+/// stream before any header byte.
+pub(crate) async fn read_frame(
+    recv: &mut RecvStream,
+    peer: &str,
+    max: usize,
+) -> Result<Option<(Header, Vec<u8>)>> {
+    let Some(h) = read_header(recv, peer, max).await? else {
+        return Ok(None);
+    };
+    Ok(Some((h, read_payload(recv, peer, h.len).await?)))
 }
 
 /// Whether a frame from another node may be accepted here.
