@@ -354,6 +354,18 @@ where
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // `-- profile N`: only the transport with N streams, for a profiler.
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "profile") {
+        let streams = args.get(i + 1).and_then(|n| n.parse().ok()).unwrap_or(1);
+        for r in 0..3 {
+            println!(
+                "transport, {streams} streams: {:.0} MB/s",
+                through_transport(streams, 100 + r).await
+            );
+        }
+        return;
+    }
     println!(
         "machine: {cores} cores; {} MiB per measurement, {} MiB chunks, loopback",
         TOTAL >> 20,

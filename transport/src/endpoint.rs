@@ -11,7 +11,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use ironcore_types::{Fingerprint, NodeId};
@@ -19,7 +19,7 @@ use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{Connection, Endpoint, VarInt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tracing::{debug, warn};
+use tracing::{Instrument, debug, warn};
 
 use crate::chunks::{ChunkFault, ChunkStore};
 use crate::frame::{ClusterId, Kind, MAX_CONTROL_PAYLOAD, Refusal};
@@ -212,7 +212,7 @@ impl Transport {
                     .max(1),
             )),
         });
-        tokio::spawn(accept_loop(inner.clone()));
+        tokio::spawn(accept_loop(inner.endpoint.clone(), Arc::downgrade(&inner)));
         Ok(Self { inner })
     }
 
@@ -441,9 +441,14 @@ fn alpn(conn: &Connection) -> Option<Vec<u8>> {
         .protocol
 }
 
-async fn accept_loop(inner: Arc<Inner>) {
-    while let Some(incoming) = inner.endpoint.accept().await {
-        let inner = inner.clone();
+/// Background tasks hold only a weak reference: when the last [`Transport`] handle is dropped,
+/// its state (and the chunk store it references) is freed and the endpoint closes.
+async fn accept_loop(endpoint: Endpoint, weak: Weak<Inner>) {
+    while let Some(incoming) = endpoint.accept().await {
+        if weak.strong_count() == 0 {
+            break;
+        }
+        let weak = weak.clone();
         tokio::spawn(async move {
             let conn = match incoming.await {
                 Ok(c) => c,
@@ -452,29 +457,43 @@ async fn accept_loop(inner: Arc<Inner>) {
                     return;
                 }
             };
-            let Some(peer) = peer_info(&inner, &conn) else {
+            let Some(peer) = weak.upgrade().and_then(|inner| peer_info(&inner, &conn)) else {
                 conn.close(VarInt::from_u32(1), b"unknown peer");
                 return;
             };
             let bulk = alpn(&conn).as_deref() == Some(ALPN_BULK);
+            let span = tracing::info_span!("peer", node = %peer.node, fingerprint = %peer.fingerprint, bulk);
             loop {
                 let (send, recv) = match conn.accept_bi().await {
                     Ok(s) => s,
                     Err(_) => return,
                 };
-                let (inner, peer) = (inner.clone(), peer.clone());
-                tokio::spawn(async move {
-                    let result = if bulk {
-                        crate::chunks::serve_transfer(&inner, &peer, send, recv).await
-                    } else {
-                        serve_request(&inner, &peer, send, recv).await
-                    };
-                    if let Err(e) = result {
-                        warn!(peer = %peer.node, fingerprint = %peer.fingerprint, error = %e, "stream failed");
+                let Some(inner) = weak.upgrade() else {
+                    conn.close(VarInt::from_u32(0), b"shutdown");
+                    return;
+                };
+                let peer = peer.clone();
+                tokio::spawn(
+                    async move {
+                        let result = if bulk {
+                            crate::chunks::serve_transfer(&inner, &peer, send, recv).await
+                        } else {
+                            serve_request(&inner, &peer, send, recv).await
+                        };
+                        if let Err(e) = result {
+                            warn!(error = %e, "stream failed");
+                        }
                     }
-                });
+                    .instrument(span.clone()),
+                );
             }
         });
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.endpoint.close(VarInt::from_u32(0), b"shutdown");
     }
 }
 
