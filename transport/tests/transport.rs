@@ -493,3 +493,25 @@ async fn fault_proxy_partition_cuts_the_link_and_heal_restores_it() {
     proxy.heal();
     a.transport.call_raw(&via, b"x").await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_last_handle_frees_the_endpoint() {
+    let (a, b) = pair().await;
+    let addr = b.transport.local_addr().unwrap();
+    a.transport.call_raw(&b.peer(), b"x").await.unwrap();
+    let weak_store = Arc::downgrade(&b.store);
+    drop(b);
+    // The port is released and the store freed once the background tasks see the drop.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let port_free = std::net::UdpSocket::bind(addr).is_ok();
+        if port_free && weak_store.strong_count() == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "endpoint still held: port free {port_free}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
