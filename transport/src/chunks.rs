@@ -18,10 +18,10 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::endpoint::{Inner, Path, Peer, PeerInfo, Transport};
-use crate::frame::{Kind, MAX_BULK_PAYLOAD, Refusal};
+use crate::frame::{Kind, MAX_BULK_PAYLOAD};
 use crate::limit::RateLimiter;
 use crate::wire::{
-    admit, read_frame, read_header, read_payload, refusal_error, write_chunk_frame, write_frame,
+    admit, read_answer, read_frame, read_header, read_payload, write_chunk_frame, write_frame,
 };
 use crate::{Result, TransportError};
 
@@ -137,22 +137,20 @@ impl Transport {
             &ids_payload(ids),
         )
         .await?;
-        let (h, payload) = read_frame(&mut recv, &name, MAX_BULK_PAYLOAD)
-            .await?
-            .ok_or_else(|| TransportError::Protocol {
-                peer: name.clone(),
-                detail: "stream ended before the want list".into(),
-            })?;
-        if h.kind == Kind::Refused {
-            let refusal: Refusal =
-                postcard::from_bytes(&payload).map_err(|e| TransportError::Protocol {
-                    peer: name.clone(),
-                    detail: format!("refusal does not parse: {e}"),
-                })?;
-            return Err(refusal_error(&name, refusal, cluster, epoch));
-        }
-        if let Some(refusal) = admit(&h, cluster, epoch) {
-            return Err(refusal_error(&name, refusal, cluster, epoch));
+        let (h, payload) = read_answer(
+            &mut recv,
+            &name,
+            MAX_BULK_PAYLOAD,
+            cluster,
+            epoch,
+            "stream ended before the want list",
+        )
+        .await?;
+        if h.kind != Kind::Want {
+            return Err(TransportError::Protocol {
+                peer: name,
+                detail: format!("expected a want list, got {:?}", h.kind),
+            });
         }
         let wanted = parse_ids(&name, &payload)?;
         let mut report = TransferReport {

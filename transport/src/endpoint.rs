@@ -22,11 +22,11 @@ use serde::de::DeserializeOwned;
 use tracing::{Instrument, debug, warn};
 
 use crate::chunks::{ChunkFault, ChunkStore};
-use crate::frame::{ClusterId, Kind, MAX_CONTROL_PAYLOAD, Refusal};
+use crate::frame::{ClusterId, Kind, MAX_CONTROL_PAYLOAD};
 use crate::identity::{NodeIdentity, fingerprint_of};
 use crate::limit::RateLimiter;
 use crate::pins::{PinSet, PinnedClients, PinnedServer, Seen, provider};
-use crate::wire::{admit, read_frame, refusal_error, write_frame};
+use crate::wire::{admit, read_answer, read_frame, write_frame};
 use crate::{Result, TransportError};
 
 /// ALPN of control connections.
@@ -373,23 +373,15 @@ impl Transport {
         let (cluster, epoch) = (self.inner.config.cluster, self.epoch());
         write_frame(&mut send, &name, Kind::Request, cluster, epoch, request).await?;
         let _ = send.finish();
-        let (h, payload) = read_frame(&mut recv, &name, MAX_CONTROL_PAYLOAD)
-            .await?
-            .ok_or_else(|| TransportError::Protocol {
-                peer: name.clone(),
-                detail: "stream ended without an answer".into(),
-            })?;
-        if h.kind == Kind::Refused {
-            let refusal: Refusal =
-                postcard::from_bytes(&payload).map_err(|e| TransportError::Protocol {
-                    peer: name.clone(),
-                    detail: format!("refusal does not parse: {e}"),
-                })?;
-            return Err(refusal_error(&name, refusal, cluster, epoch));
-        }
-        if let Some(refusal) = admit(&h, cluster, epoch) {
-            return Err(refusal_error(&name, refusal, cluster, epoch));
-        }
+        let (h, payload) = read_answer(
+            &mut recv,
+            &name,
+            MAX_CONTROL_PAYLOAD,
+            cluster,
+            epoch,
+            "stream ended without an answer",
+        )
+        .await?;
         match h.kind {
             Kind::Response => Ok(payload),
             Kind::Error => Err(TransportError::Remote {

@@ -98,6 +98,37 @@ pub(crate) async fn read_frame(
     Ok(Some((h, read_payload(recv, peer, h.len).await?)))
 }
 
+/// Reads the answer to something this node sent: a refusal (or an answer from another
+/// cluster or epoch) becomes its error; a missing answer is a protocol error.
+pub(crate) async fn read_answer(
+    recv: &mut RecvStream,
+    peer: &str,
+    max: usize,
+    cluster: ClusterId,
+    epoch: u64,
+    missing: &str,
+) -> Result<(Header, Vec<u8>)> {
+    let (h, payload) =
+        read_frame(recv, peer, max)
+            .await?
+            .ok_or_else(|| TransportError::Protocol {
+                peer: peer.to_string(),
+                detail: missing.to_string(),
+            })?;
+    if h.kind == Kind::Refused {
+        let refusal: Refusal =
+            postcard::from_bytes(&payload).map_err(|e| TransportError::Protocol {
+                peer: peer.to_string(),
+                detail: format!("refusal does not parse: {e}"),
+            })?;
+        return Err(refusal_error(peer, refusal, cluster, epoch));
+    }
+    if let Some(refusal) = admit(&h, cluster, epoch) {
+        return Err(refusal_error(peer, refusal, cluster, epoch));
+    }
+    Ok((h, payload))
+}
+
 /// Whether a frame from another node may be accepted here.
 pub(crate) fn admit(h: &Header, cluster: ClusterId, epoch: u64) -> Option<Refusal> {
     if h.cluster != cluster {
