@@ -38,8 +38,9 @@ pub trait ChunkStore: Send + Sync + 'static {
     fn verify(&self, id: &ChunkId, bytes: &[u8]) -> bool;
     /// Stores a verified chunk.
     fn put(&self, id: &ChunkId, bytes: Vec<u8>) -> std::result::Result<(), String>;
-    /// Reads a chunk to send.
-    fn get(&self, id: &ChunkId) -> std::result::Result<Vec<u8>, String>;
+    /// Reads a chunk to send (as `Bytes`, so a store that holds chunks in memory hands them
+    /// over without a copy).
+    fn get(&self, id: &ChunkId) -> std::result::Result<bytes::Bytes, String>;
 }
 
 /// A test hook that may alter a chunk's bytes on the wire: (id, bytes, attempt starting at 1).
@@ -187,7 +188,9 @@ impl Transport {
                         reason: format!("cannot read chunk {id} to send: {e}"),
                     })?;
                 if let Some(f) = &fault {
-                    f(&id, &mut bytes, attempt);
+                    let mut altered = bytes.to_vec();
+                    f(&id, &mut altered, attempt);
+                    bytes = altered.into();
                 }
                 for l in &limits {
                     l.acquire(bytes.len() as u64).await;
@@ -199,7 +202,7 @@ impl Transport {
                     cluster,
                     epoch,
                     id.as_bytes(),
-                    bytes.into(),
+                    bytes,
                 )
                 .await?;
                 bytes_sent += len;

@@ -2,7 +2,9 @@
 //! benchmarks of the transport and of the layers above it. Not for production data.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
+
+use bytes::Bytes;
 
 use ironcore_types::ChunkId;
 use sha2::{Digest, Sha256};
@@ -12,7 +14,7 @@ use crate::ChunkStore;
 /// Chunks in memory, verified by SHA-256.
 #[derive(Debug, Default)]
 pub struct MemChunks {
-    chunks: Mutex<HashMap<ChunkId, Arc<Vec<u8>>>>,
+    chunks: Mutex<HashMap<ChunkId, Bytes>>,
 }
 
 impl MemChunks {
@@ -22,7 +24,7 @@ impl MemChunks {
         self.chunks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(id, Arc::new(bytes));
+            .insert(id, Bytes::from(bytes));
         id
     }
 
@@ -53,16 +55,16 @@ impl ChunkStore for MemChunks {
         self.chunks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(*id, Arc::new(bytes));
+            .insert(*id, Bytes::from(bytes));
         Ok(())
     }
 
-    fn get(&self, id: &ChunkId) -> Result<Vec<u8>, String> {
+    fn get(&self, id: &ChunkId) -> Result<Bytes, String> {
         self.chunks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(id)
-            .map(|b| b.to_vec())
+            .cloned()
             .ok_or_else(|| format!("chunk {id} is not held"))
     }
 }

@@ -73,15 +73,26 @@ pub(crate) async fn read_header(
         })
 }
 
-/// Reads exactly `n` payload bytes.
+/// Reads exactly `n` payload bytes, copying quinn's received buffers once (no zero-fill).
 pub(crate) async fn read_payload(recv: &mut RecvStream, peer: &str, n: usize) -> Result<Vec<u8>> {
-    let mut payload = vec![0u8; n];
-    recv.read_exact(&mut payload)
-        .await
-        .map_err(|e| TransportError::Protocol {
-            peer: peer.to_string(),
-            detail: format!("payload of {n} bytes: {e}"),
-        })?;
+    let mut payload = Vec::with_capacity(n);
+    while payload.len() < n {
+        let chunk = recv
+            .read_chunk(n - payload.len(), true)
+            .await
+            .map_err(|e| TransportError::Protocol {
+                peer: peer.to_string(),
+                detail: format!("payload of {n} bytes: {e}"),
+            })?
+            .ok_or_else(|| TransportError::Protocol {
+                peer: peer.to_string(),
+                detail: format!(
+                    "stream ended {} bytes into a {n}-byte payload",
+                    payload.len()
+                ),
+            })?;
+        payload.extend_from_slice(&chunk.bytes);
+    }
     Ok(payload)
 }
 

@@ -51,12 +51,12 @@ impl ChunkStore for MemStore {
         self.chunks.lock().unwrap().insert(*id, bytes);
         Ok(())
     }
-    fn get(&self, id: &ChunkId) -> Result<Vec<u8>, String> {
-        self.chunks
-            .lock()
-            .unwrap()
+    fn get(&self, id: &ChunkId) -> Result<bytes::Bytes, String> {
+        let chunks = self.chunks.lock().unwrap();
+        chunks
             .get(id)
             .cloned()
+            .map(bytes::Bytes::from)
             .ok_or_else(|| "missing".into())
     }
 }
