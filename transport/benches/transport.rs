@@ -322,6 +322,28 @@ async fn through_transport(streams: usize, round: u32) -> f64 {
     mbps(bytes, t.elapsed().as_secs_f64())
 }
 
+/// One transfer of 256 MiB through the fault proxy with `one_way` delay in each direction.
+async fn through_proxy(one_way: Duration, round: u32) -> f64 {
+    let (a, _b, store, peer) = transport_pair().await;
+    let proxy = ironcore_transport::fault::FaultProxy::start(peer.addr)
+        .await
+        .expect("proxy");
+    proxy.set_delay(ironcore_transport::fault::Direction::Both, one_way);
+    let via = Peer {
+        node: peer.node.clone(),
+        addr: proxy.addr(),
+    };
+    let ids: Vec<ChunkId> = (0..64)
+        .map(|i| store.add(chunk_data(round * 10_000 + i)))
+        .collect();
+    let t = Instant::now();
+    let report = a
+        .send_chunks(&via, &ids, &TransferOptions::default())
+        .await
+        .expect("transfer");
+    mbps(report.bytes as usize, t.elapsed().as_secs_f64())
+}
+
 fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[((v.len() - 1) as f64 * p) as usize]
@@ -385,6 +407,13 @@ async fn main() {
     );
     let ours4 = median3(|r| through_transport(4, 10 + r)).await;
     println!("this transport, 4 streams     {ours4:>8.0} MB/s");
+
+    let proxied = median3(|r| through_proxy(Duration::ZERO, 20 + r)).await;
+    println!(
+        "through the fault proxy, 0 ms  {proxied:>8.0} MB/s   (the userspace proxy's own ceiling)"
+    );
+    let wan = median3(|r| through_proxy(Duration::from_millis(25), 30 + r)).await;
+    println!("through the proxy, 50 ms RTT   {wan:>8.0} MB/s   (64 MiB windows; 256 MiB per run)");
 
     let (a, _b, store, peer) = transport_pair().await;
     let mut idle = rpc(&a, &peer, 3000, Duration::ZERO).await;
