@@ -2,7 +2,7 @@
 
 use openraft::type_config::alias;
 
-use crate::{ClusterNode, Command, CommandResult};
+use crate::{ClusterNode, Command, CommandResult, RocksStateMachine};
 
 /// openraft's node id: a plain `u64` (names live in [`ClusterNode`]).
 pub type NodeId = u64;
@@ -30,3 +30,5 @@ pub type SnapshotMeta = alias::SnapshotMetaOf<TypeConfig>;
 pub type SnapshotData = std::io::Cursor<Vec<u8>>;
 /// A snapshot: its meta and its data.
 pub type Snapshot = alias::SnapshotOf<TypeConfig, SnapshotData>;
+/// A running openraft instance of this crate's types.
+pub type RaftHandle = openraft::Raft<TypeConfig, RocksStateMachine>;

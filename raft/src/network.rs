@@ -1,0 +1,354 @@
+//! openraft's network over the node's QUIC transport.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ironcore_transport::frame::MAX_CONTROL_PAYLOAD;
+use ironcore_transport::{Peer, Transport, TransportError};
+use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
+};
+
+use crate::reachability::{Gate, ProbePolicy, Reachability};
+use crate::{
+    AddressBook, ClusterNode, NodeId, RaftRequest, RaftResponse, Snapshot, TypeConfig, Vote,
+};
+
+/// Room the frame envelope and the rest of a snapshot request need next to its data.
+const SNAPSHOT_ENVELOPE: usize = 64 << 10;
+
+/// Why a request to a peer got no answer.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The peer cannot be reached now (no address, no connection, no answer in time, refused,
+    /// or it is stopping); openraft backs off before trying again.
+    #[error("node {node} is unreachable: {detail}")]
+    Unreachable {
+        /// The peer.
+        node: NodeId,
+        /// Why.
+        detail: String,
+    },
+    /// The request was not sent: the peer did not answer recently and is not due for a probe,
+    /// or its probe failed. Safe to retry; openraft backs off.
+    #[error("node {node} is unreachable, request not sent: {detail}")]
+    NotSent {
+        /// The peer.
+        node: NodeId,
+        /// Why.
+        detail: String,
+    },
+    /// The exchange broke (an answer that does not decode or does not fit the request); worth
+    /// retrying at once.
+    #[error("raft rpc to node {node} failed: {detail}")]
+    Network {
+        /// The peer.
+        node: NodeId,
+        /// Why.
+        detail: String,
+    },
+}
+
+impl SendError {
+    fn into_rpc(self) -> RPCError<TypeConfig> {
+        match self {
+            SendError::Unreachable { .. } | SendError::NotSent { .. } => {
+                Unreachable::from_string(self).into()
+            }
+            SendError::Network { .. } => NetworkError::from_string(self).into(),
+        }
+    }
+}
+
+/// Creates the [`RaftLink`]s openraft sends through (openraft's network factory).
+///
+/// A peer that stops answering is marked down: calls to it then fail at once, and one short
+/// probe per interval finds out when it is back (see [`ProbePolicy`]).
+#[derive(Clone, Debug)]
+pub struct RaftNetwork {
+    transport: Transport,
+    book: AddressBook,
+    reach: Reachability,
+}
+
+impl RaftNetwork {
+    /// A network sending through `transport` to the addresses in `book`, probing dead peers
+    /// as `probe` says.
+    pub fn new(transport: Transport, book: AddressBook, probe: ProbePolicy) -> Self {
+        Self {
+            transport,
+            book,
+            reach: Reachability::new(probe),
+        }
+    }
+
+    /// A link to `target`, described by its membership entry `node`.
+    pub fn link(&self, target: NodeId, node: &ClusterNode) -> RaftLink {
+        RaftLink {
+            transport: self.transport.clone(),
+            book: self.book.clone(),
+            reach: self.reach.clone(),
+            target,
+            node: node.clone(),
+        }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for RaftNetwork {
+    type Network = RaftLink;
+
+    async fn new_client(&mut self, target: NodeId, node: &ClusterNode) -> RaftLink {
+        self.book.learn(target, node);
+        self.link(target, node)
+    }
+}
+
+/// The Raft RPC client for one peer. Connections are the transport's (made on first use and
+/// shared), so a link is cheap.
+#[derive(Clone, Debug)]
+pub struct RaftLink {
+    transport: Transport,
+    book: AddressBook,
+    reach: Reachability,
+    target: NodeId,
+    node: ClusterNode,
+}
+
+impl RaftLink {
+    fn unreachable(&self, detail: impl ToString) -> SendError {
+        SendError::Unreachable {
+            node: self.target,
+            detail: detail.to_string(),
+        }
+    }
+
+    fn not_sent(&self, detail: impl ToString) -> SendError {
+        SendError::NotSent {
+            node: self.target,
+            detail: detail.to_string(),
+        }
+    }
+
+    fn network(&self, detail: impl ToString) -> SendError {
+        SendError::Network {
+            node: self.target,
+            detail: detail.to_string(),
+        }
+    }
+
+    async fn peer(&self) -> Result<Peer, SendError> {
+        let name = self
+            .node
+            .name
+            .parse()
+            .map_err(|e| self.unreachable(format!("bad node name in membership: {e}")))?;
+        let addr = match self.book.resolve(self.target, &self.node) {
+            Some(addr) => addr,
+            None => self.lookup().await?,
+        };
+        Ok(Peer { node: name, addr })
+    }
+
+    /// Resolves a `host:port` address through DNS.
+    async fn lookup(&self) -> Result<SocketAddr, SendError> {
+        let address = &self.node.address;
+        let mut addrs = tokio::net::lookup_host(address.as_str())
+            .await
+            .map_err(|e| self.unreachable(format!("cannot resolve {address:?}: {e}")))?;
+        addrs
+            .next()
+            .ok_or_else(|| self.unreachable(format!("{address:?} resolves to no address")))
+    }
+
+    /// Sends `request` and waits at most `timeout` for the answer. A peer marked down is
+    /// probed first (or, while another probe runs or before its interval ends, not tried).
+    pub async fn send(
+        &self,
+        request: &RaftRequest,
+        timeout: Duration,
+    ) -> Result<RaftResponse, SendError> {
+        let started = tokio::time::Instant::now();
+        match self.reach.gate(self.target) {
+            Gate::Send => {}
+            Gate::FailFast => {
+                return Err(self.not_sent("it did not answer recently; waiting for the next probe"));
+            }
+            Gate::Probe => {
+                let claim = self.reach.claim(self.target);
+                let turn = tokio::time::timeout(timeout, self.reach.probe_turn()).await;
+                let Ok(_turn) = turn else {
+                    claim.down();
+                    return Err(self.not_sent("no turn to probe it in time"));
+                };
+                let left = timeout.saturating_sub(started.elapsed());
+                let probe_timeout = self.reach.policy().timeout.min(left);
+                match self.exchange(&RaftRequest::Ping, probe_timeout).await {
+                    Ok(RaftResponse::Pong) => claim.up(),
+                    Ok(other) => {
+                        claim.down();
+                        return Err(self.mismatch("ping", &other));
+                    }
+                    Err((e, _)) => {
+                        claim.down();
+                        return Err(self.not_sent(format!("probe failed: {e}")));
+                    }
+                }
+            }
+        }
+        let timeout = timeout.saturating_sub(started.elapsed());
+        match self.exchange(request, timeout).await {
+            Ok(answer) => {
+                self.reach.up(self.target);
+                Ok(answer)
+            }
+            Err((e, silent)) => {
+                if silent {
+                    self.reach.down(self.target);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// One request and its answer; on failure, also whether the peer stayed silent (no
+    /// connection or no answer in time) rather than answering with an error.
+    async fn exchange(
+        &self,
+        request: &RaftRequest,
+        timeout: Duration,
+    ) -> Result<RaftResponse, (SendError, bool)> {
+        let peer = self.peer().await.map_err(|e| (e, true))?;
+        let bytes = request.encode().map_err(|e| {
+            let e = self.network(format!("cannot encode {}: {e}", request.kind()));
+            (e, false)
+        })?;
+        let answer = tokio::time::timeout(timeout, self.transport.call_raw(&peer, &bytes))
+            .await
+            .map_err(|_| {
+                let e = self.unreachable(format!(
+                    "no answer to {} within {} ms",
+                    request.kind(),
+                    timeout.as_millis()
+                ));
+                (e, true)
+            })?
+            .map_err(|e| {
+                let silent = matches!(
+                    e,
+                    TransportError::Timeout { .. }
+                        | TransportError::Connection { .. }
+                        | TransportError::Handshake { .. }
+                        | TransportError::Io { .. }
+                );
+                match e {
+                    TransportError::Protocol { .. } => (self.network(e), false),
+                    // Connection, timeout, handshake, refusal, a stopping peer: back off.
+                    other => (self.unreachable(other), silent),
+                }
+            })?;
+        RaftResponse::decode(&answer).map_err(|e| (self.network(e), false))
+    }
+
+    fn mismatch(&self, what: &str, got: &RaftResponse) -> SendError {
+        self.network(format!("expected a {what} answer, got {got:?}"))
+    }
+}
+
+impl RaftNetworkV2<TypeConfig> for RaftLink {
+    type SnapshotData = crate::SnapshotData;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self
+            .send(&RaftRequest::Append(rpc), option.soft_ttl())
+            .await
+        {
+            Ok(RaftResponse::Append(r)) => Ok(r),
+            Ok(other) => Err(self.mismatch("append", &other).into_rpc()),
+            Err(e) => Err(e.into_rpc()),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self.send(&RaftRequest::Vote(rpc), option.soft_ttl()).await {
+            Ok(RaftResponse::Vote(r)) => Ok(r),
+            Ok(other) => Err(self.mismatch("vote", &other).into_rpc()),
+            Err(e) => Err(e.into_rpc()),
+        }
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self
+            .send(&RaftRequest::PreVote(rpc), option.soft_ttl())
+            .await
+        {
+            Ok(RaftResponse::Vote(r)) => Ok(r),
+            Ok(other) => Err(self.mismatch("pre-vote", &other).into_rpc()),
+            Err(e) => Err(e.into_rpc()),
+        }
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot,
+        cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let data = snapshot.snapshot.into_inner();
+        if data.len() + SNAPSHOT_ENVELOPE > MAX_CONTROL_PAYLOAD {
+            // Snapshots travel in one control frame for now; a larger state machine needs the
+            // bulk path. Refusing loudly beats a frame the peer would drop.
+            let e = self.unreachable(format!(
+                "snapshot of {} bytes exceeds the {} byte control frame",
+                data.len(),
+                MAX_CONTROL_PAYLOAD - SNAPSHOT_ENVELOPE
+            ));
+            tracing::error!(error = %e, "cannot send snapshot");
+            return Err(Unreachable::from_string(e).into());
+        }
+        let request = RaftRequest::Snapshot {
+            vote,
+            meta: snapshot.meta,
+            data,
+        };
+        tokio::select! {
+            closed = cancel => Err(closed.into()),
+            answer = self.send(&request, option.soft_ttl()) => match answer {
+                Ok(RaftResponse::Snapshot(r)) => Ok(r),
+                Ok(other) => Err(self.mismatch("snapshot", &other).into_rpc().into()),
+                Err(e) => Err(e.into_rpc().into()),
+            },
+        }
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self
+            .send(&RaftRequest::TransferLeader(req), option.soft_ttl())
+            .await
+        {
+            Ok(RaftResponse::TransferLeader(r)) => Ok(r),
+            Ok(other) => Err(self.mismatch("transfer-leader", &other).into_rpc()),
+            Err(e) => Err(e.into_rpc()),
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! One member of the Raft group: stores, transport, network and openraft wired together.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ironcore_transport::{ChunkStore, NodeIdentity, PinSet, Transport};
+use openraft::async_runtime::WatchReceiver;
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::raft::linearizable_read::Linearizer;
+use openraft::{RaftMetrics, ServerState};
+use tokio::time::Instant;
+
+use crate::server::serve;
+use crate::{
+    AddressBook, ClusterNode, Command, LogId, NodeError, NodeId, RaftHandle, RaftNetwork,
+    RaftNodeConfig, RaftRequest, RaftResponse, RaftServer, Refusal, RocksLogStore,
+    RocksStateMachine, SendError, TypeConfig, WriteReply,
+};
+
+/// A running Raft node: its RocksDB stores under one directory, its QUIC transport and its
+/// openraft instance. Every node accepts writes and linearizable reads: a follower forwards a
+/// write to the leader, and for a read asks the leader how far it must apply first.
+#[derive(Clone)]
+pub struct RaftNode {
+    id: NodeId,
+    raft: RaftHandle,
+    transport: Transport,
+    network: RaftNetwork,
+    book: AddressBook,
+    heartbeat: Duration,
+    request_timeout: Duration,
+}
+
+impl std::fmt::Debug for RaftNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RaftNode({} via {:?})", self.id, self.transport)
+    }
+}
+
+fn stopped(e: impl std::fmt::Display) -> NodeError {
+    NodeError::Stopped(e.to_string())
+}
+
+fn refused(e: impl std::fmt::Display) -> NodeError {
+    NodeError::Refused(e.to_string())
+}
+
+impl RaftNode {
+    /// Opens the stores in `config.dir` (creating them on first start), binds the transport
+    /// with `identity` and `pins` (bulk traffic goes to `chunks`), and starts openraft. Peers
+    /// are reached at the addresses in `book`.
+    pub async fn start(
+        config: RaftNodeConfig,
+        identity: NodeIdentity,
+        pins: PinSet,
+        chunks: Arc<dyn ChunkStore>,
+        book: AddressBook,
+    ) -> Result<Self, NodeError> {
+        let raft_config = Arc::new(config.openraft()?);
+        let log = RocksLogStore::open(&config.dir.join("log"))?;
+        let sm = RocksStateMachine::open(&config.dir.join("sm"))?;
+        let server = RaftServer::new();
+        let transport = Transport::bind(
+            config.transport.clone(),
+            config.listen,
+            identity,
+            pins,
+            server.clone(),
+            chunks,
+        )
+        .await?;
+        let network = RaftNetwork::new(transport.clone(), book.clone(), config.probe);
+        let raft = RaftHandle::new(config.id, raft_config, network.clone(), log, sm)
+            .await
+            .map_err(stopped)?;
+        server.attach(raft.clone());
+        tracing::info!(id = config.id, node = %config.node, "raft node started");
+        Ok(Self {
+            id: config.id,
+            raft,
+            transport,
+            network,
+            book,
+            heartbeat: config.heartbeat_interval,
+            request_timeout: config.request_timeout,
+        })
+    }
+
+    /// This node's Raft id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The openraft instance.
+    pub fn raft(&self) -> &RaftHandle {
+        &self.raft
+    }
+
+    /// The transport (shared with other users of the node's endpoint).
+    pub fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    /// The UDP address the transport is bound to.
+    pub fn local_addr(&self) -> Result<SocketAddr, NodeError> {
+        Ok(self.transport.local_addr()?)
+    }
+
+    /// Where this node reaches its peers.
+    pub fn address_book(&self) -> &AddressBook {
+        &self.book
+    }
+
+    /// A snapshot of openraft's metrics (state, term, leader, log and applied ids, membership).
+    pub fn metrics(&self) -> RaftMetrics<TypeConfig> {
+        self.raft.metrics().borrow_watched().clone()
+    }
+
+    /// Makes `members` the first voters of a new cluster. Call it on one pristine node.
+    pub async fn initialize(
+        &self,
+        members: BTreeMap<NodeId, ClusterNode>,
+    ) -> Result<(), NodeError> {
+        self.raft.initialize(members).await.map_err(refused)
+    }
+
+    /// Adds `id` as a learner and waits until it has caught up (call on the leader).
+    pub async fn add_learner(&self, id: NodeId, node: ClusterNode) -> Result<LogId, NodeError> {
+        self.book.learn(id, &node);
+        let r = self.raft.add_learner(id, node, true).await;
+        r.map(|r| r.log_id).map_err(refused)
+    }
+
+    /// Makes `voters` the voting members; others become learners (call on the leader).
+    pub async fn change_membership(&self, voters: BTreeSet<NodeId>) -> Result<LogId, NodeError> {
+        let r = self.raft.change_membership(voters, true).await;
+        r.map(|r| r.log_id).map_err(|e| match e {
+            RaftError::APIError(ClientWriteError::LogEntryDiscarded(f)) => {
+                NodeError::Indeterminate(f.to_string())
+            }
+            e => refused(e),
+        })
+    }
+
+    /// Asks the leader to hand leadership to `to` (call on the leader).
+    pub async fn transfer_leader(&self, to: NodeId) -> Result<(), NodeError> {
+        if !self.raft.is_leader() {
+            let leader = self.metrics().current_leader;
+            return Err(NodeError::Refused(format!(
+                "node {} is not the leader (leader: {leader:?})",
+                self.id
+            )));
+        }
+        self.raft
+            .trigger()
+            .transfer_leader(to)
+            .await
+            .map_err(stopped)
+    }
+
+    /// Proposes `cmd` and waits until it is committed and applied, forwarding it to the leader
+    /// if this node is not the leader.
+    pub async fn write(&self, cmd: Command) -> Result<WriteReply, NodeError> {
+        let deadline = Instant::now() + self.request_timeout;
+        loop {
+            let asked = self.ask_leader(RaftRequest::ClientWrite(cmd.clone()), deadline);
+            let Some((leader, answer)) = self.unless_not_sent(asked.await, deadline).await? else {
+                continue;
+            };
+            match answer {
+                RaftResponse::ClientWrite(Ok(reply)) => return Ok(reply),
+                RaftResponse::ClientWrite(Err(Refusal::NotLeader { .. })) => {
+                    self.await_leader_change(leader, deadline).await;
+                }
+                RaftResponse::ClientWrite(Err(Refusal::Failed(e))) => {
+                    return Err(NodeError::Refused(e));
+                }
+                RaftResponse::ClientWrite(Err(Refusal::Indeterminate(e))) => {
+                    return Err(NodeError::Indeterminate(e));
+                }
+                other => return Err(unexpected(leader, "client-write", &other)),
+            }
+        }
+    }
+
+    /// Reads `key` linearizably: the leader confirms it still leads (ReadIndex) and names the
+    /// log index that covers every write acknowledged so far; this node waits until it has
+    /// applied that far, then reads its own state machine.
+    pub async fn read(&self, key: &str) -> Result<Option<Vec<u8>>, NodeError> {
+        let deadline = Instant::now() + self.request_timeout;
+        let read_log_id = loop {
+            let asked = self.ask_leader(RaftRequest::ReadIndex, deadline).await;
+            let Some((leader, answer)) = self.unless_not_sent(asked, deadline).await? else {
+                continue;
+            };
+            match answer {
+                RaftResponse::ReadIndex(Ok(id)) => break id,
+                RaftResponse::ReadIndex(Err(Refusal::NotLeader { .. })) => {
+                    self.await_leader_change(leader, deadline).await;
+                }
+                // The leader could not confirm a quorum in time (a peer just failed, a
+                // heartbeat was lost): reads change nothing, so ask again until the deadline.
+                RaftResponse::ReadIndex(Err(e)) if Instant::now() < deadline => {
+                    tracing::debug!(leader, error = %e, "read index refused; retrying");
+                    self.await_leader_change(leader, deadline).await;
+                }
+                RaftResponse::ReadIndex(Err(e)) => return Err(refused(e)),
+                other => return Err(unexpected(leader, "read-index", &other)),
+            }
+        };
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let linearizer = Linearizer::new(self.id, read_log_id, None);
+        match linearizer
+            .try_await_ready(&self.raft, Some(remaining))
+            .await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => {
+                return Err(NodeError::Timeout {
+                    waited: self.request_timeout,
+                });
+            }
+            Err(e) => return Err(stopped(e)),
+        }
+        let key = key.to_string();
+        self.raft
+            .with_state_machine(move |sm: &mut RocksStateMachine| {
+                Box::pin(async move { sm.get(&key) })
+            })
+            .await
+            .map_err(stopped)?
+            .map_err(NodeError::from)
+    }
+
+    /// Stops openraft and closes the transport. The stores are released once openraft's tasks
+    /// have ended, so the node can be started again from the same directory.
+    pub async fn shutdown(&self) -> Result<(), NodeError> {
+        let result = self.raft.shutdown().await.map_err(stopped);
+        self.transport.close();
+        result
+    }
+
+    /// Waits for a known leader and hands it `request` (served in place if it is this node).
+    async fn ask_leader(
+        &self,
+        request: RaftRequest,
+        deadline: Instant,
+    ) -> Result<(NodeId, RaftResponse), NodeError> {
+        let (leader, node) = self.leader(deadline).await?;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let timed_out = |_| NodeError::Timeout {
+            waited: self.request_timeout,
+        };
+        let answer = if leader == self.id {
+            tokio::time::timeout(remaining, serve(&self.raft, request))
+                .await
+                .map_err(timed_out)?
+                .map_err(stopped)?
+        } else {
+            let link = self.network.link(leader, &node);
+            link.send(&request, remaining).await?
+        };
+        Ok((leader, answer))
+    }
+
+    /// Passes `asked` on, except a request that was not sent while time is left: then waits a
+    /// little (for a probe to find the leader, or for another leader) and says to try again.
+    async fn unless_not_sent(
+        &self,
+        asked: Result<(NodeId, RaftResponse), NodeError>,
+        deadline: Instant,
+    ) -> Result<Option<(NodeId, RaftResponse)>, NodeError> {
+        match asked {
+            Err(NodeError::Send(SendError::NotSent { node, .. })) if Instant::now() < deadline => {
+                self.await_leader_change(node, deadline).await;
+                Ok(None)
+            }
+            other => other.map(Some),
+        }
+    }
+
+    /// The current leader and its membership entry, waiting until `deadline` for one.
+    async fn leader(&self, deadline: Instant) -> Result<(NodeId, ClusterNode), NodeError> {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let metrics = self
+            .raft
+            .wait(Some(remaining))
+            .metrics(|m| m.current_leader.is_some(), "a known leader")
+            .await
+            .map_err(|e| match e {
+                openraft::metrics::WaitError::Timeout(..) => NodeError::NoLeader {
+                    waited: self.request_timeout,
+                },
+                e => stopped(e),
+            })?;
+        let leader = metrics.current_leader.ok_or(NodeError::NoLeader {
+            waited: self.request_timeout,
+        })?;
+        let node = metrics
+            .membership_config
+            .membership()
+            .get_node(&leader)
+            .cloned()
+            .ok_or_else(|| NodeError::Refused(format!("leader {leader} is not in membership")))?;
+        Ok((leader, node))
+    }
+
+    /// After `leader` refused as not leading: waits (at most a heartbeat, and not past
+    /// `deadline`) for this node to learn of another leader, so retries do not spin.
+    async fn await_leader_change(&self, leader: NodeId, deadline: Instant) {
+        let wait = deadline
+            .saturating_duration_since(Instant::now())
+            .min(self.heartbeat);
+        let _ = self
+            .raft
+            .wait(Some(wait))
+            .metrics(
+                |m| m.current_leader != Some(leader) || m.state == ServerState::Leader,
+                "another leader",
+            )
+            .await;
+        if Instant::now() >= deadline {
+            tracing::debug!(leader, "gave up waiting for a new leader");
+        }
+    }
+}
+
+fn unexpected(node: NodeId, request: &'static str, answer: &RaftResponse) -> NodeError {
+    NodeError::Unexpected {
+        node,
+        request,
+        answer: format!("{answer:?}"),
+    }
+}

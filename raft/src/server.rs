@@ -1,0 +1,118 @@
+//! Answers Raft RPCs from peers by handing them to the local openraft instance.
+
+use std::io::Cursor;
+use std::sync::{Arc, OnceLock};
+
+use ironcore_transport::{BoxFuture, PeerInfo, RpcHandler};
+use openraft::ReadPolicy;
+use openraft::error::{ClientWriteError, ForwardToLeader, RaftError};
+
+use crate::{
+    Command, RaftHandle, RaftRequest, RaftResponse, Refusal, Snapshot, TypeConfig, WriteReply,
+};
+
+/// The transport's request handler for Raft traffic.
+///
+/// The transport must be bound before openraft starts (openraft's network sends through it), and
+/// the handler must exist before the transport is bound, so the Raft instance is attached after
+/// both exist; until then every request is refused and the caller backs off.
+#[derive(Debug, Default)]
+pub struct RaftServer {
+    raft: OnceLock<RaftHandle>,
+}
+
+impl RaftServer {
+    /// A server with no Raft instance attached yet.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Starts serving `raft`. A second call is ignored (one server serves one instance).
+    pub fn attach(&self, raft: RaftHandle) {
+        if self.raft.set(raft).is_err() {
+            tracing::warn!("raft server already has an instance; ignoring the new one");
+        }
+    }
+}
+
+impl RpcHandler for RaftServer {
+    fn handle(&self, from: PeerInfo, request: Vec<u8>) -> BoxFuture<Result<Vec<u8>, String>> {
+        let raft = self.raft.get().cloned();
+        Box::pin(async move {
+            let request = RaftRequest::decode(&request).map_err(|e| e.to_string())?;
+            if let RaftRequest::Ping = request {
+                return RaftResponse::Pong.encode().map_err(|e| e.to_string());
+            }
+            let raft = raft.ok_or_else(|| "raft is not running on this node yet".to_string())?;
+            let kind = request.kind();
+            let response = serve(&raft, request).await.map_err(|e| {
+                tracing::debug!(peer = %from.node, kind, error = %e, "raft request failed");
+                e
+            })?;
+            response.encode().map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// The refusal for a forwarded request openraft did not accept.
+fn refusal<E>(e: RaftError<TypeConfig, E>) -> Refusal
+where
+    E: std::fmt::Debug + std::fmt::Display + openraft::TryAsRef<ForwardToLeader<TypeConfig>>,
+{
+    match e.forward_to_leader() {
+        Some(f) => Refusal::NotLeader {
+            leader: f.leader_id,
+        },
+        None => Refusal::Failed(e.to_string()),
+    }
+}
+
+/// Hands one request to `raft`; an `Err` goes back to the caller as a transport error.
+pub(crate) async fn serve(raft: &RaftHandle, request: RaftRequest) -> Result<RaftResponse, String> {
+    let text = |e: &dyn std::fmt::Display| e.to_string();
+    Ok(match request {
+        RaftRequest::Append(rpc) => {
+            RaftResponse::Append(raft.append_entries(rpc).await.map_err(|e| text(&e))?)
+        }
+        RaftRequest::Vote(rpc) => RaftResponse::Vote(raft.vote(rpc).await.map_err(|e| text(&e))?),
+        RaftRequest::PreVote(rpc) => {
+            RaftResponse::Vote(raft.pre_vote(rpc).await.map_err(|e| text(&e))?)
+        }
+        RaftRequest::Snapshot { vote, meta, data } => {
+            let snapshot = Snapshot {
+                meta,
+                snapshot: Cursor::new(data),
+            };
+            let answer = raft.install_full_snapshot(vote, snapshot).await;
+            RaftResponse::Snapshot(answer.map_err(|e| text(&e))?)
+        }
+        RaftRequest::TransferLeader(req) => {
+            let answer = raft.handle_transfer_leader(req).await;
+            RaftResponse::TransferLeader(answer.map_err(|e| text(&e))?)
+        }
+        RaftRequest::ClientWrite(cmd) => RaftResponse::ClientWrite(client_write(raft, cmd).await),
+        RaftRequest::ReadIndex => RaftResponse::ReadIndex(
+            raft.get_read_linearizer(ReadPolicy::ReadIndex)
+                .await
+                .map(|l| *l.read_log_id())
+                .map_err(refusal),
+        ),
+        RaftRequest::Ping => RaftResponse::Pong,
+    })
+}
+
+/// Proposes `cmd` if this node leads; otherwise says who does.
+pub(crate) async fn client_write(raft: &RaftHandle, cmd: Command) -> Result<WriteReply, Refusal> {
+    match raft.client_write(cmd).await {
+        Ok(r) => Ok(WriteReply {
+            log_id: r.log_id,
+            result: r.data,
+        }),
+        Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(f))) => {
+            Err(Refusal::Indeterminate(f.to_string()))
+        }
+        // A stopped node may have appended the entry before it stopped.
+        Err(RaftError::Fatal(f)) => Err(Refusal::Indeterminate(f.to_string())),
+        Err(e) => Err(refusal(e)),
+    }
+}

@@ -1,0 +1,334 @@
+//! Raft clusters over real QUIC and RocksDB: elections, replication, failover, partitions,
+//! restarts and leadership transfer, with a checker that no term ever has two leaders.
+
+#[path = "cluster/harness.rs"]
+mod harness;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use harness::{Cluster, WAIT};
+use ironcore_raft::{Command, NodeError, NodeId};
+use tokio::sync::watch;
+
+fn set(key: &str, value: &str) -> Command {
+    Command::SetKey {
+        key: key.into(),
+        value: value.as_bytes().to_vec(),
+    }
+}
+
+fn follower_of(cluster: &Cluster, leader: NodeId) -> NodeId {
+    cluster
+        .running()
+        .into_iter()
+        .find(|&id| id != leader)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_elect_exactly_one_leader_and_a_write_is_applied_on_every_node() {
+    let cluster = Cluster::start(3).await;
+    let leader = cluster.leader().await;
+    // A follower accepts the write and forwards it.
+    let via = follower_of(&cluster, leader);
+    let reply = cluster
+        .node(via)
+        .write(set("greeting", "hello"))
+        .await
+        .unwrap();
+    for id in cluster.running() {
+        cluster.applied(id, reply.log_id.index).await;
+        let value = cluster.node(id).read("greeting").await.unwrap();
+        assert_eq!(value.as_deref(), Some(&b"hello"[..]), "node {id}");
+    }
+    let leaders: Vec<_> = cluster
+        .running()
+        .into_iter()
+        .filter(|&id| cluster.node(id).raft().is_leader())
+        .collect();
+    assert_eq!(leaders, [leader]);
+    assert!(cluster.check() >= 1);
+    cluster.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_nodes_elect_exactly_one_leader() {
+    let cluster = Cluster::start(5).await;
+    let leader = cluster.leader().await;
+    let reply = cluster.node(leader).write(set("k", "v")).await.unwrap();
+    for id in cluster.running() {
+        cluster.applied(id, reply.log_id.index).await;
+        let m = cluster.node(id).metrics();
+        assert_eq!(m.current_leader, Some(leader), "node {id}");
+    }
+    cluster.finish().await;
+}
+
+/// What the writer saw for each key it tried.
+#[derive(Clone, Debug, Default)]
+struct Outcomes {
+    acked: Vec<String>,
+    /// Failed, but the command may still have been applied.
+    unknown: Vec<String>,
+    /// Failed before the command was proposed.
+    refused: Vec<String>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_shut_down_mid_writes_is_replaced_and_every_acknowledged_write_survives() {
+    let mut cluster = Cluster::start(3).await;
+    let old = cluster.leader().await;
+    let via = follower_of(&cluster, old);
+    let writer_node = cluster.node(via).clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, mut rx) = watch::channel(Outcomes::default());
+    let writer = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let key = format!("key-{i:04}");
+                i += 1;
+                let result = writer_node.write(set(&key, &key)).await;
+                tx.send_modify(|o| match result {
+                    Ok(_) => o.acked.push(key),
+                    Err(e) if e.may_have_applied() => o.unknown.push(key),
+                    Err(_) => o.refused.push(key),
+                });
+            }
+            i
+        })
+    };
+    rx.wait_for(|o| o.acked.len() >= 5).await.unwrap();
+    cluster.stop(old).await;
+    let before = rx.borrow().acked.len();
+    let survivors = cluster.running();
+    let new = cluster.leader_among(&survivors).await;
+    assert_ne!(new, old);
+    // Writes go on through the new leader.
+    rx.wait_for(|o| o.acked.len() >= before + 5).await.unwrap();
+    stop.store(true, Ordering::SeqCst);
+    let attempted = writer.await.unwrap();
+    let outcomes = rx.borrow().clone();
+    for &id in &survivors {
+        let node = cluster.node(id);
+        for key in &outcomes.acked {
+            assert_eq!(
+                node.read(key).await.unwrap(),
+                Some(key.clone().into_bytes()),
+                "node {id}"
+            );
+        }
+        for key in &outcomes.refused {
+            assert_eq!(
+                node.read(key).await.unwrap(),
+                None,
+                "node {id}: refused {key}"
+            );
+        }
+        // Nothing that was never proposed exists.
+        assert_eq!(
+            node.read(&format!("key-{attempted:04}")).await.unwrap(),
+            None
+        );
+    }
+    // An unacknowledged write whose outcome is unknown is applied on all survivors or none.
+    for key in &outcomes.unknown {
+        let a = cluster.node(survivors[0]).read(key).await.unwrap();
+        let b = cluster.node(survivors[1]).read(key).await.unwrap();
+        assert_eq!(a, b, "{key}");
+    }
+    assert!(
+        outcomes.unknown.len() <= 3,
+        "the follower retried into the dead leader too often: {outcomes:?}"
+    );
+    cluster.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioned_minority_cannot_commit_while_the_majority_can() {
+    let cluster = Cluster::start(3).await;
+    let old = cluster.leader().await;
+    let minority = BTreeSet::from([old]);
+    cluster.isolate(&minority);
+    // The isolated leader cannot commit.
+    let err = cluster
+        .node(old)
+        .write(set("minority", "lost"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            NodeError::Timeout { .. }
+                | NodeError::Indeterminate(_)
+                | NodeError::NoLeader { .. }
+                | NodeError::Send(_)
+        ),
+        "{err}"
+    );
+    // The majority elects a leader and commits.
+    let majority: Vec<NodeId> = cluster
+        .running()
+        .into_iter()
+        .filter(|id| *id != old)
+        .collect();
+    let new = cluster.leader_among(&majority).await;
+    assert_ne!(new, old);
+    let reply = cluster
+        .node(majority[0])
+        .write(set("majority", "kept"))
+        .await
+        .unwrap();
+    // Back together, the old leader drops its uncommitted entry and catches up.
+    cluster.heal();
+    cluster.applied(old, reply.log_id.index).await;
+    for id in cluster.running() {
+        let node = cluster.node(id);
+        assert_eq!(
+            node.read("majority").await.unwrap().as_deref(),
+            Some(&b"kept"[..])
+        );
+        assert_eq!(node.read("minority").await.unwrap(), None, "node {id}");
+    }
+    cluster.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_restarted_from_its_disk_keeps_its_state_and_catches_up() {
+    let mut cluster = Cluster::start(3).await;
+    let leader = cluster.leader().await;
+    let down = follower_of(&cluster, leader);
+    let first = cluster
+        .node(leader)
+        .write(set("before", "1"))
+        .await
+        .unwrap();
+    cluster.applied(down, first.log_id.index).await;
+    let applied_before = cluster.node(down).metrics().last_applied;
+    cluster.stop(down).await;
+    let second = cluster
+        .node(leader)
+        .write(set("while-down", "2"))
+        .await
+        .unwrap();
+    cluster.restart(down).await;
+    // Its own disk has everything it had applied before it stopped.
+    let m = cluster
+        .node(down)
+        .raft()
+        .wait(Some(WAIT))
+        .applied_index_at_least(applied_before.map(|l| l.index), "recovered")
+        .await
+        .unwrap();
+    assert!(m.last_applied >= applied_before);
+    let local = cluster
+        .node(down)
+        .raft()
+        .with_state_machine(|sm: &mut ironcore_raft::RocksStateMachine| {
+            Box::pin(async move { sm.get("before").unwrap() })
+        })
+        .await
+        .unwrap();
+    assert_eq!(local.as_deref(), Some(&b"1"[..]));
+    // And it catches up with what it missed.
+    cluster.applied(down, second.log_id.index).await;
+    assert_eq!(
+        cluster
+            .node(down)
+            .read("while-down")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&b"2"[..])
+    );
+    cluster.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leadership_transfer_moves_the_leader_to_the_chosen_node() {
+    let cluster = Cluster::start(3).await;
+    let old = cluster.leader().await;
+    let target = follower_of(&cluster, old);
+    cluster.node(old).transfer_leader(target).await.unwrap();
+    for id in cluster.running() {
+        cluster
+            .node(id)
+            .raft()
+            .wait(Some(WAIT))
+            .current_leader(target, "transferred")
+            .await
+            .unwrap();
+    }
+    assert_eq!(cluster.leader().await, target);
+    let err = cluster.node(old).transfer_leader(old).await.unwrap_err();
+    assert!(matches!(err, NodeError::Refused(_)), "{err}");
+    cluster
+        .node(old)
+        .write(set("after", "transfer"))
+        .await
+        .unwrap();
+    cluster.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_member_behind_a_purged_log_gets_a_snapshot_and_joins() {
+    let cluster = Cluster::start_with_voters(4, 3).await;
+    let leader = cluster.leader_among(&[1, 2, 3]).await;
+    let node = cluster.node(leader);
+    let mut last = 0;
+    for i in 0..20 {
+        last = node
+            .write(set(&format!("k{i}"), "v"))
+            .await
+            .unwrap()
+            .log_id
+            .index;
+    }
+    node.raft().trigger().snapshot().await.unwrap();
+    node.raft()
+        .wait(Some(WAIT))
+        .metrics(|m| m.snapshot.is_some_and(|s| s.index >= last), "snapshot")
+        .await
+        .unwrap();
+    node.raft().trigger().purge_log(last).await.unwrap();
+    node.raft()
+        .wait(Some(WAIT))
+        .metrics(|m| m.purged.is_some_and(|p| p.index >= last), "purged")
+        .await
+        .unwrap();
+    // Node 4 can only catch up from the snapshot: the entries it lacks are gone.
+    node.add_learner(4, cluster.info(4)).await.unwrap();
+    let m = cluster
+        .node(4)
+        .raft()
+        .wait(Some(WAIT))
+        .metrics(|m| m.snapshot.is_some_and(|s| s.index >= last), "installed")
+        .await
+        .unwrap();
+    assert!(m.last_applied.is_some_and(|l| l.index >= last));
+    node.change_membership(BTreeSet::from([1, 2, 3, 4]))
+        .await
+        .unwrap();
+    let reply = cluster.node(4).write(set("joined", "yes")).await.unwrap();
+    for id in cluster.running() {
+        cluster.applied(id, reply.log_id.index).await;
+    }
+    assert_eq!(
+        cluster.node(4).read("k7").await.unwrap().as_deref(),
+        Some(&b"v"[..])
+    );
+    assert_eq!(
+        cluster
+            .node(4)
+            .metrics()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .count(),
+        4
+    );
+    cluster.finish().await;
+}
