@@ -106,6 +106,9 @@ pub trait RpcHandler: Send + Sync + 'static {
     ) -> BoxFuture<std::result::Result<Vec<u8>, String>>;
 }
 
+/// The connection to one peer on one path, dialled on first use.
+type ConnSlot = Arc<tokio::sync::Mutex<Option<Connection>>>;
+
 /// Which connection to a peer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Path {
@@ -121,7 +124,9 @@ pub(crate) struct Inner {
     pub pins: PinSet,
     pub handler: Arc<dyn RpcHandler>,
     pub store: Arc<dyn ChunkStore>,
-    conns: tokio::sync::Mutex<HashMap<(SocketAddr, Path), Connection>>,
+    /// One slot per peer and path: dialling a peer locks only its own slot, so a dead or
+    /// partitioned peer never holds up calls to the others.
+    conns: Mutex<HashMap<(SocketAddr, Path), ConnSlot>>,
     links: Mutex<HashMap<SocketAddr, RateLimiter>>,
     pub fault: Mutex<Option<ChunkFault>>,
     /// Bounds how many chunks are verified and stored at once, so hashing never starves the
@@ -202,7 +207,7 @@ impl Transport {
             pins,
             handler,
             store,
-            conns: tokio::sync::Mutex::new(HashMap::new()),
+            conns: Mutex::new(HashMap::new()),
             links: Mutex::new(HashMap::new()),
             fault: Mutex::new(None),
             verify_slots: Arc::new(tokio::sync::Semaphore::new(
@@ -262,15 +267,19 @@ impl Transport {
 
     /// The open connection to `peer` on `path`, dialling it if needed.
     pub(crate) async fn connection(&self, peer: &Peer, path: Path) -> Result<Connection> {
-        let mut conns = self.inner.conns.lock().await;
-        if let Some(c) = conns.get(&(peer.addr, path))
+        let slot = {
+            let mut conns = self.inner.conns.lock().unwrap_or_else(|p| p.into_inner());
+            conns.entry((peer.addr, path)).or_default().clone()
+        };
+        let mut conn = slot.lock().await;
+        if let Some(c) = conn.as_ref()
             && c.close_reason().is_none()
         {
             return Ok(c.clone());
         }
-        let conn = self.dial(peer, path).await?;
-        conns.insert((peer.addr, path), conn.clone());
-        Ok(conn)
+        let fresh = self.dial(peer, path).await?;
+        *conn = Some(fresh.clone());
+        Ok(fresh)
     }
 
     async fn dial(&self, peer: &Peer, path: Path) -> Result<Connection> {

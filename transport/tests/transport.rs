@@ -515,3 +515,39 @@ async fn dropping_the_last_handle_frees_the_endpoint() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_dial_to_one_peer_does_not_delay_calls_to_others() {
+    let cluster = ClusterId([1; 16]);
+    let (ia, ib, ic) = (ident("a"), ident("b"), ident("c"));
+    let pins = PinSet::new();
+    pins.pin(&"a".parse().unwrap(), ia.fingerprint());
+    pins.pin(&"b".parse().unwrap(), ib.fingerprint());
+    pins.pin(&"c".parse().unwrap(), ic.fingerprint());
+    let a = node("a", cluster, 1, pins.clone(), ia).await;
+    let b = node("b", cluster, 1, pins.clone(), ib).await;
+    let c = node("c", cluster, 1, pins, ic).await;
+    // c is cut off before a ever dialled it: a's handshake to c hangs until the RPC timeout.
+    let proxy = ironcore_transport::fault::FaultProxy::start(c.transport.local_addr().unwrap())
+        .await
+        .unwrap();
+    proxy.partition(ironcore_transport::fault::Direction::Both);
+    let hanging = {
+        let t = a.transport.clone();
+        let via = c.peer_at(proxy.addr());
+        tokio::spawn(async move { t.call_raw(&via, b"x").await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    a.transport.call_raw(&b.peer(), b"x").await.unwrap();
+    let took = started.elapsed();
+    assert!(
+        !hanging.is_finished(),
+        "the partitioned call should still be waiting"
+    );
+    assert!(
+        took < Duration::from_secs(2),
+        "a call to a live peer waited {took:?} behind a dead one"
+    );
+    hanging.abort();
+}
