@@ -21,7 +21,8 @@ use crate::endpoint::{Inner, Path, Peer, PeerInfo, Transport};
 use crate::frame::{Kind, MAX_BULK_PAYLOAD};
 use crate::limit::RateLimiter;
 use crate::wire::{
-    admit, read_answer, read_frame, read_header, read_payload, write_chunk_frame, write_frame,
+    read_answer, read_frame, read_header, read_opening, read_payload, write_chunk_frame,
+    write_frame,
 };
 use crate::{Result, TransportError};
 
@@ -270,21 +271,19 @@ pub(crate) async fn serve_transfer(
 ) -> Result<()> {
     let name = peer.node.to_string();
     let (cluster, epoch) = (inner.config.cluster, inner.epoch.load(Ordering::SeqCst));
-    let Some((h, payload)) = read_frame(&mut recv, &name, MAX_BULK_PAYLOAD).await? else {
+    let Some(payload) = read_opening(
+        &mut send,
+        &mut recv,
+        &name,
+        MAX_BULK_PAYLOAD,
+        cluster,
+        epoch,
+        Kind::Offer,
+    )
+    .await?
+    else {
         return Ok(());
     };
-    if let Some(refusal) = admit(&h, cluster, epoch) {
-        let bytes = postcard::to_allocvec(&refusal).unwrap_or_default();
-        write_frame(&mut send, &name, Kind::Refused, cluster, epoch, &bytes).await?;
-        let _ = send.finish();
-        return Ok(());
-    }
-    if h.kind != Kind::Offer {
-        return Err(TransportError::Protocol {
-            peer: name,
-            detail: format!("expected an offer, got {:?}", h.kind),
-        });
-    }
     let offered = parse_ids(&name, &payload)?;
     let store = inner.store.clone();
     let wanted: Vec<ChunkId> = tokio::task::spawn_blocking(move || {

@@ -26,7 +26,7 @@ use crate::frame::{ClusterId, Kind, MAX_CONTROL_PAYLOAD};
 use crate::identity::{NodeIdentity, fingerprint_of};
 use crate::limit::RateLimiter;
 use crate::pins::{PinSet, PinnedClients, PinnedServer, Seen, provider};
-use crate::wire::{admit, read_answer, read_frame, write_frame};
+use crate::wire::{read_answer, read_opening, write_frame};
 use crate::{Result, TransportError};
 
 /// ALPN of control connections.
@@ -505,23 +505,20 @@ async fn serve_request(
     mut recv: quinn::RecvStream,
 ) -> Result<()> {
     let name = peer.node.to_string();
-    let Some((h, payload)) = read_frame(&mut recv, &name, MAX_CONTROL_PAYLOAD).await? else {
+    let (cluster, epoch) = (inner.config.cluster, inner.epoch.load(Ordering::SeqCst));
+    let Some(payload) = read_opening(
+        &mut send,
+        &mut recv,
+        &name,
+        MAX_CONTROL_PAYLOAD,
+        cluster,
+        epoch,
+        Kind::Request,
+    )
+    .await?
+    else {
         return Ok(());
     };
-    let (cluster, epoch) = (inner.config.cluster, inner.epoch.load(Ordering::SeqCst));
-    if let Some(refusal) = admit(&h, cluster, epoch) {
-        warn!(peer = %name, ?refusal, "refused a request");
-        let bytes = postcard::to_allocvec(&refusal).unwrap_or_default();
-        write_frame(&mut send, &name, Kind::Refused, cluster, epoch, &bytes).await?;
-        let _ = send.finish();
-        return Ok(());
-    }
-    if h.kind != Kind::Request {
-        return Err(TransportError::Protocol {
-            peer: name,
-            detail: format!("expected a request, got {:?}", h.kind),
-        });
-    }
     let (kind, body) = match inner.handler.handle(peer.clone(), payload).await {
         Ok(b) => (Kind::Response, b),
         Err(msg) => (Kind::Error, msg.into_bytes()),

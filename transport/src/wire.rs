@@ -140,6 +140,40 @@ pub(crate) async fn read_answer(
     Ok((h, payload))
 }
 
+/// Reads the first frame of a stream a peer opened and checks it: a frame from another cluster
+/// or epoch is answered with a refusal (and `Ok(None)` is returned); a frame of another kind
+/// than `expected` is a protocol error.
+pub(crate) async fn read_opening(
+    send: &mut SendStream,
+    recv: &mut RecvStream,
+    peer: &str,
+    max: usize,
+    cluster: ClusterId,
+    epoch: u64,
+    expected: Kind,
+) -> Result<Option<Vec<u8>>> {
+    let Some((h, payload)) = read_frame(recv, peer, max).await? else {
+        return Ok(None);
+    };
+    if let Some(refusal) = admit(&h, cluster, epoch) {
+        tracing::warn!(peer, ?refusal, "refused a peer's stream");
+        let bytes = postcard::to_allocvec(&refusal).map_err(|e| TransportError::Protocol {
+            peer: peer.to_string(),
+            detail: format!("cannot encode a refusal: {e}"),
+        })?;
+        write_frame(send, peer, Kind::Refused, cluster, epoch, &bytes).await?;
+        let _ = send.finish();
+        return Ok(None);
+    }
+    if h.kind != expected {
+        return Err(TransportError::Protocol {
+            peer: peer.to_string(),
+            detail: format!("expected {expected:?}, got {:?}", h.kind),
+        });
+    }
+    Ok(Some(payload))
+}
+
 /// Whether a frame from another node may be accepted here.
 pub(crate) fn admit(h: &Header, cluster: ClusterId, epoch: u64) -> Option<Refusal> {
     if h.cluster != cluster {
