@@ -246,10 +246,14 @@ impl Iterator for ChunkStream {
 
 impl Drop for ChunkStream {
     fn drop(&mut self) {
+        // Stop handing out work, then disconnect the result queue so a worker blocked on a full
+        // queue wakes with an error, and wait for every worker: a detached worker would keep
+        // the datastore (and its RocksDB handle) alive past the end of the process.
         self.jobs = None;
-        while self.results.try_recv().is_ok() {}
-        // Workers blocked on a full result queue wake when the receiver drops; do not join.
-        self.handles.clear();
+        self.results = crossbeam_channel::never();
+        for handle in self.handles.drain(..) {
+            let _ = handle.join();
+        }
     }
 }
 

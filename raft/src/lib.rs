@@ -28,6 +28,7 @@ mod rocks;
 mod server;
 mod snapshot_builder;
 mod state_machine;
+pub mod testing;
 mod types;
 
 pub use address_book::AddressBook;

@@ -1,14 +1,11 @@
 //! Raft clusters over real QUIC and RocksDB: elections, replication, failover, partitions,
 //! restarts and leadership transfer, with a checker that no term ever has two leaders.
 
-#[path = "cluster/harness.rs"]
-mod harness;
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use harness::{Cluster, WAIT};
+use ironcore_raft::testing::{Cluster, WAIT};
 use ironcore_raft::{Command, NodeError, NodeId};
 use tokio::sync::watch;
 
@@ -29,8 +26,8 @@ fn follower_of(cluster: &Cluster, leader: NodeId) -> NodeId {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_elect_exactly_one_leader_and_a_write_is_applied_on_every_node() {
-    let cluster = Cluster::start(3).await;
-    let leader = cluster.leader().await;
+    let cluster = Cluster::start(3).await.unwrap();
+    let leader = cluster.leader().await.unwrap();
     // A follower accepts the write and forwards it.
     let via = follower_of(&cluster, leader);
     let reply = cluster
@@ -39,7 +36,7 @@ async fn three_nodes_elect_exactly_one_leader_and_a_write_is_applied_on_every_no
         .await
         .unwrap();
     for id in cluster.running() {
-        cluster.applied(id, reply.log_id.index).await;
+        cluster.applied(id, reply.log_id.index).await.unwrap();
         let value = cluster.node(id).read("greeting").await.unwrap();
         assert_eq!(value.as_deref(), Some(&b"hello"[..]), "node {id}");
     }
@@ -49,21 +46,21 @@ async fn three_nodes_elect_exactly_one_leader_and_a_write_is_applied_on_every_no
         .filter(|&id| cluster.node(id).raft().is_leader())
         .collect();
     assert_eq!(leaders, [leader]);
-    assert!(cluster.check() >= 1);
-    cluster.finish().await;
+    assert!(cluster.check().unwrap() >= 1);
+    cluster.finish().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_nodes_elect_exactly_one_leader() {
-    let cluster = Cluster::start(5).await;
-    let leader = cluster.leader().await;
+    let cluster = Cluster::start(5).await.unwrap();
+    let leader = cluster.leader().await.unwrap();
     let reply = cluster.node(leader).write(set("k", "v")).await.unwrap();
     for id in cluster.running() {
-        cluster.applied(id, reply.log_id.index).await;
+        cluster.applied(id, reply.log_id.index).await.unwrap();
         let m = cluster.node(id).metrics();
         assert_eq!(m.current_leader, Some(leader), "node {id}");
     }
-    cluster.finish().await;
+    cluster.finish().await.unwrap();
 }
 
 /// What the writer saw for each key it tried.
@@ -78,8 +75,8 @@ struct Outcomes {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_shut_down_mid_writes_is_replaced_and_every_acknowledged_write_survives() {
-    let mut cluster = Cluster::start(3).await;
-    let old = cluster.leader().await;
+    let mut cluster = Cluster::start(3).await.unwrap();
+    let old = cluster.leader().await.unwrap();
     let via = follower_of(&cluster, old);
     let writer_node = cluster.node(via).clone();
     let stop = Arc::new(AtomicBool::new(false));
@@ -102,10 +99,10 @@ async fn leader_shut_down_mid_writes_is_replaced_and_every_acknowledged_write_su
         })
     };
     rx.wait_for(|o| o.acked.len() >= 5).await.unwrap();
-    cluster.stop(old).await;
+    cluster.stop(old).await.unwrap();
     let before = rx.borrow().acked.len();
     let survivors = cluster.running();
-    let new = cluster.leader_among(&survivors).await;
+    let new = cluster.leader_among(&survivors).await.unwrap();
     assert_ne!(new, old);
     // Writes go on through the new leader.
     rx.wait_for(|o| o.acked.len() >= before + 5).await.unwrap();
@@ -144,13 +141,13 @@ async fn leader_shut_down_mid_writes_is_replaced_and_every_acknowledged_write_su
         outcomes.unknown.len() <= 3,
         "the follower retried into the dead leader too often: {outcomes:?}"
     );
-    cluster.finish().await;
+    cluster.finish().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitioned_minority_cannot_commit_while_the_majority_can() {
-    let cluster = Cluster::start(3).await;
-    let old = cluster.leader().await;
+    let cluster = Cluster::start(3).await.unwrap();
+    let old = cluster.leader().await.unwrap();
     let minority = BTreeSet::from([old]);
     cluster.isolate(&minority);
     // The isolated leader cannot commit.
@@ -175,7 +172,7 @@ async fn partitioned_minority_cannot_commit_while_the_majority_can() {
         .into_iter()
         .filter(|id| *id != old)
         .collect();
-    let new = cluster.leader_among(&majority).await;
+    let new = cluster.leader_among(&majority).await.unwrap();
     assert_ne!(new, old);
     let reply = cluster
         .node(majority[0])
@@ -184,7 +181,7 @@ async fn partitioned_minority_cannot_commit_while_the_majority_can() {
         .unwrap();
     // Back together, the old leader drops its uncommitted entry and catches up.
     cluster.heal();
-    cluster.applied(old, reply.log_id.index).await;
+    cluster.applied(old, reply.log_id.index).await.unwrap();
     for id in cluster.running() {
         let node = cluster.node(id);
         assert_eq!(
@@ -193,28 +190,28 @@ async fn partitioned_minority_cannot_commit_while_the_majority_can() {
         );
         assert_eq!(node.read("minority").await.unwrap(), None, "node {id}");
     }
-    cluster.finish().await;
+    cluster.finish().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_restarted_from_its_disk_keeps_its_state_and_catches_up() {
-    let mut cluster = Cluster::start(3).await;
-    let leader = cluster.leader().await;
+    let mut cluster = Cluster::start(3).await.unwrap();
+    let leader = cluster.leader().await.unwrap();
     let down = follower_of(&cluster, leader);
     let first = cluster
         .node(leader)
         .write(set("before", "1"))
         .await
         .unwrap();
-    cluster.applied(down, first.log_id.index).await;
+    cluster.applied(down, first.log_id.index).await.unwrap();
     let applied_before = cluster.node(down).metrics().last_applied;
-    cluster.stop(down).await;
+    cluster.stop(down).await.unwrap();
     let second = cluster
         .node(leader)
         .write(set("while-down", "2"))
         .await
         .unwrap();
-    cluster.restart(down).await;
+    cluster.restart(down).await.unwrap();
     // Its own disk has everything it had applied before it stopped.
     let m = cluster
         .node(down)
@@ -234,7 +231,7 @@ async fn node_restarted_from_its_disk_keeps_its_state_and_catches_up() {
         .unwrap();
     assert_eq!(local.as_deref(), Some(&b"1"[..]));
     // And it catches up with what it missed.
-    cluster.applied(down, second.log_id.index).await;
+    cluster.applied(down, second.log_id.index).await.unwrap();
     assert_eq!(
         cluster
             .node(down)
@@ -244,13 +241,13 @@ async fn node_restarted_from_its_disk_keeps_its_state_and_catches_up() {
             .as_deref(),
         Some(&b"2"[..])
     );
-    cluster.finish().await;
+    cluster.finish().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leadership_transfer_moves_the_leader_to_the_chosen_node() {
-    let cluster = Cluster::start(3).await;
-    let old = cluster.leader().await;
+    let cluster = Cluster::start(3).await.unwrap();
+    let old = cluster.leader().await.unwrap();
     let target = follower_of(&cluster, old);
     cluster.node(old).transfer_leader(target).await.unwrap();
     for id in cluster.running() {
@@ -262,7 +259,7 @@ async fn leadership_transfer_moves_the_leader_to_the_chosen_node() {
             .await
             .unwrap();
     }
-    assert_eq!(cluster.leader().await, target);
+    assert_eq!(cluster.leader().await.unwrap(), target);
     let err = cluster.node(old).transfer_leader(old).await.unwrap_err();
     assert!(matches!(err, NodeError::Refused(_)), "{err}");
     cluster
@@ -270,13 +267,13 @@ async fn leadership_transfer_moves_the_leader_to_the_chosen_node() {
         .write(set("after", "transfer"))
         .await
         .unwrap();
-    cluster.finish().await;
+    cluster.finish().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_member_behind_a_purged_log_gets_a_snapshot_and_joins() {
-    let cluster = Cluster::start_with_voters(4, 3).await;
-    let leader = cluster.leader_among(&[1, 2, 3]).await;
+    let cluster = Cluster::start_with_voters(4, 3).await.unwrap();
+    let leader = cluster.leader_among(&[1, 2, 3]).await.unwrap();
     let node = cluster.node(leader);
     let mut last = 0;
     for i in 0..20 {
@@ -314,7 +311,7 @@ async fn new_member_behind_a_purged_log_gets_a_snapshot_and_joins() {
         .unwrap();
     let reply = cluster.node(4).write(set("joined", "yes")).await.unwrap();
     for id in cluster.running() {
-        cluster.applied(id, reply.log_id.index).await;
+        cluster.applied(id, reply.log_id.index).await.unwrap();
     }
     assert_eq!(
         cluster.node(4).read("k7").await.unwrap().as_deref(),
@@ -330,5 +327,5 @@ async fn new_member_behind_a_purged_log_gets_a_snapshot_and_joins() {
             .count(),
         4
     );
-    cluster.finish().await;
+    cluster.finish().await.unwrap();
 }
