@@ -196,7 +196,11 @@ fn lane(
     let send = tokio::spawn(async move {
         let dir = &s.dirs[i];
         while let Some((at, packet)) = rx.recv().await {
-            tokio::time::sleep_until(at).await;
+            // Without a delay, forward at once: even a zero-length sleep waits for the timer's
+            // next tick (about 1 ms), which would add latency to every packet.
+            if at > Instant::now() {
+                tokio::time::sleep_until(at).await;
+            }
             let dest = match i {
                 TO_TARGET => Some(target),
                 _ => *s.client.lock().unwrap_or_else(|p| p.into_inner()),
