@@ -341,7 +341,14 @@ async fn through_proxy(one_way: Duration, round: u32) -> f64 {
         .send_chunks(&via, &ids, &TransferOptions::default())
         .await
         .expect("transfer");
-    mbps(report.bytes as usize, t.elapsed().as_secs_f64())
+    let rate = mbps(report.bytes as usize, t.elapsed().as_secs_f64());
+    let (fwd_t, drop_t, fwd_c, drop_c) = proxy.counters();
+    if std::env::args().any(|a| a == "proxy-counters") {
+        println!(
+            "  proxy {one_way:?}: to target {fwd_t} forwarded / {drop_t} dropped; to client {fwd_c} / {drop_c}; {rate:.0} MB/s"
+        );
+    }
+    rate
 }
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
@@ -378,6 +385,12 @@ async fn main() {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     // `-- profile N`: only the transport with N streams, for a profiler.
     let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "proxy-counters") {
+        for ms in [0, 25] {
+            through_proxy(Duration::from_millis(ms), 50 + ms as u32).await;
+        }
+        return;
+    }
     if let Some(i) = args.iter().position(|a| a == "profile") {
         let streams = args.get(i + 1).and_then(|n| n.parse().ok()).unwrap_or(1);
         for r in 0..3 {

@@ -22,7 +22,7 @@ pub mod testing;
 mod wire;
 
 pub use chunks::{ChunkFault, ChunkStore, MAX_ATTEMPTS, TransferOptions, TransferReport};
-pub use endpoint::{BoxFuture, Peer, PeerInfo, RpcHandler, Transport, TransportConfig};
+pub use endpoint::{BoxFuture, Congestion, Peer, PeerInfo, RpcHandler, Transport, TransportConfig};
 pub use error::{Result, TransportError};
 pub use frame::ClusterId;
 pub use identity::{NodeIdentity, fingerprint_of};
