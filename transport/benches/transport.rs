@@ -119,13 +119,14 @@ fn server_tls(alpn: &[u8]) -> rustls::ServerConfig {
     s
 }
 
-/// The same transport settings as the bulk path (64 MiB windows).
+/// The same transport settings as the bulk path (64 MiB windows, BBR).
 fn bulk_transport_config() -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
     let w = quinn::VarInt::from_u32(64 << 20);
     t.receive_window(w);
     t.stream_receive_window(w);
     t.send_window(64 << 20);
+    t.congestion_controller_factory(Arc::new(quinn::congestion::BbrConfig::default()));
     Arc::new(t)
 }
 
