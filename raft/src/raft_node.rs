@@ -9,7 +9,7 @@ use ironcore_transport::{ChunkStore, NodeIdentity, PinSet, Transport};
 use openraft::async_runtime::WatchReceiver;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::raft::linearizable_read::Linearizer;
-use openraft::{RaftMetrics, ServerState};
+use openraft::{ChangeMembers, RaftMetrics, ServerState};
 use tokio::time::Instant;
 
 use crate::server::serve;
@@ -135,7 +135,42 @@ impl RaftNode {
 
     /// Makes `voters` the voting members; others become learners (call on the leader).
     pub async fn change_membership(&self, voters: BTreeSet<NodeId>) -> Result<LogId, NodeError> {
-        let r = self.raft.change_membership(voters, true).await;
+        self.change(ChangeMembers::ReplaceAllVoters(voters)).await
+    }
+
+    /// Makes learner `id` a voter (call on the leader).
+    pub async fn promote(&self, id: NodeId) -> Result<LogId, NodeError> {
+        self.change(ChangeMembers::AddVoterIds(BTreeSet::from([id])))
+            .await
+    }
+
+    /// Makes voter `id` a learner: it keeps receiving the log but no longer votes (call on the
+    /// leader).
+    pub async fn demote(&self, id: NodeId) -> Result<LogId, NodeError> {
+        self.change(ChangeMembers::RemoveVoters(BTreeSet::from([id])))
+            .await
+    }
+
+    /// Removes `id` from the cluster, demoting it first if it votes (call on the leader).
+    pub async fn remove(&self, id: NodeId) -> Result<LogId, NodeError> {
+        let votes = self
+            .metrics()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|v| v == id);
+        if votes {
+            self.demote(id).await?;
+        }
+        self.change(ChangeMembers::RemoveNodes(BTreeSet::from([id])))
+            .await
+    }
+
+    async fn change(
+        &self,
+        changes: ChangeMembers<NodeId, ClusterNode>,
+    ) -> Result<LogId, NodeError> {
+        let r = self.raft.change_membership(changes, true).await;
         r.map(|r| r.log_id).map_err(|e| match e {
             RaftError::APIError(ClientWriteError::LogEntryDiscarded(f)) => {
                 NodeError::Indeterminate(f.to_string())

@@ -329,3 +329,49 @@ async fn new_member_behind_a_purged_log_gets_a_snapshot_and_joins() {
     );
     cluster.finish().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn learner_is_promoted_demoted_and_removed() {
+    let cluster = Cluster::start_with_voters(4, 3).await.unwrap();
+    let leader = cluster.leader_among(&[1, 2, 3]).await.unwrap();
+    let node = cluster.node(leader);
+    let membership = |id| {
+        let m = cluster.node(id).metrics().membership_config;
+        let voters: BTreeSet<u64> = m.membership().voter_ids().collect();
+        let learners: BTreeSet<u64> = m.membership().learner_ids().collect();
+        (voters, learners)
+    };
+    // A membership change needs the leader's initial membership committed: write once first.
+    node.write(set("first", "1")).await.unwrap();
+    node.add_learner(4, cluster.info(4)).await.unwrap();
+    assert_eq!(
+        membership(leader),
+        (BTreeSet::from([1, 2, 3]), BTreeSet::from([4]))
+    );
+    node.promote(4).await.unwrap();
+    assert_eq!(
+        membership(leader),
+        (BTreeSet::from([1, 2, 3, 4]), BTreeSet::new())
+    );
+    // A promoted node votes: a write must now be applied on it as on the others.
+    let reply = cluster
+        .node(4)
+        .write(set("after-promote", "1"))
+        .await
+        .unwrap();
+    cluster.applied(4, reply.log_id.index).await.unwrap();
+    node.demote(4).await.unwrap();
+    assert_eq!(
+        membership(leader),
+        (BTreeSet::from([1, 2, 3]), BTreeSet::from([4]))
+    );
+    // A demoted node still follows the log.
+    let reply = node.write(set("after-demote", "1")).await.unwrap();
+    cluster.applied(4, reply.log_id.index).await.unwrap();
+    node.remove(4).await.unwrap();
+    assert_eq!(
+        membership(leader),
+        (BTreeSet::from([1, 2, 3]), BTreeSet::new())
+    );
+    cluster.finish().await.unwrap();
+}
