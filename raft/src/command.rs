@@ -25,6 +25,8 @@ pub enum Command {
         /// The key.
         key: String,
     },
+    /// Changes typed metadata (datastores, snapshots, users, …); see [`crate::MetaCommand`].
+    Meta(crate::MetaRequest),
 }
 
 impl fmt::Display for Command {
@@ -32,6 +34,7 @@ impl fmt::Display for Command {
         match self {
             Self::SetKey { key, value } => write!(f, "set-key {key:?} ({} bytes)", value.len()),
             Self::DeleteKey { key } => write!(f, "delete-key {key:?}"),
+            Self::Meta(r) => write!(f, "{} (by {})", r.command, r.actor),
         }
     }
 }
@@ -53,6 +56,9 @@ pub enum CommandResult {
         /// Whether the key existed.
         existed: bool,
     },
+    /// [`Command::Meta`] was applied (`Ok`) or refused by the state (`Err(reason)`), in which
+    /// case nothing but the audit log changed.
+    Meta(Result<(), String>),
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use openraft::raft::linearizable_read::Linearizer;
 use openraft::{ChangeMembers, RaftMetrics, ServerState};
 use tokio::time::Instant;
 
+use crate::MetaView;
 use crate::server::serve;
 use crate::{
     AddressBook, ClusterNode, Command, LogId, NodeError, NodeId, RaftHandle, RaftNetwork,
@@ -31,6 +32,7 @@ pub struct RaftNode {
     book: AddressBook,
     heartbeat: Duration,
     request_timeout: Duration,
+    meta: MetaView,
 }
 
 impl std::fmt::Debug for RaftNode {
@@ -61,6 +63,7 @@ impl RaftNode {
         let raft_config = Arc::new(config.openraft()?);
         let log = RocksLogStore::open(&config.dir.join("log"))?;
         let sm = RocksStateMachine::open(&config.dir.join("sm"))?;
+        let meta = sm.view();
         let server = RaftServer::new();
         let transport = Transport::bind(
             config.transport.clone(),
@@ -85,6 +88,7 @@ impl RaftNode {
             book,
             heartbeat: config.heartbeat_interval,
             request_timeout: config.request_timeout,
+            meta,
         })
     }
 
@@ -220,10 +224,28 @@ impl RaftNode {
         }
     }
 
-    /// Reads `key` linearizably: the leader confirms it still leads (ReadIndex) and names the
-    /// log index that covers every write acknowledged so far; this node waits until it has
-    /// applied that far, then reads its own state machine.
+    /// This node's copy of the typed metadata (local reads; see [`Self::linearize`]).
+    pub fn meta(&self) -> &MetaView {
+        &self.meta
+    }
+
+    /// Reads `key` linearizably (see [`Self::linearize`]).
     pub async fn read(&self, key: &str) -> Result<Option<Vec<u8>>, NodeError> {
+        self.linearize().await?;
+        let key = key.to_string();
+        self.raft
+            .with_state_machine(move |sm: &mut RocksStateMachine| {
+                Box::pin(async move { sm.get(&key) })
+            })
+            .await
+            .map_err(stopped)?
+            .map_err(NodeError::from)
+    }
+
+    /// Waits until a local read sees every write acknowledged before the call: the leader
+    /// confirms it still leads (ReadIndex) and names the log index that covers them; this
+    /// node waits until it has applied that far.
+    pub async fn linearize(&self) -> Result<(), NodeError> {
         let deadline = Instant::now() + self.request_timeout;
         let read_log_id = loop {
             let asked = self.ask_leader(RaftRequest::ReadIndex, deadline).await;
@@ -259,14 +281,7 @@ impl RaftNode {
             }
             Err(e) => return Err(stopped(e)),
         }
-        let key = key.to_string();
-        self.raft
-            .with_state_machine(move |sm: &mut RocksStateMachine| {
-                Box::pin(async move { sm.get(&key) })
-            })
-            .await
-            .map_err(stopped)?
-            .map_err(NodeError::from)
+        Ok(())
     }
 
     /// Stops openraft and closes the transport. The stores are released once openraft's tasks

@@ -82,7 +82,7 @@ pub(crate) fn lock(m: &Mutex<()>) -> MutexGuard<'_, ()> {
 /// the applied state and the current snapshot in one synced batch.
 #[derive(Debug)]
 pub struct RocksStateMachine {
-    rocks: Rocks,
+    pub(crate) rocks: Rocks,
     /// Orders writes of the current snapshot between builders and installs.
     snapshot_lock: Arc<Mutex<()>>,
 }
@@ -104,8 +104,19 @@ impl RocksStateMachine {
             .transpose()
     }
 
+    /// A read handle on the typed metadata.
+    pub fn view(&self) -> crate::MetaView {
+        crate::MetaView {
+            rocks: self.rocks.clone(),
+        }
+    }
+
     /// Adds `cmd`'s changes to `batch` and says what they do.
-    fn apply_command(&self, cmd: &Command, batch: &mut WriteBatch) -> Result<CommandResult, Error> {
+    pub(crate) fn apply_command(
+        &self,
+        cmd: &Command,
+        batch: &mut WriteBatch,
+    ) -> Result<CommandResult, Error> {
         Ok(match cmd {
             Command::SetKey { key, value } => {
                 let k = kv_key(key);
@@ -118,6 +129,9 @@ impl RocksStateMachine {
                 let existed = self.rocks.get(&k)?.is_some();
                 batch.delete(k);
                 CommandResult::Deleted { existed }
+            }
+            Command::Meta(req) => {
+                CommandResult::Meta(crate::meta::apply(&self.view(), batch, req)?)
             }
         })
     }

@@ -6,12 +6,15 @@
 //! display rules. It must never do I/O, start an async runtime, or know about storage or
 //! transport.
 
+mod auth;
 mod digest;
 mod error;
 mod group;
 mod namespace;
 mod node;
+pub mod records;
 
+pub use auth::{AuthId, OwnerScope, Privilege, Role};
 pub use digest::{ChunkId, Fingerprint};
 pub use error::ParseError;
 pub use group::{BackupGroup, BackupType, SnapshotRef, format_time};

@@ -46,7 +46,13 @@ impl Namespace {
         Ok(Self(parts))
     }
 
-    /// Whether `self` is `other` or lies below it.
+    /// The namespace one level up (`None` for the root).
+    pub fn parent(&self) -> Option<Self> {
+        let (_, rest) = self.0.split_last()?;
+        Some(Self(rest.to_vec()))
+    }
+
+    /// Whether this namespace is `other` or lies below it.
     pub fn is_within(&self, other: &Namespace) -> bool {
         self.0.starts_with(&other.0)
     }

@@ -1,0 +1,183 @@
+//! The metadata commands the cluster agrees on (inside [`crate::Command::Meta`]).
+
+use std::fmt;
+
+use ironcore_types::records::{
+    AclEntry, ClusterInfo, DatastoreConfig, JoinTokenRecord, KeyRecord, NodeRecord, NodeRole,
+    SnapshotEntry, TaskRecord, TokenRecord, UserRecord, VerifyStatus,
+};
+use ironcore_types::{AuthId, DatastoreName, Namespace, SnapshotRef};
+use serde::{Deserialize, Serialize};
+
+/// A metadata command with who proposed it and when. `at` is the proposer's clock, so every
+/// node applies the same value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetaRequest {
+    /// Who asked (recorded in the audit log).
+    pub actor: AuthId,
+    /// When it was proposed (epoch seconds).
+    pub at: i64,
+    /// What to do.
+    pub command: MetaCommand,
+}
+
+/// One change to typed cluster metadata. Validated when applied: a command that does not fit
+/// the state is refused as a whole and changes nothing but the audit log.
+///
+/// Same encoding rule as [`crate::Command`]: variants and their fields are only appended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MetaCommand {
+    /// Creates the cluster: its identity, the first node, the first admin and its token.
+    Bootstrap {
+        /// Cluster id and epoch.
+        info: ClusterInfo,
+        /// The first node.
+        node: NodeRecord,
+        /// The first user (gets `Admin` on `/`).
+        admin: UserRecord,
+        /// The first user's API token.
+        token: TokenRecord,
+    },
+    /// Stores a new one-time join token.
+    CreateJoinToken(JoinTokenRecord),
+    /// Uses a join token (once, before it expires) and records the joining node.
+    Join {
+        /// SHA-256 of the presented secret (hex).
+        secret_hash: String,
+        /// The node that joins.
+        node: NodeRecord,
+    },
+    /// Changes a node's role.
+    SetNodeRole {
+        /// Its Raft id.
+        id: u64,
+        /// The new role.
+        role: NodeRole,
+    },
+    /// Removes a node and its pins.
+    RemoveNode {
+        /// Its Raft id.
+        id: u64,
+    },
+    /// Bumps the cluster epoch (forced failover); older-epoch nodes are refused afterwards.
+    BumpEpoch,
+    /// Creates a datastore.
+    CreateDatastore(DatastoreConfig),
+    /// Removes a datastore that holds no snapshot.
+    RemoveDatastore {
+        /// Its name.
+        name: DatastoreName,
+    },
+    /// Creates a namespace (its parent must exist).
+    CreateNamespace {
+        /// The datastore.
+        datastore: DatastoreName,
+        /// The new namespace.
+        ns: Namespace,
+    },
+    /// Commits a snapshot: the point where it exists. The group gets the actor's user as
+    /// owner if it is new; otherwise the actor must own it (unless `admin_override`).
+    CommitSnapshot {
+        /// The snapshot and its manifest.
+        entry: SnapshotEntry,
+        /// The caller may write to groups of any owner (Datastore.Admin).
+        admin_override: bool,
+    },
+    /// Forgets a snapshot (refused if protected).
+    ForgetSnapshot {
+        /// The datastore.
+        datastore: DatastoreName,
+        /// The snapshot.
+        snapshot: SnapshotRef,
+    },
+    /// Sets or clears a snapshot's protection.
+    SetProtected {
+        /// The datastore.
+        datastore: DatastoreName,
+        /// The snapshot.
+        snapshot: SnapshotRef,
+        /// Protected or not.
+        protected: bool,
+    },
+    /// Records a verification result.
+    SetVerify {
+        /// The datastore.
+        datastore: DatastoreName,
+        /// The snapshot.
+        snapshot: SnapshotRef,
+        /// The result.
+        verify: VerifyStatus,
+    },
+    /// Creates a user.
+    CreateUser(UserRecord),
+    /// Removes a user with its tokens and ACL entries.
+    RemoveUser {
+        /// `name@realm`.
+        userid: AuthId,
+    },
+    /// Creates an API token of an existing user.
+    CreateToken(TokenRecord),
+    /// Removes a token.
+    RemoveToken {
+        /// `user@realm!name`.
+        tokenid: AuthId,
+    },
+    /// Grants a role on a path (replacing the grant of the same path and id).
+    SetAcl(AclEntry),
+    /// Removes a grant.
+    RemoveAcl {
+        /// The path.
+        path: String,
+        /// The user or token.
+        auth_id: AuthId,
+    },
+    /// Registers an encryption key fingerprint.
+    RegisterKey(KeyRecord),
+    /// Records a task's start or end (upsert by UPID).
+    RecordTask(TaskRecord),
+}
+
+impl fmt::Display for MetaCommand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Bootstrap { info, node, .. } => {
+                write!(f, "bootstrap cluster {} on {}", info.cluster_id, node.name)
+            }
+            Self::CreateJoinToken(t) => write!(f, "create join token (expires {})", t.expires),
+            Self::Join { node, .. } => write!(f, "join node {} ({})", node.name, node.site),
+            Self::SetNodeRole { id, role } => write!(f, "set role of node {id} to {role:?}"),
+            Self::RemoveNode { id } => write!(f, "remove node {id}"),
+            Self::BumpEpoch => write!(f, "bump cluster epoch"),
+            Self::CreateDatastore(d) => write!(f, "create datastore {} at {}", d.name, d.site),
+            Self::RemoveDatastore { name } => write!(f, "remove datastore {name}"),
+            Self::CreateNamespace { datastore, ns } => {
+                write!(f, "create namespace {ns} in {datastore}")
+            }
+            Self::CommitSnapshot { entry, .. } => {
+                write!(f, "commit snapshot {}:{}", entry.datastore, entry.snapshot)
+            }
+            Self::ForgetSnapshot {
+                datastore,
+                snapshot,
+            } => write!(f, "forget snapshot {datastore}:{snapshot}"),
+            Self::SetProtected {
+                datastore,
+                snapshot,
+                protected,
+            } => write!(f, "set protected={protected} on {datastore}:{snapshot}"),
+            Self::SetVerify {
+                datastore,
+                snapshot,
+                verify,
+            } => write!(f, "set verify={verify:?} on {datastore}:{snapshot}"),
+            Self::CreateUser(u) => write!(f, "create user {}", u.userid),
+            Self::RemoveUser { userid } => write!(f, "remove user {userid}"),
+            Self::CreateToken(t) => write!(f, "create token {}", t.tokenid),
+            Self::RemoveToken { tokenid } => write!(f, "remove token {tokenid}"),
+            Self::SetAcl(a) => write!(f, "grant {} on {} to {}", a.role, a.path, a.auth_id),
+            Self::RemoveAcl { path, auth_id } => write!(f, "revoke {path} from {auth_id}"),
+            Self::RegisterKey(k) => write!(f, "register key {}", k.fingerprint),
+            Self::RecordTask(t) => write!(f, "record task {} as {:?}", t.upid, t.state),
+        }
+    }
+}

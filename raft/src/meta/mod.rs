@@ -1,0 +1,216 @@
+//! Typed cluster metadata: the records of `ironcore_types::records`, the commands that change
+//! them ([`MetaCommand`]), how they are validated and applied, and a read handle
+//! ([`MetaView`]).
+
+mod apply;
+mod command;
+mod keys;
+mod view;
+
+pub(crate) use apply::apply;
+pub use command::{MetaCommand, MetaRequest};
+pub use view::MetaView;
+
+#[cfg(test)]
+mod tests {
+    use ironcore_types::records::*;
+    use ironcore_types::{AuthId, BackupGroup, BackupType, Namespace, SnapshotRef};
+
+    use super::*;
+    use crate::{Command, CommandResult, RocksStateMachine};
+
+    fn run(
+        sm: &RocksStateMachine,
+        actor: &str,
+        at: i64,
+        command: MetaCommand,
+    ) -> Result<(), String> {
+        let cmd = Command::Meta(MetaRequest {
+            actor: actor.parse().unwrap(),
+            at,
+            command,
+        });
+        let mut batch = rocksdb::WriteBatch::default();
+        let r = sm.apply_command(&cmd, &mut batch).unwrap();
+        sm.rocks.write_unsynced(batch).unwrap();
+        match r {
+            CommandResult::Meta(r) => r,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    fn node(id: u64, name: &str) -> NodeRecord {
+        NodeRecord {
+            id,
+            name: name.into(),
+            site: "primary".parse().unwrap(),
+            role: NodeRole::Voter,
+            address: "127.0.0.1:1".into(),
+            api_address: "127.0.0.1:2".into(),
+            fingerprints: vec![],
+            joined: 0,
+        }
+    }
+
+    fn bootstrap(sm: &RocksStateMachine) {
+        let admin: AuthId = "root@pam".parse().unwrap();
+        run(
+            sm,
+            "root@pam",
+            1,
+            MetaCommand::Bootstrap {
+                info: ClusterInfo {
+                    cluster_id: "00".into(),
+                    epoch: 1,
+                    created: 1,
+                },
+                node: node(1, "n1"),
+                admin: UserRecord {
+                    userid: admin.clone(),
+                    password_hash: None,
+                    enabled: true,
+                    comment: String::new(),
+                },
+                token: TokenRecord {
+                    tokenid: admin.with_token("admin").unwrap(),
+                    secret_hash: "x".into(),
+                    expires: 0,
+                    comment: String::new(),
+                },
+            },
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn join_token_works_once_and_not_after_expiry() {
+        let dir = tempfile::tempdir().unwrap();
+        let sm = RocksStateMachine::open(dir.path()).unwrap();
+        bootstrap(&sm);
+        let token = JoinTokenRecord {
+            secret_hash: "h".into(),
+            expires: 100,
+            used_by: None,
+            created_by: "root@pam".parse().unwrap(),
+        };
+        run(
+            &sm,
+            "root@pam",
+            2,
+            MetaCommand::CreateJoinToken(token.clone()),
+        )
+        .unwrap();
+        let join = |id, name: &str, at| {
+            run(
+                &sm,
+                "root@pam",
+                at,
+                MetaCommand::Join {
+                    secret_hash: "h".into(),
+                    node: node(id, name),
+                },
+            )
+        };
+        join(2, "n2", 3).unwrap();
+        let again = join(3, "n3", 4).unwrap_err();
+        assert!(again.contains("already used (by node n2)"), "{again}");
+        run(
+            &sm,
+            "root@pam",
+            5,
+            MetaCommand::CreateJoinToken(JoinTokenRecord {
+                secret_hash: "old".into(),
+                ..token
+            }),
+        )
+        .unwrap();
+        let late = run(
+            &sm,
+            "root@pam",
+            200,
+            MetaCommand::Join {
+                secret_hash: "old".into(),
+                node: node(3, "n3"),
+            },
+        )
+        .unwrap_err();
+        assert!(late.contains("expired"), "{late}");
+        let view = sm.view();
+        assert_eq!(view.nodes().unwrap().len(), 2);
+        let audit = view.audit().unwrap();
+        assert_eq!(audit.len(), 6);
+        assert!(
+            audit[3]
+                .result
+                .starts_with("refused: join token already used")
+        );
+    }
+
+    #[test]
+    fn refused_snapshot_commit_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let sm = RocksStateMachine::open(dir.path()).unwrap();
+        bootstrap(&sm);
+        let ds: ironcore_types::DatastoreName = "store1".parse().unwrap();
+        run(
+            &sm,
+            "root@pam",
+            2,
+            MetaCommand::CreateDatastore(DatastoreConfig {
+                name: ds.clone(),
+                site: "primary".parse().unwrap(),
+                path: "/srv/store1".into(),
+                copies: 2,
+                comment: String::new(),
+                created: 2,
+            }),
+        )
+        .unwrap();
+        let entry = |owner: &str, time| SnapshotEntry {
+            datastore: ds.clone(),
+            snapshot: SnapshotRef {
+                ns: Namespace::root(),
+                group: BackupGroup::new(BackupType::Host, "web01").unwrap(),
+                time,
+            },
+            manifest: vec![1, 2, 3],
+            size: 3,
+            key_fingerprint: None,
+            protected: false,
+            verify: VerifyStatus::None,
+            owner: owner.parse().unwrap(),
+            nodes: vec!["n1".into()],
+        };
+        let commit = |owner, time| {
+            run(
+                &sm,
+                owner,
+                3,
+                MetaCommand::CommitSnapshot {
+                    entry: entry(owner, time),
+                    admin_override: false,
+                },
+            )
+        };
+        commit("alice@ironcore!backup", 10).unwrap();
+        let other = commit("bob@ironcore!backup", 20).unwrap_err();
+        assert!(other.starts_with("permission denied"), "{other}");
+        let dup = commit("alice@ironcore!backup", 10).unwrap_err();
+        assert!(dup.contains("already exists"), "{dup}");
+        assert_eq!(sm.view().snapshots(&ds).unwrap().len(), 1);
+        let mut ns_entry = entry("alice@ironcore!backup", 30);
+        ns_entry.snapshot.ns = Namespace::root().child("missing").unwrap();
+        let missing = run(
+            &sm,
+            "alice@ironcore!backup",
+            4,
+            MetaCommand::CommitSnapshot {
+                entry: ns_entry,
+                admin_override: false,
+            },
+        )
+        .unwrap_err();
+        assert!(missing.contains("does not exist"), "{missing}");
+        assert_eq!(sm.view().snapshots(&ds).unwrap().len(), 1);
+    }
+}

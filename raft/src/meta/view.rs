@@ -1,0 +1,177 @@
+//! Reading typed metadata from a node's state machine.
+
+use ironcore_types::records::{
+    AclEntry, AuditRecord, ClusterInfo, DatastoreConfig, JoinTokenRecord, KeyRecord, NodeRecord,
+    SnapshotEntry, TaskRecord, TokenRecord, UserRecord,
+};
+use ironcore_types::{AuthId, BackupGroup, DatastoreName, Namespace, SnapshotRef};
+use rocksdb::{Direction, IteratorMode};
+use serde::de::DeserializeOwned;
+
+use super::keys;
+use crate::Error;
+use crate::codec::decode;
+use crate::rocks::Rocks;
+
+/// A read handle on this node's copy of the metadata. Reads are local: they see what this node
+/// has applied. For a read that must see every acknowledged write, call
+/// [`crate::RaftNode::linearize`] first.
+#[derive(Clone, Debug)]
+pub struct MetaView {
+    pub(crate) rocks: Rocks,
+}
+
+impl MetaView {
+    pub(crate) fn get<T: DeserializeOwned>(
+        &self,
+        what: &'static str,
+        key: &[u8],
+    ) -> Result<Option<T>, Error> {
+        self.rocks.get(key)?.map(|b| decode(what, &b)).transpose()
+    }
+
+    pub(crate) fn scan<T: DeserializeOwned>(
+        &self,
+        what: &'static str,
+        prefix: &[u8],
+    ) -> Result<Vec<T>, Error> {
+        let mut out = Vec::new();
+        for item in self
+            .rocks
+            .db
+            .iterator(IteratorMode::From(prefix, Direction::Forward))
+        {
+            let (k, v) = item.map_err(|e| self.rocks.err(e))?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push(decode(what, &v)?);
+        }
+        Ok(out)
+    }
+
+    /// The cluster's identity and epoch, once bootstrapped.
+    pub fn cluster(&self) -> Result<Option<ClusterInfo>, Error> {
+        self.get("cluster info", keys::CLUSTER)
+    }
+
+    /// Every member.
+    pub fn nodes(&self) -> Result<Vec<NodeRecord>, Error> {
+        self.scan("node", keys::NODE.as_bytes())
+    }
+
+    /// One member.
+    pub fn node(&self, id: u64) -> Result<Option<NodeRecord>, Error> {
+        self.get("node", &keys::node(id))
+    }
+
+    /// A join token by the hash of its secret.
+    pub fn join_token(&self, secret_hash: &str) -> Result<Option<JoinTokenRecord>, Error> {
+        self.get("join token", &keys::join_token(secret_hash))
+    }
+
+    /// Every datastore.
+    pub fn datastores(&self) -> Result<Vec<DatastoreConfig>, Error> {
+        self.scan("datastore", keys::DATASTORE.as_bytes())
+    }
+
+    /// One datastore.
+    pub fn datastore(&self, name: &DatastoreName) -> Result<Option<DatastoreConfig>, Error> {
+        self.get("datastore", &keys::datastore(name))
+    }
+
+    /// Whether a namespace exists (the root always does, once the datastore does).
+    pub fn namespace_exists(&self, ds: &DatastoreName, ns: &Namespace) -> Result<bool, Error> {
+        if ns.is_root() {
+            return Ok(self.datastore(ds)?.is_some());
+        }
+        Ok(self.rocks.get(&keys::namespace(ds, ns))?.is_some())
+    }
+
+    /// The namespaces of a datastore (root not included).
+    pub fn namespaces(&self, ds: &DatastoreName) -> Result<Vec<Namespace>, Error> {
+        let mut prefix = keys::NAMESPACE.as_bytes().to_vec();
+        prefix.extend_from_slice(ds.as_str().as_bytes());
+        prefix.push(0);
+        self.scan("namespace", &prefix)
+    }
+
+    /// The owner of a group, if it has one.
+    pub fn group_owner(
+        &self,
+        ds: &DatastoreName,
+        ns: &Namespace,
+        g: &BackupGroup,
+    ) -> Result<Option<AuthId>, Error> {
+        self.get("group owner", &keys::group(ds, ns, g))
+    }
+
+    /// Every snapshot of a datastore, ordered by namespace, group and time.
+    pub fn snapshots(&self, ds: &DatastoreName) -> Result<Vec<SnapshotEntry>, Error> {
+        self.scan("snapshot", &keys::snapshots_of(ds))
+    }
+
+    /// The snapshots of one group, oldest first.
+    pub fn group_snapshots(
+        &self,
+        ds: &DatastoreName,
+        ns: &Namespace,
+        g: &BackupGroup,
+    ) -> Result<Vec<SnapshotEntry>, Error> {
+        self.scan("snapshot", &keys::snapshots_of_group(ds, ns, g))
+    }
+
+    /// One snapshot.
+    pub fn snapshot(
+        &self,
+        ds: &DatastoreName,
+        s: &SnapshotRef,
+    ) -> Result<Option<SnapshotEntry>, Error> {
+        self.get("snapshot", &keys::snapshot(ds, s))
+    }
+
+    /// Every user.
+    pub fn users(&self) -> Result<Vec<UserRecord>, Error> {
+        self.scan("user", keys::USER.as_bytes())
+    }
+
+    /// One user.
+    pub fn user(&self, id: &AuthId) -> Result<Option<UserRecord>, Error> {
+        self.get("user", &keys::user(&id.user()))
+    }
+
+    /// Every token.
+    pub fn tokens(&self) -> Result<Vec<TokenRecord>, Error> {
+        self.scan("token", keys::TOKEN.as_bytes())
+    }
+
+    /// One token.
+    pub fn token(&self, id: &AuthId) -> Result<Option<TokenRecord>, Error> {
+        self.get("token", &keys::token(id))
+    }
+
+    /// Every ACL entry, ordered by path.
+    pub fn acls(&self) -> Result<Vec<AclEntry>, Error> {
+        self.scan("acl entry", keys::ACL.as_bytes())
+    }
+
+    /// Every registered key.
+    pub fn keys(&self) -> Result<Vec<KeyRecord>, Error> {
+        self.scan("key", keys::KEY.as_bytes())
+    }
+
+    /// Every recorded task, ordered by UPID.
+    pub fn tasks(&self) -> Result<Vec<TaskRecord>, Error> {
+        self.scan("task", keys::TASK.as_bytes())
+    }
+
+    /// One task.
+    pub fn task(&self, upid: &str) -> Result<Option<TaskRecord>, Error> {
+        self.get("task", &keys::task(upid))
+    }
+
+    /// The audit log, oldest first.
+    pub fn audit(&self) -> Result<Vec<AuditRecord>, Error> {
+        self.scan("audit record", keys::AUDIT.as_bytes())
+    }
+}

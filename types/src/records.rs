@@ -1,0 +1,224 @@
+//! The records of cluster metadata, as the Raft state machine stores them and the API shows
+//! them. Stored with postcard (field order is the format: fields are only ever appended in a
+//! new record version) and shown as JSON.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{AuthId, DatastoreName, Fingerprint, Namespace, Role, SiteId, SnapshotRef};
+
+/// What a node does in the Raft group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeRole {
+    /// Votes and stores chunks of its site's datastores.
+    Voter,
+    /// Follows the log without voting (tape node, extra storage).
+    Learner,
+    /// Votes, keeps the whole log, never stores chunks (third location).
+    TieBreaker,
+}
+
+/// A cluster member.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    /// Raft id.
+    pub id: u64,
+    /// Unique name (`node1`).
+    pub name: String,
+    /// The site it stands in.
+    pub site: SiteId,
+    /// Voter, learner or tie-breaker.
+    pub role: NodeRole,
+    /// QUIC address (`host:port`) peers dial.
+    pub address: String,
+    /// HTTPS API address (`host:port`).
+    pub api_address: String,
+    /// Pinned certificate fingerprints (two during a certificate change).
+    pub fingerprints: Vec<Fingerprint>,
+    /// When it joined (epoch seconds).
+    pub joined: i64,
+}
+
+/// Cluster-wide identity and fencing state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterInfo {
+    /// The cluster id every message carries (hex of 16 bytes).
+    pub cluster_id: String,
+    /// Bumped by a forced failover; nodes of an older epoch are refused.
+    pub epoch: u64,
+    /// When the cluster was created.
+    pub created: i64,
+}
+
+/// A one-time join token as stored: only the SHA-256 of its secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinTokenRecord {
+    /// SHA-256 of the secret (hex).
+    pub secret_hash: String,
+    /// Until when it may be used (epoch seconds).
+    pub expires: i64,
+    /// The node that used it; a used token never works again.
+    pub used_by: Option<String>,
+    /// Who created it.
+    pub created_by: AuthId,
+}
+
+/// A datastore: a directory on each storage node of its site.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatastoreConfig {
+    /// Its name.
+    pub name: DatastoreName,
+    /// The site whose storage nodes hold it.
+    pub site: SiteId,
+    /// The directory on each of those nodes.
+    pub path: String,
+    /// How many nodes hold each chunk (capped by the nodes available).
+    pub copies: u8,
+    /// Free text.
+    pub comment: String,
+    /// When it was created.
+    pub created: i64,
+}
+
+/// Whether a snapshot was verified and what came out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VerifyStatus {
+    /// Never verified.
+    None,
+    /// Every chunk re-read and re-hashed fine.
+    Ok,
+    /// A chunk was bad or missing.
+    Failed,
+}
+
+/// A committed snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotEntry {
+    /// Its datastore.
+    pub datastore: DatastoreName,
+    /// Namespace, group and time.
+    pub snapshot: SnapshotRef,
+    /// The encoded, signed manifest (chunkstore's format).
+    #[serde(with = "hex::serde")]
+    pub manifest: Vec<u8>,
+    /// Logical size of its archives.
+    pub size: u64,
+    /// The key it was encrypted with, if any.
+    pub key_fingerprint: Option<Fingerprint>,
+    /// Protected snapshots are never pruned or forgotten.
+    pub protected: bool,
+    /// Verification state.
+    pub verify: VerifyStatus,
+    /// Who wrote it.
+    pub owner: AuthId,
+    /// Where its chunks were placed (node names), for restores and repairs.
+    pub nodes: Vec<String>,
+}
+
+/// A user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    /// `name@realm`.
+    pub userid: AuthId,
+    /// Argon2id PHC string of the password, if the user may log in with one.
+    pub password_hash: Option<String>,
+    /// Disabled users and their tokens are refused.
+    pub enabled: bool,
+    /// Free text.
+    pub comment: String,
+}
+
+/// An API token; its secret is shown once, only its SHA-256 is kept.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// `user@realm!name`.
+    pub tokenid: AuthId,
+    /// SHA-256 of the secret (hex).
+    pub secret_hash: String,
+    /// Epoch seconds after which it is refused (0 = never).
+    pub expires: i64,
+    /// Free text.
+    pub comment: String,
+}
+
+/// One ACL grant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AclEntry {
+    /// `/`, `/datastore/{store}` or `/datastore/{store}/{ns…}`.
+    pub path: String,
+    /// The user or token granted.
+    pub auth_id: AuthId,
+    /// What is granted.
+    pub role: Role,
+}
+
+/// An encryption key the cluster knows (by fingerprint only; never the key).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    /// Its fingerprint.
+    pub fingerprint: Fingerprint,
+    /// Free text (`project key 2026`).
+    pub comment: String,
+    /// When it was registered.
+    pub added: i64,
+}
+
+/// How a task ended, or that it still runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TaskState {
+    /// Still running.
+    Running,
+    /// Finished without error.
+    Ok,
+    /// Finished with warnings (count).
+    Warnings(u32),
+    /// Failed with this error.
+    Error(String),
+}
+
+/// A task as recorded cluster-wide.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    /// `UPID:{node}:{pid}:{pstart}:{task_id}:{starttime}:{type}:{id}:{auth_id}:`.
+    pub upid: String,
+    /// The node running it.
+    pub node: String,
+    /// `backup`, `restore`, `gc`, …
+    pub kind: String,
+    /// What it works on (`store:host/web01`).
+    pub worker_id: String,
+    /// Who started it.
+    pub auth_id: AuthId,
+    /// Start time.
+    pub start: i64,
+    /// End time, once ended.
+    pub end: Option<i64>,
+    /// Its state.
+    pub state: TaskState,
+}
+
+/// One entry of the append-only audit log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Position in the log (1, 2, …).
+    pub seq: u64,
+    /// When it was proposed.
+    pub at: i64,
+    /// Who proposed it.
+    pub actor: AuthId,
+    /// What was asked (the command, without secrets).
+    pub what: String,
+    /// `ok` or the reason it was refused.
+    pub result: String,
+}
+
+/// A namespace of a datastore.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamespaceRecord {
+    /// The datastore.
+    pub datastore: DatastoreName,
+    /// The namespace.
+    pub ns: Namespace,
+}
