@@ -18,10 +18,9 @@ use tracing::{info, warn};
 use crate::catalog::{Catalog, DatastoreRecord, SnapshotRecord};
 use crate::chunk_dir::{ChunkDir, Inserted};
 use crate::crypto::CryptKey;
-use crate::envelope::{self, chunk_id};
+use crate::envelope;
 use crate::health::{self, Health, MARKER_FILE, Marker};
-use crate::index::ArchiveIndex;
-use crate::manifest::{Manifest, ManifestFile};
+use crate::manifest::Manifest;
 use crate::prune::{self, KeepOptions, PruneCandidate, PruneDecision};
 use crate::{Error, Result};
 
@@ -39,7 +38,9 @@ pub struct DatastoreOptions {
 
 impl Default for DatastoreOptions {
     fn default() -> Self {
-        Self { zstd_level: 1 }
+        Self {
+            zstd_level: envelope::DEFAULT_ZSTD_LEVEL,
+        }
     }
 }
 
@@ -284,13 +285,6 @@ impl Datastore {
             .map_err(|e| self.classify("writing chunk", &path, e))
     }
 
-    /// Stores an unencrypted blob (an index) as a chunk named by its SHA-256.
-    pub(crate) fn store_blob(&self, bytes: &[u8]) -> Result<ChunkId> {
-        let id = chunk_id(bytes, None);
-        self.store_chunk(&id, bytes, None)?;
-        Ok(id)
-    }
-
     /// Where chunk `id` is stored (whether or not it exists).
     pub fn chunk_path(&self, id: &ChunkId) -> PathBuf {
         self.chunks.path(id)
@@ -315,25 +309,6 @@ impl Datastore {
         self.chunks
             .sync()
             .map_err(|e| self.classify("syncing datastore", self.chunks.base(), e))
-    }
-
-    /// Loads and checks an archive's index.
-    pub fn load_index(&self, file: &ManifestFile) -> Result<ArchiveIndex> {
-        let bytes = self.read_chunk(&file.index)?;
-        let plain = envelope::decode_chunk(&bytes, &file.index, None)?;
-        let index = ArchiveIndex::decode(file.kind, &plain)?;
-        if index.size() != file.size {
-            return Err(Error::corrupt(
-                "index",
-                format!(
-                    "archive '{}' is {} bytes but its index covers {}",
-                    file.name,
-                    file.size,
-                    index.size()
-                ),
-            ));
-        }
-        Ok(index)
     }
 
     /// Every committed snapshot, ordered by namespace, group and time.

@@ -34,6 +34,9 @@ pub const CHUNK_VERSION: u8 = 1;
 pub const HEADER_LEN: usize = 96;
 /// The largest plaintext a chunk may hold.
 pub const MAX_CHUNK_SIZE: usize = 16 << 20;
+/// The zstd level of a new datastore, and of envelopes built away from one (level 1 is fast
+/// and still shrinks text several times).
+pub const DEFAULT_ZSTD_LEVEL: i32 = 1;
 
 const FLAG_COMPRESSED: u8 = 1;
 const FLAG_ENCRYPTED: u8 = 2;

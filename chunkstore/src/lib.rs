@@ -11,7 +11,9 @@
 //!
 //! Where to start: [`Datastore`] (create, open, health), [`BackupSession`] and
 //! [`ArchiveWriter`] (writing), [`ArchiveReader`] (reading), [`Datastore::gc`],
-//! [`Datastore::verify`], [`prune::plan_prune`].
+//! [`Datastore::verify`], [`prune::plan_prune`]. Writing and reading also work against any
+//! [`ChunkSink`] / [`ChunkSource`] (a node over the network): [`StreamSession`],
+//! [`ArchiveReader::open`], [`open_manifest_bytes`].
 
 mod catalog;
 mod chunk_dir;
@@ -30,7 +32,9 @@ pub mod paperkey;
 pub mod prune;
 mod reader;
 mod session;
+mod sink;
 mod stats;
+mod stream_session;
 mod verify;
 mod writer;
 
@@ -46,8 +50,10 @@ pub use health::{Health, MARKER_FILE};
 pub use index::{ArchiveIndex, IndexKind};
 pub use keyfile::{KdfParams, KeyFile};
 pub use manifest::{Manifest, ManifestFile};
-pub use reader::{ArchiveReader, ChunkStream};
+pub use reader::{ArchiveReader, ChunkStream, open_manifest_bytes};
 pub use session::{BackupSession, CancelToken, LEASE_TTL_SECS, SessionStats};
+pub use sink::{ChunkSink, ChunkSource, encode_for_sink};
 pub use stats::DatastoreStats;
+pub use stream_session::StreamSession;
 pub use verify::{BadChunk, SnapshotVerdict, VerifyReport};
 pub use writer::{ArchiveWriter, CDC_AVG, CDC_MAX, CDC_MIN};

@@ -12,20 +12,21 @@ use crate::crypto::CryptKey;
 use crate::datastore::Datastore;
 use crate::envelope::decode_chunk;
 use crate::index::ArchiveIndex;
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, ManifestFile};
+use crate::sink::ChunkSource;
 use crate::{Error, Result};
 
 /// An archive of a committed snapshot, opened for reading.
 #[derive(Debug)]
 pub struct ArchiveReader {
-    ds: Arc<Datastore>,
+    source: Arc<dyn ChunkSource>,
     index: Arc<ArchiveIndex>,
     key: Option<CryptKey>,
     cache: Option<(usize, Vec<u8>)>,
 }
 
 fn read_one(
-    ds: &Datastore,
+    source: &dyn ChunkSource,
     index: &ArchiveIndex,
     key: Option<&CryptKey>,
     i: usize,
@@ -33,7 +34,7 @@ fn read_one(
     let (start, end, id) = index
         .chunk(i)
         .ok_or_else(|| Error::corrupt("index", format!("chunk {i} is past the end")))?;
-    let plain = decode_chunk(&ds.read_chunk(&id)?, &id, key)?;
+    let plain = decode_chunk(&source.read_chunk(&id)?, &id, key)?;
     if plain.len() as u64 != end - start {
         return Err(Error::corrupt(
             "chunk",
@@ -57,10 +58,82 @@ impl Datastore {
         key: Option<&CryptKey>,
     ) -> Result<ArchiveReader> {
         let manifest = self.open_manifest(s, key)?;
+        let source: Arc<dyn ChunkSource> = self.clone();
+        ArchiveReader::open(source, &manifest, name, key)
+    }
+
+    /// A snapshot's manifest, with its signature checked against `key` when it is encrypted
+    /// (see [`open_manifest_bytes`]).
+    pub fn open_manifest(&self, s: &SnapshotRef, key: Option<&CryptKey>) -> Result<Manifest> {
+        open_manifest_bytes(s, &self.snapshot(s)?.manifest, key)
+    }
+
+    /// Loads and checks an archive's index.
+    pub fn load_index(&self, file: &ManifestFile) -> Result<ArchiveIndex> {
+        load_index(self, file)
+    }
+}
+
+/// Loads and checks an archive's index from `source`: an unencrypted chunk whose size must
+/// match the manifest's.
+fn load_index(source: &dyn ChunkSource, file: &ManifestFile) -> Result<ArchiveIndex> {
+    let bytes = source.read_chunk(&file.index)?;
+    let plain = decode_chunk(&bytes, &file.index, None)?;
+    let index = ArchiveIndex::decode(file.kind, &plain)?;
+    if index.size() != file.size {
+        return Err(Error::corrupt(
+            "index",
+            format!(
+                "archive '{}' is {} bytes but its index covers {}",
+                file.name,
+                file.size,
+                index.size()
+            ),
+        ));
+    }
+    Ok(index)
+}
+
+/// Parses the stored manifest `bytes` of snapshot `s` and checks it: integrity always, and for
+/// an encrypted snapshot the key — `encryption key not found` without one, `fingerprint
+/// mismatch` with another — and the signature. A manifest of another snapshot is refused.
+pub fn open_manifest_bytes(
+    s: &SnapshotRef,
+    bytes: &[u8],
+    key: Option<&CryptKey>,
+) -> Result<Manifest> {
+    let (manifest, _) = Manifest::decode(bytes)?;
+    if manifest.snapshot != *s {
+        return Err(Error::corrupt(
+            "manifest",
+            format!("manifest of {s} describes snapshot {}", manifest.snapshot),
+        ));
+    }
+    match (manifest.key_fingerprint, key) {
+        (None, _) => Ok(manifest),
+        (Some(fingerprint), None) => Err(Error::EncryptionKeyNotFound {
+            what: format!("snapshot {s}"),
+            fingerprint,
+        }),
+        (Some(_), Some(k)) => Manifest::verify_signature(bytes, k),
+    }
+}
+
+impl ArchiveReader {
+    /// Opens archive `name` of the snapshot `manifest` describes, reading chunks from
+    /// `source`. The manifest must have been checked against `key` (see
+    /// [`open_manifest_bytes`]); `key` decrypts the chunks of an encrypted snapshot.
+    pub fn open(
+        source: Arc<dyn ChunkSource>,
+        manifest: &Manifest,
+        name: &str,
+        key: Option<&CryptKey>,
+    ) -> Result<ArchiveReader> {
         let file = manifest.file(name).ok_or_else(|| Error::InvalidInput {
             what: "archive",
             detail: format!(
-                "snapshot {s} has no archive '{name}'; it has: {}",
+                "snapshot {} has no archive '{name}'; it has: {}",
+                manifest.snapshot,
                 manifest
                     .files
                     .iter()
@@ -69,31 +142,15 @@ impl Datastore {
                     .join(", ")
             ),
         })?;
-        let index = self.load_index(file)?;
+        let index = load_index(source.as_ref(), file)?;
         Ok(ArchiveReader {
-            ds: self.clone(),
+            source,
             index: Arc::new(index),
             key: manifest.key_fingerprint.and(key.cloned()),
             cache: None,
         })
     }
 
-    /// A snapshot's manifest, with its signature checked against `key` when it is encrypted.
-    pub fn open_manifest(&self, s: &SnapshotRef, key: Option<&CryptKey>) -> Result<Manifest> {
-        let record = self.snapshot(s)?;
-        let (manifest, _) = Manifest::decode(&record.manifest)?;
-        match (manifest.key_fingerprint, key) {
-            (None, _) => Ok(manifest),
-            (Some(fingerprint), None) => Err(Error::EncryptionKeyNotFound {
-                what: format!("snapshot {s}"),
-                fingerprint,
-            }),
-            (Some(_), Some(k)) => Manifest::verify_signature(&record.manifest, k),
-        }
-    }
-}
-
-impl ArchiveReader {
     /// The archive's size.
     pub fn size(&self) -> u64 {
         self.index.size()
@@ -110,7 +167,7 @@ impl ArchiveReader {
             return Ok(0);
         };
         if self.cache.as_ref().map(|c| c.0) != Some(i) {
-            let data = read_one(&self.ds, &self.index, self.key.as_ref(), i)?;
+            let data = read_one(self.source.as_ref(), &self.index, self.key.as_ref(), i)?;
             self.cache = Some((i, data));
         }
         let (start, _, _) = self
@@ -167,14 +224,14 @@ impl ChunkStream {
         let (res_tx, res_rx) = bounded(workers * 4);
         let handles = (0..workers)
             .map(|_| {
-                let ds = reader.ds.clone();
+                let source = reader.source.clone();
                 let index = reader.index.clone();
                 let key = reader.key.clone();
                 let jobs: Receiver<usize> = jobs_rx.clone();
                 let results = res_tx.clone();
                 std::thread::spawn(move || {
                     for i in jobs {
-                        let out = read_one(&ds, &index, key.as_ref(), i);
+                        let out = read_one(source.as_ref(), &index, key.as_ref(), i);
                         if results.send((i, out)).is_err() {
                             return;
                         }

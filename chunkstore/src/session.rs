@@ -6,7 +6,6 @@
 //! sync of the datastore → the manifest committed with a synced write. A session dropped or
 //! cancelled before commit leaves no snapshot, only unreferenced chunks that GC frees.
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -16,10 +15,13 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::catalog::{SessionLease, SnapshotRecord, VerifyState};
+use crate::chunk_dir::Inserted;
 use crate::crypto::CryptKey;
 use crate::datastore::Datastore;
-use crate::manifest::{Manifest, ManifestFile};
-use crate::writer::{ArchiveWriter, Chunking};
+use crate::manifest::Manifest;
+use crate::sink::ChunkSink;
+use crate::stream_session::StreamSession;
+use crate::writer::ArchiveWriter;
 use crate::{Error, Result};
 
 /// A lease not renewed for this long belongs to a dead session.
@@ -78,20 +80,21 @@ impl SessionStats {
     }
 }
 
-/// State the writers share with the session.
+/// The sink of a local backup session: the datastore, plus the session's lease, renewed when
+/// the writers call [`ChunkSink::keep_alive`].
 #[derive(Debug)]
-pub(crate) struct Shared {
-    pub ds: Arc<Datastore>,
-    pub key: Option<CryptKey>,
-    pub known: Mutex<HashSet<ChunkId>>,
-    pub counters: Counters,
-    pub cancel: CancelToken,
-    pub lease: Mutex<SessionLease>,
+struct LeasedDatastore {
+    ds: Arc<Datastore>,
+    lease: Mutex<SessionLease>,
 }
 
-impl Shared {
+impl ChunkSink for LeasedDatastore {
+    fn store_chunk(&self, id: &ChunkId, plain: &[u8], key: Option<&CryptKey>) -> Result<Inserted> {
+        self.ds.store_chunk(id, plain, key)
+    }
+
     /// Renews the lease when it is due.
-    pub fn renew_if_due(&self) -> Result<()> {
+    fn keep_alive(&self) -> Result<()> {
         let now = now_secs();
         let mut lease = self.lease.lock().unwrap_or_else(|p| p.into_inner());
         if now - lease.renewed >= LEASE_RENEW_SECS {
@@ -102,12 +105,21 @@ impl Shared {
     }
 }
 
+impl LeasedDatastore {
+    fn release(&self) {
+        let id = self.lease.lock().unwrap_or_else(|p| p.into_inner()).id;
+        if let Err(e) = self.ds.catalog.release_lease(self.ds.name(), id) {
+            warn!(error = %e, "could not release backup lease; it expires by itself");
+        }
+    }
+}
+
 /// A backup of one snapshot in progress.
 #[derive(Debug)]
 pub struct BackupSession {
-    shared: Arc<Shared>,
+    leased: Arc<LeasedDatastore>,
+    stream: StreamSession,
     snapshot: SnapshotRef,
-    files: Vec<ManifestFile>,
     committed: bool,
 }
 
@@ -140,17 +152,14 @@ impl BackupSession {
         ds.catalog
             .acquire_lease(ds.name(), &lease, LEASE_TTL_SECS)?;
         info!(datastore = %ds.name(), snapshot = %snapshot, "backup session started");
+        let leased = Arc::new(LeasedDatastore {
+            ds,
+            lease: Mutex::new(lease),
+        });
         Ok(Self {
-            shared: Arc::new(Shared {
-                ds,
-                key,
-                known: Mutex::new(HashSet::new()),
-                counters: Counters::default(),
-                cancel: CancelToken::default(),
-                lease: Mutex::new(lease),
-            }),
+            stream: StreamSession::new(leased.clone(), key),
+            leased,
             snapshot,
-            files: Vec::new(),
             committed: false,
         })
     }
@@ -162,90 +171,48 @@ impl BackupSession {
 
     /// A token that cancels this session from another thread.
     pub fn cancel_token(&self) -> CancelToken {
-        self.shared.cancel.clone()
+        self.stream.cancel_token()
     }
 
     /// What the session did so far.
     pub fn stats(&self) -> SessionStats {
-        let c = &self.shared.counters;
-        SessionStats {
-            chunks: c.chunks.load(Ordering::Relaxed),
-            new_chunks: c.new_chunks.load(Ordering::Relaxed),
-            bytes: c.bytes.load(Ordering::Relaxed),
-            new_bytes: c.new_bytes.load(Ordering::Relaxed),
-            stored_bytes: c.stored_bytes.load(Ordering::Relaxed),
-        }
+        self.stream.stats()
     }
 
-    fn check_name(&self, name: &str) -> Result<()> {
-        let ok = !name.is_empty()
-            && name.len() <= 128
-            && !name.starts_with('.')
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if !ok {
-            return Err(Error::InvalidInput {
-                what: "archive name",
-                detail: format!("'{name}': use 1-128 characters from A-Z a-z 0-9 - _ ."),
-            });
-        }
-        if self.files.iter().any(|f| f.name == name) {
-            return Err(Error::InvalidInput {
-                what: "archive name",
-                detail: format!("'{name}' is already in this snapshot"),
-            });
-        }
-        Ok(())
+    /// The sink-based part of the session, for code that writes archives into any sink.
+    pub fn stream(&mut self) -> &mut StreamSession {
+        &mut self.stream
     }
 
     /// A writer for a stream cut into content-defined chunks (file archives).
     pub fn dynamic_writer(&mut self, name: &str) -> Result<ArchiveWriter<'_>> {
-        self.check_name(name)?;
-        Ok(ArchiveWriter::new(
-            self.shared.clone(),
-            name,
-            Chunking::Dynamic,
-            &mut self.files,
-        ))
+        self.stream.dynamic_writer(name)
     }
 
     /// A writer for an image cut into `chunk_size`-byte chunks (disk images).
     pub fn fixed_writer(&mut self, name: &str, chunk_size: u32) -> Result<ArchiveWriter<'_>> {
-        self.check_name(name)?;
-        crate::FixedIndex::new(chunk_size)?;
-        Ok(ArchiveWriter::new(
-            self.shared.clone(),
-            name,
-            Chunking::Fixed(chunk_size),
-            &mut self.files,
-        ))
+        self.stream.fixed_writer(name, chunk_size)
     }
 
     /// Commits the snapshot: sync, then the manifest. Returns it.
     pub fn commit(mut self) -> Result<Manifest> {
-        let ds = &self.shared.ds;
-        if self.shared.cancel.is_cancelled() {
+        let ds = self.leased.ds.clone();
+        if self.stream.is_cancelled() {
             return Err(Error::Cancelled);
         }
         ds.ensure_writable()?;
         ds.sync()?;
-        let manifest = Manifest {
-            snapshot: self.snapshot.clone(),
-            files: self.files.clone(),
-            key_fingerprint: self.shared.key.as_ref().map(CryptKey::fingerprint),
-            finished: now_secs(),
-        };
+        let manifest = self.stream.manifest(self.snapshot.clone(), now_secs());
         let record = SnapshotRecord {
             snapshot: self.snapshot.clone(),
-            manifest: manifest.encode(self.shared.key.as_ref())?,
+            manifest: manifest.encode(self.stream.key())?,
             size: manifest.size(),
             protected: false,
             verify: VerifyState::NotVerified,
         };
         ds.catalog.insert_snapshot(ds.name(), &record)?;
         self.committed = true;
-        self.release();
+        self.leased.release();
         let stats = self.stats();
         info!(
             datastore = %ds.name(),
@@ -257,30 +224,13 @@ impl BackupSession {
         );
         Ok(manifest)
     }
-
-    fn release(&self) {
-        let id = self
-            .shared
-            .lease
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .id;
-        if let Err(e) = self
-            .shared
-            .ds
-            .catalog
-            .release_lease(self.shared.ds.name(), id)
-        {
-            warn!(error = %e, "could not release backup lease; it expires by itself");
-        }
-    }
 }
 
 impl Drop for BackupSession {
     fn drop(&mut self) {
         if !self.committed {
             warn!(snapshot = %self.snapshot, "backup session ended without commit; nothing was committed");
-            self.release();
+            self.leased.release();
         }
     }
 }

@@ -19,7 +19,7 @@ use crate::chunk_dir::Inserted;
 use crate::envelope::chunk_id;
 use crate::index::{ArchiveIndex, IndexKind};
 use crate::manifest::ManifestFile;
-use crate::session::Shared;
+use crate::stream_session::Shared;
 use crate::{DynamicIndex, Error, FixedIndex, Result};
 
 /// FastCDC bounds for file archives: 256 KiB minimum, 1 MiB average, 4 MiB maximum.
@@ -97,7 +97,7 @@ fn process(shared: &Shared, job: &Job) -> Result<Done> {
         .unwrap_or_else(|p| p.into_inner())
         .insert(id);
     if first_in_session {
-        match shared.ds.store_chunk(&id, &job.data, key) {
+        match shared.sink.store_chunk(&id, &job.data, key) {
             Ok(Inserted::New(stored)) => {
                 c.new_chunks.fetch_add(1, Ordering::Relaxed);
                 c.new_bytes.fetch_add(len, Ordering::Relaxed);
@@ -204,7 +204,7 @@ impl<'a> ArchiveWriter<'a> {
             self.send(data)?;
         }
         self.buf.drain(..consumed);
-        self.shared.renew_if_due()
+        self.shared.sink.keep_alive()
     }
 
     fn send(&mut self, data: Vec<u8>) -> Result<()> {
@@ -274,7 +274,10 @@ impl<'a> ArchiveWriter<'a> {
                 ArchiveIndex::Fixed(idx)
             }
         };
-        let index_id = self.shared.ds.store_blob(&index.encode())?;
+        // An index is an unencrypted chunk named by its plain SHA-256.
+        let bytes = index.encode();
+        let index_id = chunk_id(&bytes, None);
+        self.shared.sink.store_chunk(&index_id, &bytes, None)?;
         let file = ManifestFile {
             name: self.name.clone(),
             kind: match self.chunking {

@@ -7,7 +7,10 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-use ironcore_chunkstore::{CryptKey, DEFAULT_FIXED_CHUNK, Datastore, Manifest, SessionStats};
+use ironcore_chunkstore::{
+    ArchiveReader, ChunkSource, CryptKey, DEFAULT_FIXED_CHUNK, Datastore, Manifest, SessionStats,
+    StreamSession,
+};
 use ironcore_types::SnapshotRef;
 
 use crate::{ClientError, Result};
@@ -21,6 +24,44 @@ pub struct ImageReport {
     pub stats: SessionStats,
 }
 
+/// Writes the image at `source` into `session` as archive `name` (for example
+/// `drive-scsi0.img`) in [`DEFAULT_FIXED_CHUNK`]-byte chunks; the caller commits. Returns the
+/// bytes read.
+pub fn write_image(session: &mut StreamSession, source: &Path, name: &str) -> Result<u64> {
+    let file = File::open(source).map_err(unreachable(source))?;
+    write_image_file(session, file, source, name)
+}
+
+fn unreachable(source: &Path) -> impl Fn(std::io::Error) -> ClientError + '_ {
+    move |e| ClientError::SourceNotReachable {
+        path: source.to_path_buf(),
+        source: e,
+    }
+}
+
+fn write_image_file(
+    session: &mut StreamSession,
+    mut file: File,
+    source: &Path,
+    name: &str,
+) -> Result<u64> {
+    let mut writer = session.fixed_writer(name, DEFAULT_FIXED_CHUNK)?;
+    let mut buf = vec![0u8; DEFAULT_FIXED_CHUNK as usize];
+    let mut total = 0u64;
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(unreachable(source)(e)),
+        };
+        writer.append(&buf[..n])?;
+        total += n as u64;
+    }
+    writer.finish()?;
+    Ok(total)
+}
+
 /// Backs up the image at `source` as archive `name` (for example `drive-scsi0.img`).
 pub fn backup_image(
     ds: &Arc<Datastore>,
@@ -29,22 +70,9 @@ pub fn backup_image(
     snapshot: SnapshotRef,
     key: Option<CryptKey>,
 ) -> Result<ImageReport> {
-    let unreachable = |e| ClientError::SourceNotReachable {
-        path: source.to_path_buf(),
-        source: e,
-    };
-    let mut file = File::open(source).map_err(unreachable)?;
+    let file = File::open(source).map_err(unreachable(source))?;
     let mut session = ds.begin_backup(snapshot, key)?;
-    let mut writer = session.fixed_writer(name, DEFAULT_FIXED_CHUNK)?;
-    let mut buf = vec![0u8; DEFAULT_FIXED_CHUNK as usize];
-    loop {
-        let n = file.read(&mut buf).map_err(unreachable)?;
-        if n == 0 {
-            break;
-        }
-        writer.append(&buf[..n])?;
-    }
-    writer.finish()?;
+    write_image_file(session.stream(), file, source, name)?;
     let stats = session.stats();
     Ok(ImageReport {
         manifest: session.commit()?,
@@ -61,11 +89,25 @@ pub fn restore_image(
     target: &Path,
     key: Option<&CryptKey>,
 ) -> Result<u64> {
+    let manifest = ds.open_manifest(snapshot, key)?;
+    restore_image_from(ds.clone(), &manifest, name, target, key)
+}
+
+/// Restores archive `name` of the snapshot `manifest` describes, reading chunks from `source`,
+/// to `target` as [`restore_image`] does. The manifest must have been checked against `key`
+/// (see [`ironcore_chunkstore::open_manifest_bytes`]). Returns the bytes written.
+pub fn restore_image_from(
+    source: Arc<dyn ChunkSource>,
+    manifest: &Manifest,
+    name: &str,
+    target: &Path,
+    key: Option<&CryptKey>,
+) -> Result<u64> {
     let not_writable = |e| ClientError::DestinationNotWritable {
         path: target.to_path_buf(),
         source: e,
     };
-    let reader = ds.open_archive(snapshot, name, key)?;
+    let reader = ArchiveReader::open(source, manifest, name, key)?;
     let mut out = OpenOptions::new()
         .write(true)
         .create(true)

@@ -6,7 +6,10 @@
 //! format and the restore of metadata (permissions, owners, times, links).
 //!
 //! It must never reach into a datastore's files directly: it writes and reads only through
-//! `chunkstore`'s sessions and readers, which later travel over the API.
+//! `chunkstore`'s sessions and readers. Every operation also has a form that works on any
+//! chunk store — [`write_tree`], [`write_image`] on a `StreamSession`, and [`restore_tree_from`],
+//! [`restore_image_from`], [`read_entries_from`] on a `ChunkSource` — so the same code backs up
+//! into and restores from a node over the network.
 
 pub mod compare;
 mod error;
@@ -17,6 +20,9 @@ mod tree_restore;
 
 pub use compare::compare_trees;
 pub use error::{ClientError, Result};
-pub use tree::{BackupReport, backup_tree};
+pub use image::{restore_image_from, write_image};
+pub use tree::{BackupReport, META_ARCHIVE, PAYLOAD_ARCHIVE, TreeWritten, backup_tree, write_tree};
 pub use tree_format::{Entry, EntryKind, decode_entries};
-pub use tree_restore::{RestoreReport, restore_tree};
+pub use tree_restore::{
+    RestoreReport, read_entries, read_entries_from, restore_tree, restore_tree_from,
+};

@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ironcore_chunkstore::{ArchiveWriter, CryptKey, Datastore, Manifest, SessionStats};
+use ironcore_chunkstore::{
+    ArchiveWriter, CryptKey, Datastore, Manifest, SessionStats, StreamSession,
+};
 use ironcore_types::SnapshotRef;
 use serde::Serialize;
 use tracing::warn;
@@ -213,16 +215,23 @@ impl Walker<'_, '_> {
     }
 }
 
-/// Backs up the tree at `source` as snapshot `snapshot`. `progress` is called with the bytes
-/// read as they are read.
-pub fn backup_tree(
-    ds: &Arc<Datastore>,
-    source: &Path,
-    snapshot: SnapshotRef,
-    key: Option<CryptKey>,
-    progress: &mut dyn FnMut(u64),
-) -> Result<BackupReport> {
-    let started = Instant::now();
+/// What [`write_tree`] wrote: the counts of a tree backup without its session's counters.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TreeWritten {
+    /// Regular files backed up.
+    pub files: u64,
+    /// Directories.
+    pub dirs: u64,
+    /// Other entries (links, devices, FIFOs).
+    pub others: u64,
+    /// Bytes of file content read.
+    pub bytes: u64,
+    /// Non-fatal problems, one line each.
+    pub warnings: Vec<String>,
+}
+
+/// The metadata of `source`, which must be a readable directory.
+fn source_dir(source: &Path) -> Result<fs::Metadata> {
     let meta = fs::metadata(source).map_err(|e| ClientError::SourceNotReachable {
         path: source.to_path_buf(),
         source: e,
@@ -233,8 +242,19 @@ pub fn backup_tree(
             source: std::io::Error::other("not a directory; back up images with the image backup"),
         });
     }
-    let mut session = ds.begin_backup(snapshot, key)?;
-    let (entries, warnings, files, dirs, others, bytes) = {
+    Ok(meta)
+}
+
+/// Writes the tree at `source` into `session` as its payload archive ([`PAYLOAD_ARCHIVE`]) and
+/// metadata archive ([`META_ARCHIVE`]); the caller commits. `progress` is called with the
+/// bytes read as they are read.
+pub fn write_tree(
+    session: &mut StreamSession,
+    source: &Path,
+    progress: &mut dyn FnMut(u64),
+) -> Result<TreeWritten> {
+    let meta = source_dir(source)?;
+    let (entries, written) = {
         let mut payload = session.dynamic_writer(PAYLOAD_ARCHIVE)?;
         let mut walker = Walker {
             root: source.to_path_buf(),
@@ -251,16 +271,16 @@ pub fn backup_tree(
             progress,
         };
         walker.walk(Vec::new(), meta)?;
-        let out = (
-            std::mem::take(&mut walker.entries),
-            std::mem::take(&mut walker.warnings),
-            walker.files,
-            walker.dirs,
-            walker.others,
-            walker.offset,
-        );
+        let written = TreeWritten {
+            files: walker.files,
+            dirs: walker.dirs,
+            others: walker.others,
+            bytes: walker.offset,
+            warnings: std::mem::take(&mut walker.warnings),
+        };
+        let entries = std::mem::take(&mut walker.entries);
         payload.finish()?;
-        out
+        (entries, written)
     };
     let mut meta_writer = session.dynamic_writer(META_ARCHIVE)?;
     meta_writer.append(&header())?;
@@ -268,16 +288,32 @@ pub fn backup_tree(
         meta_writer.append(&encode_entry(e)?)?;
     }
     meta_writer.finish()?;
+    Ok(written)
+}
+
+/// Backs up the tree at `source` as snapshot `snapshot`. `progress` is called with the bytes
+/// read as they are read.
+pub fn backup_tree(
+    ds: &Arc<Datastore>,
+    source: &Path,
+    snapshot: SnapshotRef,
+    key: Option<CryptKey>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<BackupReport> {
+    let started = Instant::now();
+    source_dir(source)?;
+    let mut session = ds.begin_backup(snapshot, key)?;
+    let written = write_tree(session.stream(), source, progress)?;
     let stats = session.stats();
     let manifest = session.commit()?;
     Ok(BackupReport {
         manifest,
         stats,
-        files,
-        dirs,
-        others,
-        bytes,
+        files: written.files,
+        dirs: written.dirs,
+        others: written.others,
+        bytes: written.bytes,
         elapsed: started.elapsed(),
-        warnings,
+        warnings: written.warnings,
     })
 }

@@ -14,7 +14,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ironcore_chunkstore::{ArchiveReader, CryptKey, Datastore};
+use ironcore_chunkstore::{ArchiveReader, ChunkSource, CryptKey, Datastore, Manifest};
 use ironcore_types::SnapshotRef;
 use rustix::fs::{AtFlags, CWD, FileType, Mode, Timespec, Timestamps, UTIME_OMIT};
 use serde::Serialize;
@@ -54,7 +54,19 @@ pub fn read_entries(
     snapshot: &SnapshotRef,
     key: Option<&CryptKey>,
 ) -> Result<Vec<Entry>> {
-    let reader = ds.open_archive(snapshot, META_ARCHIVE, key)?;
+    let manifest = ds.open_manifest(snapshot, key)?;
+    read_entries_from(ds.clone(), &manifest, key)
+}
+
+/// Reads the entry list of the tree snapshot `manifest` describes, reading chunks from
+/// `source`. The manifest must have been checked against `key` (see
+/// [`ironcore_chunkstore::open_manifest_bytes`]).
+pub fn read_entries_from(
+    source: Arc<dyn ChunkSource>,
+    manifest: &Manifest,
+    key: Option<&CryptKey>,
+) -> Result<Vec<Entry>> {
+    let reader = ArchiveReader::open(source, manifest, META_ARCHIVE, key)?;
     let mut bytes = Vec::with_capacity(reader.size() as usize);
     reader.copy_to(&mut bytes)?;
     decode_entries(&bytes)
@@ -91,15 +103,8 @@ impl Sink {
     }
 }
 
-/// Restores `snapshot` into `target`, which must not exist or be empty. With `only`, restores
-/// just that file or subtree (a path relative to the backed-up root).
-pub fn restore_tree(
-    ds: &Arc<Datastore>,
-    snapshot: &SnapshotRef,
-    target: &Path,
-    key: Option<&CryptKey>,
-    only: Option<&str>,
-) -> Result<RestoreReport> {
+/// Checks that `target` is a new or empty directory, and creates it if it is new.
+fn prepare_target(target: &Path) -> Result<()> {
     match fs::read_dir(target) {
         Ok(d) => {
             if d.into_iter().next().is_some() {
@@ -113,7 +118,45 @@ pub fn restore_tree(
         }
         Err(e) => return Err(dest_err(target)(e)),
     }
-    let entries = read_entries(ds, snapshot, key)?;
+    Ok(())
+}
+
+/// Restores `snapshot` into `target`, which must not exist or be empty. With `only`, restores
+/// just that file or subtree (a path relative to the backed-up root).
+pub fn restore_tree(
+    ds: &Arc<Datastore>,
+    snapshot: &SnapshotRef,
+    target: &Path,
+    key: Option<&CryptKey>,
+    only: Option<&str>,
+) -> Result<RestoreReport> {
+    prepare_target(target)?;
+    let manifest = ds.open_manifest(snapshot, key)?;
+    restore_prepared(ds.clone(), &manifest, target, key, only)
+}
+
+/// Restores the tree snapshot `manifest` describes, reading chunks from `source`, into
+/// `target` as [`restore_tree`] does. The manifest must have been checked against `key` (see
+/// [`ironcore_chunkstore::open_manifest_bytes`]).
+pub fn restore_tree_from(
+    source: Arc<dyn ChunkSource>,
+    manifest: &Manifest,
+    target: &Path,
+    key: Option<&CryptKey>,
+    only: Option<&str>,
+) -> Result<RestoreReport> {
+    prepare_target(target)?;
+    restore_prepared(source, manifest, target, key, only)
+}
+
+fn restore_prepared(
+    source: Arc<dyn ChunkSource>,
+    manifest: &Manifest,
+    target: &Path,
+    key: Option<&CryptKey>,
+    only: Option<&str>,
+) -> Result<RestoreReport> {
+    let entries = read_entries_from(source.clone(), manifest, key)?;
     let selected: Vec<&Entry> = match only {
         None => entries.iter().collect(),
         Some(p) => {
@@ -133,7 +176,7 @@ pub fn restore_tree(
         }
     };
     let by_path: HashMap<&[u8], &Entry> = entries.iter().map(|e| (e.path.as_slice(), e)).collect();
-    let mut payload = ds.open_archive(snapshot, PAYLOAD_ARCHIVE, key)?;
+    let mut payload = ArchiveReader::open(source, manifest, PAYLOAD_ARCHIVE, key)?;
     let mut report = RestoreReport::default();
     let path_of = |e: &Entry| -> PathBuf {
         if e.path.is_empty() {
