@@ -55,7 +55,7 @@ pub(crate) struct Listing {
 
 /// The chunk files of one datastore.
 #[derive(Debug)]
-pub(crate) struct ChunkDir {
+pub struct ChunkDir {
     base: PathBuf,
     bad: PathBuf,
     shards: Vec<Mutex<()>>,
@@ -190,7 +190,7 @@ impl ChunkDir {
     }
 
     /// Every chunk file, and every leftover temporary file with its age.
-    pub fn list(&self) -> io::Result<Listing> {
+    pub(crate) fn list(&self) -> io::Result<Listing> {
         let mut chunks = Vec::new();
         let mut tmps = Vec::new();
         for prefix in fs::read_dir(&self.base)? {

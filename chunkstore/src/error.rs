@@ -178,6 +178,12 @@ pub enum Error {
         /// RocksDB's message.
         detail: String,
     },
+    /// A node's API refused or could not be reached (remote sinks and sources).
+    #[error("{detail}")]
+    Remote {
+        /// What the remote end (a node's API) said or why it could not be reached.
+        detail: String,
+    },
     /// The running operation was cancelled by its caller.
     #[error("task cancelled: the operation was cancelled before it committed anything; re-run it")]
     Cancelled,

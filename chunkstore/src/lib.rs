@@ -39,7 +39,7 @@ mod verify;
 mod writer;
 
 pub use catalog::{Catalog, DatastoreRecord, SessionLease, SnapshotRecord, VerifyState};
-pub use chunk_dir::{ChunkFile, Inserted};
+pub use chunk_dir::{ChunkDir, ChunkFile, Inserted};
 pub use crypto::CryptKey;
 pub use datastore::{Datastore, DatastoreOptions};
 pub use dynamic_index::DynamicIndex;

@@ -11,16 +11,20 @@
 //! [`restore_image_from`], [`read_entries_from`] on a `ChunkSource` — so the same code backs up
 //! into and restores from a node over the network.
 
+pub mod api_client;
 pub mod compare;
 mod error;
 pub mod image;
+pub mod remote;
 pub mod tree;
 mod tree_format;
 mod tree_restore;
 
+pub use api_client::{ApiClient, ApiError};
 pub use compare::compare_trees;
 pub use error::{ClientError, Result};
 pub use image::{restore_image_from, write_image};
+pub use remote::{RemoteSink, RemoteSource};
 pub use tree::{BackupReport, META_ARCHIVE, PAYLOAD_ARCHIVE, TreeWritten, backup_tree, write_tree};
 pub use tree_format::{Entry, EntryKind, decode_entries};
 pub use tree_restore::{

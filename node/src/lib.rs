@@ -1,6 +1,27 @@
-//! The Ironcore Backup node daemon (layer 3) — filled by issue 5.
+//! The Ironcore Backup node daemon (layer 3).
 //!
-//! It will wire the parts into one process per node: chunkstore, raft and transport, the HTTPS
-//! API on TCP 8007, and the services the manuals name (api, scheduler, worker, verifier, gc,
-//! sync, notify). It only wires: formats live in `chunkstore`, protocols in `transport` and
-//! `raft`, and planners are pure functions it calls.
+//! It wires the parts into one process per node: the chunk directories of its datastores
+//! (`chunkstore`), the Raft control plane (`raft`) over the QUIC transport (`transport`), the
+//! peer service that moves chunks between nodes, tasks, and the HTTPS API on TCP 8007. It only
+//! wires: formats live in `chunkstore`, protocols in `transport` and `raft`, placement is a pure
+//! function ([`placement::place`]).
+//!
+//! Where to start: [`daemon::run`] (what a start does), [`api::router`] (every route),
+//! [`core::Node`] (replication and fetch), [`api`]'s backup module (the commit order).
+
+pub mod api;
+pub mod auth;
+pub mod cluster_state;
+pub mod config;
+pub mod core;
+pub mod daemon;
+mod error;
+pub mod https;
+pub mod join;
+pub mod logging;
+pub mod peer;
+pub mod placement;
+pub mod stores;
+pub mod tasks;
+
+pub use error::{NodeError, Result};

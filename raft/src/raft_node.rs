@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ironcore_transport::{ChunkStore, NodeIdentity, PinSet, Transport};
+use ironcore_transport::{ChunkStore, NodeIdentity, Peer, PinSet, RpcHandler, Transport};
 use openraft::async_runtime::WatchReceiver;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::raft::linearizable_read::Linearizer;
@@ -29,6 +29,7 @@ pub struct RaftNode {
     raft: RaftHandle,
     transport: Transport,
     network: RaftNetwork,
+    server: Arc<RaftServer>,
     book: AddressBook,
     heartbeat: Duration,
     request_timeout: Duration,
@@ -79,12 +80,14 @@ impl RaftNode {
             .await
             .map_err(stopped)?;
         server.attach(raft.clone());
+        let server_handle = server.clone();
         tracing::info!(id = config.id, node = %config.node, "raft node started");
         Ok(Self {
             id: config.id,
             raft,
             transport,
             network,
+            server: server_handle,
             book,
             heartbeat: config.heartbeat_interval,
             request_timeout: config.request_timeout,
@@ -222,6 +225,34 @@ impl RaftNode {
                 other => return Err(unexpected(leader, "client-write", &other)),
             }
         }
+    }
+
+    /// Serves the node's own requests (those sent with [`Self::call_service`]) with `handler`.
+    pub fn set_service(&self, handler: Arc<dyn RpcHandler>) {
+        self.server.set_service(handler);
+    }
+
+    /// Sends `request` to the service of member `id` on the control path and returns its
+    /// answer.
+    pub async fn call_service(&self, id: NodeId, request: &[u8]) -> Result<Vec<u8>, NodeError> {
+        let membership = self.metrics().membership_config;
+        let node = membership
+            .membership()
+            .get_node(&id)
+            .cloned()
+            .ok_or_else(|| NodeError::Refused(format!("node {id} is not a member")))?;
+        let addr = self
+            .book
+            .resolve(id, &node)
+            .ok_or_else(|| NodeError::Refused(format!("no address for node {id} ({node})")))?;
+        let peer = Peer {
+            node: node.name.parse().map_err(refused)?,
+            addr,
+        };
+        let mut tagged = Vec::with_capacity(request.len() + 1);
+        tagged.push(crate::server::SERVICE_TAG);
+        tagged.extend_from_slice(request);
+        Ok(self.transport.call_raw(&peer, &tagged).await?)
     }
 
     /// This node's copy of the typed metadata (local reads; see [`Self::linearize`]).

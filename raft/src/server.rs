@@ -16,15 +16,39 @@ use crate::{
 /// The transport must be bound before openraft starts (openraft's network sends through it), and
 /// the handler must exist before the transport is bound, so the Raft instance is attached after
 /// both exist; until then every request is refused and the caller backs off.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct RaftServer {
     raft: OnceLock<RaftHandle>,
+    service: OnceLock<Arc<dyn RpcHandler>>,
 }
+
+impl std::fmt::Debug for RaftServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "RaftServer(attached: {}, service: {})",
+            self.raft.get().is_some(),
+            self.service.get().is_some()
+        )
+    }
+}
+
+/// The first byte of a request meant for the node's own service rather than Raft (Raft
+/// requests start with their format version, 1).
+pub const SERVICE_TAG: u8 = 0xA0;
 
 impl RaftServer {
     /// A server with no Raft instance attached yet.
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
+    }
+
+    /// Hands requests tagged [`SERVICE_TAG`] (tag stripped) to `service`. A second call is
+    /// ignored.
+    pub fn set_service(&self, service: Arc<dyn RpcHandler>) {
+        if self.service.set(service).is_err() {
+            tracing::warn!("raft server already has a service; ignoring the new one");
+        }
     }
 
     /// Starts serving `raft`. A second call is ignored (one server serves one instance).
@@ -37,6 +61,12 @@ impl RaftServer {
 
 impl RpcHandler for RaftServer {
     fn handle(&self, from: PeerInfo, request: Vec<u8>) -> BoxFuture<Result<Vec<u8>, String>> {
+        if request.first() == Some(&SERVICE_TAG) {
+            return match self.service.get() {
+                Some(service) => service.handle(from, request[1..].to_vec()),
+                None => Box::pin(async { Err("this node serves no node requests yet".into()) }),
+            };
+        }
         let raft = self.raft.get().cloned();
         Box::pin(async move {
             let request = RaftRequest::decode(&request).map_err(|e| e.to_string())?;

@@ -15,6 +15,7 @@ mod endpoint;
 mod error;
 pub mod fault;
 pub mod frame;
+mod https;
 mod identity;
 pub mod limit;
 mod pins;
@@ -25,5 +26,6 @@ pub use chunks::{ChunkFault, ChunkStore, MAX_ATTEMPTS, TransferOptions, Transfer
 pub use endpoint::{BoxFuture, Congestion, Peer, PeerInfo, RpcHandler, Transport, TransportConfig};
 pub use error::{Result, TransportError};
 pub use frame::ClusterId;
+pub use https::{https_client_config, https_server_config};
 pub use identity::{NodeIdentity, fingerprint_of};
 pub use pins::{MAX_PINS_PER_PEER, PinSet};

@@ -1,0 +1,113 @@
+//! A node as a chunk sink (backups) and a chunk source (restores), over its HTTPS API.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hyper::{Method, StatusCode};
+use ironcore_chunkstore::{ChunkSink, ChunkSource, CryptKey, Error, Inserted, encode_for_sink};
+use ironcore_types::{ChunkId, DatastoreName};
+
+use crate::api_client::{ApiClient, ApiError, encode_segment};
+
+fn remote(e: ApiError) -> Error {
+    Error::Remote {
+        detail: e.to_string(),
+    }
+}
+
+/// Uploads the chunks of one backup session to a node: a presence check first, so only chunks
+/// the datastore lacks are encoded and sent.
+#[derive(Debug)]
+pub struct RemoteSink {
+    api: Arc<ApiClient>,
+    upid: String,
+}
+
+impl RemoteSink {
+    /// The sink of session `upid` on the node behind `api`.
+    pub fn new(api: Arc<ApiClient>, upid: &str) -> Self {
+        Self {
+            api,
+            upid: upid.to_string(),
+        }
+    }
+}
+
+impl ChunkSink for RemoteSink {
+    fn store_chunk(
+        &self,
+        id: &ChunkId,
+        plain: &[u8],
+        key: Option<&CryptKey>,
+    ) -> ironcore_chunkstore::Result<Inserted> {
+        let path = format!(
+            "/api2/json/backup/{}/chunk/{}",
+            encode_segment(&self.upid),
+            id.to_hex()
+        );
+        let (status, _) = self
+            .api
+            .blocking(self.api.raw(
+                Method::HEAD,
+                &path,
+                Bytes::new(),
+                "application/octet-stream",
+                &[StatusCode::NOT_FOUND],
+            ))
+            .map_err(remote)?;
+        if status == StatusCode::OK {
+            return Ok(Inserted::Existing);
+        }
+        let bytes = encode_for_sink(id, plain, key)?;
+        let len = bytes.len() as u64;
+        self.api
+            .blocking(self.api.raw(
+                Method::PUT,
+                &path,
+                bytes.into(),
+                "application/octet-stream",
+                &[],
+            ))
+            .map_err(|e| match e {
+                ApiError::Status { ref message, .. } if message.contains("task cancelled") => {
+                    Error::Cancelled
+                }
+                e => remote(e),
+            })?;
+        Ok(Inserted::New(len))
+    }
+}
+
+/// Reads chunks of a datastore from a node (which pulls them from a peer if it lacks them).
+#[derive(Debug)]
+pub struct RemoteSource {
+    api: Arc<ApiClient>,
+    store: DatastoreName,
+}
+
+impl RemoteSource {
+    /// Chunks of `store` through the node behind `api`.
+    pub fn new(api: Arc<ApiClient>, store: DatastoreName) -> Self {
+        Self { api, store }
+    }
+}
+
+impl ChunkSource for RemoteSource {
+    fn read_chunk(&self, id: &ChunkId) -> ironcore_chunkstore::Result<Vec<u8>> {
+        let path = format!("/api2/json/datastore/{}/chunk/{}", self.store, id.to_hex());
+        match self.api.blocking(self.api.raw(
+            Method::GET,
+            &path,
+            Bytes::new(),
+            "application/json",
+            &[],
+        )) {
+            Ok((_, b)) => Ok(b.to_vec()),
+            Err(ApiError::Status {
+                status: 404,
+                message,
+            }) if message.starts_with("chunk not found") => Err(Error::ChunkNotFound { id: *id }),
+            Err(e) => Err(remote(e)),
+        }
+    }
+}

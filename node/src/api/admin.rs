@@ -1,0 +1,490 @@
+//! Cluster, datastore, access, key, task and audit routes.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use ironcore_raft::{ClusterNode, MetaCommand};
+use ironcore_types::records::{
+    AclEntry, DatastoreConfig, JoinTokenRecord, KeyRecord, NodeRole, TaskState, TokenRecord,
+    UserRecord,
+};
+use ironcore_types::{AuthId, DatastoreName, Fingerprint, Privilege, Role, SiteId};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiResult, Auth};
+use crate::NodeError;
+use crate::auth::{Caller, check, hash_secret, new_secret};
+use crate::core::Node;
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn admin(node: &Node, caller: &Caller) -> Result<(), NodeError> {
+    check(node.meta(), caller, "/", Privilege::Manage).map(|_| ())
+}
+
+/// The services this daemon runs, for `status --services`.
+const SERVICES: &[&str] = &[
+    "api",
+    "scheduler",
+    "worker",
+    "verifier",
+    "gc",
+    "sync",
+    "notify",
+];
+
+pub(crate) async fn status(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+) -> ApiResult<Json<Value>> {
+    check(node.meta(), &caller, "/", Privilege::Audit)?;
+    let m = node.raft.metrics();
+    let raft_ok = m.current_leader.is_some();
+    let services: Vec<Value> = SERVICES
+        .iter()
+        .map(|s| {
+            let (state, detail) = match *s {
+                "api" => ("active (running)", "serving HTTPS".to_string()),
+                "worker" => (
+                    "active (running)",
+                    format!("{} tasks running", node.tasks.running_count()),
+                ),
+                _ if raft_ok => ("active (running)", "idle".to_string()),
+                _ => ("degraded", "no Raft leader known".to_string()),
+            };
+            json!({ "service": format!("ironcore-backup-{s}"), "state": state, "detail": detail })
+        })
+        .collect();
+    Ok(Json(json!({
+        "node": node.config.name.to_string(),
+        "site": node.config.site.to_string(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "fingerprint": node.fingerprint.to_string(),
+        "uptime-secs": node.started.elapsed().as_secs(),
+        "raft": { "id": node.raft.id(), "state": format!("{:?}", m.state), "term": m.current_term,
+                  "leader": m.current_leader, "applied": m.last_applied.map(|l| l.index) },
+        "services": services,
+    })))
+}
+
+pub(crate) async fn cluster_status(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+) -> ApiResult<Json<Value>> {
+    check(node.meta(), &caller, "/", Privilege::Audit)?;
+    let m = node.raft.metrics();
+    let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
+    let info = node.meta().cluster()?;
+    let nodes: Vec<Value> = node
+        .meta()
+        .nodes()?
+        .into_iter()
+        .map(|n| {
+            json!({
+                "id": n.id, "name": n.name, "site": n.site.to_string(), "role": n.role,
+                "voter": voters.contains(&n.id), "leader": m.current_leader == Some(n.id),
+                "address": n.address, "api-address": n.api_address,
+                "fingerprint": n.fingerprints.first().map(|f| f.to_string()),
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "cluster-id": info.as_ref().map(|i| i.cluster_id.clone()),
+        "epoch": info.as_ref().map(|i| i.epoch),
+        "term": m.current_term, "leader": m.current_leader, "nodes": nodes,
+    })))
+}
+
+/// `POST /api2/json/cluster/join-token`.
+#[derive(Debug, Deserialize)]
+pub struct JoinTokenRequest {
+    #[serde(default = "default_ttl")]
+    ttl_secs: i64,
+}
+
+fn default_ttl() -> i64 {
+    3600
+}
+
+pub(crate) async fn join_token(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+    Json(req): Json<JoinTokenRequest>,
+) -> ApiResult<Json<Value>> {
+    admin(&node, &caller)?;
+    let secret = new_secret();
+    node.propose(
+        &caller.auth_id,
+        MetaCommand::CreateJoinToken(JoinTokenRecord {
+            secret_hash: hash_secret(&secret),
+            expires: now() + req.ttl_secs.clamp(60, 7 * 86400),
+            used_by: None,
+            created_by: caller.auth_id.clone(),
+        }),
+    )
+    .await?;
+    let token = format!(
+        "{secret}@{}/{}",
+        node.config.api_advertise,
+        node.fingerprint.to_hex()
+    );
+    Ok(Json(json!({ "token": token })))
+}
+
+pub use super::admin_types::JoinRequest;
+
+pub(crate) async fn join(
+    State(node): State<Arc<Node>>,
+    Json(req): Json<JoinRequest>,
+) -> ApiResult<Json<Value>> {
+    if node.raft.metrics().current_leader != Some(node.raft.id()) {
+        return Err(NodeError::BadRequest(
+            "this node is not the Raft leader; join through the leader (see `ironcore-backup cluster status`)".into(),
+        )
+        .into());
+    }
+    let joiner = req.node.clone();
+    if joiner.fingerprints.is_empty() {
+        return Err(
+            NodeError::BadRequest("the joining node must present its fingerprint".into()).into(),
+        );
+    }
+    let actor: AuthId = "root@pam"
+        .parse()
+        .map_err(|e: ironcore_types::ParseError| NodeError::BadRequest(e.to_string()))?;
+    node.propose(
+        &actor,
+        MetaCommand::Join {
+            secret_hash: hash_secret(&req.secret),
+            node: joiner.clone(),
+        },
+    )
+    .await?;
+    // The new node starts its Raft only after this answer: add it in the background (the
+    // leader retries until it answers), then make it a voter.
+    let n = node.clone();
+    tokio::spawn(async move {
+        let cn = ClusterNode {
+            name: joiner.name.clone(),
+            site: joiner.site.to_string(),
+            address: joiner.address.clone(),
+        };
+        for attempt in 1..=60 {
+            match n.raft.add_learner(joiner.id, cn.clone()).await {
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::info!(node = %joiner.name, attempt, error = %e, "waiting for the joining node");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+        }
+        if joiner.role != NodeRole::Learner {
+            if let Err(e) = n.raft.promote(joiner.id).await {
+                tracing::warn!(node = %joiner.name, error = %e, "could not make the joined node a voter");
+            } else {
+                tracing::info!(node = %joiner.name, "joined node is a voter");
+            }
+        }
+    });
+    let info = node
+        .meta()
+        .cluster()?
+        .ok_or_else(|| NodeError::BadRequest("cluster not bootstrapped".into()))?;
+    Ok(Json(
+        json!({ "cluster-id": info.cluster_id, "epoch": info.epoch, "nodes": node.meta().nodes()? }),
+    ))
+}
+
+pub(crate) async fn datastores(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+) -> ApiResult<Json<Value>> {
+    let meta = node.meta();
+    let visible: Vec<DatastoreConfig> = meta
+        .datastores()?
+        .into_iter()
+        .filter(|d| {
+            check(
+                meta,
+                &caller,
+                &format!("/datastore/{}", d.name),
+                Privilege::Audit,
+            )
+            .is_ok()
+        })
+        .collect();
+    Ok(Json(json!({ "data": visible })))
+}
+
+/// `POST /api2/json/datastore`.
+#[derive(Debug, Deserialize)]
+pub struct CreateDatastore {
+    name: DatastoreName,
+    path: String,
+    site: Option<SiteId>,
+    #[serde(default = "default_copies")]
+    copies: u8,
+    #[serde(default)]
+    comment: String,
+}
+
+fn default_copies() -> u8 {
+    2
+}
+
+pub(crate) async fn create_datastore(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+    Json(req): Json<CreateDatastore>,
+) -> ApiResult<Json<Value>> {
+    check(node.meta(), &caller, "/datastore", Privilege::Manage)?;
+    let config = DatastoreConfig {
+        name: req.name,
+        site: req.site.unwrap_or_else(|| node.config.site.clone()),
+        path: req.path,
+        copies: req.copies,
+        comment: req.comment,
+        created: now(),
+    };
+    node.propose(
+        &caller.auth_id,
+        MetaCommand::CreateDatastore(config.clone()),
+    )
+    .await?;
+    // Create the directory here now so a bad path fails loudly at once.
+    node.stores.dir(&config.name)?;
+    Ok(Json(json!(config)))
+}
+
+/// `GET /api2/json/tasks?state=running`.
+#[derive(Debug, Deserialize)]
+pub struct TaskFilter {
+    state: Option<String>,
+}
+
+pub(crate) async fn tasks(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+    Query(f): Query<TaskFilter>,
+) -> ApiResult<Json<Value>> {
+    let all = check(node.meta(), &caller, "/", Privilege::Audit).is_ok();
+    let list: Vec<Value> = node
+        .meta()
+        .tasks()?
+        .into_iter()
+        .filter(|t| all || t.auth_id == caller.auth_id)
+        .filter(|t| match f.state.as_deref() {
+            Some("running") => t.state == TaskState::Running,
+            Some("ok") => t.state == TaskState::Ok,
+            Some("error") => matches!(t.state, TaskState::Error(_)),
+            _ => true,
+        })
+        .map(|t| json!(t))
+        .collect();
+    Ok(Json(json!({ "data": list })))
+}
+
+pub(crate) async fn task_log(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+    Path(upid): Path<String>,
+) -> ApiResult<String> {
+    let record = node
+        .meta()
+        .task(&upid)?
+        .ok_or_else(|| NodeError::NotFound(format!("no task {upid}")))?;
+    if record.auth_id != caller.auth_id {
+        check(node.meta(), &caller, "/", Privilege::Audit)?;
+    }
+    if record.node != node.config.name.as_str() {
+        return Err(NodeError::BadRequest(format!(
+            "task {upid} ran on node {}; ask that node for its log",
+            record.node
+        ))
+        .into());
+    }
+    Ok(std::fs::read_to_string(node.tasks.log_path(&upid))
+        .map_err(NodeError::io("reading the task log"))?)
+}
+
+pub(crate) async fn cancel_task(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+    Path(upid): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let task = node
+        .tasks
+        .get(&upid)
+        .ok_or_else(|| NodeError::NotFound(format!("task {upid} is not running on this node")))?;
+    let owner = task
+        .record
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .auth_id
+        .clone();
+    if owner != caller.auth_id {
+        admin(&node, &caller)?;
+    }
+    task.cancel.cancel();
+    task.log(&format!("cancel requested by {}", caller.auth_id));
+    // A backup session ends here: nothing was committed, so the task ends cancelled.
+    let session = node
+        .sessions
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&upid);
+    if session.is_some() {
+        let record = node
+            .tasks
+            .finish(&task, TaskState::Error("task cancelled".into()));
+        node.record_task(record).await;
+    }
+    Ok(Json(json!({ "cancelled": upid })))
+}
+
+pub(crate) async fn users(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+) -> ApiResult<Json<Value>> {
+    admin(&node, &caller)?;
+    let users: Vec<Value> = node.meta().users()?.into_iter()
+        .map(|u| json!({ "userid": u.userid.to_string(), "enabled": u.enabled, "comment": u.comment }))
+        .collect();
+    Ok(Json(json!({ "data": users })))
+}
+
+/// `POST /api2/json/access/users`.
+#[derive(Debug, Deserialize)]
+pub struct CreateUser {
+    userid: AuthId,
+    #[serde(default)]
+    comment: String,
+}
+
+pub(crate) async fn create_user(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+    Json(req): Json<CreateUser>,
+) -> ApiResult<Json<Value>> {
+    admin(&node, &caller)?;
+    node.propose(
+        &caller.auth_id,
+        MetaCommand::CreateUser(UserRecord {
+            userid: req.userid.clone(),
+            password_hash: None,
+            enabled: true,
+            comment: req.comment,
+        }),
+    )
+    .await?;
+    Ok(Json(json!({ "userid": req.userid.to_string() })))
+}
+
+pub(crate) async fn tokens(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+) -> ApiResult<Json<Value>> {
+    admin(&node, &caller)?;
+    let list: Vec<Value> = node.meta().tokens()?.into_iter()
+        .map(|t| json!({ "tokenid": t.tokenid.to_string(), "expires": t.expires, "comment": t.comment }))
+        .collect();
+    Ok(Json(json!({ "data": list })))
+}
+
+/// `POST /api2/json/access/tokens`.
+#[derive(Debug, Deserialize)]
+pub struct CreateToken {
+    tokenid: AuthId,
+    #[serde(default)]
+    comment: String,
+    #[serde(default)]
+    expires: i64,
+}
+
+pub(crate) async fn create_token(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+    Json(req): Json<CreateToken>,
+) -> ApiResult<Json<Value>> {
+    if req.tokenid.user() != caller.auth_id.user() || caller.auth_id.is_token() {
+        admin(&node, &caller)?;
+    }
+    let secret = new_secret();
+    node.propose(
+        &caller.auth_id,
+        MetaCommand::CreateToken(TokenRecord {
+            tokenid: req.tokenid.clone(),
+            secret_hash: hash_secret(&secret),
+            expires: req.expires,
+            comment: req.comment,
+        }),
+    )
+    .await?;
+    Ok(Json(
+        json!({ "tokenid": req.tokenid.to_string(), "secret": secret }),
+    ))
+}
+
+pub(crate) async fn acls(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+) -> ApiResult<Json<Value>> {
+    admin(&node, &caller)?;
+    Ok(Json(json!({ "data": node.meta().acls()? })))
+}
+
+pub(crate) async fn set_acl(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+    Json(entry): Json<AclEntry>,
+) -> ApiResult<Json<Value>> {
+    admin(&node, &caller)?;
+    let _: Role = entry.role;
+    node.propose(&caller.auth_id, MetaCommand::SetAcl(entry.clone()))
+        .await?;
+    Ok(Json(json!(entry)))
+}
+
+pub(crate) async fn keys(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+) -> ApiResult<Json<Value>> {
+    check(node.meta(), &caller, "/datastore", Privilege::Audit)?;
+    Ok(Json(json!({ "data": node.meta().keys()? })))
+}
+
+/// `POST /api2/json/keys`.
+#[derive(Debug, Deserialize)]
+pub struct RegisterKey {
+    fingerprint: Fingerprint,
+    #[serde(default)]
+    comment: String,
+}
+
+pub(crate) async fn register_key(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+    Json(req): Json<RegisterKey>,
+) -> ApiResult<Json<Value>> {
+    check(node.meta(), &caller, "/datastore", Privilege::Backup)?;
+    let record = KeyRecord {
+        fingerprint: req.fingerprint,
+        comment: req.comment,
+        added: now(),
+    };
+    node.propose(&caller.auth_id, MetaCommand::RegisterKey(record.clone()))
+        .await?;
+    Ok(Json(json!(record)))
+}
+
+pub(crate) async fn audit(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+) -> ApiResult<Json<Value>> {
+    admin(&node, &caller)?;
+    Ok(Json(json!({ "data": node.meta().audit()? })))
+}

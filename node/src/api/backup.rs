@@ -1,0 +1,283 @@
+//! Backup sessions: start, chunk upload (with a presence check for deduplication), finish.
+//!
+//! Finish order (DESIGN.md "durable before referenced"): every chunk named by the snapshot's
+//! indexes present here → one sync → copies on their placement nodes (verified on arrival)
+//! → the manifest committed through Raft. A session cancelled or failed before the commit
+//! leaves no snapshot.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use ironcore_chunkstore::envelope::decode_chunk;
+use ironcore_chunkstore::{ArchiveIndex, Manifest};
+use ironcore_raft::MetaCommand;
+use ironcore_types::records::{SnapshotEntry, TaskState, VerifyStatus};
+use ironcore_types::{BackupGroup, ChunkId, DatastoreName, Namespace, Privilege, SnapshotRef};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiResult, Auth};
+use crate::NodeError;
+use crate::auth::{check, check_group, datastore_path};
+use crate::core::{BackupSession, Node};
+
+/// `POST /api2/json/backup`.
+#[derive(Debug, Deserialize)]
+pub struct StartBackup {
+    store: DatastoreName,
+    #[serde(default)]
+    ns: Option<String>,
+    group: String,
+    time: i64,
+}
+
+pub(crate) fn parse_ns(ns: Option<&str>) -> Result<Namespace, NodeError> {
+    let mut out = Namespace::root();
+    for part in ns.unwrap_or("").split('/').filter(|p| !p.is_empty()) {
+        out = out
+            .child(part)
+            .map_err(|e| NodeError::BadRequest(e.to_string()))?;
+    }
+    Ok(out)
+}
+
+pub(crate) async fn start(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+    Json(req): Json<StartBackup>,
+) -> ApiResult<Json<Value>> {
+    let ns = parse_ns(req.ns.as_deref())?;
+    let group: BackupGroup = req
+        .group
+        .parse()
+        .map_err(|e: ironcore_types::ParseError| NodeError::BadRequest(e.to_string()))?;
+    let meta = node.meta();
+    if meta.datastore(&req.store)?.is_none() {
+        return Err(NodeError::NotFound(format!(
+            "datastore {} does not exist; see `ironcore-backup datastore list`",
+            req.store
+        ))
+        .into());
+    }
+    check_group(meta, &caller, &req.store, &ns, &group, Privilege::Backup)?;
+    let path = datastore_path(&req.store, &ns);
+    let admin_override = check(meta, &caller, &path, Privilege::Manage).is_ok();
+    let snapshot = SnapshotRef {
+        ns: ns.clone(),
+        group: group.clone(),
+        time: req.time,
+    };
+    let worker_id = format!(
+        "{}:{}{}",
+        req.store,
+        if ns.is_root() {
+            String::new()
+        } else {
+            format!("{ns}/")
+        },
+        group
+    );
+    let busy =
+        meta.tasks()?.into_iter().any(|t| {
+            t.kind == "backup" && t.worker_id == worker_id && t.state == TaskState::Running
+        }) || node
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .any(|s| s.datastore == req.store && s.snapshot.ns == ns && s.snapshot.group == group);
+    if busy {
+        return Err(NodeError::SourceBusy(format!(
+            "a backup of {group} in {path} is running; wait for it (see `ironcore-backup task list --state running`)"
+        ))
+        .into());
+    }
+    if meta.snapshot(&req.store, &snapshot)?.is_some() {
+        return Err(NodeError::BadRequest(format!("snapshot {snapshot} already exists")).into());
+    }
+    let task = node.tasks.start("backup", &worker_id, &caller.auth_id)?;
+    let record = task
+        .record
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let upid = record.upid.clone();
+    node.record_task(record).await;
+    let session = Arc::new(BackupSession {
+        task,
+        datastore: req.store,
+        snapshot,
+        owner: caller.auth_id.clone(),
+        admin_override,
+        uploaded: std::sync::Mutex::new(0),
+    });
+    node.sessions
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(upid.clone(), session);
+    Ok(Json(json!({ "upid": upid })))
+}
+
+fn session(
+    node: &Node,
+    caller: &crate::auth::Caller,
+    upid: &str,
+) -> Result<Arc<BackupSession>, NodeError> {
+    let s = node
+        .sessions
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(upid)
+        .cloned()
+        .ok_or_else(|| NodeError::NotFound(format!("no backup session {upid} on this node")))?;
+    if s.owner != caller.auth_id {
+        return Err(NodeError::PermissionDenied(format!(
+            "session {upid} belongs to {}",
+            s.owner
+        )));
+    }
+    s.task.check()?;
+    Ok(s)
+}
+
+fn chunk_id(id: &str) -> Result<ChunkId, NodeError> {
+    id.parse()
+        .map_err(|e: ironcore_types::ParseError| NodeError::BadRequest(e.to_string()))
+}
+
+pub(crate) async fn has_chunk(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+    Path((upid, id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let s = session(&node, &caller, &upid)?;
+    let id = chunk_id(&id)?;
+    Ok(if node.stores.has(&s.datastore, &id)? {
+        StatusCode::OK
+    } else {
+        StatusCode::NOT_FOUND
+    })
+}
+
+pub(crate) async fn upload(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+    Path((upid, id)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    let s = session(&node, &caller, &upid)?;
+    let id = chunk_id(&id)?;
+    let stores = node.stores.clone();
+    let ds = s.datastore.clone();
+    tokio::task::spawn_blocking(move || stores.put(&ds, &id, &body))
+        .await
+        .map_err(|e| NodeError::BadRequest(e.to_string()))??;
+    *s.uploaded.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+    Ok(StatusCode::CREATED)
+}
+
+/// `POST /api2/json/backup/{upid}/finish`.
+#[derive(Debug, Deserialize)]
+pub struct Finish {
+    /// The encoded manifest (hex).
+    manifest: String,
+}
+
+pub(crate) async fn finish(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+    Path(upid): Path<String>,
+    Json(req): Json<Finish>,
+) -> ApiResult<Json<Value>> {
+    let s = session(&node, &caller, &upid)?;
+    let result = commit(&node, &s, &req.manifest).await;
+    node.sessions
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&upid);
+    let state = match &result {
+        Ok(_) => TaskState::Ok,
+        Err(NodeError::Cancelled) => TaskState::Error("task cancelled".into()),
+        Err(e) => TaskState::Error(e.to_string()),
+    };
+    let record = node.tasks.finish(&s.task, state);
+    node.record_task(record).await;
+    let entry = result?;
+    Ok(Json(json!({
+        "snapshot": entry.snapshot.to_string(),
+        "time": entry.snapshot.time,
+        "size": entry.size,
+        "nodes": entry.nodes,
+    })))
+}
+
+async fn commit(
+    node: &Arc<Node>,
+    s: &BackupSession,
+    manifest_hex: &str,
+) -> Result<SnapshotEntry, NodeError> {
+    let bytes =
+        hex::decode(manifest_hex).map_err(|e| NodeError::BadRequest(format!("manifest: {e}")))?;
+    let (manifest, _) = Manifest::decode(&bytes)?;
+    if manifest.snapshot != s.snapshot {
+        return Err(NodeError::BadRequest(format!(
+            "manifest is for {}, the session for {}",
+            manifest.snapshot, s.snapshot
+        )));
+    }
+    s.task.check()?;
+    let (n, ds) = (node.clone(), s.datastore.clone());
+    let files = manifest.files.clone();
+    let ids = tokio::task::spawn_blocking(move || -> Result<Vec<ChunkId>, NodeError> {
+        let mut ids = Vec::new();
+        for f in &files {
+            let raw = n.stores.get(&ds, &f.index)?;
+            let index = ArchiveIndex::decode(f.kind, &decode_chunk(&raw, &f.index, None)?)?;
+            ids.push(f.index);
+            for id in index.chunk_ids() {
+                if !n.stores.has(&ds, &id)? {
+                    return Err(NodeError::ChunkNotFound(format!(
+                        "{id} (archive {}) was never uploaded; the backup is incomplete — run it again",
+                        f.name
+                    )));
+                }
+                ids.push(id);
+            }
+        }
+        n.stores.sync(&ds)?;
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    })
+    .await
+    .map_err(|e| NodeError::BadRequest(e.to_string()))??;
+    s.task
+        .log(&format!("{} chunks referenced; replicating", ids.len()));
+    s.task.check()?;
+    let nodes = node.replicate(&s.datastore, &ids).await?;
+    s.task.check()?;
+    let entry = SnapshotEntry {
+        datastore: s.datastore.clone(),
+        snapshot: s.snapshot.clone(),
+        manifest: bytes,
+        size: manifest.size(),
+        key_fingerprint: manifest.key_fingerprint,
+        protected: false,
+        verify: VerifyStatus::None,
+        owner: s.owner.clone(),
+        nodes,
+    };
+    node.propose(
+        &s.owner,
+        MetaCommand::CommitSnapshot {
+            entry: entry.clone(),
+            admin_override: s.admin_override,
+        },
+    )
+    .await?;
+    s.task.log(&format!("committed {}", entry.snapshot));
+    Ok(entry)
+}

@@ -1,0 +1,225 @@
+//! The HTTPS API (JSON REST under `/api2/json`): routing, authentication, error mapping.
+//! Every route but `/api2/json/health` requires an API token.
+
+mod admin;
+pub mod admin_types;
+mod backup;
+mod reader;
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::NodeError;
+use crate::auth::{Caller, authenticate};
+use crate::core::Node;
+
+/// An error answered as `{"error": "..."}` with its status.
+#[derive(Debug)]
+pub struct ApiError(pub NodeError);
+
+impl<E: Into<NodeError>> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        ApiError(e.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status.is_server_error() {
+            tracing::warn!(error = %self.0, "request failed");
+        }
+        (status, Json(json!({ "error": self.0.to_string() }))).into_response()
+    }
+}
+
+/// The result type of handlers.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// An authenticated caller, extracted from the `Authorization` header.
+#[derive(Debug)]
+pub struct Auth(pub Caller);
+
+impl FromRequestParts<Arc<Node>> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, node: &Arc<Node>) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        Ok(Auth(authenticate(
+            node.meta(),
+            header,
+            chrono::Utc::now().timestamp(),
+        )?))
+    }
+}
+
+/// Every route, with the paths the OpenAPI document lists.
+pub const ROUTES: &[(&str, &str, &str)] = &[
+    ("GET", "/api2/json/health", "liveness; no authentication"),
+    (
+        "GET",
+        "/api2/json/status",
+        "this node, the cluster and its services",
+    ),
+    ("GET", "/api2/json/openapi.json", "this document"),
+    (
+        "GET",
+        "/api2/json/cluster/status",
+        "members, roles, leader, term",
+    ),
+    (
+        "POST",
+        "/api2/json/cluster/join-token",
+        "a one-time join token (Admin)",
+    ),
+    (
+        "POST",
+        "/api2/json/cluster/join",
+        "join with a token (authenticated by the token)",
+    ),
+    ("GET", "/api2/json/datastore", "datastores"),
+    ("POST", "/api2/json/datastore", "create a datastore"),
+    ("GET", "/api2/json/datastore/{store}/snapshots", "snapshots"),
+    (
+        "GET",
+        "/api2/json/datastore/{store}/snapshot",
+        "one snapshot with its manifest",
+    ),
+    (
+        "DELETE",
+        "/api2/json/datastore/{store}/snapshot",
+        "forget a snapshot",
+    ),
+    (
+        "GET",
+        "/api2/json/datastore/{store}/chunk/{id}",
+        "a chunk's stored bytes",
+    ),
+    ("POST", "/api2/json/backup", "start a backup session"),
+    (
+        "HEAD",
+        "/api2/json/backup/{upid}/chunk/{id}",
+        "whether the datastore holds a chunk",
+    ),
+    (
+        "PUT",
+        "/api2/json/backup/{upid}/chunk/{id}",
+        "upload a chunk",
+    ),
+    (
+        "POST",
+        "/api2/json/backup/{upid}/finish",
+        "commit the snapshot",
+    ),
+    ("GET", "/api2/json/tasks", "tasks of the cluster"),
+    (
+        "GET",
+        "/api2/json/tasks/{upid}/log",
+        "a task's log (on the node that ran it)",
+    ),
+    ("DELETE", "/api2/json/tasks/{upid}", "cancel a running task"),
+    ("GET", "/api2/json/access/users", "users"),
+    ("POST", "/api2/json/access/users", "create a user"),
+    ("GET", "/api2/json/access/tokens", "API tokens"),
+    (
+        "POST",
+        "/api2/json/access/tokens",
+        "create a token (secret shown once)",
+    ),
+    ("GET", "/api2/json/access/acl", "ACL entries"),
+    ("PUT", "/api2/json/access/acl", "grant a role"),
+    ("GET", "/api2/json/keys", "registered encryption keys"),
+    ("POST", "/api2/json/keys", "register a key fingerprint"),
+    ("GET", "/api2/json/audit", "the audit log"),
+];
+
+async fn health() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn openapi(_auth: Auth) -> Json<serde_json::Value> {
+    let mut paths = serde_json::Map::new();
+    for (method, path, summary) in ROUTES {
+        let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
+        entry[method.to_ascii_lowercase()] = json!({ "summary": summary });
+    }
+    Json(json!({
+        "openapi": "3.0.3",
+        "info": { "title": "Ironcore Backup API", "version": env!("CARGO_PKG_VERSION") },
+        "components": { "securitySchemes": { "token": {
+            "type": "apiKey", "in": "header", "name": "Authorization",
+            "description": "IBSAPIToken USER@REALM!TOKEN:SECRET"
+        }}},
+        "security": [{ "token": [] }],
+        "paths": paths,
+    }))
+}
+
+/// The API's router.
+pub fn router(node: Arc<Node>) -> Router {
+    Router::new()
+        .route("/api2/json/health", get(health))
+        .route("/api2/json/openapi.json", get(openapi))
+        .route("/api2/json/status", get(admin::status))
+        .route("/api2/json/cluster/status", get(admin::cluster_status))
+        .route("/api2/json/cluster/join-token", post(admin::join_token))
+        .route("/api2/json/cluster/join", post(admin::join))
+        .route(
+            "/api2/json/datastore",
+            get(admin::datastores).post(admin::create_datastore),
+        )
+        .route(
+            "/api2/json/datastore/{store}/snapshots",
+            get(reader::snapshots),
+        )
+        .route(
+            "/api2/json/datastore/{store}/snapshot",
+            get(reader::snapshot).delete(reader::forget),
+        )
+        .route(
+            "/api2/json/datastore/{store}/chunk/{id}",
+            get(reader::chunk),
+        )
+        .route("/api2/json/backup", post(backup::start))
+        .route(
+            "/api2/json/backup/{upid}/chunk/{id}",
+            put(backup::upload).head(backup::has_chunk),
+        )
+        .route("/api2/json/backup/{upid}/finish", post(backup::finish))
+        .route("/api2/json/tasks", get(admin::tasks))
+        .route("/api2/json/tasks/{upid}/log", get(admin::task_log))
+        .route(
+            "/api2/json/tasks/{upid}",
+            axum::routing::delete(admin::cancel_task),
+        )
+        .route(
+            "/api2/json/access/users",
+            get(admin::users).post(admin::create_user),
+        )
+        .route(
+            "/api2/json/access/tokens",
+            get(admin::tokens).post(admin::create_token),
+        )
+        .route(
+            "/api2/json/access/acl",
+            get(admin::acls).put(admin::set_acl),
+        )
+        .route(
+            "/api2/json/keys",
+            get(admin::keys).post(admin::register_key),
+        )
+        .route("/api2/json/audit", get(admin::audit))
+        .layer(axum::extract::DefaultBodyLimit::max(32 << 20))
+        .with_state(node)
+}

@@ -1,0 +1,147 @@
+//! Who is calling, and what they may do: API tokens checked against Raft, rights = the token's
+//! own ACL ∩ its user's ACL (a user's own calls use the user's ACL).
+
+use ironcore_raft::MetaView;
+use ironcore_types::{AuthId, DatastoreName, Namespace, OwnerScope, Privilege};
+use sha2::{Digest, Sha256};
+
+use crate::{NodeError, Result};
+
+/// The header scheme: `Authorization: IBSAPIToken user@realm!name:secret`.
+pub const TOKEN_SCHEME: &str = "IBSAPIToken";
+
+/// SHA-256 of a token secret, as stored (secrets are 256-bit random, so a plain hash is safe).
+pub fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// A fresh 256-bit secret in hex.
+pub fn new_secret() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}
+
+/// An authenticated caller.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// The token (or user) that authenticated.
+    pub auth_id: AuthId,
+}
+
+/// Checks an `Authorization` header value against the tokens in `meta`.
+pub fn authenticate(meta: &MetaView, header: Option<&str>, now: i64) -> Result<Caller> {
+    let header = header.ok_or_else(|| {
+        NodeError::Unauthenticated(format!(
+            "send `Authorization: {TOKEN_SCHEME} USER@REALM!TOKEN:SECRET` (the CLI reads IRONCORE_TOKEN)"
+        ))
+    })?;
+    let value = header
+        .strip_prefix(TOKEN_SCHEME)
+        .map(str::trim_start)
+        .ok_or_else(|| NodeError::Unauthenticated(format!("use the {TOKEN_SCHEME} scheme")))?;
+    let (id, secret) = value
+        .rsplit_once(':')
+        .ok_or_else(|| NodeError::Unauthenticated("write the token as ID:SECRET".into()))?;
+    let auth_id: AuthId = id
+        .parse()
+        .map_err(|e| NodeError::Unauthenticated(format!("{e}")))?;
+    let refused =
+        || NodeError::Unauthenticated(format!("token {auth_id} is unknown or its secret is wrong"));
+    let token = meta.token(&auth_id)?.ok_or_else(refused)?;
+    if !constant_time_eq(token.secret_hash.as_bytes(), hash_secret(secret).as_bytes()) {
+        return Err(refused());
+    }
+    if token.expires != 0 && token.expires < now {
+        return Err(NodeError::Unauthenticated(format!(
+            "token {auth_id} expired; create a new one with `ironcore-backup token create`"
+        )));
+    }
+    let user = meta.user(&auth_id.user())?.ok_or_else(refused)?;
+    if !user.enabled {
+        return Err(NodeError::Unauthenticated(format!(
+            "user {} is disabled",
+            user.userid
+        )));
+    }
+    Ok(Caller { auth_id })
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The ACL path of a datastore namespace.
+pub fn datastore_path(ds: &DatastoreName, ns: &Namespace) -> String {
+    if ns.is_root() {
+        format!("/datastore/{ds}")
+    } else {
+        format!("/datastore/{ds}/{ns}")
+    }
+}
+
+/// The best scope `id` alone holds for `p` on `path` (grants on the path or any parent).
+fn scope_of(meta: &MetaView, id: &AuthId, path: &str, p: Privilege) -> Result<Option<OwnerScope>> {
+    let mut best = None;
+    for acl in meta.acls()? {
+        if acl.auth_id != *id {
+            continue;
+        }
+        let covers =
+            acl.path == "/" || path == acl.path || path.starts_with(&format!("{}/", acl.path));
+        if !covers {
+            continue;
+        }
+        match acl.role.allows(p) {
+            Some(OwnerScope::Any) => return Ok(Some(OwnerScope::Any)),
+            Some(OwnerScope::Owned) => best = Some(OwnerScope::Owned),
+            None => {}
+        }
+    }
+    Ok(best)
+}
+
+/// What `caller` may do with `p` on `path`: a token's rights are its own ∩ its user's.
+pub fn check(meta: &MetaView, caller: &Caller, path: &str, p: Privilege) -> Result<OwnerScope> {
+    let own = scope_of(meta, &caller.auth_id, path, p)?;
+    let scope = if caller.auth_id.is_token() {
+        let user = scope_of(meta, &caller.auth_id.user(), path, p)?;
+        match (own, user) {
+            (Some(OwnerScope::Any), Some(OwnerScope::Any)) => Some(OwnerScope::Any),
+            (Some(_), Some(_)) => Some(OwnerScope::Owned),
+            _ => None,
+        }
+    } else {
+        own
+    };
+    scope.ok_or_else(|| {
+        NodeError::PermissionDenied(format!(
+            "{} lacks {p:?} on {path}; ask an administrator for a role there (Datastore.Backup for backups, Datastore.Reader for restores)",
+            caller.auth_id
+        ))
+    })
+}
+
+/// Like [`check`], for an action on one group: with an owner-only grant the caller must own it.
+pub fn check_group(
+    meta: &MetaView,
+    caller: &Caller,
+    ds: &DatastoreName,
+    ns: &Namespace,
+    group: &ironcore_types::BackupGroup,
+    p: Privilege,
+) -> Result<()> {
+    let path = datastore_path(ds, ns);
+    match check(meta, caller, &path, p)? {
+        OwnerScope::Any => Ok(()),
+        OwnerScope::Owned => match meta.group_owner(ds, ns, group)? {
+            None if p == Privilege::Backup => Ok(()),
+            Some(owner) if owner == caller.auth_id => Ok(()),
+            Some(owner) => Err(NodeError::PermissionDenied(format!(
+                "group {group} in {path} belongs to {owner}, not {}",
+                caller.auth_id
+            ))),
+            None => Err(NodeError::NotFound(format!(
+                "group {group} has no snapshots in {path}"
+            ))),
+        },
+    }
+}

@@ -1,0 +1,228 @@
+//! The running node: what the API handlers and the peer service share, and the cluster-wide
+//! chunk operations (place, replicate, fetch) and metadata proposals built on it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use ironcore_raft::{Command, CommandResult, MetaCommand, MetaRequest, MetaView, RaftNode};
+use ironcore_transport::{Peer, TransferOptions};
+use ironcore_types::records::{NodeRecord, NodeRole, TaskRecord};
+use ironcore_types::{AuthId, ChunkId, DatastoreName, Fingerprint, SnapshotRef};
+
+use crate::config::NodeConfig;
+use crate::peer::{self, PeerRequest, PeerResponse};
+use crate::placement::place;
+use crate::stores::NodeStores;
+use crate::tasks::{RunningTask, Tasks};
+use crate::{NodeError, Result};
+
+/// A backup in progress on this node.
+#[derive(Debug)]
+pub struct BackupSession {
+    /// Its task.
+    pub task: Arc<RunningTask>,
+    /// The datastore.
+    pub datastore: DatastoreName,
+    /// The snapshot it will commit.
+    pub snapshot: SnapshotRef,
+    /// Who runs it (the group's owner if new).
+    pub owner: AuthId,
+    /// Whether the caller may write to groups of other owners.
+    pub admin_override: bool,
+    /// Chunks uploaded so far.
+    pub uploaded: Mutex<u64>,
+}
+
+/// Everything a running node holds.
+#[derive(Debug)]
+pub struct Node {
+    /// Its configuration.
+    pub config: NodeConfig,
+    /// Its Raft node (and transport).
+    pub raft: RaftNode,
+    /// Its datastore directories.
+    pub stores: Arc<NodeStores>,
+    /// Its tasks.
+    pub tasks: Tasks,
+    /// Its certificate fingerprint (QUIC and HTTPS).
+    pub fingerprint: Fingerprint,
+    /// Backups in progress here, by UPID.
+    pub sessions: Mutex<HashMap<String, Arc<BackupSession>>>,
+    /// When it started.
+    pub started: Instant,
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+impl Node {
+    /// This node's copy of the metadata.
+    pub fn meta(&self) -> &MetaView {
+        self.raft.meta()
+    }
+
+    /// Proposes a metadata command as `actor`; a refusal by the state machine becomes
+    /// `BadRequest` (or `permission denied` when it says so).
+    pub async fn propose(&self, actor: &AuthId, command: MetaCommand) -> Result<()> {
+        let reply = self
+            .raft
+            .write(Command::Meta(MetaRequest {
+                actor: actor.clone(),
+                at: now(),
+                command,
+            }))
+            .await?;
+        match reply.result {
+            CommandResult::Meta(Ok(())) => Ok(()),
+            CommandResult::Meta(Err(reason)) => match reason.strip_prefix("permission denied: ") {
+                Some(r) => Err(NodeError::PermissionDenied(r.to_string())),
+                None => Err(NodeError::BadRequest(reason)),
+            },
+            other => Err(NodeError::BadRequest(format!(
+                "unexpected result {other:?}"
+            ))),
+        }
+    }
+
+    /// Records a task in Raft (best effort: a task must not fail because its record could not
+    /// be written; the local log has everything).
+    pub async fn record_task(&self, record: TaskRecord) {
+        let actor = record.auth_id.clone();
+        if let Err(e) = self.propose(&actor, MetaCommand::RecordTask(record)).await {
+            tracing::warn!(error = %e, "could not record task in the cluster");
+        }
+    }
+
+    /// The transport address of member `id`.
+    pub fn peer(&self, id: u64) -> Result<Peer> {
+        let record = self
+            .meta()
+            .node(id)?
+            .ok_or_else(|| NodeError::NotFound(format!("node {id} is not a member")))?;
+        let addr = record.address.parse().map_err(|e| {
+            NodeError::BadRequest(format!(
+                "node {} has a bad address {}: {e}",
+                record.name, record.address
+            ))
+        })?;
+        Ok(Peer {
+            node: record
+                .name
+                .parse()
+                .map_err(|e| NodeError::BadRequest(format!("{e}")))?,
+            addr,
+        })
+    }
+
+    /// The storage nodes of datastore `ds` (its site's voters and learners, never
+    /// tie-breakers), by name.
+    pub fn storage_nodes(&self, ds: &DatastoreName) -> Result<(Vec<NodeRecord>, usize)> {
+        let config = self
+            .meta()
+            .datastore(ds)?
+            .ok_or_else(|| NodeError::NotFound(format!("datastore {ds} does not exist")))?;
+        let nodes: Vec<NodeRecord> = self
+            .meta()
+            .nodes()?
+            .into_iter()
+            .filter(|n| n.site == config.site && n.role != NodeRole::TieBreaker)
+            .collect();
+        Ok((nodes, usize::from(config.copies)))
+    }
+
+    /// Makes sure every chunk of `ids` (held here) is on its `copies` placement nodes: one
+    /// verified transfer per target node. Returns the node names that hold copies.
+    pub async fn replicate(&self, ds: &DatastoreName, ids: &[ChunkId]) -> Result<Vec<String>> {
+        let (nodes, copies) = self.storage_nodes(ds)?;
+        let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+        let mut per_target: BTreeMap<String, Vec<ChunkId>> = BTreeMap::new();
+        for id in ids {
+            for target in place(id, &names, copies) {
+                if target != self.config.name.as_str() {
+                    per_target.entry(target.to_string()).or_default().push(*id);
+                }
+            }
+        }
+        let mut holders = vec![self.config.name.to_string()];
+        for (target, chunk_ids) in per_target {
+            let record = nodes
+                .iter()
+                .find(|n| n.name == target)
+                .ok_or_else(|| NodeError::NotFound(format!("node {target} vanished")))?;
+            let ask = peer::encode(&PeerRequest::Expect {
+                datastore: ds.clone(),
+                ids: chunk_ids.clone(),
+            })
+            .map_err(NodeError::BadRequest)?;
+            self.raft.call_service(record.id, &ask).await?;
+            self.stores.route(ds, &chunk_ids);
+            let sent = self
+                .raft
+                .transport()
+                .send_chunks(
+                    &self.peer(record.id)?,
+                    &chunk_ids,
+                    &TransferOptions::default(),
+                )
+                .await;
+            self.stores.unroute(&chunk_ids);
+            let report = sent?;
+            tracing::info!(datastore = %ds, target, offered = report.offered, sent = report.wanted, retries = report.retries, "replicated chunks");
+            holders.push(target);
+        }
+        Ok(holders)
+    }
+
+    /// Chunk `id` of `ds`: from this node, else pulled from the nodes that should hold it
+    /// (placement order first, then every other storage node of the site).
+    pub async fn fetch(&self, ds: &DatastoreName, id: &ChunkId) -> Result<Vec<u8>> {
+        match self.stores.get(ds, id) {
+            Ok(b) => return Ok(b),
+            Err(NodeError::ChunkNotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+        let (nodes, copies) = self.storage_nodes(ds)?;
+        let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+        let mut order: Vec<&str> = place(id, &names, copies);
+        for n in &names {
+            if !order.contains(&n.as_str()) {
+                order.push(n);
+            }
+        }
+        let me = self.raft.id();
+        let mut tried = Vec::new();
+        for name in order {
+            let Some(record) = nodes.iter().find(|n| n.name == name) else {
+                continue;
+            };
+            if record.id == me {
+                continue;
+            }
+            self.stores.route(ds, &[*id]);
+            let ask = peer::encode(&PeerRequest::PushTo {
+                datastore: ds.clone(),
+                ids: vec![*id],
+                to: me,
+            })
+            .map_err(NodeError::BadRequest)?;
+            let answer = self.raft.call_service(record.id, &ask).await;
+            self.stores.unroute(&[*id]);
+            match answer.map(|a| peer::decode::<PeerResponse>(&a)) {
+                Ok(Ok(PeerResponse::Done(n))) if n > 0 => return self.stores.get(ds, id),
+                Ok(Ok(_)) => tried.push(format!("{name}: not there")),
+                Ok(Err(e)) => tried.push(format!("{name}: {e}")),
+                Err(e) => tried.push(format!("{name}: {e}")),
+            }
+        }
+        Err(NodeError::ChunkNotFound(format!(
+            "{id} of datastore {ds} is on no reachable node ({}); run `ironcore-backup verify start {ds}` and restore from another snapshot or the Backup site",
+            if tried.is_empty() {
+                "no other storage node".to_string()
+            } else {
+                tried.join("; ")
+            }
+        )))
+    }
+}

@@ -1,0 +1,276 @@
+//! Starting and stopping a node: identity, cluster state, Raft and transport, the peer
+//! service, the membership watcher that keeps pins and addresses in step with Raft, and the
+//! HTTPS API.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::os::unix::fs::OpenOptionsExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ironcore_raft::{AddressBook, ClusterNode, MetaCommand, RaftNode, RaftNodeConfig};
+use ironcore_transport::{ClusterId, NodeIdentity, PinSet, TransportConfig, https_server_config};
+use ironcore_types::AuthId;
+use ironcore_types::records::{
+    ClusterInfo, NodeRecord, NodeRole, TaskState, TokenRecord, UserRecord,
+};
+use tokio::net::TcpListener;
+
+use crate::auth::{hash_secret, new_secret};
+use crate::cluster_state::ClusterState;
+use crate::config::NodeConfig;
+use crate::core::Node;
+use crate::peer::PeerService;
+use crate::stores::{NodeStores, TransportStores};
+use crate::tasks::Tasks;
+use crate::{NodeError, Result};
+
+/// The file the first admin token is written to on bootstrap (0600).
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+
+/// This node as a member record.
+pub fn self_record(config: &NodeConfig, id: u64, identity: &NodeIdentity) -> NodeRecord {
+    NodeRecord {
+        id,
+        name: config.name.to_string(),
+        site: config.site.clone(),
+        role: NodeRole::Voter,
+        address: config.advertise.clone(),
+        api_address: config.api_advertise.clone(),
+        fingerprints: vec![identity.fingerprint()],
+        joined: chrono::Utc::now().timestamp(),
+    }
+}
+
+/// Loads (or creates) the node's identity.
+pub fn identity(config: &NodeConfig) -> Result<NodeIdentity> {
+    Ok(NodeIdentity::load_or_generate(
+        &config.data_dir.join("identity"),
+        &config.name,
+    )?)
+}
+
+/// Runs the node until `shutdown` resolves.
+pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<()> {
+    let identity = identity(&config)?;
+    let mut state = ClusterState::load(&config.data_dir)?;
+    let pins = PinSet::new();
+    for p in &state.peers {
+        if let Ok(name) = p.name.parse() {
+            for fp in &p.fingerprints {
+                pins.pin(&name, *fp);
+            }
+        }
+    }
+    let transport = TransportConfig::new(
+        config.name.clone(),
+        ClusterId(state.cluster_id_bytes()?),
+        state.epoch,
+    );
+    let cluster_node = ClusterNode {
+        name: config.name.to_string(),
+        site: config.site.to_string(),
+        address: config.advertise.clone(),
+    };
+    let mut raft_config = RaftNodeConfig::new(
+        state.raft_id,
+        cluster_node.clone(),
+        config.data_dir.join("raft"),
+        config.listen,
+        transport,
+    );
+    raft_config.heartbeat_interval = config.heartbeat;
+    raft_config.election_timeout_min = config.election_timeout.0;
+    raft_config.election_timeout_max = config.election_timeout.1;
+    let late_stores = TransportStores::default();
+    let book = AddressBook::new();
+    let raft = RaftNode::start(
+        raft_config,
+        identity.clone(),
+        pins.clone(),
+        Arc::new(late_stores.clone()),
+        book.clone(),
+    )
+    .await?;
+    let stores = NodeStores::new(config.clone(), raft.meta().clone());
+    let _ = late_stores.0.set(stores.clone());
+    let node = Arc::new(Node {
+        tasks: Tasks::new(config.name.as_str(), config.log_dir.join("tasks")),
+        fingerprint: identity.fingerprint(),
+        raft: raft.clone(),
+        stores,
+        sessions: Default::default(),
+        started: Instant::now(),
+        config: config.clone(),
+    });
+    raft.set_service(Arc::new(PeerService(Arc::downgrade(&node))));
+    tracing::info!(node = %config.name, site = %config.site, raft_id = state.raft_id, fingerprint = %identity.fingerprint(), "node started");
+
+    if state.bootstrap_pending {
+        bootstrap(&node, &identity, &cluster_node, &state).await?;
+        state.bootstrap_pending = false;
+        state.save(&config.data_dir)?;
+    }
+    let watcher = tokio::spawn(watch_membership(node.clone(), pins, book));
+    tokio::spawn(fail_stale_tasks(node.clone()));
+
+    let listener = TcpListener::bind(config.api_listen)
+        .await
+        .map_err(NodeError::io(format!(
+            "binding the API on {}",
+            config.api_listen
+        )))?;
+    tracing::info!(api = %config.api_listen, "HTTPS API listening");
+    let tls = Arc::new(https_server_config(&identity)?);
+    let server = tokio::spawn(crate::https::serve(
+        listener,
+        tls,
+        crate::api::router(node.clone()),
+    ));
+    shutdown.await;
+    tracing::info!("shutting down");
+    server.abort();
+    watcher.abort();
+    raft.shutdown().await?;
+    Ok(())
+}
+
+async fn bootstrap(
+    node: &Arc<Node>,
+    identity: &NodeIdentity,
+    me: &ClusterNode,
+    state: &ClusterState,
+) -> Result<()> {
+    let raft = &node.raft;
+    if raft
+        .metrics()
+        .membership_config
+        .membership()
+        .voter_ids()
+        .next()
+        .is_none()
+    {
+        raft.initialize(BTreeMap::from([(state.raft_id, me.clone())]))
+            .await?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while raft.metrics().current_leader != Some(state.raft_id) {
+        if Instant::now() > deadline {
+            return Err(NodeError::BadRequest(
+                "the new cluster elected no leader in 30 s".into(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if node.meta().cluster()?.is_some() {
+        return Ok(());
+    }
+    let admin: AuthId = "root@pam"
+        .parse()
+        .map_err(|e: ironcore_types::ParseError| NodeError::BadRequest(e.to_string()))?;
+    let token_id = admin
+        .with_token("admin")
+        .map_err(|e| NodeError::BadRequest(e.to_string()))?;
+    let secret = new_secret();
+    let now = chrono::Utc::now().timestamp();
+    node.propose(
+        &admin,
+        MetaCommand::Bootstrap {
+            info: ClusterInfo {
+                cluster_id: state.cluster_id.clone(),
+                epoch: state.epoch,
+                created: now,
+            },
+            node: self_record(&node.config, state.raft_id, identity),
+            admin: UserRecord {
+                userid: admin.clone(),
+                password_hash: None,
+                enabled: true,
+                comment: "first administrator".into(),
+            },
+            token: TokenRecord {
+                tokenid: token_id.clone(),
+                secret_hash: hash_secret(&secret),
+                expires: 0,
+                comment: "created at bootstrap".into(),
+            },
+        },
+    )
+    .await?;
+    let path = node.config.data_dir.join(ADMIN_TOKEN_FILE);
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        writeln!(f, "{token_id}:{secret}")?;
+        f.sync_all()
+    };
+    write().map_err(NodeError::io(format!("writing {}", path.display())))?;
+    tracing::info!(path = %path.display(), "cluster bootstrapped; the admin token is in the file (keep it secret)");
+    Ok(())
+}
+
+/// Keeps the transport's pins and the address book in step with the members in Raft.
+async fn watch_membership(node: Arc<Node>, pins: PinSet, book: AddressBook) {
+    let mut known: BTreeMap<String, Vec<ironcore_types::Fingerprint>> = BTreeMap::new();
+    loop {
+        if let Ok(nodes) = node.meta().nodes() {
+            let now: BTreeMap<String, Vec<_>> = nodes
+                .iter()
+                .map(|n| (n.name.clone(), n.fingerprints.clone()))
+                .collect();
+            if now != known {
+                for n in &nodes {
+                    if let Ok(name) = n.name.parse() {
+                        for fp in &n.fingerprints {
+                            pins.pin(&name, *fp);
+                        }
+                    }
+                    book.learn(
+                        n.id,
+                        &ClusterNode {
+                            name: n.name.clone(),
+                            site: n.site.to_string(),
+                            address: n.address.clone(),
+                        },
+                    );
+                }
+                for gone in known.keys().filter(|k| !now.contains_key(*k)) {
+                    if let Ok(name) = gone.parse() {
+                        pins.revoke(&name);
+                    }
+                }
+                tracing::info!(members = now.len(), "pins updated from the cluster");
+                known = now;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Tasks this node recorded as running before a restart cannot still run: end them.
+async fn fail_stale_tasks(node: Arc<Node>) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while node.raft.linearize().await.is_err() {
+        if Instant::now() > deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let Ok(tasks) = node.meta().tasks() else {
+        return;
+    };
+    for mut t in tasks {
+        if t.node == node.config.name.as_str()
+            && t.state == TaskState::Running
+            && node.tasks.get(&t.upid).is_none()
+        {
+            t.state = TaskState::Error("node restarted while the task ran".into());
+            t.end = Some(chrono::Utc::now().timestamp());
+            node.record_task(t).await;
+        }
+    }
+}

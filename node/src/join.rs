@@ -1,0 +1,88 @@
+//! The joining side of `ironcore-node join --token`: ask the leader's API to admit this node,
+//! then remember the cluster (id, epoch, members and their pins) for the first start.
+
+use std::sync::Arc;
+
+use hyper::Method;
+use ironcore_client::ApiClient;
+use ironcore_types::Fingerprint;
+use ironcore_types::records::{NodeRecord, NodeRole};
+use serde::Deserialize;
+
+use crate::api::admin_types::JoinRequest;
+use crate::cluster_state::ClusterState;
+use crate::config::NodeConfig;
+use crate::daemon::{identity, self_record};
+use crate::{NodeError, Result};
+
+/// A parsed join token: `SECRET@HOST:PORT/FINGERPRINT`.
+#[derive(Debug)]
+pub struct JoinToken {
+    secret: String,
+    api: String,
+    fingerprint: Fingerprint,
+}
+
+impl std::str::FromStr for JoinToken {
+    type Err = NodeError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || {
+            NodeError::BadRequest("join token not valid: it looks like SECRET@HOST:PORT/FINGERPRINT; create one with `ironcore-backup cluster join-token`".into())
+        };
+        let (secret, rest) = s.trim().split_once('@').ok_or_else(bad)?;
+        let (api, fp) = rest.rsplit_once('/').ok_or_else(bad)?;
+        Ok(Self {
+            secret: secret.to_string(),
+            api: api.to_string(),
+            fingerprint: fp.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct JoinAnswer {
+    #[serde(rename = "cluster-id")]
+    cluster_id: String,
+    epoch: u64,
+    nodes: Vec<NodeRecord>,
+}
+
+/// Joins the cluster named by `token` as a node of `role`; writes `cluster.json`.
+pub async fn join(config: &NodeConfig, token: &JoinToken, role: NodeRole) -> Result<ClusterState> {
+    if ClusterState::exists(&config.data_dir) {
+        return Err(NodeError::State {
+            path: ClusterState::path(&config.data_dir),
+            detail: "this node already belongs to a cluster".into(),
+        });
+    }
+    let identity = identity(config)?;
+    let raft_id = rand::random::<u64>() >> 1;
+    let mut me = self_record(config, raft_id, &identity);
+    me.role = role;
+    let api = Arc::new(
+        ApiClient::new(&token.api, token.fingerprint, None)
+            .map_err(|e| NodeError::BadRequest(e.to_string()))?,
+    );
+    let answer: JoinAnswer = api
+        .json(
+            Method::POST,
+            "/api2/json/cluster/join",
+            Some(&JoinRequest {
+                secret: token.secret.clone(),
+                node: me,
+            }),
+        )
+        .await
+        .map_err(|e| NodeError::BadRequest(format!("join refused: {e}")))?;
+    let state = ClusterState {
+        version: 1,
+        cluster_id: answer.cluster_id,
+        raft_id,
+        epoch: answer.epoch,
+        bootstrap_pending: false,
+        peers: answer.nodes,
+    };
+    state.save(&config.data_dir)?;
+    Ok(state)
+}

@@ -1,0 +1,92 @@
+//! Requests nodes send each other about chunks (over the transport's control path; the chunks
+//! themselves always move on the bulk path with `send_chunks`).
+
+use std::sync::{Arc, Weak};
+
+use ironcore_transport::{BoxFuture, PeerInfo, RpcHandler, TransferOptions};
+use ironcore_types::{ChunkId, DatastoreName};
+use serde::{Deserialize, Serialize};
+
+use crate::core::Node;
+
+/// A request to another node's service. Versioned by the enclosing `[1] ++ postcard` encoding.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum PeerRequest {
+    /// The chunks `ids` of `datastore` are about to be sent to you.
+    Expect {
+        /// The datastore.
+        datastore: DatastoreName,
+        /// The chunks.
+        ids: Vec<ChunkId>,
+    },
+    /// Send me (Raft id `to`) those of `ids` you hold.
+    PushTo {
+        /// The datastore.
+        datastore: DatastoreName,
+        /// The chunks.
+        ids: Vec<ChunkId>,
+        /// The asking node.
+        to: u64,
+    },
+}
+
+/// The answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum PeerResponse {
+    /// Done; how many chunks were sent.
+    Done(usize),
+}
+
+pub(crate) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, String> {
+    let mut out = vec![1u8];
+    postcard::to_io(v, &mut out).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+pub(crate) fn decode<T: for<'de> Deserialize<'de>>(b: &[u8]) -> Result<T, String> {
+    match b.split_first() {
+        Some((1, rest)) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
+        Some((v, _)) => Err(format!(
+            "peer message version {v} is not supported (this build reads 1)"
+        )),
+        None => Err("empty peer message".into()),
+    }
+}
+
+/// Serves [`PeerRequest`]s.
+#[derive(Debug)]
+pub struct PeerService(pub Weak<Node>);
+
+impl RpcHandler for PeerService {
+    fn handle(&self, from: PeerInfo, request: Vec<u8>) -> BoxFuture<Result<Vec<u8>, String>> {
+        let node = self.0.upgrade();
+        Box::pin(async move {
+            let node: Arc<Node> = node.ok_or("node is shutting down")?;
+            let request: PeerRequest = decode(&request)?;
+            let answer = match request {
+                PeerRequest::Expect { datastore, ids } => {
+                    node.stores.route(&datastore, &ids);
+                    PeerResponse::Done(0)
+                }
+                PeerRequest::PushTo { datastore, ids, to } => {
+                    let held: Vec<ChunkId> = ids
+                        .into_iter()
+                        .filter(|id| node.stores.has(&datastore, id).unwrap_or(false))
+                        .collect();
+                    node.stores.route(&datastore, &held);
+                    let peer = node.peer(to).map_err(|e| e.to_string())?;
+                    let sent = node
+                        .raft
+                        .transport()
+                        .send_chunks(&peer, &held, &TransferOptions::default())
+                        .await;
+                    node.stores.unroute(&held);
+                    let report = sent.map_err(|e| e.to_string())?;
+                    tracing::debug!(to = %from.node, chunks = report.wanted, "pushed chunks on request");
+                    PeerResponse::Done(report.wanted)
+                }
+            };
+            encode(&answer)
+        })
+    }
+}

@@ -1,0 +1,178 @@
+//! The chunk directories of this node's datastores, and the transport's view of them.
+//!
+//! Chunk transfers carry ids only, so before chunks of a datastore move between nodes both ends
+//! note which datastore each id belongs to ([`NodeStores::route`]); the transport's
+//! [`ChunkStore`] then finds the right directory.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+
+use ironcore_chunkstore::envelope::verify_stored;
+use ironcore_chunkstore::{ChunkDir, Inserted};
+use ironcore_raft::MetaView;
+use ironcore_transport::ChunkStore;
+use ironcore_types::{ChunkId, DatastoreName};
+
+use crate::config::NodeConfig;
+use crate::{NodeError, Result};
+
+/// The datastore directories on this node.
+#[derive(Debug)]
+pub struct NodeStores {
+    config: NodeConfig,
+    meta: MetaView,
+    dirs: RwLock<HashMap<DatastoreName, Arc<ChunkDir>>>,
+    routes: Mutex<HashMap<ChunkId, DatastoreName>>,
+}
+
+impl NodeStores {
+    /// Stores of the node described by `config`, reading datastore settings from `meta`.
+    pub fn new(config: NodeConfig, meta: MetaView) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            meta,
+            dirs: RwLock::new(HashMap::new()),
+            routes: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Where datastore `ds` lives on this node.
+    pub fn path_of(&self, ds: &DatastoreName) -> Result<PathBuf> {
+        let config = self
+            .meta
+            .datastore(ds)?
+            .ok_or_else(|| NodeError::NotFound(format!("datastore {ds} does not exist")))?;
+        Ok(self.config.local_datastore_path(&config.path))
+    }
+
+    /// The chunk directory of `ds`, created on first use.
+    pub fn dir(&self, ds: &DatastoreName) -> Result<Arc<ChunkDir>> {
+        if let Some(d) = self.dirs.read().unwrap_or_else(|p| p.into_inner()).get(ds) {
+            return Ok(d.clone());
+        }
+        let root = self.path_of(ds)?;
+        ChunkDir::create(&root).map_err(NodeError::io(format!(
+            "creating datastore {ds} at {}",
+            root.display()
+        )))?;
+        let dir = Arc::new(ChunkDir::new(&root));
+        self.dirs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(ds.clone(), dir.clone());
+        Ok(dir)
+    }
+
+    /// Whether chunk `id` of `ds` is here.
+    pub fn has(&self, ds: &DatastoreName, id: &ChunkId) -> Result<bool> {
+        let dir = self.dir(ds)?;
+        dir.touch_if_present(id)
+            .map_err(NodeError::io(format!("checking chunk {id} of {ds}")))
+    }
+
+    /// Verifies and stores chunk `id` of `ds` (its envelope's stored digest and id must match).
+    pub fn put(&self, ds: &DatastoreName, id: &ChunkId, bytes: &[u8]) -> Result<Inserted> {
+        verify_stored(bytes, id)?;
+        let dir = self.dir(ds)?;
+        dir.insert(id, bytes).map_err(|e| {
+            if e.raw_os_error() == Some(28) {
+                NodeError::NoSpace(ds.to_string())
+            } else {
+                NodeError::Io {
+                    what: format!("storing chunk {id} of {ds}"),
+                    source: e,
+                }
+            }
+        })
+    }
+
+    /// Reads chunk `id` of `ds` from this node (`chunk not found` if it is not here).
+    pub fn get(&self, ds: &DatastoreName, id: &ChunkId) -> Result<Vec<u8>> {
+        let dir = self.dir(ds)?;
+        dir.read(id).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                NodeError::ChunkNotFound(format!("{id} of datastore {ds} is not on this node"))
+            } else {
+                NodeError::Io {
+                    what: format!("reading chunk {id} of {ds}"),
+                    source: e,
+                }
+            }
+        })
+    }
+
+    /// Makes every chunk written so far durable.
+    pub fn sync(&self, ds: &DatastoreName) -> Result<()> {
+        self.dir(ds)?
+            .sync()
+            .map_err(NodeError::io(format!("syncing datastore {ds}")))
+    }
+
+    /// Notes that the chunks `ids` moving next belong to `ds`.
+    pub fn route(&self, ds: &DatastoreName, ids: &[ChunkId]) {
+        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        for id in ids {
+            routes.insert(*id, ds.clone());
+        }
+    }
+
+    /// Forgets the routes of `ids` once their transfer ended.
+    pub fn unroute(&self, ids: &[ChunkId]) {
+        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        for id in ids {
+            routes.remove(id);
+        }
+    }
+
+    fn routed(&self, id: &ChunkId) -> Option<DatastoreName> {
+        self.routes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+}
+
+/// The transport's view of [`NodeStores`]. The transport is bound before the Raft state
+/// (which names the datastores) is open, so the stores are attached once they exist; until
+/// then every transfer is refused.
+#[derive(Debug, Clone, Default)]
+pub struct TransportStores(pub Arc<std::sync::OnceLock<Arc<NodeStores>>>);
+
+impl TransportStores {
+    fn stores(&self) -> std::result::Result<&Arc<NodeStores>, String> {
+        self.0
+            .get()
+            .ok_or_else(|| "this node is still starting".to_string())
+    }
+}
+
+impl ChunkStore for TransportStores {
+    fn has(&self, id: &ChunkId) -> bool {
+        let Ok(s) = self.stores() else { return false };
+        s.routed(id)
+            .is_some_and(|ds| s.has(&ds, id).unwrap_or(false))
+    }
+
+    fn verify(&self, id: &ChunkId, bytes: &[u8]) -> bool {
+        verify_stored(bytes, id).is_ok()
+    }
+
+    fn put(&self, id: &ChunkId, bytes: Vec<u8>) -> std::result::Result<(), String> {
+        let s = self.stores()?;
+        let ds = s
+            .routed(id)
+            .ok_or_else(|| format!("chunk {id} was not announced for any datastore"))?;
+        s.put(&ds, id, &bytes).map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    fn get(&self, id: &ChunkId) -> std::result::Result<bytes::Bytes, String> {
+        let s = self.stores()?;
+        let ds = s
+            .routed(id)
+            .ok_or_else(|| format!("chunk {id} was not announced for any datastore"))?;
+        s.get(&ds, id).map(Into::into).map_err(|e| e.to_string())
+    }
+}
