@@ -51,7 +51,12 @@ pub struct Node {
     pub sessions: Mutex<HashMap<String, Arc<BackupSession>>>,
     /// When it started.
     pub started: Instant,
+    /// Peers that failed a chunk request recently (skipped for a while when others exist).
+    pub down: Mutex<HashMap<u64, Instant>>,
 }
+
+/// How long a peer that failed a chunk request is tried last.
+const DOWN_FOR: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
@@ -192,6 +197,20 @@ impl Node {
             }
         }
         let me = self.raft.id();
+        // Peers that failed recently go last.
+        let down: Vec<u64> = {
+            let d = self.down.lock().unwrap_or_else(|p| p.into_inner());
+            d.iter()
+                .filter(|(_, at)| at.elapsed() < DOWN_FOR)
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        order.sort_by_key(|name| {
+            nodes
+                .iter()
+                .find(|n| n.name == *name)
+                .is_some_and(|n| down.contains(&n.id))
+        });
         let mut tried = Vec::new();
         for name in order {
             let Some(record) = nodes.iter().find(|n| n.name == name) else {
@@ -213,7 +232,13 @@ impl Node {
                 Ok(Ok(PeerResponse::Done(n))) if n > 0 => return self.stores.get(ds, id),
                 Ok(Ok(_)) => tried.push(format!("{name}: not there")),
                 Ok(Err(e)) => tried.push(format!("{name}: {e}")),
-                Err(e) => tried.push(format!("{name}: {e}")),
+                Err(e) => {
+                    self.down
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(record.id, Instant::now());
+                    tried.push(format!("{name}: {e}"));
+                }
             }
         }
         Err(NodeError::ChunkNotFound(format!(

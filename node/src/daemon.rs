@@ -62,11 +62,13 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
             }
         }
     }
-    let transport = TransportConfig::new(
+    let mut transport = TransportConfig::new(
         config.name.clone(),
         ClusterId(state.cluster_id_bytes()?),
         state.epoch,
     );
+    // Chunk requests to a dead peer should fail over to the next copy quickly.
+    transport.rpc_timeout = Duration::from_secs(5);
     let cluster_node = ClusterNode {
         name: config.name.to_string(),
         site: config.site.to_string(),
@@ -101,6 +103,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         stores,
         sessions: Default::default(),
         started: Instant::now(),
+        down: Default::default(),
         config: config.clone(),
     });
     raft.set_service(Arc::new(PeerService(Arc::downgrade(&node))));

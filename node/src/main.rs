@@ -53,7 +53,9 @@ fn main() -> anyhow::Result<()> {
         Command::Fingerprint => {
             println!(
                 "{}",
-                ironcore_node::daemon::identity(&config)?.fingerprint()
+                ironcore_node::daemon::identity(&config)?
+                    .fingerprint()
+                    .to_hex()
             );
         }
         Command::Init => {

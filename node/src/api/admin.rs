@@ -63,7 +63,7 @@ pub(crate) async fn status(
         "node": node.config.name.to_string(),
         "site": node.config.site.to_string(),
         "version": env!("CARGO_PKG_VERSION"),
-        "fingerprint": node.fingerprint.to_string(),
+        "fingerprint": node.fingerprint.to_hex(),
         "uptime-secs": node.started.elapsed().as_secs(),
         "raft": { "id": node.raft.id(), "state": format!("{:?}", m.state), "term": m.current_term,
                   "leader": m.current_leader, "applied": m.last_applied.map(|l| l.index) },
@@ -88,7 +88,7 @@ pub(crate) async fn cluster_status(
                 "id": n.id, "name": n.name, "site": n.site.to_string(), "role": n.role,
                 "voter": voters.contains(&n.id), "leader": m.current_leader == Some(n.id),
                 "address": n.address, "api-address": n.api_address,
-                "fingerprint": n.fingerprints.first().map(|f| f.to_string()),
+                "fingerprint": n.fingerprints.first().map(|f| f.to_hex()),
             })
         })
         .collect();

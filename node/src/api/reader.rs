@@ -46,7 +46,7 @@ fn summary(e: &SnapshotEntry) -> Value {
         "time-string": e.snapshot.time_string(),
         "snapshot": e.snapshot.to_string(),
         "size": e.size,
-        "key-fingerprint": e.key_fingerprint.map(|f| f.to_string()),
+        "key-fingerprint": e.key_fingerprint.map(|f| f.to_hex()),
         "protected": e.protected,
         "verify": e.verify,
         "owner": e.owner.to_string(),

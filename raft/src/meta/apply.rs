@@ -106,12 +106,16 @@ fn validate_and_stage(
             ch.put("node", &keys::node(node.id), node)?;
             ch.put("user", &keys::user(&admin.userid), admin)?;
             ch.put("token", &keys::token(&token.tokenid), token)?;
-            let acl = AclEntry {
-                path: "/".into(),
-                auth_id: admin.userid.clone(),
-                role: ironcore_types::Role::Admin,
-            };
-            ch.put("acl entry", &keys::acl("/", &admin.userid), &acl)?;
+            // The first user and its token both get Admin on `/` (a token's rights are its
+            // own grants intersected with its user's).
+            for id in [&admin.userid, &token.tokenid] {
+                let acl = AclEntry {
+                    path: "/".into(),
+                    auth_id: id.clone(),
+                    role: ironcore_types::Role::Admin,
+                };
+                ch.put("acl entry", &keys::acl("/", id), &acl)?;
+            }
         }
         C::CreateJoinToken(t) => {
             if view.join_token(&t.secret_hash)?.is_some() {
