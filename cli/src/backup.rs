@@ -1,6 +1,6 @@
 //! `backup` and `restore`: the client pipeline on this machine, chunks to and from a node.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
@@ -205,7 +205,7 @@ pub fn restore(
     api: &Arc<ApiClient>,
     store: &DatastoreName,
     s: &SnapshotRef,
-    target: &PathBuf,
+    target: &Path,
     keyfile: Option<&Path>,
     only: Option<&str>,
     out: Output,

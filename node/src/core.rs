@@ -73,11 +73,11 @@ impl Node {
     pub async fn propose(&self, actor: &AuthId, command: MetaCommand) -> Result<()> {
         let reply = self
             .raft
-            .write(Command::Meta(MetaRequest {
+            .write(Command::Meta(Box::new(MetaRequest {
                 actor: actor.clone(),
                 at: now(),
                 command,
-            }))
+            })))
             .await?;
         match reply.result {
             CommandResult::Meta(Ok(())) => Ok(()),

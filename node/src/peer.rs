@@ -63,6 +63,9 @@ impl RpcHandler for PeerService {
         Box::pin(async move {
             let node: Arc<Node> = node.ok_or("node is shutting down")?;
             let request: PeerRequest = decode(&request)?;
+            // The sender acts on metadata it has applied (a datastore it just created); see at
+            // least as much before touching the datastore.
+            node.raft.linearize().await.map_err(|e| e.to_string())?;
             let answer = match request {
                 PeerRequest::Expect { datastore, ids } => {
                     node.stores.route(&datastore, &ids);

@@ -26,7 +26,7 @@ pub enum Command {
         key: String,
     },
     /// Changes typed metadata (datastores, snapshots, users, …); see [`crate::MetaCommand`].
-    Meta(crate::MetaRequest),
+    Meta(Box<crate::MetaRequest>),
 }
 
 impl fmt::Display for Command {

@@ -368,7 +368,15 @@ impl RaftNode {
         let metrics = self
             .raft
             .wait(Some(remaining))
-            .metrics(|m| m.current_leader.is_some(), "a known leader")
+            // A node that just joined may hear from the leader before it has applied the
+            // membership naming it: wait for both.
+            .metrics(
+                |m| {
+                    m.current_leader
+                        .is_some_and(|l| m.membership_config.membership().get_node(&l).is_some())
+                },
+                "a known leader in this node's membership",
+            )
             .await
             .map_err(|e| match e {
                 openraft::metrics::WaitError::Timeout(..) => NodeError::NoLeader {

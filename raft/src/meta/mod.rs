@@ -25,11 +25,11 @@ mod tests {
         at: i64,
         command: MetaCommand,
     ) -> Result<(), String> {
-        let cmd = Command::Meta(MetaRequest {
+        let cmd = Command::Meta(Box::new(MetaRequest {
             actor: actor.parse().unwrap(),
             at,
             command,
-        });
+        }));
         let mut batch = rocksdb::WriteBatch::default();
         let r = sm.apply_command(&cmd, &mut batch).unwrap();
         sm.rocks.write_unsynced(batch).unwrap();
