@@ -137,47 +137,112 @@ impl Node {
         Ok((nodes, usize::from(config.copies)))
     }
 
-    /// Makes sure every chunk of `ids` (held here) is on its `copies` placement nodes: one
-    /// verified transfer per target node. Returns the node names that hold copies.
+    /// Makes sure every chunk of `ids` (held here) is on `copies` nodes: its placement nodes,
+    /// or — when one of them cannot be reached — the next nodes in its rendezvous order, so a
+    /// dead node never costs a copy. One verified transfer per target node. Returns the names
+    /// of the nodes that hold copies.
     pub async fn replicate(&self, ds: &DatastoreName, ids: &[ChunkId]) -> Result<Vec<String>> {
         let (nodes, copies) = self.storage_nodes(ds)?;
         let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
-        let mut per_target: BTreeMap<String, Vec<ChunkId>> = BTreeMap::new();
-        for id in ids {
-            for target in place(id, &names, copies) {
-                if target != self.config.name.as_str() {
-                    per_target.entry(target.to_string()).or_default().push(*id);
+        let me = self.config.name.to_string();
+        let copies = copies.min(names.len());
+        let mut failed: Vec<String> = {
+            let d = self.down.lock().unwrap_or_else(|p| p.into_inner());
+            nodes
+                .iter()
+                .filter(|n| d.get(&n.id).is_some_and(|at| at.elapsed() < DOWN_FOR))
+                .map(|n| n.name.clone())
+                .collect()
+        };
+        let mut holders = vec![me.clone()];
+        let mut pending: Vec<ChunkId> = ids.to_vec();
+        // Which nodes already got which chunk in this call.
+        let mut done: HashMap<ChunkId, Vec<String>> = HashMap::new();
+        while !pending.is_empty() {
+            let mut per_target: BTreeMap<String, Vec<ChunkId>> = BTreeMap::new();
+            for id in &pending {
+                // This node always keeps what it received; it counts as a copy when placement
+                // picks it.
+                let ranked = place(id, &names, names.len());
+                let chosen: Vec<&str> = ranked
+                    .into_iter()
+                    .filter(|n| !failed.iter().any(|f| f == n))
+                    .take(copies)
+                    .collect();
+                for target in chosen {
+                    let have = done.get(id).is_some_and(|d| d.iter().any(|n| n == target));
+                    if target != me && !have {
+                        per_target.entry(target.to_string()).or_default().push(*id);
+                    }
                 }
             }
+            if per_target.is_empty() {
+                break;
+            }
+            let mut retry = Vec::new();
+            for (target, chunk_ids) in per_target {
+                match self.send_to(ds, &nodes, &target, &chunk_ids).await {
+                    Ok(()) => {
+                        for id in &chunk_ids {
+                            done.entry(*id).or_default().push(target.clone());
+                        }
+                        if !holders.contains(&target) {
+                            holders.push(target);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(datastore = %ds, target, error = %e, "replication target failed; placing its copies on the next nodes");
+                        if let Some(n) = nodes.iter().find(|n| n.name == target) {
+                            self.down
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .insert(n.id, Instant::now());
+                        }
+                        failed.push(target);
+                        retry.extend(chunk_ids);
+                    }
+                }
+            }
+            pending = retry;
         }
-        let mut holders = vec![self.config.name.to_string()];
-        for (target, chunk_ids) in per_target {
-            let record = nodes
-                .iter()
-                .find(|n| n.name == target)
-                .ok_or_else(|| NodeError::NotFound(format!("node {target} vanished")))?;
-            let ask = peer::encode(&PeerRequest::Expect {
-                datastore: ds.clone(),
-                ids: chunk_ids.clone(),
-            })
-            .map_err(NodeError::BadRequest)?;
-            self.raft.call_service(record.id, &ask).await?;
-            self.stores.route(ds, &chunk_ids);
-            let sent = self
-                .raft
-                .transport()
-                .send_chunks(
-                    &self.peer(record.id)?,
-                    &chunk_ids,
-                    &TransferOptions::default(),
-                )
-                .await;
-            self.stores.unroute(&chunk_ids);
-            let report = sent?;
-            tracing::info!(datastore = %ds, target, offered = report.offered, sent = report.wanted, retries = report.retries, "replicated chunks");
-            holders.push(target);
+        let reachable = names.len().saturating_sub(failed.len());
+        if reachable < copies {
+            tracing::warn!(datastore = %ds, copies, reachable, "fewer storage nodes reachable than copies; chunks have {reachable} copies");
         }
         Ok(holders)
+    }
+
+    async fn send_to(
+        &self,
+        ds: &DatastoreName,
+        nodes: &[NodeRecord],
+        target: &str,
+        chunk_ids: &[ChunkId],
+    ) -> Result<()> {
+        let record = nodes
+            .iter()
+            .find(|n| n.name == target)
+            .ok_or_else(|| NodeError::NotFound(format!("node {target} vanished")))?;
+        let ask = peer::encode(&PeerRequest::Expect {
+            datastore: ds.clone(),
+            ids: chunk_ids.to_vec(),
+        })
+        .map_err(NodeError::BadRequest)?;
+        self.raft.call_service(record.id, &ask).await?;
+        self.stores.route(ds, chunk_ids);
+        let sent = self
+            .raft
+            .transport()
+            .send_chunks(
+                &self.peer(record.id)?,
+                chunk_ids,
+                &TransferOptions::default(),
+            )
+            .await;
+        self.stores.unroute(chunk_ids);
+        let report = sent?;
+        tracing::info!(datastore = %ds, target, offered = report.offered, sent = report.wanted, retries = report.retries, "replicated chunks");
+        Ok(())
     }
 
     /// Chunk `id` of `ds`: from this node, else pulled from the nodes that should hold it

@@ -280,6 +280,17 @@ impl RaftNode {
         let deadline = Instant::now() + self.request_timeout;
         let read_log_id = loop {
             let asked = self.ask_leader(RaftRequest::ReadIndex, deadline).await;
+            // A read changes nothing, so any failure to reach the leader (it may just have
+            // died) is retried until the deadline, once a new leader is known.
+            let asked = match asked {
+                Err(NodeError::Send(e)) if Instant::now() < deadline => {
+                    let leader = self.metrics().current_leader.unwrap_or_default();
+                    tracing::debug!(leader, error = %e, "read index not answered; retrying");
+                    self.await_leader_change(leader, deadline).await;
+                    continue;
+                }
+                other => other,
+            };
             let Some((leader, answer)) = self.unless_not_sent(asked, deadline).await? else {
                 continue;
             };
