@@ -42,6 +42,40 @@ fn make_tree(root: &Path) {
     .unwrap();
 }
 
+/// Every route but health refuses a call without a token (401), on a live node.
+fn unauthenticated_calls_are_refused(c: &DaemonCluster) {
+    let fp: ironcore_types::Fingerprint = c.nodes[1].fingerprint.parse().unwrap();
+    let api = ironcore_client::ApiClient::new(&c.nodes[1].api, fp, None)
+        .unwrap()
+        .with_runtime()
+        .unwrap();
+    let id = "00".repeat(32);
+    for (method, path, _) in ironcore_node::api::ROUTES {
+        let path = path
+            .replace("{store}", "store1")
+            .replace("{id}", &id)
+            .replace("{upid}", "UPID%3Ax");
+        let m: hyper::Method = method.parse().unwrap();
+        let answer = api.blocking(api.raw(m, &path, "{}".into(), "application/json", &[]));
+        if path.ends_with("/health") {
+            assert!(answer.is_ok(), "health must answer without a token");
+            continue;
+        }
+        if path.ends_with("/cluster/join") {
+            // Authenticated by the join token in the body: a bad one is refused.
+            assert!(
+                answer.is_err(),
+                "{method} {path} accepted a call without a join token"
+            );
+            continue;
+        }
+        match answer {
+            Err(ironcore_client::ApiError::Status { status: 401, .. }) => {}
+            other => panic!("{method} {path} without a token answered {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn backup_restore_incremental_image_failover_and_access_control() {
     let mut c = DaemonCluster::start(3).expect("cluster starts");
@@ -142,6 +176,8 @@ fn backup_restore_incremental_image_failover_and_access_control() {
         std::fs::read(&img_out).unwrap() == data,
         "restored image differs"
     );
+
+    unauthenticated_calls_are_refused(&c);
 
     // Kill the node that served the backups: restores still work through the others.
     c.nodes[0].kill();

@@ -7,7 +7,7 @@
 //! function ([`placement::place`]).
 //!
 //! Where to start: [`daemon::run`] (what a start does), [`api::router`] (every route),
-//! [`core::Node`] (replication and fetch), [`api`]'s backup module (the commit order).
+//! [`crate::core::Node`] (replication and fetch), [`api`]'s backup module (the commit order).
 
 pub mod api;
 pub mod auth;

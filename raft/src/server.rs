@@ -43,7 +43,7 @@ impl RaftServer {
         Arc::new(Self::default())
     }
 
-    /// Hands requests tagged [`SERVICE_TAG`] (tag stripped) to `service`. A second call is
+    /// Hands requests tagged `SERVICE_TAG` (tag stripped) to `service`. A second call is
     /// ignored.
     pub fn set_service(&self, service: Arc<dyn RpcHandler>) {
         if self.service.set(service).is_err() {
