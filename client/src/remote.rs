@@ -9,6 +9,14 @@ use ironcore_types::{ChunkId, DatastoreName};
 
 use crate::api_client::{ApiClient, ApiError, encode_segment};
 
+/// `410 Gone` is how a node says the session's task was cancelled.
+fn cancelled_or_remote(e: ApiError) -> Error {
+    match e {
+        ApiError::Status { status: 410, .. } => Error::Cancelled,
+        e => remote(e),
+    }
+}
+
 fn remote(e: ApiError) -> Error {
     Error::Remote {
         detail: e.to_string(),
@@ -54,7 +62,7 @@ impl ChunkSink for RemoteSink {
                 "application/octet-stream",
                 &[StatusCode::NOT_FOUND],
             ))
-            .map_err(remote)?;
+            .map_err(cancelled_or_remote)?;
         if status == StatusCode::OK {
             return Ok(Inserted::Existing);
         }
@@ -68,12 +76,7 @@ impl ChunkSink for RemoteSink {
                 "application/octet-stream",
                 &[],
             ))
-            .map_err(|e| match e {
-                ApiError::Status { ref message, .. } if message.contains("task cancelled") => {
-                    Error::Cancelled
-                }
-                e => remote(e),
-            })?;
+            .map_err(cancelled_or_remote)?;
         Ok(Inserted::New(len))
     }
 }

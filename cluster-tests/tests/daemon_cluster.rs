@@ -76,6 +76,107 @@ fn unauthenticated_calls_are_refused(c: &DaemonCluster) {
     }
 }
 
+/// A backup reading from a FIFO stays running while the test holds the FIFO open: a second
+/// backup of the group is `source busy`; `task cancel` ends the first as `task cancelled` and no
+/// snapshot appears.
+fn cancel_and_source_busy(c: &DaemonCluster) {
+    let fifo = c.base.path().join("stream.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let (node_api, fp) = (&c.nodes[1].api, &c.nodes[1].fingerprint);
+    let child = std::process::Command::new(ironcore_cluster_tests::binaries().unwrap().1)
+        .args([
+            "backup",
+            fifo.to_str().unwrap(),
+            "--image",
+            "--store",
+            "store1",
+            "--group",
+            "vm/777",
+        ])
+        .env("IRONCORE_URL", node_api)
+        .env("IRONCORE_FINGERPRINT", fp)
+        .env("IRONCORE_TOKEN", &c.admin_token)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    writer.write_all(&vec![7u8; 9 << 20]).unwrap();
+    let mut upid = String::new();
+    ironcore_cluster_tests::wait(
+        "the backup task to run",
+        std::time::Duration::from_secs(30),
+        || {
+            let v = c.cli_json(1, &["task", "list", "--state", "running"])?;
+            if let Some(t) = v.as_array().and_then(|l| {
+                l.iter().find(|t| {
+                    t["worker_id"]
+                        .as_str()
+                        .is_some_and(|w| w.ends_with("vm/777"))
+                })
+            }) {
+                upid = t["upid"].as_str().unwrap_or_default().to_string();
+                return Ok(true);
+            }
+            Ok(false)
+        },
+    )
+    .unwrap();
+    let other = c.base.path().join("other.img");
+    std::fs::write(&other, b"x").unwrap();
+    let busy = c
+        .cli(
+            1,
+            &[
+                "backup",
+                other.to_str().unwrap(),
+                "--image",
+                "--store",
+                "store1",
+                "--group",
+                "vm/777",
+            ],
+        )
+        .unwrap();
+    assert!(!busy.status.success());
+    assert!(
+        String::from_utf8_lossy(&busy.stderr).contains("source busy"),
+        "{}",
+        String::from_utf8_lossy(&busy.stderr)
+    );
+    ok(&c.cli(1, &["task", "cancel", &upid]).unwrap());
+    writer.write_all(&vec![9u8; 9 << 20]).unwrap_or(());
+    drop(writer);
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("task cancelled"), "{err}");
+    let list = c
+        .cli_json(1, &["snapshot", "list", "--store", "store1"])
+        .unwrap();
+    assert!(
+        !list
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["group"] == "vm/777"),
+        "a cancelled backup left a snapshot: {list}"
+    );
+    let tasks = c.cli_json(1, &["task", "list"]).unwrap();
+    let t = tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["upid"] == upid.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(t["state"]["error"], "task cancelled", "{t}");
+}
+
 #[test]
 fn backup_restore_incremental_image_failover_and_access_control() {
     let mut c = DaemonCluster::start(3).expect("cluster starts");
@@ -178,6 +279,7 @@ fn backup_restore_incremental_image_failover_and_access_control() {
     );
 
     unauthenticated_calls_are_refused(&c);
+    cancel_and_source_busy(&c);
 
     // Kill the node that served the backups: restores still work through the others.
     c.nodes[0].kill();

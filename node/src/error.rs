@@ -81,7 +81,7 @@ impl NodeError {
             NodeError::BadRequest(_) => 400,
             NodeError::SourceBusy(_) => 409,
             NodeError::NoSpace(_) => 507,
-            NodeError::Cancelled => 409,
+            NodeError::Cancelled => 410,
             NodeError::Store(e) => match e {
                 ironcore_chunkstore::Error::ChunkNotFound { .. } => 404,
                 ironcore_chunkstore::Error::NoSpace { .. } => 507,

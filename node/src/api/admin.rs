@@ -331,13 +331,14 @@ pub(crate) async fn cancel_task(
     }
     task.cancel.cancel();
     task.log(&format!("cancel requested by {}", caller.auth_id));
-    // A backup session ends here: nothing was committed, so the task ends cancelled.
-    let session = node
+    // A backup session ends here: nothing was committed, so the task ends cancelled (the
+    // session answers its client `task cancelled` on its next call, then goes away).
+    let is_session = node
         .sessions
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .remove(&upid);
-    if session.is_some() {
+        .contains_key(&upid);
+    if is_session {
         let record = node
             .tasks
             .finish(&task, TaskState::Error("task cancelled".into()));

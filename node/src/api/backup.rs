@@ -139,7 +139,14 @@ fn session(
             s.owner
         )));
     }
-    s.task.check()?;
+    if s.task.check().is_err() {
+        // Cancelled: the client hears `task cancelled` once, then the session is gone.
+        node.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(upid);
+        return Err(NodeError::Cancelled);
+    }
     Ok(s)
 }
 
