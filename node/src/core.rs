@@ -30,8 +30,9 @@ pub struct BackupSession {
     pub owner: AuthId,
     /// Whether the caller may write to groups of other owners.
     pub admin_override: bool,
-    /// Chunks uploaded so far.
-    pub uploaded: Mutex<u64>,
+    /// When its client last called; an idle session is abandoned (see
+    /// [`Node::reap_idle_sessions`]).
+    pub last_seen: Mutex<Instant>,
 }
 
 /// Everything a running node holds.
@@ -54,6 +55,10 @@ pub struct Node {
     /// Peers that failed a chunk request recently (skipped for a while when others exist).
     pub down: Mutex<HashMap<u64, Instant>>,
 }
+
+/// A backup session whose client sent nothing for this long is abandoned (the client died):
+/// its task ends with an error and the group is free again. Nothing was committed.
+pub const SESSION_IDLE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// How long a peer that failed a chunk request is tried last.
 const DOWN_FOR: std::time::Duration = std::time::Duration::from_secs(30);
@@ -97,6 +102,40 @@ impl Node {
         let actor = record.auth_id.clone();
         if let Err(e) = self.propose(&actor, MetaCommand::RecordTask(record)).await {
             tracing::warn!(error = %e, "could not record task in the cluster");
+        }
+    }
+
+    /// Ends sessions idle for longer than `idle` (their clients died), so their groups are
+    /// not `source busy` forever.
+    pub async fn reap_idle_sessions(&self, idle: std::time::Duration) {
+        let stale: Vec<(String, Arc<BackupSession>)> = {
+            let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+            let ids: Vec<String> = map
+                .iter()
+                .filter(|(_, s)| {
+                    s.last_seen
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .elapsed()
+                        > idle
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            ids.into_iter()
+                .filter_map(|k| map.remove(&k).map(|s| (k, s)))
+                .collect()
+        };
+        for (upid, s) in stale {
+            s.task.cancel.cancel();
+            let reason = format!(
+                "backup session abandoned: its client sent nothing for {} s; nothing was committed",
+                idle.as_secs()
+            );
+            tracing::warn!(%upid, "{reason}");
+            let record = self
+                .tasks
+                .finish(&s.task, ironcore_types::records::TaskState::Error(reason));
+            self.record_task(record).await;
         }
     }
 

@@ -116,6 +116,15 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     }
     let watcher = tokio::spawn(watch_membership(node.clone(), pins, book));
     tokio::spawn(fail_stale_tasks(node.clone()));
+    let reaper = {
+        let node = node.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                node.reap_idle_sessions(crate::core::SESSION_IDLE).await;
+            }
+        })
+    };
 
     let listener = TcpListener::bind(config.api_listen)
         .await
@@ -134,6 +143,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     tracing::info!("shutting down");
     server.abort();
     watcher.abort();
+    reaper.abort();
     raft.shutdown().await?;
     Ok(())
 }

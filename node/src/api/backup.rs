@@ -112,7 +112,7 @@ pub(crate) async fn start(
         snapshot,
         owner: caller.auth_id.clone(),
         admin_override,
-        uploaded: std::sync::Mutex::new(0),
+        last_seen: std::sync::Mutex::new(std::time::Instant::now()),
     });
     node.sessions
         .lock()
@@ -147,6 +147,7 @@ fn session(
             .remove(upid);
         return Err(NodeError::Cancelled);
     }
+    *s.last_seen.lock().unwrap_or_else(|p| p.into_inner()) = std::time::Instant::now();
     Ok(s)
 }
 
@@ -182,7 +183,6 @@ pub(crate) async fn upload(
     tokio::task::spawn_blocking(move || stores.put(&ds, &id, &body))
         .await
         .map_err(|e| NodeError::BadRequest(e.to_string()))??;
-    *s.uploaded.lock().unwrap_or_else(|p| p.into_inner()) += 1;
     Ok(StatusCode::CREATED)
 }
 
@@ -200,11 +200,13 @@ pub(crate) async fn finish(
     Json(req): Json<Finish>,
 ) -> ApiResult<Json<Value>> {
     let s = session(&node, &caller, &upid)?;
-    let result = commit(&node, &s, &req.manifest).await;
+    // From here the session is committing: out of the idle reaper's reach (a large commit
+    // may replicate for long); cancel still reaches it through its task.
     node.sessions
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .remove(&upid);
+    let result = commit(&node, &s, &req.manifest).await;
     let state = match &result {
         Ok(_) => TaskState::Ok,
         Err(NodeError::Cancelled) => TaskState::Error("task cancelled".into()),
