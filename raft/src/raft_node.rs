@@ -329,6 +329,7 @@ impl RaftNode {
     /// Stops openraft and closes the transport. The stores are released once openraft's tasks
     /// have ended, so the node can be started again from the same directory.
     pub async fn shutdown(&self) -> Result<(), NodeError> {
+        self.server.stop_accepting();
         let result = self.raft.shutdown().await.map_err(stopped);
         self.transport.close();
         result

@@ -20,6 +20,7 @@ use crate::{
 pub struct RaftServer {
     raft: OnceLock<RaftHandle>,
     service: OnceLock<Arc<dyn RpcHandler>>,
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for RaftServer {
@@ -51,6 +52,14 @@ impl RaftServer {
         }
     }
 
+    /// From now on, forwarded writes are refused as never proposed (the node is shutting
+    /// down), so callers retry them with the next leader instead of counting them as maybe
+    /// applied.
+    pub fn stop_accepting(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Starts serving `raft`. A second call is ignored (one server serves one instance).
     pub fn attach(&self, raft: RaftHandle) {
         if self.raft.set(raft).is_err() {
@@ -68,10 +77,15 @@ impl RpcHandler for RaftServer {
             };
         }
         let raft = self.raft.get().cloned();
+        let stopping = self.stopping.load(std::sync::atomic::Ordering::SeqCst);
         Box::pin(async move {
             let request = RaftRequest::decode(&request).map_err(|e| e.to_string())?;
             if let RaftRequest::Ping = request {
                 return RaftResponse::Pong.encode().map_err(|e| e.to_string());
+            }
+            if matches!(request, RaftRequest::ClientWrite(_)) && stopping {
+                let refused = RaftResponse::ClientWrite(Err(Refusal::NotLeader { leader: None }));
+                return refused.encode().map_err(|e| e.to_string());
             }
             let raft = raft.ok_or_else(|| "raft is not running on this node yet".to_string())?;
             let kind = request.kind();
