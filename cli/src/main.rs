@@ -229,6 +229,12 @@ enum AclCmd {
 enum KeyCmd {
     /// List registered key fingerprints.
     List,
+    /// Create a new encryption key file (passphrase from IRONCORE_KEY_PASSPHRASE; Argon2id).
+    /// Keep a copy (and a paper key) somewhere safe: without it nothing encrypted can be read.
+    Create {
+        #[arg(long)]
+        keyfile: PathBuf,
+    },
     /// Register a key file's fingerprint (the key itself never leaves this machine).
     Register {
         #[arg(long)]
@@ -279,6 +285,20 @@ fn run(cli: Cli) -> Result<()> {
         println!("identical: {n} entries compared (content, mode, owner, mtime, links)");
         return Ok(());
     }
+    if let Cmd::Key(KeyCmd::Create { keyfile }) = &cli.command {
+        let pass = std::env::var("IRONCORE_KEY_PASSPHRASE").unwrap_or_default();
+        if pass.len() < 8 {
+            anyhow::bail!("set IRONCORE_KEY_PASSPHRASE to a passphrase of at least 8 characters");
+        }
+        let key = ironcore_chunkstore::CryptKey::generate();
+        let file = ironcore_chunkstore::KeyFile::protect(&key, &pass, Default::default())?;
+        file.save(keyfile)?;
+        object(
+            out,
+            &json!({ "keyfile": keyfile.display().to_string(), "fingerprint": key.fingerprint().to_hex() }),
+        );
+        return Ok(());
+    }
     let api = cli.conn.client()?;
     let get = |path: &str| -> Result<Value> { Ok(api.blocking(api.get(path))?) };
     let send = |m: Method, path: &str, body: Value| -> Result<Value> {
@@ -286,7 +306,7 @@ fn run(cli: Cli) -> Result<()> {
     };
     let rows = |v: &Value| v["data"].as_array().cloned().unwrap_or_default();
     match cli.command {
-        Cmd::Completions { .. } | Cmd::Compare { .. } => {}
+        Cmd::Completions { .. } | Cmd::Compare { .. } | Cmd::Key(KeyCmd::Create { .. }) => {}
         Cmd::Status { services } => {
             let s = get("/api2/json/status")?;
             if services && out == Output::Text {
