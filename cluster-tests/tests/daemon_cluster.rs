@@ -74,6 +74,26 @@ fn unauthenticated_calls_are_refused(c: &DaemonCluster) {
             other => panic!("{method} {path} without a token answered {other:?}"),
         }
     }
+    // With a token, /metrics speaks Prometheus' text format and sees the cluster's snapshots.
+    let api = ironcore_client::ApiClient::new(&c.nodes[1].api, fp, Some(c.admin_token.clone()))
+        .unwrap()
+        .with_runtime()
+        .unwrap();
+    let (_, body) = api
+        .blocking(api.raw(
+            hyper::Method::GET,
+            "/metrics",
+            Default::default(),
+            "text/plain",
+            &[],
+        ))
+        .unwrap();
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.contains("# TYPE ironcore_raft_term gauge"), "{text}");
+    assert!(
+        text.contains("ironcore_datastore_snapshots{datastore=\"store1\",site=\"primary\"} 3"),
+        "{text}"
+    );
 }
 
 /// A backup reading from a FIFO stays running while the test holds the FIFO open: a second

@@ -4,6 +4,7 @@
 mod admin;
 pub mod admin_types;
 mod backup;
+mod metrics;
 mod reader;
 
 use std::sync::Arc;
@@ -142,6 +143,11 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/api2/json/keys", "registered encryption keys"),
     ("POST", "/api2/json/keys", "register a key fingerprint"),
     ("GET", "/api2/json/audit", "the audit log"),
+    (
+        "GET",
+        "/metrics",
+        "Prometheus metrics (token with Audit on /)",
+    ),
 ];
 
 async fn health() -> Json<serde_json::Value> {
@@ -220,6 +226,7 @@ pub fn router(node: Arc<Node>) -> Router {
             get(admin::keys).post(admin::register_key),
         )
         .route("/api2/json/audit", get(admin::audit))
+        .route("/metrics", get(metrics::metrics))
         .layer(axum::extract::DefaultBodyLimit::max(32 << 20))
         .with_state(node)
 }

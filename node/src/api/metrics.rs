@@ -1,0 +1,123 @@
+//! `/metrics` in Prometheus' text format: this node's Raft state, tasks, sessions and the
+//! cluster's datastores and snapshots as this node sees them.
+
+use std::fmt::Write;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::response::IntoResponse;
+use ironcore_types::Privilege;
+
+use super::{ApiResult, Auth};
+use crate::auth::check;
+use crate::core::Node;
+
+fn gauge(out: &mut String, name: &str, help: &str, samples: &[(String, f64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+    for (labels, v) in samples {
+        let _ = writeln!(out, "{name}{labels} {v}");
+    }
+}
+
+pub(crate) async fn metrics(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+) -> ApiResult<impl IntoResponse> {
+    check(node.meta(), &caller, "/", Privilege::Audit)?;
+    let m = node.raft.metrics();
+    let labels = format!(
+        "{{node=\"{}\",site=\"{}\"}}",
+        node.config.name, node.config.site
+    );
+    let one = |v: f64| vec![(labels.clone(), v)];
+    let mut out = String::new();
+    gauge(
+        &mut out,
+        "ironcore_up",
+        "1 while the node serves its API",
+        &one(1.0),
+    );
+    gauge(
+        &mut out,
+        "ironcore_uptime_seconds",
+        "Seconds since the node started",
+        &one(node.started.elapsed().as_secs_f64()),
+    );
+    gauge(
+        &mut out,
+        "ironcore_raft_term",
+        "Current Raft term",
+        &one(m.current_term as f64),
+    );
+    gauge(
+        &mut out,
+        "ironcore_raft_is_leader",
+        "1 if this node leads",
+        &one(f64::from(u8::from(
+            m.current_leader == Some(node.raft.id()),
+        ))),
+    );
+    gauge(
+        &mut out,
+        "ironcore_raft_leader_known",
+        "1 if this node knows a leader",
+        &one(f64::from(u8::from(m.current_leader.is_some()))),
+    );
+    gauge(
+        &mut out,
+        "ironcore_raft_last_applied_index",
+        "Index of the last applied log entry",
+        &one(m.last_applied.map_or(0, |l| l.index) as f64),
+    );
+    gauge(
+        &mut out,
+        "ironcore_tasks_running",
+        "Tasks running on this node",
+        &one(node.tasks.running_count() as f64),
+    );
+    let sessions = node
+        .sessions
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .len();
+    gauge(
+        &mut out,
+        "ironcore_backup_sessions",
+        "Backup sessions open on this node",
+        &one(sessions as f64),
+    );
+    let meta = node.meta();
+    gauge(
+        &mut out,
+        "ironcore_cluster_nodes",
+        "Members of the cluster",
+        &one(meta.nodes()?.len() as f64),
+    );
+    let mut snaps = Vec::new();
+    let mut bytes = Vec::new();
+    for d in meta.datastores()? {
+        let list = meta.snapshots(&d.name)?;
+        let l = format!("{{datastore=\"{}\",site=\"{}\"}}", d.name, d.site);
+        snaps.push((l.clone(), list.len() as f64));
+        bytes.push((l, list.iter().map(|s| s.size as f64).sum()));
+    }
+    gauge(
+        &mut out,
+        "ironcore_datastore_snapshots",
+        "Committed snapshots per datastore",
+        &snaps,
+    );
+    gauge(
+        &mut out,
+        "ironcore_datastore_logical_bytes",
+        "Logical size of all snapshots per datastore",
+        &bytes,
+    );
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        out,
+    ))
+}
