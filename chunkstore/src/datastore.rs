@@ -285,6 +285,14 @@ impl Datastore {
             .map_err(|e| self.classify("writing chunk", &path, e))
     }
 
+    /// Whether chunk `id` is stored; touches it so GC keeps it for a session that references it.
+    pub(crate) fn has_chunk(&self, id: &ChunkId) -> Result<bool> {
+        let path = self.chunks.path(id);
+        self.chunks
+            .touch_if_present(id)
+            .map_err(|e| self.classify("checking chunk", &path, e))
+    }
+
     /// Where chunk `id` is stored (whether or not it exists).
     pub fn chunk_path(&self, id: &ChunkId) -> PathBuf {
         self.chunks.path(id)

@@ -93,6 +93,10 @@ impl ChunkSink for LeasedDatastore {
         self.ds.store_chunk(id, plain, key)
     }
 
+    fn has_chunk(&self, id: &ChunkId) -> Result<bool> {
+        self.ds.has_chunk(id)
+    }
+
     /// Renews the lease when it is due.
     fn keep_alive(&self) -> Result<()> {
         let now = now_secs();

@@ -23,6 +23,14 @@ pub trait ChunkSink: Send + Sync + std::fmt::Debug {
     fn keep_alive(&self) -> Result<()> {
         Ok(())
     }
+
+    /// Whether the sink holds chunk `id` (and keeps it from GC for this session), so a writer
+    /// may reference it without its bytes ([`crate::ArchiveWriter::append_known`]). The default
+    /// says no: such a sink never has chunks referenced blindly.
+    fn has_chunk(&self, id: &ChunkId) -> Result<bool> {
+        let _ = id;
+        Ok(false)
+    }
 }
 
 /// Where a restore's chunks come from.
@@ -41,6 +49,10 @@ pub fn encode_for_sink(id: &ChunkId, plain: &[u8], key: Option<&CryptKey>) -> Re
 impl ChunkSink for Datastore {
     fn store_chunk(&self, id: &ChunkId, plain: &[u8], key: Option<&CryptKey>) -> Result<Inserted> {
         Datastore::store_chunk(self, id, plain, key)
+    }
+
+    fn has_chunk(&self, id: &ChunkId) -> Result<bool> {
+        Datastore::has_chunk(self, id)
     }
 }
 

@@ -55,6 +55,11 @@ impl StreamSession {
         self.shared.cancel.clone()
     }
 
+    /// Where the chunks go.
+    pub fn sink(&self) -> Arc<dyn ChunkSink> {
+        self.shared.sink.clone()
+    }
+
     /// The key chunks are encrypted with, if any.
     pub fn key(&self) -> Option<&CryptKey> {
         self.shared.key.as_ref()

@@ -169,6 +169,38 @@ impl<'a> ArchiveWriter<'a> {
         Ok(())
     }
 
+    /// Appends chunks the sink already holds, by reference, without their bytes (an unchanged
+    /// file of the previous snapshot). The bytes appended before end here as chunks of their
+    /// own. Each `(len, id)` must be a chunk of this session's key that the sink holds (check
+    /// with [`crate::ChunkSink::has_chunk`]); only dynamic (stream) archives take them.
+    pub fn append_known(&mut self, chunks: &[(u64, ChunkId)]) -> Result<()> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        if !matches!(self.chunking, Chunking::Dynamic) {
+            return Err(Error::InvalidInput {
+                what: "archive",
+                detail: "only stream archives take known chunks".into(),
+            });
+        }
+        if !self.buf.is_empty() {
+            self.cut(true)?;
+        }
+        let c = &self.shared.counters;
+        for (len, id) in chunks {
+            let seq = self.sent;
+            self.sent += 1;
+            if self.done.len() <= seq {
+                self.done.resize(seq + 1, None);
+            }
+            self.done[seq] = Some((*len, *id));
+            self.received += 1;
+            c.chunks.fetch_add(1, Ordering::Relaxed);
+            c.bytes.fetch_add(*len, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
     /// Cuts the buffer into chunks and sends them; keeps an incomplete tail unless `last`.
     fn cut(&mut self, last: bool) -> Result<()> {
         let mut pieces = Vec::new();

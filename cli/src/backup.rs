@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use hyper::Method;
 use ironcore_chunkstore::{ChunkSource, CryptKey, KeyFile, StreamSession, open_manifest_bytes};
 use ironcore_client::api_client::encode_segment;
-use ironcore_client::{ApiClient, META_ARCHIVE, RemoteSink, RemoteSource};
+use ironcore_client::{ApiClient, META_ARCHIVE, PreviousTree, RemoteSink, RemoteSource};
 use ironcore_types::{BackupGroup, DatastoreName, Namespace, SnapshotRef};
 use serde_json::{Value, json};
 
@@ -38,6 +38,8 @@ pub struct BackupArgs<'a> {
     pub ns: Option<&'a str>,
     pub group: &'a BackupGroup,
     pub image: bool,
+    /// Read every file even if the previous snapshot says it is unchanged.
+    pub reread: bool,
     pub keyfile: Option<&'a Path>,
 }
 
@@ -62,12 +64,33 @@ pub fn backup(api: &Arc<ApiClient>, a: BackupArgs<'_>, out: Output) -> Result<()
     let ns = parse_ns(a.ns)?;
     let previous: Value =
         api.blocking(api.get(&format!("/api2/json/datastore/{}/snapshots", a.store)))?;
-    let incremental = previous["data"].as_array().is_some_and(|l| {
-        l.iter().any(|s| {
+    // The newest earlier snapshot of the group that did not fail verification: the base of an
+    // incremental backup.
+    let base: Option<i64> = previous["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| {
             s["group"].as_str() == Some(&a.group.to_string())
                 && s["ns"].as_str() == Some(&ns.to_string())
+                && s["verify"].as_str() != Some("failed")
         })
-    });
+        .filter_map(|s| s["time"].as_i64())
+        .max();
+    let incremental = base.is_some();
+    let prev_tree = match (base, a.image || a.reread) {
+        (Some(t), false) => load_base(
+            api,
+            a.store,
+            &SnapshotRef {
+                ns: ns.clone(),
+                group: a.group.clone(),
+                time: t,
+            },
+            key.as_ref(),
+        ),
+        _ => None,
+    };
     let time = chrono::Utc::now().timestamp();
     let started: Value = api.blocking(api.json(
         Method::POST,
@@ -95,9 +118,11 @@ pub fn backup(api: &Arc<ApiClient>, a: BackupArgs<'_>, out: Output) -> Result<()
         let bytes = ironcore_client::write_image(&mut session, a.source, &name)?;
         (json!({ "archive": name, "bytes": bytes }), Vec::new())
     } else {
-        let w = ironcore_client::write_tree(&mut session, a.source, &mut |_| {})?;
+        let w =
+            ironcore_client::write_tree(&mut session, a.source, prev_tree.as_ref(), &mut |_| {})?;
         (
-            json!({ "files": w.files, "dirs": w.dirs, "others": w.others, "bytes": w.bytes }),
+            json!({ "files": w.files, "dirs": w.dirs, "others": w.others, "bytes": w.bytes,
+                    "reused-files": w.reused_files, "reused-bytes": w.reused_bytes }),
             w.warnings,
         )
     };
@@ -142,6 +167,40 @@ pub fn backup(api: &Arc<ApiClient>, a: BackupArgs<'_>, out: Output) -> Result<()
         }),
     );
     Ok(())
+}
+
+/// The previous tree snapshot `s` as a base for reusing unchanged files; `None` (with a note)
+/// when it cannot serve — another key, not a tree, unreadable — so the backup reads everything.
+fn load_base(
+    api: &Arc<ApiClient>,
+    store: &DatastoreName,
+    s: &SnapshotRef,
+    key: Option<&CryptKey>,
+) -> Option<PreviousTree> {
+    let q = format!(
+        "/api2/json/datastore/{store}/snapshot?ns={}&group={}&time={}",
+        encode_segment(&s.ns.to_string()),
+        encode_segment(&s.group.to_string()),
+        s.time
+    );
+    let load = || -> Result<Option<PreviousTree>> {
+        let entry: Value = api.blocking(api.get(&q))?;
+        let bytes = hex::decode(
+            entry["manifest"]
+                .as_str()
+                .context("no manifest in answer")?,
+        )?;
+        let manifest = open_manifest_bytes(s, &bytes, key)?;
+        let source: Arc<dyn ChunkSource> = Arc::new(RemoteSource::new(api.clone(), store.clone()));
+        Ok(PreviousTree::load(source, &manifest, key, key)?)
+    };
+    match load() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("note: not reusing files of {s}: {e:#}; reading every file");
+            None
+        }
+    }
 }
 
 /// Finds the snapshot: `GROUP/TIME`, `GROUP` (newest), or `GROUP` with `--at`.

@@ -69,6 +69,10 @@ enum Cmd {
         /// Encrypt with this key file (passphrase from IRONCORE_KEY_PASSPHRASE).
         #[arg(long)]
         keyfile: Option<PathBuf>,
+        /// Read every file, even those the previous snapshot shows unchanged (same size,
+        /// mtime, mode and owner).
+        #[arg(long)]
+        reread: bool,
     },
     /// Restore a snapshot (GROUP/TIME, or GROUP for the newest) to a directory or image file.
     Restore {
@@ -393,6 +397,7 @@ fn run(cli: Cli) -> Result<()> {
             ns,
             image,
             keyfile,
+            reread,
         } => {
             backup::backup(
                 &api,
@@ -402,6 +407,7 @@ fn run(cli: Cli) -> Result<()> {
                     ns: ns.as_deref(),
                     group: &group,
                     image,
+                    reread,
                     keyfile: keyfile.as_deref(),
                 },
                 out,

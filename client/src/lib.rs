@@ -19,6 +19,7 @@ pub mod remote;
 pub mod tree;
 mod tree_format;
 mod tree_restore;
+mod tree_reuse;
 
 pub use api_client::{ApiClient, ApiError};
 pub use compare::compare_trees;
@@ -30,3 +31,4 @@ pub use tree_format::{Entry, EntryKind, decode_entries};
 pub use tree_restore::{
     RestoreReport, read_entries, read_entries_from, restore_tree, restore_tree_from,
 };
+pub use tree_reuse::PreviousTree;

@@ -41,7 +41,31 @@ impl RemoteSink {
     }
 }
 
+impl RemoteSink {
+    fn chunk_path(&self, id: &ChunkId) -> String {
+        format!(
+            "/api2/json/backup/{}/chunk/{}",
+            encode_segment(&self.upid),
+            id.to_hex()
+        )
+    }
+}
+
 impl ChunkSink for RemoteSink {
+    fn has_chunk(&self, id: &ChunkId) -> ironcore_chunkstore::Result<bool> {
+        let (status, _) = self
+            .api
+            .blocking(self.api.raw(
+                Method::HEAD,
+                &self.chunk_path(id),
+                Bytes::new(),
+                "application/octet-stream",
+                &[StatusCode::NOT_FOUND],
+            ))
+            .map_err(cancelled_or_remote)?;
+        Ok(status == StatusCode::OK)
+    }
+
     fn store_chunk(
         &self,
         id: &ChunkId,

@@ -16,13 +16,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ironcore_chunkstore::{
-    ArchiveWriter, CryptKey, Datastore, Manifest, SessionStats, StreamSession,
+    ArchiveWriter, ChunkSink, CryptKey, Datastore, Manifest, SessionStats, StreamSession,
 };
-use ironcore_types::SnapshotRef;
+use ironcore_types::{ChunkId, SnapshotRef};
 use serde::Serialize;
 use tracing::warn;
 
 use crate::tree_format::{Entry, EntryKind, encode_entry, header};
+use crate::tree_reuse::{PrevFile, PreviousTree, Run};
 use crate::{ClientError, Result};
 
 /// The payload archive's name.
@@ -64,6 +65,15 @@ struct Walker<'w, 'a> {
     dirs: u64,
     others: u64,
     progress: &'w mut dyn FnMut(u64),
+    /// The previous snapshot, when unchanged files may be reused from it.
+    prev: Option<&'w PreviousTree>,
+    run: Run,
+    /// Whether the sink holds a chunk of the previous payload (asked once per chunk).
+    present: HashMap<ChunkId, bool>,
+    sink: Arc<dyn ChunkSink>,
+    read_bytes: u64,
+    reused_files: u64,
+    reused_bytes: u64,
 }
 
 fn entry(rel: &[u8], kind: EntryKind, m: &fs::Metadata) -> Entry {
@@ -139,6 +149,31 @@ impl Walker<'_, '_> {
                 }
                 self.inodes.insert((m.dev(), m.ino()), child_rel.clone());
             }
+            if ft.is_file() {
+                if let Some(p) = self.reusable(&child_rel, &m)? {
+                    if p.size == 0 {
+                        let kind = EntryKind::File {
+                            offset: self.offset,
+                            size: 0,
+                        };
+                        self.entries.push(entry(&child_rel, kind, &m));
+                        self.files += 1;
+                        self.reused_files += 1;
+                        continue;
+                    }
+                    if !self.run.continues(p.offset) {
+                        self.flush_run()?;
+                    }
+                    let kind = EntryKind::File {
+                        offset: 0,
+                        size: p.size,
+                    };
+                    self.run.items.push((self.entries.len(), p.offset, p.size));
+                    self.entries.push(entry(&child_rel, kind, &m));
+                    continue;
+                }
+                self.flush_run()?;
+            }
             let kind = if ft.is_file() {
                 match self.file(&child, &m)? {
                     Some(kind) => kind,
@@ -171,6 +206,63 @@ impl Walker<'_, '_> {
         Ok(())
     }
 
+    /// The previous entry of an unchanged file whose payload chunks the sink still holds.
+    fn reusable(&mut self, rel: &[u8], m: &fs::Metadata) -> Result<Option<PrevFile>> {
+        let Some(prev) = self.prev else {
+            return Ok(None);
+        };
+        let now = entry(rel, EntryKind::Fifo, m);
+        let Some(p) = prev.unchanged(rel, &now, m.len()) else {
+            return Ok(None);
+        };
+        if p.size == 0 {
+            return Ok(Some(p));
+        }
+        let Some((_, chunks)) = prev.covering(p.offset, p.offset + p.size) else {
+            return Ok(None);
+        };
+        for (_, _, id) in chunks {
+            let held = match self.present.get(id) {
+                Some(h) => *h,
+                None => {
+                    let h = self.sink.has_chunk(id)?;
+                    self.present.insert(*id, h);
+                    h
+                }
+            };
+            if !held {
+                return Ok(None);
+            }
+        }
+        Ok(Some(p))
+    }
+
+    /// Adds the waiting unchanged files by reference to the previous payload's chunks.
+    fn flush_run(&mut self) -> Result<()> {
+        let (Some(prev), Some((start, end))) = (self.prev, self.run.span()) else {
+            return Ok(());
+        };
+        let (base, chunks) = prev.covering(start, end).ok_or_else(|| {
+            ClientError::Format("reused range outside the previous payload".into())
+        })?;
+        let list: Vec<(u64, ChunkId)> = chunks.iter().map(|c| (c.1 - c.0, c.2)).collect();
+        let new_base = self.offset;
+        self.payload.append_known(&list)?;
+        self.offset += list.iter().map(|c| c.0).sum::<u64>();
+        for (idx, old, size) in self.run.items.drain(..) {
+            if let Some(e) = self.entries.get_mut(idx) {
+                e.kind = EntryKind::File {
+                    offset: new_base + (old - base),
+                    size,
+                };
+            }
+            self.files += 1;
+            self.reused_files += 1;
+            self.reused_bytes += size;
+        }
+        Ok(())
+    }
+
     /// Streams one regular file into the payload; `None` if it could not be opened. A
     /// datastore error (full, offline, cancelled) ends the backup.
     fn file(&mut self, path: &Path, meta: &fs::Metadata) -> Result<Option<EntryKind>> {
@@ -197,6 +289,7 @@ impl Walker<'_, '_> {
             };
             self.payload.append(&self.buf[..n])?;
             self.offset += n as u64;
+            self.read_bytes += n as u64;
             (self.progress)(n as u64);
         }
         let size = self.offset - start;
@@ -224,8 +317,12 @@ pub struct TreeWritten {
     pub dirs: u64,
     /// Other entries (links, devices, FIFOs).
     pub others: u64,
-    /// Bytes of file content read.
+    /// Bytes of file content backed up (read or reused).
     pub bytes: u64,
+    /// Unchanged files taken from the previous snapshot without reading them.
+    pub reused_files: u64,
+    /// Their bytes.
+    pub reused_bytes: u64,
     /// Non-fatal problems, one line each.
     pub warnings: Vec<String>,
 }
@@ -251,9 +348,11 @@ fn source_dir(source: &Path) -> Result<fs::Metadata> {
 pub fn write_tree(
     session: &mut StreamSession,
     source: &Path,
+    previous: Option<&PreviousTree>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<TreeWritten> {
     let meta = source_dir(source)?;
+    let sink = session.sink();
     let (entries, written) = {
         let mut payload = session.dynamic_writer(PAYLOAD_ARCHIVE)?;
         let mut walker = Walker {
@@ -269,13 +368,23 @@ pub fn write_tree(
             dirs: 0,
             others: 0,
             progress,
+            prev: previous,
+            run: Run::default(),
+            present: HashMap::new(),
+            sink,
+            read_bytes: 0,
+            reused_files: 0,
+            reused_bytes: 0,
         };
         walker.walk(Vec::new(), meta)?;
+        walker.flush_run()?;
         let written = TreeWritten {
             files: walker.files,
             dirs: walker.dirs,
             others: walker.others,
-            bytes: walker.offset,
+            bytes: walker.read_bytes + walker.reused_bytes,
+            reused_files: walker.reused_files,
+            reused_bytes: walker.reused_bytes,
             warnings: std::mem::take(&mut walker.warnings),
         };
         let entries = std::mem::take(&mut walker.entries);
@@ -303,7 +412,7 @@ pub fn backup_tree(
     let started = Instant::now();
     source_dir(source)?;
     let mut session = ds.begin_backup(snapshot, key)?;
-    let written = write_tree(session.stream(), source, progress)?;
+    let written = write_tree(session.stream(), source, None, progress)?;
     let stats = session.stats();
     let manifest = session.commit()?;
     Ok(BackupReport {

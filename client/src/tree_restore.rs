@@ -191,6 +191,9 @@ fn restore_prepared(
     let mut stream = only.is_none().then(|| payload.stream(workers));
     let mut carry: Vec<u8> = Vec::new();
     let mut carry_at = 0usize;
+    // Stream offset of `carry[carry_at]`. Files are laid out in entry order, but a backup that
+    // reused unchanged files leaves bytes between them that no entry names: skip those.
+    let mut pos = 0u64;
 
     for e in &selected {
         let path = path_of(e);
@@ -215,25 +218,47 @@ fn restore_prepared(
                     pending_hole: false,
                 };
                 let mut left = *size;
-                if let Some(stream) = stream.as_mut() {
-                    while left > 0 {
-                        if carry_at == carry.len() {
-                            carry = match stream.next() {
-                                Some(chunk) => chunk?,
-                                None => {
-                                    return Err(ClientError::Format("payload ends early".into()));
-                                }
-                            };
-                            carry_at = 0;
+                let in_order = *offset >= pos;
+                match stream.as_mut() {
+                    Some(stream) if in_order => {
+                        let mut skip = *offset - pos;
+                        while skip > 0 {
+                            if carry_at == carry.len() {
+                                carry = match stream.next() {
+                                    Some(chunk) => chunk?,
+                                    None => {
+                                        return Err(ClientError::Format(
+                                            "payload ends early".into(),
+                                        ));
+                                    }
+                                };
+                                carry_at = 0;
+                            }
+                            let n = (carry.len() - carry_at).min(skip as usize);
+                            carry_at += n;
+                            skip -= n as u64;
                         }
-                        let n = (carry.len() - carry_at).min(left as usize);
-                        sink.write(&carry[carry_at..carry_at + n])
-                            .map_err(dest_err(&path))?;
-                        carry_at += n;
-                        left -= n as u64;
+                        pos = *offset + *size;
+                        while left > 0 {
+                            if carry_at == carry.len() {
+                                carry = match stream.next() {
+                                    Some(chunk) => chunk?,
+                                    None => {
+                                        return Err(ClientError::Format(
+                                            "payload ends early".into(),
+                                        ));
+                                    }
+                                };
+                                carry_at = 0;
+                            }
+                            let n = (carry.len() - carry_at).min(left as usize);
+                            sink.write(&carry[carry_at..carry_at + n])
+                                .map_err(dest_err(&path))?;
+                            carry_at += n;
+                            left -= n as u64;
+                        }
                     }
-                } else {
-                    copy_range(&mut payload, *offset, *size, &mut sink, &path)?;
+                    _ => copy_range(&mut payload, *offset, *size, &mut sink, &path)?,
                 }
                 sink.finish().map_err(dest_err(&path))?;
                 report.files += 1;

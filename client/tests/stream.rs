@@ -11,8 +11,8 @@ use ironcore_chunkstore::{
     open_manifest_bytes,
 };
 use ironcore_client::{
-    META_ARCHIVE, PAYLOAD_ARCHIVE, compare_trees, read_entries_from, restore_image_from,
-    restore_tree_from, write_image, write_tree,
+    META_ARCHIVE, PAYLOAD_ARCHIVE, PreviousTree, compare_trees, read_entries_from,
+    restore_image_from, restore_tree_from, write_image, write_tree,
 };
 use ironcore_types::{ChunkId, SnapshotRef};
 
@@ -30,6 +30,10 @@ impl ChunkSink for MemoryStore {
         let n = bytes.len() as u64;
         map.insert(*id, bytes);
         Ok(Inserted::New(n))
+    }
+
+    fn has_chunk(&self, id: &ChunkId) -> Result<bool> {
+        Ok(self.0.lock().unwrap().contains_key(id))
     }
 }
 
@@ -70,7 +74,7 @@ fn tree_written_to_a_memory_store_restores_identical() {
         let store = Arc::new(MemoryStore::default());
         let mut session = StreamSession::new(store.clone(), key.clone());
         let mut read = 0;
-        let written = write_tree(&mut session, &src, &mut |n| read += n).unwrap();
+        let written = write_tree(&mut session, &src, None, &mut |n| read += n).unwrap();
         assert!(written.warnings.is_empty(), "{:?}", written.warnings);
         assert_eq!((written.files, written.dirs, written.others), (3, 5, 2));
         assert_eq!(written.bytes, read);
@@ -109,4 +113,74 @@ fn image_written_to_a_memory_store_restores_identical() {
     let n = restore_image_from(store, &manifest, "drive-scsi0.img", &out, None).unwrap();
     assert_eq!(n, data.len() as u64);
     assert!(fs::read(&out).unwrap() == data);
+}
+
+#[test]
+fn unchanged_files_are_reused_without_reading_and_restore_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    make_tree(&src);
+    // Many files of varied sizes, so runs span several chunks and share chunk edges.
+    fs::create_dir_all(src.join("data")).unwrap();
+    for i in 0..40u32 {
+        let body: Vec<u8> = (0..(i * 37_000 + 5))
+            .map(|j| (j.wrapping_mul(2_654_435_761).wrapping_add(i) >> 11) as u8)
+            .collect();
+        fs::write(src.join(format!("data/f{i:02}")), body).unwrap();
+    }
+    for key in [None, Some(CryptKey::generate())] {
+        let store = Arc::new(MemoryStore::default());
+        let backup = |time: i64, previous: Option<&PreviousTree>| {
+            let mut session = StreamSession::new(store.clone(), key.clone());
+            let written = write_tree(&mut session, &src, previous, &mut |_| {}).unwrap();
+            let stats = session.stats();
+            let s = SnapshotRef { time, ..snap() };
+            let bytes = session
+                .manifest(s.clone(), time)
+                .encode(session.key())
+                .unwrap();
+            let manifest = open_manifest_bytes(&s, &bytes, key.as_ref()).unwrap();
+            (written, stats, manifest)
+        };
+        let (first, _, m1) = backup(100, None);
+        assert_eq!(first.reused_files, 0);
+
+        // Change one file in the middle, keep the rest.
+        fs::write(src.join("data/f20"), b"changed").unwrap();
+        let prev = PreviousTree::load(store.clone(), &m1, key.as_ref(), key.as_ref())
+            .unwrap()
+            .expect("same key: usable as a base");
+        let (second, stats, m2) = backup(200, Some(&prev));
+        assert_eq!(second.files, first.files);
+        assert_eq!(
+            second.reused_files,
+            first.files - 1,
+            "every unchanged file reused"
+        );
+        assert_eq!(second.bytes, second.reused_bytes + 7);
+        assert!(stats.new_chunks <= 4, "{stats:?}");
+        let out = dir.path().join(format!("second-{}", key.is_some()));
+        restore_tree_from(store.clone(), &m2, &out, key.as_ref(), None).unwrap();
+        assert_eq!(compare_trees(&src, &out), Ok(51));
+
+        // Unchanged re-run on top of the second: nothing read at all.
+        let prev2 = PreviousTree::load(store.clone(), &m2, key.as_ref(), key.as_ref())
+            .unwrap()
+            .unwrap();
+        let (third, stats3, m3) = backup(300, Some(&prev2));
+        assert_eq!(third.reused_files, third.files);
+        assert_eq!(stats3.new_chunks, 0, "nothing new to store: {stats3:?}");
+        let out = dir.path().join(format!("third-{}", key.is_some()));
+        restore_tree_from(store.clone(), &m3, &out, key.as_ref(), None).unwrap();
+        assert_eq!(compare_trees(&src, &out), Ok(51));
+        fs::write(src.join("data/f20"), b"changed").unwrap();
+
+        // A base written with another key is never used.
+        let other = CryptKey::generate();
+        assert!(
+            PreviousTree::load(store.clone(), &m1, key.as_ref(), Some(&other))
+                .unwrap()
+                .is_none()
+        );
+    }
 }
