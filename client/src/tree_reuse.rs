@@ -21,6 +21,9 @@ use crate::tree_format::{Entry, EntryKind};
 use crate::tree_restore::read_entries_from;
 use crate::{ClientError, Result};
 
+/// One chunk of the previous payload: start, end, id.
+pub(crate) type PrevChunk = (u64, u64, ChunkId);
+
 /// What a previous file looked like.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct PrevFile {
@@ -38,7 +41,7 @@ pub(crate) struct PrevFile {
 pub struct PreviousTree {
     files: HashMap<Vec<u8>, PrevFile>,
     /// The payload's chunks: (start, end, id), in stream order.
-    chunks: Vec<(u64, u64, ChunkId)>,
+    chunks: Vec<PrevChunk>,
 }
 
 impl PreviousTree {
@@ -71,7 +74,7 @@ impl PreviousTree {
         Ok(Some(Self::from_parts(&entries, chunks)))
     }
 
-    pub(crate) fn from_parts(entries: &[Entry], chunks: Vec<(u64, u64, ChunkId)>) -> Self {
+    pub(crate) fn from_parts(entries: &[Entry], chunks: Vec<PrevChunk>) -> Self {
         let files = entries
             .iter()
             .filter_map(|e| match e.kind {
@@ -108,7 +111,7 @@ impl PreviousTree {
 
     /// The chunks covering bytes `start..end` of the previous payload, and the first one's
     /// start.
-    pub(crate) fn covering(&self, start: u64, end: u64) -> Option<(u64, &[(u64, u64, ChunkId)])> {
+    pub(crate) fn covering(&self, start: u64, end: u64) -> Option<(u64, &[PrevChunk])> {
         if end <= start {
             return None;
         }
