@@ -31,6 +31,11 @@ pub trait ChunkSink: Send + Sync + std::fmt::Debug {
         let _ = id;
         Ok(false)
     }
+
+    /// [`Self::has_chunk`] for many chunks at once (a remote sink asks in one request).
+    fn has_chunks(&self, ids: &[ChunkId]) -> Result<Vec<bool>> {
+        ids.iter().map(|id| self.has_chunk(id)).collect()
+    }
 }
 
 /// Where a restore's chunks come from.

@@ -52,6 +52,33 @@ impl RemoteSink {
 }
 
 impl ChunkSink for RemoteSink {
+    fn has_chunks(&self, ids: &[ChunkId]) -> ironcore_chunkstore::Result<Vec<bool>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for batch in ids.chunks(8192) {
+            let body =
+                serde_json::json!({ "ids": batch.iter().map(ChunkId::to_hex).collect::<Vec<_>>() });
+            let answer: serde_json::Value = self
+                .api
+                .blocking(self.api.json(
+                    Method::POST,
+                    &format!("/api2/json/backup/{}/known", encode_segment(&self.upid)),
+                    Some(&body),
+                ))
+                .map_err(cancelled_or_remote)?;
+            let present = answer["present"]
+                .as_array()
+                .filter(|p| p.len() == batch.len())
+                .ok_or_else(|| Error::Remote {
+                    detail: format!(
+                        "node answered a presence query for {} chunks with {answer}",
+                        batch.len()
+                    ),
+                })?;
+            out.extend(present.iter().map(|v| v.as_bool() == Some(true)));
+        }
+        Ok(out)
+    }
+
     fn has_chunk(&self, id: &ChunkId) -> ironcore_chunkstore::Result<bool> {
         let (status, _) = self
             .api

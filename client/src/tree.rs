@@ -376,6 +376,12 @@ pub fn write_tree(
             reused_files: 0,
             reused_bytes: 0,
         };
+        if let Some(prev) = previous {
+            // One presence query for every chunk the previous payload has.
+            let ids = prev.chunk_ids();
+            let held = walker.sink.has_chunks(&ids)?;
+            walker.present.extend(ids.into_iter().zip(held));
+        }
         walker.walk(Vec::new(), meta)?;
         walker.flush_run()?;
         let written = TreeWritten {

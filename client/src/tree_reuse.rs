@@ -109,6 +109,14 @@ impl PreviousTree {
             .then_some(*p)
     }
 
+    /// The distinct chunks of the previous payload.
+    pub(crate) fn chunk_ids(&self) -> Vec<ChunkId> {
+        let mut ids: Vec<ChunkId> = self.chunks.iter().map(|c| c.2).collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
     /// The chunks covering bytes `start..end` of the previous payload, and the first one's
     /// start.
     pub(crate) fn covering(&self, start: u64, end: u64) -> Option<(u64, &[PrevChunk])> {

@@ -170,6 +170,35 @@ pub(crate) async fn has_chunk(
     })
 }
 
+/// `POST /api2/json/backup/{upid}/known`: which of these chunks the datastore holds here.
+#[derive(Debug, Deserialize)]
+pub struct Known {
+    ids: Vec<String>,
+}
+
+pub(crate) async fn known(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+    Path(upid): Path<String>,
+    Json(req): Json<Known>,
+) -> ApiResult<Json<Value>> {
+    let s = session(&node, &caller, &upid)?;
+    let ids = req
+        .ids
+        .iter()
+        .map(|i| chunk_id(i))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (stores, ds) = (node.stores.clone(), s.datastore.clone());
+    let present = tokio::task::spawn_blocking(move || {
+        ids.iter()
+            .map(|id| stores.has(&ds, id))
+            .collect::<Result<Vec<bool>, NodeError>>()
+    })
+    .await
+    .map_err(|e| NodeError::BadRequest(e.to_string()))??;
+    Ok(Json(json!({ "present": present })))
+}
+
 pub(crate) async fn upload(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,

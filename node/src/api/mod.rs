@@ -202,6 +202,7 @@ pub fn router(node: Arc<Node>) -> Router {
             "/api2/json/backup/{upid}/chunk/{id}",
             put(backup::upload).head(backup::has_chunk),
         )
+        .route("/api2/json/backup/{upid}/known", post(backup::known))
         .route("/api2/json/backup/{upid}/finish", post(backup::finish))
         .route("/api2/json/tasks", get(admin::tasks))
         .route("/api2/json/tasks/{upid}/log", get(admin::task_log))
