@@ -99,6 +99,37 @@ enum Cmd {
     /// Snapshots.
     #[command(subcommand)]
     Snapshot(SnapshotCmd),
+    /// Remove a group's snapshots that no keep option holds (PBS retention semantics;
+    /// protected snapshots always stay).
+    Prune {
+        /// The group (TYPE/ID).
+        group: BackupGroup,
+        #[arg(long)]
+        store: DatastoreName,
+        #[arg(long)]
+        ns: Option<String>,
+        #[arg(long, default_value_t = 0)]
+        keep_last: u32,
+        #[arg(long, default_value_t = 0)]
+        keep_hourly: u32,
+        #[arg(long, default_value_t = 0)]
+        keep_daily: u32,
+        #[arg(long, default_value_t = 0)]
+        keep_weekly: u32,
+        #[arg(long, default_value_t = 0)]
+        keep_monthly: u32,
+        #[arg(long, default_value_t = 0)]
+        keep_yearly: u32,
+        /// IANA timezone of the day/week/month buckets.
+        #[arg(long, default_value = "UTC")]
+        timezone: String,
+        /// Only show what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Namespaces of a datastore.
+    #[command(subcommand)]
+    Namespace(NamespaceCmd),
     /// Tasks.
     #[command(subcommand)]
     Task(TaskCmd),
@@ -171,6 +202,16 @@ enum SnapshotCmd {
         #[arg(long)]
         store: DatastoreName,
     },
+    /// Protect a snapshot (GROUP/TIME) from prune and forget, or lift it with --off.
+    Protect {
+        snapshot: String,
+        #[arg(long)]
+        store: DatastoreName,
+        #[arg(long)]
+        ns: Option<String>,
+        #[arg(long)]
+        off: bool,
+    },
     /// Forget a snapshot (GROUP/TIME).
     Forget {
         snapshot: String,
@@ -178,6 +219,21 @@ enum SnapshotCmd {
         store: DatastoreName,
         #[arg(long)]
         ns: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum NamespaceCmd {
+    /// List namespaces.
+    List {
+        #[arg(long)]
+        store: DatastoreName,
+    },
+    /// Create a namespace (a/b; its parent must exist).
+    Create {
+        ns: String,
+        #[arg(long)]
+        store: DatastoreName,
     },
 }
 
@@ -448,6 +504,24 @@ fn run(cli: Cli) -> Result<()> {
                 ],
             );
         }
+        Cmd::Snapshot(SnapshotCmd::Protect {
+            snapshot,
+            store,
+            ns,
+            off,
+        }) => {
+            let nsv = backup::parse_ns(ns.as_deref())?;
+            let s = backup::resolve(&api, &store, &nsv, &snapshot, None)?;
+            let body = json!({ "ns": s.ns.to_string(), "group": s.group.to_string(), "time": s.time, "protected": !off });
+            object(
+                out,
+                &send(
+                    Method::PUT,
+                    &format!("/api2/json/datastore/{store}/protect"),
+                    body,
+                )?,
+            );
+        }
         Cmd::Snapshot(SnapshotCmd::Forget {
             snapshot,
             store,
@@ -464,6 +538,68 @@ fn run(cli: Cli) -> Result<()> {
             object(
                 out,
                 &api.blocking(api.json::<(), Value>(Method::DELETE, &path, None))?,
+            );
+        }
+        Cmd::Prune {
+            group,
+            store,
+            ns,
+            keep_last,
+            keep_hourly,
+            keep_daily,
+            keep_weekly,
+            keep_monthly,
+            keep_yearly,
+            timezone,
+            dry_run,
+        } => {
+            let body = json!({
+                "ns": ns, "group": group.to_string(), "keep-last": keep_last, "keep-hourly": keep_hourly,
+                "keep-daily": keep_daily, "keep-weekly": keep_weekly, "keep-monthly": keep_monthly,
+                "keep-yearly": keep_yearly, "timezone": timezone, "dry-run": dry_run,
+            });
+            let v = send(
+                Method::POST,
+                &format!("/api2/json/datastore/{store}/prune"),
+                body,
+            )?;
+            let mut list = rows(&v);
+            for r in &mut list {
+                r["action"] = json!(match &r["mark"] {
+                    Value::String(s) if s == "remove" =>
+                        if dry_run { "would remove" } else { "removed" }.to_string(),
+                    Value::Object(m) => format!(
+                        "keep ({})",
+                        m.get("keep").and_then(Value::as_str).unwrap_or("-")
+                    ),
+                    other => other.to_string(),
+                });
+            }
+            table(
+                out,
+                &list,
+                &[("snapshot", "SNAPSHOT"), ("action", "ACTION")],
+            );
+        }
+        Cmd::Namespace(NamespaceCmd::List { store }) => {
+            let v = get(&format!("/api2/json/datastore/{store}/namespace"))?;
+            let list: Vec<Value> = rows(&v)
+                .into_iter()
+                .map(|n| json!({ "namespace": n }))
+                .collect();
+            table(out, &list, &[("namespace", "NAMESPACE")]);
+        }
+        Cmd::Namespace(NamespaceCmd::Create { ns, store }) => {
+            object(
+                out,
+                &send(
+                    Method::POST,
+                    &format!(
+                        "/api2/json/datastore/{store}/namespace?ns={}",
+                        encode_segment(&ns)
+                    ),
+                    json!({}),
+                )?,
             );
         }
         Cmd::Task(TaskCmd::List { state }) => {

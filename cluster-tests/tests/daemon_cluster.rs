@@ -197,6 +197,128 @@ fn cancel_and_source_busy(c: &DaemonCluster) {
     assert_eq!(t["state"]["error"], "task cancelled", "{t}");
 }
 
+/// Protection holds a snapshot through a prune; without it the prune (after a dry run that
+/// changes nothing) removes it. Namespaces hold their own groups.
+fn protect_and_prune(c: &DaemonCluster, src: &str) {
+    let count = |c: &DaemonCluster| {
+        let v = c
+            .cli_json(1, &["snapshot", "list", "--store", "store1"])
+            .unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["group"] == "host/web01")
+            .count()
+    };
+    assert_eq!(count(c), 2);
+    let list = c
+        .cli_json(1, &["snapshot", "list", "--store", "store1"])
+        .unwrap();
+    let oldest = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["group"] == "host/web01")
+        .unwrap()["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ok(&c
+        .cli(1, &["snapshot", "protect", &oldest, "--store", "store1"])
+        .unwrap());
+    let plan = c
+        .cli_json(
+            1,
+            &[
+                "prune",
+                "host/web01",
+                "--store",
+                "store1",
+                "--keep-last",
+                "1",
+            ],
+        )
+        .unwrap();
+    assert!(
+        plan.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["removed"] == false),
+        "{plan}"
+    );
+    assert_eq!(count(c), 2, "a protected snapshot survived the prune");
+    ok(&c
+        .cli(
+            1,
+            &["snapshot", "protect", &oldest, "--store", "store1", "--off"],
+        )
+        .unwrap());
+    let dry = c
+        .cli_json(
+            1,
+            &[
+                "prune",
+                "host/web01",
+                "--store",
+                "store1",
+                "--keep-last",
+                "1",
+                "--dry-run",
+            ],
+        )
+        .unwrap();
+    assert!(
+        dry.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["mark"] == "remove"),
+        "{dry}"
+    );
+    assert_eq!(count(c), 2, "a dry run removes nothing");
+    ok(&c
+        .cli(
+            1,
+            &[
+                "prune",
+                "host/web01",
+                "--store",
+                "store1",
+                "--keep-last",
+                "1",
+            ],
+        )
+        .unwrap());
+    assert_eq!(count(c), 1);
+
+    ok(&c
+        .cli(1, &["namespace", "create", "team", "--store", "store1"])
+        .unwrap());
+    let missing = c
+        .cli(1, &["namespace", "create", "a/b", "--store", "store1"])
+        .unwrap();
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("parent namespace"));
+    ok(&c
+        .cli(
+            1,
+            &[
+                "backup",
+                src,
+                "--store",
+                "store1",
+                "--ns",
+                "team",
+                "--group",
+                "host/web01",
+            ],
+        )
+        .unwrap());
+    let ns = c
+        .cli_json(1, &["namespace", "list", "--store", "store1"])
+        .unwrap();
+    assert_eq!(ns[0]["namespace"], "team");
+    assert_eq!(count(c), 2, "the group in namespace team is another series");
+}
+
 #[test]
 fn backup_restore_incremental_image_failover_and_access_control() {
     let mut c = DaemonCluster::start(3).expect("cluster starts");
@@ -300,6 +422,7 @@ fn backup_restore_incremental_image_failover_and_access_control() {
 
     unauthenticated_calls_are_refused(&c);
     cancel_and_source_busy(&c);
+    protect_and_prune(&c, s);
 
     // Kill the node that served the backups: restores still work through the others.
     c.nodes[0].kill();
@@ -340,6 +463,26 @@ fn backup_restore_incremental_image_failover_and_access_control() {
         )
         .unwrap();
     ok(&own);
+    let prune = c
+        .cli_as(
+            1,
+            &alice,
+            &[
+                "prune",
+                "host/alice",
+                "--store",
+                "store1",
+                "--keep-last",
+                "1",
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        prune.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&prune.stderr)
+    );
     let forget = c
         .cli_as(
             1,

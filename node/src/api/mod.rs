@@ -4,6 +4,7 @@
 mod admin;
 pub mod admin_types;
 mod backup;
+mod maintenance;
 mod metrics;
 mod reader;
 
@@ -107,6 +108,26 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
         "/api2/json/datastore/{store}/chunk/{id}",
         "a chunk's stored bytes",
     ),
+    (
+        "POST",
+        "/api2/json/datastore/{store}/prune",
+        "prune a group (dry-run: only say what would go)",
+    ),
+    (
+        "PUT",
+        "/api2/json/datastore/{store}/protect",
+        "protect or unprotect a snapshot",
+    ),
+    (
+        "GET",
+        "/api2/json/datastore/{store}/namespace",
+        "namespaces",
+    ),
+    (
+        "POST",
+        "/api2/json/datastore/{store}/namespace",
+        "create a namespace (?ns=a/b)",
+    ),
     ("POST", "/api2/json/backup", "start a backup session"),
     (
         "HEAD",
@@ -143,6 +164,11 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/api2/json/keys", "registered encryption keys"),
     ("POST", "/api2/json/keys", "register a key fingerprint"),
     ("GET", "/api2/json/audit", "the audit log"),
+    (
+        "POST",
+        "/api2/json/backup/{upid}/known",
+        "which of these chunks the datastore holds",
+    ),
     (
         "GET",
         "/metrics",
@@ -196,6 +222,18 @@ pub fn router(node: Arc<Node>) -> Router {
         .route(
             "/api2/json/datastore/{store}/chunk/{id}",
             get(reader::chunk),
+        )
+        .route(
+            "/api2/json/datastore/{store}/prune",
+            post(maintenance::prune),
+        )
+        .route(
+            "/api2/json/datastore/{store}/protect",
+            put(maintenance::protect),
+        )
+        .route(
+            "/api2/json/datastore/{store}/namespace",
+            get(maintenance::namespaces).post(maintenance::create_namespace),
         )
         .route("/api2/json/backup", post(backup::start))
         .route(

@@ -1,0 +1,183 @@
+//! Pruning a group (with a dry run), protecting snapshots, and namespaces.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use ironcore_chunkstore::prune::{
+    KeepOptions, PruneCandidate, PruneMark, parse_timezone, plan_prune,
+};
+use ironcore_raft::MetaCommand;
+use ironcore_types::{BackupGroup, DatastoreName, Namespace, Privilege, SnapshotRef};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::backup::parse_ns;
+use super::{ApiResult, Auth};
+use crate::NodeError;
+use crate::auth::{check, check_group, datastore_path};
+use crate::core::Node;
+
+/// `POST /api2/json/datastore/{store}/prune`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct PruneRequest {
+    #[serde(default)]
+    ns: Option<String>,
+    group: String,
+    #[serde(flatten)]
+    keep: KeepOptions,
+    #[serde(default)]
+    timezone: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+pub(crate) async fn prune(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+    Path(store): Path<DatastoreName>,
+    Json(req): Json<PruneRequest>,
+) -> ApiResult<Json<Value>> {
+    let ns = parse_ns(req.ns.as_deref())?;
+    let group: BackupGroup = req
+        .group
+        .parse()
+        .map_err(|e: ironcore_types::ParseError| NodeError::BadRequest(e.to_string()))?;
+    node.raft.linearize().await?;
+    check_group(node.meta(), &caller, &store, &ns, &group, Privilege::Modify)?;
+    if !req.keep.keeps_something() {
+        return Err(NodeError::BadRequest(
+            "no keep option set: give at least one of --keep-last, --keep-hourly, --keep-daily, --keep-weekly, --keep-monthly, --keep-yearly".into(),
+        )
+        .into());
+    }
+    let tz = parse_timezone(req.timezone.as_deref().unwrap_or("UTC"))?;
+    let snapshots = node.meta().group_snapshots(&store, &ns, &group)?;
+    let candidates: Vec<PruneCandidate> = snapshots
+        .iter()
+        .map(|s| PruneCandidate {
+            time: s.snapshot.time,
+            protected: s.protected,
+        })
+        .collect();
+    let plan = plan_prune(&candidates, &req.keep, tz)?;
+    let mut out = Vec::new();
+    for d in &plan {
+        let s = SnapshotRef {
+            ns: ns.clone(),
+            group: group.clone(),
+            time: d.time,
+        };
+        if d.mark == PruneMark::Remove && !req.dry_run {
+            node.propose(
+                &caller.auth_id,
+                MetaCommand::ForgetSnapshot {
+                    datastore: store.clone(),
+                    snapshot: s.clone(),
+                },
+            )
+            .await?;
+        }
+        out.push(json!({ "snapshot": s.to_string(), "mark": d.mark, "removed": d.mark == PruneMark::Remove && !req.dry_run }));
+    }
+    Ok(Json(json!({ "dry-run": req.dry_run, "data": out })))
+}
+
+/// `PUT /api2/json/datastore/{store}/protect`.
+#[derive(Debug, Deserialize)]
+pub struct Protect {
+    #[serde(default)]
+    ns: Option<String>,
+    group: String,
+    time: i64,
+    protected: bool,
+}
+
+pub(crate) async fn protect(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+    Path(store): Path<DatastoreName>,
+    Json(req): Json<Protect>,
+) -> ApiResult<Json<Value>> {
+    let s = SnapshotRef {
+        ns: parse_ns(req.ns.as_deref())?,
+        group: req
+            .group
+            .parse()
+            .map_err(|e: ironcore_types::ParseError| NodeError::BadRequest(e.to_string()))?,
+        time: req.time,
+    };
+    check_group(
+        node.meta(),
+        &caller,
+        &store,
+        &s.ns,
+        &s.group,
+        Privilege::Modify,
+    )?;
+    node.propose(
+        &caller.auth_id,
+        MetaCommand::SetProtected {
+            datastore: store,
+            snapshot: s.clone(),
+            protected: req.protected,
+        },
+    )
+    .await?;
+    Ok(Json(
+        json!({ "snapshot": s.to_string(), "protected": req.protected }),
+    ))
+}
+
+/// `?ns=` of namespace routes.
+#[derive(Debug, Deserialize)]
+pub struct NsQuery {
+    #[serde(default)]
+    ns: Option<String>,
+}
+
+pub(crate) async fn namespaces(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+    Path(store): Path<DatastoreName>,
+) -> ApiResult<Json<Value>> {
+    check(
+        node.meta(),
+        &caller,
+        &datastore_path(&store, &Namespace::root()),
+        Privilege::Audit,
+    )?;
+    let list: Vec<String> = node
+        .meta()
+        .namespaces(&store)?
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    Ok(Json(json!({ "data": list })))
+}
+
+pub(crate) async fn create_namespace(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+    Path(store): Path<DatastoreName>,
+    Query(q): Query<NsQuery>,
+) -> ApiResult<Json<Value>> {
+    let ns = parse_ns(q.ns.as_deref())?;
+    let parent = ns.parent().unwrap_or_else(Namespace::root);
+    check(
+        node.meta(),
+        &caller,
+        &datastore_path(&store, &parent),
+        Privilege::Manage,
+    )?;
+    node.propose(
+        &caller.auth_id,
+        MetaCommand::CreateNamespace {
+            datastore: store,
+            ns: ns.clone(),
+        },
+    )
+    .await?;
+    Ok(Json(json!({ "namespace": ns.to_string() })))
+}
