@@ -158,6 +158,8 @@ enum Cmd {
         /// The restored copy.
         b: PathBuf,
     },
+    /// The cluster's audit log: every metadata change, who asked, when, and the result.
+    Audit,
     /// Print shell completions.
     Completions {
         /// bash, zsh, fish, …
@@ -739,6 +741,25 @@ fn run(cli: Cli) -> Result<()> {
                     "/api2/json/access/acl",
                     json!({ "path": path, "auth_id": auth_id, "role": role }),
                 )?,
+            );
+        }
+        Cmd::Audit => {
+            let mut list = rows(&get("/api2/json/audit")?);
+            for r in &mut list {
+                r["when"] = json!(ironcore_types::format_time(
+                    r["at"].as_i64().unwrap_or_default()
+                ));
+            }
+            table(
+                out,
+                &list,
+                &[
+                    ("seq", "SEQ"),
+                    ("when", "WHEN"),
+                    ("actor", "WHO"),
+                    ("what", "WHAT"),
+                    ("result", "RESULT"),
+                ],
             );
         }
         Cmd::Key(KeyCmd::List) => table(

@@ -331,6 +331,24 @@ fn documented_errors_appear_in_their_conditions() {
     fails_with(&o, "TLS fingerprint mismatch");
     assert_eq!(o.status.code(), Some(5));
 
+    // The audit log names who changed what: the joining nodes (by their token) and the admin.
+    let audit = c.cli_json(0, &["audit"]).unwrap();
+    let rows = audit.as_array().unwrap();
+    assert!(
+        rows.iter().any(|r| r["actor"] == "node2@join-token"
+            && r["what"].as_str().unwrap().starts_with("join node node2")
+            && r["result"] == "ok"),
+        "{audit}"
+    );
+    assert!(
+        rows.iter().any(|r| r["actor"] == "root@pam!admin"
+            && r["what"]
+                .as_str()
+                .unwrap()
+                .starts_with("create datastore plain")),
+        "{audit}"
+    );
+
     // connection refused: node3 is down.
     c.nodes[2].kill();
     let o = c.cli(2, &["status"]).unwrap();

@@ -153,7 +153,8 @@ pub(crate) async fn join(
             NodeError::BadRequest("the joining node must present its fingerprint".into()).into(),
         );
     }
-    let actor: AuthId = "root@pam"
+    // The audit log names the joining node (authenticated by the token, not a user).
+    let actor: AuthId = format!("{}@join-token", joiner.name)
         .parse()
         .map_err(|e: ironcore_types::ParseError| NodeError::BadRequest(e.to_string()))?;
     node.propose(
