@@ -47,14 +47,21 @@ pub(crate) async fn status(
     let services: Vec<Value> = SERVICES
         .iter()
         .map(|s| {
+            // Services that do not exist yet say so rather than pretend to run.
             let (state, detail) = match *s {
                 "api" => ("active (running)", "serving HTTPS".to_string()),
-                "worker" => (
+                "worker" if raft_ok => (
                     "active (running)",
                     format!("{} tasks running", node.tasks.running_count()),
                 ),
-                _ if raft_ok => ("active (running)", "idle".to_string()),
-                _ => ("degraded", "no Raft leader known".to_string()),
+                "worker" => (
+                    "degraded",
+                    "no Raft leader known: backups cannot commit".to_string(),
+                ),
+                _ => (
+                    "inactive (not built)",
+                    "not part of this release yet".to_string(),
+                ),
             };
             json!({ "service": format!("ironcore-backup-{s}"), "state": state, "detail": detail })
         })
