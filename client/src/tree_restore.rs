@@ -14,7 +14,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ironcore_chunkstore::{ArchiveReader, ChunkSource, CryptKey, Datastore, Manifest};
+use ironcore_chunkstore::{ArchiveReader, ChunkSource, ChunkStream, CryptKey, Datastore, Manifest};
 use ironcore_types::SnapshotRef;
 use rustix::fs::{AtFlags, CWD, FileType, Mode, Timespec, Timestamps, UTIME_OMIT};
 use serde::Serialize;
@@ -188,12 +188,12 @@ fn restore_prepared(
 
     // Whole tree: one sequential, parallel-decoded pass over the payload.
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let mut stream = only.is_none().then(|| payload.stream(workers));
-    let mut carry: Vec<u8> = Vec::new();
-    let mut carry_at = 0usize;
-    // Stream offset of `carry[carry_at]`. Files are laid out in entry order, but a backup that
-    // reused unchanged files leaves bytes between them that no entry names: skip those.
-    let mut pos = 0u64;
+    let mut cursor = only.is_none().then(|| PayloadCursor {
+        stream: payload.stream(workers),
+        carry: Vec::new(),
+        at: 0,
+        pos: 0,
+    });
 
     for e in &selected {
         let path = path_of(e);
@@ -217,46 +217,12 @@ fn restore_prepared(
                     written: 0,
                     pending_hole: false,
                 };
-                let mut left = *size;
-                let in_order = *offset >= pos;
-                match stream.as_mut() {
-                    Some(stream) if in_order => {
-                        let mut skip = *offset - pos;
-                        while skip > 0 {
-                            if carry_at == carry.len() {
-                                carry = match stream.next() {
-                                    Some(chunk) => chunk?,
-                                    None => {
-                                        return Err(ClientError::Format(
-                                            "payload ends early".into(),
-                                        ));
-                                    }
-                                };
-                                carry_at = 0;
-                            }
-                            let n = (carry.len() - carry_at).min(skip as usize);
-                            carry_at += n;
-                            skip -= n as u64;
-                        }
-                        pos = *offset + *size;
-                        while left > 0 {
-                            if carry_at == carry.len() {
-                                carry = match stream.next() {
-                                    Some(chunk) => chunk?,
-                                    None => {
-                                        return Err(ClientError::Format(
-                                            "payload ends early".into(),
-                                        ));
-                                    }
-                                };
-                                carry_at = 0;
-                            }
-                            let n = (carry.len() - carry_at).min(left as usize);
-                            sink.write(&carry[carry_at..carry_at + n])
-                                .map_err(dest_err(&path))?;
-                            carry_at += n;
-                            left -= n as u64;
-                        }
+                match cursor.as_mut() {
+                    // Files are laid out in entry order, but a backup that reused unchanged
+                    // files leaves bytes between them that no entry names: skip those.
+                    Some(c) if *offset >= c.pos => {
+                        c.take(*offset - c.pos, |_| Ok(()))?;
+                        c.take(*size, |b| sink.write(b).map_err(dest_err(&path)))?;
                     }
                     _ => copy_range(&mut payload, *offset, *size, &mut sink, &path)?,
                 }
@@ -344,6 +310,36 @@ fn restore_prepared(
         warn!("{w}");
     }
     Ok(report)
+}
+
+/// The payload read once, in order, decoded ahead by worker threads.
+struct PayloadCursor {
+    stream: ChunkStream,
+    carry: Vec<u8>,
+    at: usize,
+    /// Stream offset of `carry[at]`.
+    pos: u64,
+}
+
+impl PayloadCursor {
+    /// Hands the next `n` bytes to `out`, chunk piece by chunk piece.
+    fn take(&mut self, mut n: u64, mut out: impl FnMut(&[u8]) -> Result<()>) -> Result<()> {
+        while n > 0 {
+            if self.at == self.carry.len() {
+                self.carry = self
+                    .stream
+                    .next()
+                    .ok_or_else(|| ClientError::Format("payload ends early".into()))??;
+                self.at = 0;
+            }
+            let k = (self.carry.len() - self.at).min(usize::try_from(n).unwrap_or(usize::MAX));
+            out(&self.carry[self.at..self.at + k])?;
+            self.at += k;
+            self.pos += k as u64;
+            n -= k as u64;
+        }
+        Ok(())
+    }
 }
 
 fn copy_range(
