@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::backup::parse_ns;
+use super::reader::{Which, snapshot_ref};
 use super::{ApiResult, Auth};
 use crate::NodeError;
 use crate::auth::{check, check_group, datastore_path};
@@ -87,10 +88,8 @@ pub(crate) async fn prune(
 /// `PUT /api2/json/datastore/{store}/protect`.
 #[derive(Debug, Deserialize)]
 pub struct Protect {
-    #[serde(default)]
-    ns: Option<String>,
-    group: String,
-    time: i64,
+    #[serde(flatten)]
+    which: Which,
     protected: bool,
 }
 
@@ -100,14 +99,7 @@ pub(crate) async fn protect(
     Path(store): Path<DatastoreName>,
     Json(req): Json<Protect>,
 ) -> ApiResult<Json<Value>> {
-    let s = SnapshotRef {
-        ns: parse_ns(req.ns.as_deref())?,
-        group: req
-            .group
-            .parse()
-            .map_err(|e: ironcore_types::ParseError| NodeError::BadRequest(e.to_string()))?,
-        time: req.time,
-    };
+    let s = snapshot_ref(&req.which)?;
     check_group(
         node.meta(),
         &caller,

@@ -27,7 +27,7 @@ pub struct Which {
     time: i64,
 }
 
-fn snapshot_ref(w: &Which) -> Result<SnapshotRef, NodeError> {
+pub(crate) fn snapshot_ref(w: &Which) -> Result<SnapshotRef, NodeError> {
     Ok(SnapshotRef {
         ns: parse_ns(w.ns.as_deref())?,
         group: w
