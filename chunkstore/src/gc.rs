@@ -16,11 +16,11 @@ use std::fs;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ironcore_types::ChunkId;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::catalog::SessionLease;
-use crate::chunk_dir::ChunkFile;
+use crate::chunk_dir::{ChunkDir, ChunkFile};
 use crate::datastore::Datastore;
 use crate::manifest::Manifest;
 use crate::reader::distinct_ids;
@@ -134,28 +134,69 @@ impl Datastore {
         let leases = self.catalog.leases(self.name())?;
         let cutoff = plan_cutoff(now, &leases, LEASE_TTL_SECS, options.grace.as_secs() as i64);
         let referenced = self.referenced_chunks()?;
-        let listing = self
+        let swept = self
             .chunks
-            .list()
-            .map_err(|e| self.classify("listing chunks", self.chunks.base(), e))?;
-        let (remove, kept_recent) = plan_sweep(&referenced, &listing.chunks, cutoff);
-        let cutoff_time = UNIX_EPOCH + Duration::from_secs(cutoff.max(0) as u64);
-        let mut report = GcReport {
+            .sweep(&referenced, cutoff, progress)
+            .map_err(|e| self.classify("sweeping chunks", self.chunks.base(), e))?;
+        let report = GcReport {
             referenced_chunks: referenced.len() as u64,
-            kept_recent,
+            removed_chunks: swept.removed_chunks,
+            removed_bytes: swept.removed_bytes,
+            kept_recent: swept.kept_recent,
+            removed_temp_files: swept.removed_temp_files,
             cutoff,
-            ..GcReport::default()
+        };
+        info!(
+            datastore = %self.name(),
+            removed = report.removed_chunks,
+            freed = report.removed_bytes,
+            kept_recent = report.kept_recent,
+            "garbage collection finished"
+        );
+        Ok(report)
+    }
+}
+
+/// What sweeping one chunk directory did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepReport {
+    /// Chunks deleted.
+    pub removed_chunks: u64,
+    /// Bytes freed.
+    pub removed_bytes: u64,
+    /// Unreferenced chunks kept because they are newer than the cutoff.
+    pub kept_recent: u64,
+    /// Leftover temporary files deleted.
+    pub removed_temp_files: u64,
+    /// Chunks left in the directory.
+    pub remaining_chunks: u64,
+}
+
+impl ChunkDir {
+    /// Deletes the chunks not in `referenced` last written or re-used before `cutoff` (epoch
+    /// seconds), and temporary files older than it. Each deletion re-checks the age under the
+    /// chunk's lock, so a chunk re-used meanwhile stays. `progress` gets (removed, to remove).
+    pub fn sweep(
+        &self,
+        referenced: &HashSet<ChunkId>,
+        cutoff: i64,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> std::io::Result<SweepReport> {
+        let listing = self.list()?;
+        let (remove, kept_recent) = plan_sweep(referenced, &listing.chunks, cutoff);
+        let cutoff_time = UNIX_EPOCH + Duration::from_secs(cutoff.max(0) as u64);
+        let mut report = SweepReport {
+            kept_recent,
+            ..SweepReport::default()
         };
         let total = remove.len() as u64;
         for id in &remove {
-            // Re-checked under the chunk's lock: a backup may have re-used it meanwhile.
-            match self.chunks.remove_if_older(id, cutoff_time) {
-                Ok(Some(bytes)) => {
+            match self.remove_if_older(id, cutoff_time)? {
+                Some(bytes) => {
                     report.removed_chunks += 1;
                     report.removed_bytes += bytes;
                 }
-                Ok(None) => report.kept_recent += 1,
-                Err(e) => return Err(self.classify("deleting chunk", &self.chunks.path(id), e)),
+                None => report.kept_recent += 1,
             }
             if report.removed_chunks.is_multiple_of(1024) {
                 progress(report.removed_chunks, total);
@@ -172,13 +213,7 @@ impl Datastore {
             }
         }
         progress(report.removed_chunks, total);
-        info!(
-            datastore = %self.name(),
-            removed = report.removed_chunks,
-            freed = report.removed_bytes,
-            kept_recent = report.kept_recent,
-            "garbage collection finished"
-        );
+        report.remaining_chunks = listing.chunks.len() as u64 - report.removed_chunks;
         Ok(report)
     }
 }

@@ -16,6 +16,7 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::catalog::VerifyState;
+use crate::chunk_dir::ChunkDir;
 use crate::datastore::Datastore;
 use crate::envelope::{decode_chunk, verify_stored};
 use crate::manifest::Manifest;
@@ -63,30 +64,52 @@ impl VerifyReport {
     }
 }
 
-enum Check {
-    Ok(u64),
+/// The state of one chunk file, checked without a key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChunkCheck {
+    /// Not in this directory.
     Missing,
+    /// Intact; this many stored bytes.
+    Ok(u64),
+    /// Present but damaged (why).
     Bad(String),
 }
 
-impl Datastore {
-    fn check_chunk(&self, id: &ChunkId) -> Result<Check> {
-        let bytes = match self.read_chunk(id) {
+impl ChunkDir {
+    /// Checks chunk `id`: the stored digest over the whole envelope, and for unencrypted
+    /// chunks the plaintext against the id.
+    pub fn check(&self, id: &ChunkId) -> std::io::Result<ChunkCheck> {
+        let bytes = match self.read(id) {
             Ok(b) => b,
-            Err(Error::ChunkNotFound { .. }) => return Ok(Check::Missing),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ChunkCheck::Missing),
             Err(e) => return Err(e),
         };
-        let len = bytes.len() as u64;
         let header = match verify_stored(&bytes, id) {
             Ok(h) => h,
-            Err(e) => return Ok(Check::Bad(e.to_string())),
+            Err(e) => return Ok(ChunkCheck::Bad(e.to_string())),
         };
         if !header.encrypted
             && let Err(e) = decode_chunk(&bytes, id, None)
         {
-            return Ok(Check::Bad(e.to_string()));
+            return Ok(ChunkCheck::Bad(e.to_string()));
         }
-        Ok(Check::Ok(len))
+        Ok(ChunkCheck::Ok(bytes.len() as u64))
+    }
+}
+
+impl Datastore {
+    fn check_chunk(&self, id: &ChunkId) -> Result<ChunkCheck> {
+        self.ensure_online()?;
+        let path = self.chunks.path(id);
+        match self.chunks.check(id) {
+            // A chunk is only missing if the datastore is still there (not unmounted meanwhile).
+            Ok(ChunkCheck::Missing) if !self.probe().is_online() => {
+                let e = std::io::Error::from(std::io::ErrorKind::NotFound);
+                Err(self.classify("reading chunk", &path, e))
+            }
+            Ok(c) => Ok(c),
+            Err(e) => Err(self.classify("reading chunk", &path, e)),
+        }
     }
 
     /// Verifies `only` (or every snapshot when `None`).
@@ -120,7 +143,7 @@ impl Datastore {
         unique.sort_unstable();
         unique.dedup();
 
-        let results: Mutex<HashMap<ChunkId, Check>> = Mutex::new(HashMap::new());
+        let results: Mutex<HashMap<ChunkId, ChunkCheck>> = Mutex::new(HashMap::new());
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let per = unique.len().div_ceil(workers).max(1);
         std::thread::scope(|scope| -> Result<()> {
@@ -151,17 +174,17 @@ impl Datastore {
         let mut report = VerifyReport::default();
         for (id, check) in &results {
             match check {
-                Check::Ok(n) => {
+                ChunkCheck::Ok(n) => {
                     report.chunks_checked += 1;
                     report.bytes_checked += n;
                 }
-                Check::Missing => {
+                ChunkCheck::Missing => {
                     report.chunks_checked += 1;
                     report
                         .bad_chunks
                         .insert(*id, bad(format!("chunk not found: {id} is missing"), None));
                 }
-                Check::Bad(reason) => {
+                ChunkCheck::Bad(reason) => {
                     report.chunks_checked += 1;
                     let moved_to = match self.chunks.move_aside(id) {
                         Ok(p) => Some(p),

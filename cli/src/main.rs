@@ -6,6 +6,7 @@
 
 mod backup;
 mod conn;
+mod datastore_ops;
 mod output;
 
 use std::path::PathBuf;
@@ -130,6 +131,12 @@ enum Cmd {
     /// Namespaces of a datastore.
     #[command(subcommand)]
     Namespace(NamespaceCmd),
+    /// Garbage collection.
+    #[command(subcommand)]
+    Gc(datastore_ops::GcCmd),
+    /// Verification.
+    #[command(subcommand)]
+    Verify(datastore_ops::VerifyCmd),
     /// Tasks.
     #[command(subcommand)]
     Task(TaskCmd),
@@ -194,6 +201,17 @@ enum DatastoreCmd {
         /// Nodes holding each chunk.
         #[arg(long, default_value_t = 2)]
         copies: u8,
+    },
+    /// Probe the datastore's directory on every storage node (write, sync, read back).
+    Probe { name: DatastoreName },
+    /// Snapshots, sizes, and each node's chunks, free space and inodes.
+    Stats { name: DatastoreName },
+    /// Quarantine a datastore: new backups and garbage collection are refused until lifted.
+    Quarantine {
+        name: DatastoreName,
+        /// Lift the quarantine.
+        #[arg(long)]
+        clear: bool,
     },
 }
 
@@ -448,6 +466,13 @@ fn run(cli: Cli) -> Result<()> {
                 )?,
             );
         }
+        Cmd::Datastore(DatastoreCmd::Probe { name }) => datastore_ops::probe(&api, &name, out)?,
+        Cmd::Datastore(DatastoreCmd::Stats { name }) => datastore_ops::stats(&api, &name, out)?,
+        Cmd::Datastore(DatastoreCmd::Quarantine { name, clear }) => {
+            datastore_ops::quarantine(&api, &name, clear, out)?
+        }
+        Cmd::Gc(cmd) => datastore_ops::gc(&api, cmd, out)?,
+        Cmd::Verify(cmd) => datastore_ops::verify(&api, cmd, out)?,
         Cmd::Backup {
             source,
             store,

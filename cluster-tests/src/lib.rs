@@ -233,3 +233,27 @@ pub fn wait(what: &str, limit: Duration, mut cond: impl FnMut() -> Result<bool>)
     }
     bail!("timed out waiting for {what} (last error: {last})")
 }
+
+/// The chunk files of datastore `store` on every node, grouped by chunk (same file name), the
+/// largest chunks first: (stored length, the copies' paths).
+pub fn chunk_copies(c: &DaemonCluster, store: &str) -> Vec<(u64, Vec<PathBuf>)> {
+    let mut by_name: std::collections::BTreeMap<String, (u64, Vec<PathBuf>)> = Default::default();
+    for n in &c.nodes {
+        let base = n.dir.join("storage/srv").join(store).join(".chunks");
+        let Ok(shards) = std::fs::read_dir(&base) else {
+            continue;
+        };
+        for shard in shards.flatten() {
+            for f in std::fs::read_dir(shard.path()).unwrap().flatten() {
+                let len = f.metadata().unwrap().len();
+                let e = by_name
+                    .entry(f.file_name().to_string_lossy().into_owned())
+                    .or_insert((len, Vec::new()));
+                e.1.push(f.path());
+            }
+        }
+    }
+    let mut v: Vec<(u64, Vec<PathBuf>)> = by_name.into_values().collect();
+    v.sort_by_key(|(len, _)| std::cmp::Reverse(*len));
+    v
+}

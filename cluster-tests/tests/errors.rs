@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use ironcore_cluster_tests::DaemonCluster;
+use ironcore_cluster_tests::{DaemonCluster, chunk_copies};
 use sha2::{Digest, Sha256};
 
 fn stderr(o: &Output) -> String {
@@ -25,29 +25,6 @@ fn fails_with(o: &Output, words: &str) {
 
 fn ok(o: &Output) {
     assert!(o.status.success(), "command failed: {}", stderr(o));
-}
-
-/// The chunk files of datastore `store` on every node, grouped by chunk (same relative path).
-fn chunk_copies(c: &DaemonCluster, store: &str) -> Vec<(u64, Vec<PathBuf>)> {
-    let mut by_name: std::collections::BTreeMap<String, (u64, Vec<PathBuf>)> = Default::default();
-    for n in &c.nodes {
-        let base = n.dir.join("storage/srv").join(store).join(".chunks");
-        let Ok(shards) = std::fs::read_dir(&base) else {
-            continue;
-        };
-        for shard in shards.flatten() {
-            for f in std::fs::read_dir(shard.path()).unwrap().flatten() {
-                let len = f.metadata().unwrap().len();
-                let e = by_name
-                    .entry(f.file_name().to_string_lossy().into_owned())
-                    .or_insert((len, Vec::new()));
-                e.1.push(f.path());
-            }
-        }
-    }
-    let mut v: Vec<(u64, Vec<PathBuf>)> = by_name.into_values().collect();
-    v.sort_by_key(|(len, _)| std::cmp::Reverse(*len));
-    v
 }
 
 /// Mounts a 4 MiB tmpfs at `path` (needs root, as on the project's machines and CI).

@@ -11,6 +11,7 @@ use ironcore_types::records::{NodeRecord, NodeRole, TaskRecord};
 use ironcore_types::{AuthId, ChunkId, DatastoreName, Fingerprint, SnapshotRef};
 
 use crate::config::NodeConfig;
+use crate::jobs::Jobs;
 use crate::peer::{self, PeerRequest, PeerResponse};
 use crate::placement::place;
 use crate::stores::NodeStores;
@@ -54,6 +55,8 @@ pub struct Node {
     pub started: Instant,
     /// Peers that failed a chunk request recently (skipped for a while when others exist).
     pub down: Mutex<HashMap<u64, Instant>>,
+    /// Work other nodes started on this node's chunk directories.
+    pub jobs: Jobs,
 }
 
 /// A backup session whose client sent nothing for this long is abandoned (the client died):

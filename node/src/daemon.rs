@@ -104,6 +104,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         sessions: Default::default(),
         started: Instant::now(),
         down: Default::default(),
+        jobs: Default::default(),
         config: config.clone(),
     });
     raft.set_service(Arc::new(PeerService(Arc::downgrade(&node))));

@@ -45,6 +45,9 @@ pub enum NodeError {
         "no space left on datastore {0}: prune older snapshots, run `ironcore-backup gc start {0}`, or add capacity"
     )]
     NoSpace(String),
+    /// The datastore is quarantined (new backups and GC refused).
+    #[error("{}", ironcore_raft::quarantined_message(.0))]
+    Quarantined(ironcore_types::DatastoreName),
     /// The task was cancelled.
     #[error("task cancelled")]
     Cancelled,
@@ -79,7 +82,7 @@ impl NodeError {
             NodeError::PermissionDenied(_) => 403,
             NodeError::NotFound(_) | NodeError::ChunkNotFound(_) => 404,
             NodeError::BadRequest(_) => 400,
-            NodeError::SourceBusy(_) => 409,
+            NodeError::SourceBusy(_) | NodeError::Quarantined(_) => 409,
             NodeError::NoSpace(_) => 507,
             NodeError::Cancelled => 410,
             NodeError::Store(e) => match e {

@@ -16,12 +16,16 @@ pub mod config;
 pub mod core;
 pub mod daemon;
 mod error;
+pub mod gc;
 pub mod https;
+pub mod jobs;
 pub mod join;
 pub mod logging;
+pub mod mark;
 pub mod peer;
 pub mod placement;
 pub mod stores;
 pub mod tasks;
+pub mod verify;
 
 pub use error::{NodeError, Result};

@@ -8,6 +8,7 @@ use ironcore_types::{ChunkId, DatastoreName};
 use serde::{Deserialize, Serialize};
 
 use crate::core::Node;
+use crate::jobs::{JobStatus, LocalJob};
 
 /// A request to another node's service. Versioned by the enclosing `[1] ++ postcard` encoding.
 #[derive(Debug, Serialize, Deserialize)]
@@ -28,6 +29,10 @@ pub enum PeerRequest {
         /// The asking node.
         to: u64,
     },
+    /// Start work on your chunk directory (see [`crate::jobs`]).
+    StartJob(LocalJob),
+    /// Where is job `id`?
+    PollJob(u64),
 }
 
 /// The answer.
@@ -35,6 +40,10 @@ pub enum PeerRequest {
 pub enum PeerResponse {
     /// Done; how many chunks were sent.
     Done(usize),
+    /// The job was started with this id.
+    Started(u64),
+    /// Where the job is.
+    Job(JobStatus),
 }
 
 pub(crate) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, String> {
@@ -65,7 +74,10 @@ impl RpcHandler for PeerService {
             let request: PeerRequest = decode(&request)?;
             // The sender acts on metadata it has applied (a datastore it just created); see at
             // least as much before touching the datastore.
-            node.raft.linearize().await.map_err(|e| e.to_string())?;
+            // (Jobs linearize themselves when they start; polls read no metadata.)
+            if !matches!(request, PeerRequest::StartJob(_) | PeerRequest::PollJob(_)) {
+                node.raft.linearize().await.map_err(|e| e.to_string())?;
+            }
             let answer = match request {
                 PeerRequest::Expect { datastore, ids } => {
                     node.stores.route(&datastore, &ids);
@@ -88,6 +100,10 @@ impl RpcHandler for PeerService {
                     tracing::debug!(to = %from.node, chunks = report.wanted, "pushed chunks on request");
                     PeerResponse::Done(report.wanted)
                 }
+                PeerRequest::StartJob(job) => {
+                    PeerResponse::Started(node.jobs.start(node.clone(), job))
+                }
+                PeerRequest::PollJob(id) => PeerResponse::Job(node.jobs.poll(id)),
             };
             encode(&answer)
         })

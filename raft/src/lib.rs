@@ -37,7 +37,7 @@ pub use command::{Command, CommandResult};
 pub use error::Error;
 pub use log_store::RocksLogStore;
 pub use message::{RaftRequest, RaftResponse, Refusal, WriteReply};
-pub use meta::{MetaCommand, MetaRequest, MetaView};
+pub use meta::{MetaCommand, MetaRequest, MetaView, quarantined_message};
 pub use network::{RaftLink, RaftNetwork, SendError};
 pub use node::ClusterNode;
 pub use node_config::RaftNodeConfig;

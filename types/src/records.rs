@@ -78,6 +78,9 @@ pub struct DatastoreConfig {
     pub comment: String,
     /// When it was created.
     pub created: i64,
+    /// Quarantined: new backups and garbage collection are refused until an operator lifts it.
+    #[serde(default)]
+    pub quarantined: bool,
 }
 
 /// Whether a snapshot was verified and what came out.
@@ -110,6 +113,9 @@ pub struct SnapshotEntry {
     pub protected: bool,
     /// Verification state.
     pub verify: VerifyStatus,
+    /// When it was last verified (epoch seconds).
+    #[serde(default)]
+    pub verified_at: Option<i64>,
     /// Who wrote it.
     pub owner: AuthId,
     /// Where its chunks were placed (node names), for restores and repairs.

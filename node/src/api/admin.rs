@@ -58,6 +58,19 @@ pub(crate) async fn status(
                     "degraded",
                     "no Raft leader known: backups cannot commit".to_string(),
                 ),
+                "gc" | "verifier" => {
+                    let (kind, command) = match *s {
+                        "gc" => ("garbage_collection", "gc start"),
+                        _ => ("verify", "verify start"),
+                    };
+                    (
+                        "active (on demand)",
+                        format!(
+                            "{} running here; runs on `ironcore-backup {command} STORE` (no schedule: the scheduler is not built)",
+                            node.tasks.running_of(kind)
+                        ),
+                    )
+                }
                 _ => (
                     "inactive (not built)",
                     "not part of this release yet".to_string(),
@@ -257,6 +270,7 @@ pub(crate) async fn create_datastore(
         copies: req.copies,
         comment: req.comment,
         created: now(),
+        quarantined: false,
     };
     node.propose(
         &caller.auth_id,

@@ -55,12 +55,16 @@ pub(crate) async fn start(
         .parse()
         .map_err(|e: ironcore_types::ParseError| NodeError::BadRequest(e.to_string()))?;
     let meta = node.meta();
-    if meta.datastore(&req.store)?.is_none() {
-        return Err(NodeError::NotFound(format!(
-            "datastore {} does not exist; see `ironcore-backup datastore list`",
-            req.store
-        ))
-        .into());
+    match meta.datastore(&req.store)? {
+        None => {
+            return Err(NodeError::NotFound(format!(
+                "datastore {} does not exist; see `ironcore-backup datastore list`",
+                req.store
+            ))
+            .into());
+        }
+        Some(d) if d.quarantined => return Err(NodeError::Quarantined(req.store).into()),
+        Some(_) => {}
     }
     check_group(meta, &caller, &req.store, &ns, &group, Privilege::Backup)?;
     let path = datastore_path(&req.store, &ns);
@@ -305,6 +309,7 @@ async fn commit(
         key_fingerprint: manifest.key_fingerprint,
         protected: false,
         verify: VerifyStatus::None,
+        verified_at: None,
         owner: s.owner.clone(),
         nodes,
     };

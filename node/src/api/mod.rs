@@ -4,6 +4,7 @@
 mod admin;
 pub mod admin_types;
 mod backup;
+mod datastore_ops;
 mod maintenance;
 mod metrics;
 mod reader;
@@ -128,6 +129,36 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
         "/api2/json/datastore/{store}/namespace",
         "create a namespace (?ns=a/b)",
     ),
+    (
+        "POST",
+        "/api2/json/datastore/{store}/gc",
+        "start garbage collection on every storage node (returns the task's UPID)",
+    ),
+    (
+        "POST",
+        "/api2/json/datastore/{store}/verify",
+        "start verification with repair of short copies (returns the task's UPID)",
+    ),
+    (
+        "GET",
+        "/api2/json/datastore/{store}/verify",
+        "verification status (?window-days=30)",
+    ),
+    (
+        "GET",
+        "/api2/json/datastore/{store}/probe",
+        "probe the datastore's directory on every storage node",
+    ),
+    (
+        "GET",
+        "/api2/json/datastore/{store}/stats",
+        "snapshots, sizes, and each node's chunks and free space",
+    ),
+    (
+        "PUT",
+        "/api2/json/datastore/{store}/quarantine",
+        "quarantine a datastore (or lift it): no new backups, no GC",
+    ),
     ("POST", "/api2/json/backup", "start a backup session"),
     (
         "HEAD",
@@ -234,6 +265,26 @@ pub fn router(node: Arc<Node>) -> Router {
         .route(
             "/api2/json/datastore/{store}/namespace",
             get(maintenance::namespaces).post(maintenance::create_namespace),
+        )
+        .route(
+            "/api2/json/datastore/{store}/gc",
+            post(datastore_ops::gc_start),
+        )
+        .route(
+            "/api2/json/datastore/{store}/verify",
+            post(datastore_ops::verify_start).get(datastore_ops::verify_status),
+        )
+        .route(
+            "/api2/json/datastore/{store}/probe",
+            get(datastore_ops::probe),
+        )
+        .route(
+            "/api2/json/datastore/{store}/stats",
+            get(datastore_ops::stats),
+        )
+        .route(
+            "/api2/json/datastore/{store}/quarantine",
+            put(datastore_ops::quarantine),
         )
         .route("/api2/json/backup", post(backup::start))
         .route(

@@ -61,6 +61,14 @@ pub(crate) fn apply(
     Ok(outcome)
 }
 
+/// The refusal of writes to a quarantined datastore (the chunkstore's words).
+pub fn quarantined_message(ds: &ironcore_types::DatastoreName) -> String {
+    format!(
+        "datastore '{ds}' is quarantined: new writes and garbage collection are disabled until \
+         the root cause is established; lift it with `ironcore-backup datastore quarantine {ds} --clear`"
+    )
+}
+
 fn batch_append(into: &mut WriteBatch, from: WriteBatch) {
     // WriteBatch has no append in this binding: replay through an iterator.
     struct Replay<'a>(&'a mut WriteBatch);
@@ -222,8 +230,10 @@ fn validate_and_stage(
         } => {
             let ds = &entry.datastore;
             let s = &entry.snapshot;
-            if view.datastore(ds)?.is_none() {
-                return refuse(format!("datastore {ds} does not exist"));
+            match view.datastore(ds)? {
+                None => return refuse(format!("datastore {ds} does not exist")),
+                Some(d) if d.quarantined => return refuse(quarantined_message(ds)),
+                Some(_) => {}
             }
             if !view.namespace_exists(ds, &s.ns)? {
                 return refuse(format!("namespace '{}' does not exist in {ds}", s.ns));
@@ -269,6 +279,16 @@ fn validate_and_stage(
             entry.protected = *protected;
             ch.put("snapshot", &keys::snapshot(datastore, snapshot), &entry)?;
         }
+        C::SetQuarantine {
+            datastore,
+            quarantined,
+        } => {
+            let Some(mut d) = view.datastore(datastore)? else {
+                return refuse(format!("datastore {datastore} does not exist"));
+            };
+            d.quarantined = *quarantined;
+            ch.put("datastore", &keys::datastore(datastore), &d)?;
+        }
         C::SetVerify {
             datastore,
             snapshot,
@@ -278,6 +298,7 @@ fn validate_and_stage(
                 return refuse(format!("snapshot {snapshot} does not exist in {datastore}"));
             };
             entry.verify = *verify;
+            entry.verified_at = Some(req.at);
             ch.put("snapshot", &keys::snapshot(datastore, snapshot), &entry)?;
         }
         C::CreateUser(u) => {

@@ -99,6 +99,13 @@ pub enum MetaCommand {
         /// Protected or not.
         protected: bool,
     },
+    /// Quarantines a datastore (or lifts it).
+    SetQuarantine {
+        /// The datastore.
+        datastore: DatastoreName,
+        /// Quarantined or not.
+        quarantined: bool,
+    },
     /// Records a verification result.
     SetVerify {
         /// The datastore.
@@ -165,6 +172,10 @@ impl fmt::Display for MetaCommand {
                 snapshot,
                 protected,
             } => write!(f, "set protected={protected} on {datastore}:{snapshot}"),
+            Self::SetQuarantine {
+                datastore,
+                quarantined,
+            } => write!(f, "set quarantined={quarantined} on datastore {datastore}"),
             Self::SetVerify {
                 datastore,
                 snapshot,

@@ -8,6 +8,7 @@ mod keys;
 mod view;
 
 pub(crate) use apply::apply;
+pub use apply::quarantined_message;
 pub use command::{MetaCommand, MetaRequest};
 pub use view::MetaView;
 
@@ -163,6 +164,7 @@ mod tests {
                 copies: 2,
                 comment: String::new(),
                 created: 2,
+                quarantined: false,
             }),
         )
         .unwrap();
@@ -178,6 +180,7 @@ mod tests {
             key_fingerprint: None,
             protected: false,
             verify: VerifyStatus::None,
+            verified_at: None,
             owner: owner.parse().unwrap(),
             nodes: vec!["n1".into()],
         };

@@ -1,0 +1,214 @@
+//! Datastore maintenance against a live 3-node cluster: probe and stats, verify (a damaged
+//! copy is found and repaired, a lost chunk fails its snapshot), quarantine (no backups, no
+//! GC), and garbage collection across the nodes (what a forgotten snapshot alone used goes,
+//! everything else stays and restores).
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::Path;
+use std::process::Output;
+
+use ironcore_cluster_tests::{DaemonCluster, chunk_copies};
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn ok(o: &Output) -> String {
+    assert!(o.status.success(), "command failed: {}", text(o));
+    text(o)
+}
+
+/// A tree with `mib` MiB of pseudo-random data seeded by `seed` (distinct seeds share no chunk).
+fn tree(root: &Path, seed: u64, mib: usize) {
+    std::fs::create_dir_all(root).unwrap();
+    std::fs::write(root.join("note.txt"), format!("tree {seed}\n")).unwrap();
+    let mut f = std::fs::File::create(root.join("data.bin")).unwrap();
+    let mut x = seed;
+    let mut buf = vec![0u8; 1 << 20];
+    for _ in 0..mib {
+        for b in buf.iter_mut() {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            *b = (x >> 56) as u8;
+        }
+        f.write_all(&buf).unwrap();
+    }
+}
+
+fn chunk_names(c: &DaemonCluster) -> BTreeSet<String> {
+    chunk_copies(c, "store1")
+        .into_iter()
+        .map(|(_, paths)| paths[0].file_name().unwrap().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn probe_stats_verify_repair_quarantine_and_gc() {
+    let c = DaemonCluster::start(3).expect("cluster starts");
+    let base = c.base.path().to_path_buf();
+    let (a, b) = (base.join("a"), base.join("b"));
+    tree(&a, 1, 6);
+    tree(&b, 2, 6);
+    let cli = |args: &[&str]| c.cli(0, args).unwrap();
+    ok(&cli(&[
+        "datastore",
+        "create",
+        "store1",
+        "--path",
+        "/srv/store1",
+    ]));
+    let backup = |src: &Path, group: &str| {
+        cli(&[
+            "backup",
+            src.to_str().unwrap(),
+            "--store",
+            "store1",
+            "--group",
+            group,
+        ])
+    };
+    ok(&backup(&a, "host/a"));
+    let chunks_a = chunk_names(&c);
+    ok(&backup(&b, "host/b"));
+    let only_b: Vec<String> = chunk_names(&c).difference(&chunks_a).cloned().collect();
+    assert!(only_b.len() >= 3, "host/b added its own chunks: {only_b:?}");
+
+    // Probe and stats see every storage node.
+    let probe = c.cli_json(1, &["datastore", "probe", "store1"]).unwrap();
+    assert_eq!(probe["online"], true, "{probe}");
+    assert_eq!(probe["nodes"].as_array().unwrap().len(), 3, "{probe}");
+    let stats = c.cli_json(1, &["datastore", "stats", "store1"]).unwrap();
+    assert_eq!(stats["snapshots"], 2, "{stats}");
+    let stored_chunks: u64 = stats["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["usage"]["chunks"].as_u64().unwrap())
+        .sum();
+    let on_disk: usize = chunk_copies(&c, "store1")
+        .iter()
+        .map(|(_, p)| p.len())
+        .sum();
+    assert_eq!(stored_chunks as usize, on_disk, "{stats}");
+    ok(&c.cli(1, &["datastore", "stats", "store1"]).unwrap());
+
+    // A clean verify records every snapshot as verified.
+    ok(&cli(&["verify", "start", "store1"]));
+    let status = c.cli_json(2, &["verify", "status", "store1"]).unwrap();
+    assert_eq!(status[0]["state"], "OK", "{status}");
+    assert_eq!(status[0]["ok"], 2, "{status}");
+
+    // One damaged copy of a chunk with two copies: found, moved aside, repaired from the
+    // other copy; the snapshot stays good.
+    let copies = chunk_copies(&c, "store1");
+    let (_, paths) = copies
+        .iter()
+        .find(|(_, p)| p.len() == 2)
+        .expect("some chunk has exactly two copies");
+    let victim = paths[0].clone();
+    let good = std::fs::read(&paths[1]).unwrap();
+    let mut bytes = std::fs::read(&victim).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&victim, &bytes).unwrap();
+    let log = ok(&cli(&["verify", "start", "store1"]));
+    assert!(log.contains("CORRUPT chunk"), "{log}");
+    assert!(log.contains("repaired 1 chunks"), "{log}");
+    assert_eq!(
+        std::fs::read(&victim).unwrap(),
+        good,
+        "the copy was repaired"
+    );
+    let status = c.cli_json(0, &["verify", "status", "store1"]).unwrap();
+    assert_eq!(status[0]["state"], "OK", "{status}");
+
+    // A chunk of host/b lost on every node: verify fails and says so; host/b is marked failed.
+    let lost = &chunk_copies(&c, "store1")
+        .into_iter()
+        .map(|(_, p)| p[0].file_name().unwrap().to_string_lossy().into_owned())
+        .find(|name| only_b.contains(name))
+        .unwrap();
+    for (_, paths) in chunk_copies(&c, "store1") {
+        if paths[0].file_name().unwrap().to_string_lossy() == *lost {
+            for p in paths {
+                std::fs::remove_file(p).unwrap();
+            }
+        }
+    }
+    let failed = cli(&["verify", "start", "store1"]);
+    assert!(!failed.status.success(), "{}", text(&failed));
+    let out = text(&failed);
+    assert!(out.contains(&format!("chunk not found: {lost}")), "{out}");
+    assert!(out.contains("verification failed: 1 snapshots"), "{out}");
+    assert!(out.contains("host/b"), "{out}");
+    let status = c.cli_json(0, &["verify", "status", "store1"]).unwrap();
+    assert_eq!(status[0]["state"], "CORRUPT", "{status}");
+    assert_eq!(status[0]["failed"], 1, "{status}");
+
+    // Quarantine: no new backups, no GC, until lifted.
+    ok(&cli(&["datastore", "quarantine", "store1"]));
+    let refused = backup(&a, "host/c");
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("is quarantined"),
+        "{}",
+        text(&refused)
+    );
+    let refused = cli(&["gc", "start", "store1"]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("is quarantined"),
+        "{}",
+        text(&refused)
+    );
+    ok(&cli(&["datastore", "quarantine", "store1", "--clear"]));
+
+    // GC: forget host/b; its own chunks go from every node, host/a's all stay.
+    let list = c
+        .cli_json(0, &["snapshot", "list", "--store", "store1"])
+        .unwrap();
+    let snap_b = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["group"] == "host/b")
+        .unwrap()["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ok(&cli(&["snapshot", "forget", &snap_b, "--store", "store1"]));
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let log = ok(&c
+        .cli(1, &["gc", "start", "store1", "--grace-secs", "0"])
+        .unwrap());
+    assert!(log.contains("TASK OK"), "{log}");
+    let left = chunk_names(&c);
+    for name in &only_b {
+        assert!(
+            !left.contains(name),
+            "chunk {name} of forgotten host/b survived GC"
+        );
+    }
+    for name in &chunks_a {
+        assert!(left.contains(name), "chunk {name} of host/a was collected");
+    }
+    let restored = base.join("restored");
+    ok(&cli(&[
+        "restore",
+        "host/a",
+        restored.to_str().unwrap(),
+        "--store",
+        "store1",
+    ]));
+    ok(&cli(&[
+        "compare",
+        a.to_str().unwrap(),
+        restored.to_str().unwrap(),
+    ]));
+}

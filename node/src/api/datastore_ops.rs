@@ -1,0 +1,311 @@
+//! Datastore operations: garbage collection, verification and its status, probe, stats and
+//! quarantine. GC and verify run as background tasks; the call returns their UPID.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use futures_util::future::join_all;
+use ironcore_raft::MetaCommand;
+use ironcore_types::records::{DatastoreConfig, TaskState, VerifyStatus};
+use ironcore_types::{DatastoreName, Namespace, Privilege};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiResult, Auth};
+use crate::auth::{check, datastore_path};
+use crate::core::Node;
+use crate::jobs::{JobOutput, LocalJob, run_on};
+use crate::{NodeError, gc, tasks, verify};
+
+fn datastore(node: &Node, store: &DatastoreName) -> Result<DatastoreConfig, NodeError> {
+    node.meta().datastore(store)?.ok_or_else(|| {
+        NodeError::NotFound(format!(
+            "datastore {store} does not exist; see `ironcore-backup datastore list`"
+        ))
+    })
+}
+
+/// Refuses a second task of `kind` on `store` while one runs.
+fn not_running(
+    node: &Node,
+    kind: &str,
+    store: &DatastoreName,
+    what: &str,
+) -> Result<(), NodeError> {
+    let worker = store.to_string();
+    if let Some(t) = node
+        .meta()
+        .tasks()?
+        .into_iter()
+        .find(|t| t.kind == kind && t.worker_id == worker && t.state == TaskState::Running)
+    {
+        return Err(NodeError::SourceBusy(format!(
+            "{what} of {store} is already running ({}); wait for it or cancel it",
+            t.upid
+        )));
+    }
+    Ok(())
+}
+
+/// Body of `POST …/gc`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct GcRequest {
+    #[serde(default)]
+    grace_secs: Option<i64>,
+}
+
+pub(crate) async fn gc_start(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+    Path(store): Path<DatastoreName>,
+    Json(req): Json<GcRequest>,
+) -> ApiResult<Json<Value>> {
+    check(
+        node.meta(),
+        &caller,
+        &datastore_path(&store, &Namespace::root()),
+        Privilege::Manage,
+    )?;
+    node.raft.linearize().await?;
+    if datastore(&node, &store)?.quarantined {
+        return Err(NodeError::Quarantined(store).into());
+    }
+    let grace = req.grace_secs.unwrap_or(gc::DEFAULT_GRACE_SECS);
+    if grace < 0 {
+        return Err(NodeError::BadRequest(format!(
+            "grace period {grace} s is negative; give 0 or more seconds"
+        ))
+        .into());
+    }
+    not_running(&node, "garbage_collection", &store, "garbage collection")?;
+    let ds = store.clone();
+    let upid = tasks::spawn(
+        &node,
+        "garbage_collection",
+        store.as_str(),
+        &caller.auth_id,
+        move |node, task| async move { gc::run(&node, &task, &ds, grace).await },
+    )
+    .await?;
+    Ok(Json(json!({ "upid": upid })))
+}
+
+pub(crate) async fn verify_start(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+    Path(store): Path<DatastoreName>,
+) -> ApiResult<Json<Value>> {
+    check(
+        node.meta(),
+        &caller,
+        &datastore_path(&store, &Namespace::root()),
+        Privilege::Manage,
+    )?;
+    node.raft.linearize().await?;
+    datastore(&node, &store)?;
+    not_running(&node, "verify", &store, "verification")?;
+    let (ds, actor) = (store.clone(), caller.auth_id.clone());
+    let upid = tasks::spawn(
+        &node,
+        "verify",
+        store.as_str(),
+        &caller.auth_id,
+        move |node, task| async move { verify::run(&node, &task, &ds, &actor).await },
+    )
+    .await?;
+    Ok(Json(json!({ "upid": upid })))
+}
+
+/// `?window-days=` of the verify status.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Window {
+    #[serde(default)]
+    window_days: Option<i64>,
+}
+
+/// Snapshots not verified within this many days make the status `STALE`.
+const DEFAULT_WINDOW_DAYS: i64 = 30;
+
+pub(crate) async fn verify_status(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+    Path(store): Path<DatastoreName>,
+    Query(w): Query<Window>,
+) -> ApiResult<Json<Value>> {
+    check(
+        node.meta(),
+        &caller,
+        &datastore_path(&store, &Namespace::root()),
+        Privilege::Audit,
+    )?;
+    node.raft.linearize().await?;
+    datastore(&node, &store)?;
+    let window = w.window_days.unwrap_or(DEFAULT_WINDOW_DAYS);
+    let now = chrono::Utc::now().timestamp();
+    let snapshots = node.meta().snapshots(&store)?;
+    let count = |v: VerifyStatus| snapshots.iter().filter(|s| s.verify == v).count();
+    let (ok, failed, never) = (
+        count(VerifyStatus::Ok),
+        count(VerifyStatus::Failed),
+        count(VerifyStatus::None),
+    );
+    let times: Vec<i64> = snapshots.iter().filter_map(|s| s.verified_at).collect();
+    let oldest = times.iter().min().copied();
+    let stale = snapshots
+        .iter()
+        .filter(|s| s.verified_at.is_none_or(|t| now - t > window * 86_400))
+        .count();
+    let state = if failed > 0 {
+        "CORRUPT"
+    } else if stale > 0 {
+        "STALE"
+    } else {
+        "OK"
+    };
+    let last = node
+        .meta()
+        .tasks()?
+        .into_iter()
+        .filter(|t| t.kind == "verify" && t.worker_id == store.as_str())
+        .max_by_key(|t| t.start);
+    Ok(Json(json!({
+        "datastore": store,
+        "state": state,
+        "snapshots": snapshots.len(),
+        "ok": ok,
+        "failed": failed,
+        "unverified": never,
+        "stale": stale,
+        "window-days": window,
+        "oldest-verified": oldest.map(gc::time),
+        "last-task": last.map(|t| json!({ "upid": t.upid, "state": t.state, "end": t.end.map(gc::time) })),
+    })))
+}
+
+async fn inspect(
+    node: &Arc<Node>,
+    store: &DatastoreName,
+    usage: bool,
+) -> Result<Vec<Value>, NodeError> {
+    let (nodes, _) = node.storage_nodes(store)?;
+    let jobs = nodes.iter().map(|n| {
+        run_on(
+            node,
+            n,
+            LocalJob::Inspect {
+                datastore: store.clone(),
+                usage,
+            },
+        )
+    });
+    let mut out = Vec::new();
+    for (n, r) in nodes.iter().zip(join_all(jobs).await) {
+        out.push(match r {
+            Ok(JobOutput::Inspected(info)) => json!({
+                "node": n.name,
+                "path": info.path,
+                "online": info.online,
+                "error": info.error,
+                "usage": info.usage,
+            }),
+            Ok(other) => json!({ "node": n.name, "online": false, "error": format!("unexpected answer {other:?}") }),
+            Err(e) => json!({ "node": n.name, "online": false, "error": format!("node not reachable: {e}") }),
+        });
+    }
+    Ok(out)
+}
+
+pub(crate) async fn probe(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+    Path(store): Path<DatastoreName>,
+) -> ApiResult<Json<Value>> {
+    check(
+        node.meta(),
+        &caller,
+        &datastore_path(&store, &Namespace::root()),
+        Privilege::Audit,
+    )?;
+    node.raft.linearize().await?;
+    let config = datastore(&node, &store)?;
+    let nodes = inspect(&node, &store, false).await?;
+    let online = nodes.iter().all(|n| n["online"] == json!(true));
+    Ok(Json(json!({
+        "datastore": store,
+        "online": online,
+        "quarantined": config.quarantined,
+        "nodes": nodes,
+    })))
+}
+
+pub(crate) async fn stats(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+    Path(store): Path<DatastoreName>,
+) -> ApiResult<Json<Value>> {
+    check(
+        node.meta(),
+        &caller,
+        &datastore_path(&store, &Namespace::root()),
+        Privilege::Audit,
+    )?;
+    node.raft.linearize().await?;
+    let config = datastore(&node, &store)?;
+    let snapshots = node.meta().snapshots(&store)?;
+    let logical: u64 = snapshots.iter().map(|s| s.size).sum();
+    let mut groups: Vec<String> = snapshots
+        .iter()
+        .map(|s| format!("{}/{}", s.snapshot.ns, s.snapshot.group))
+        .collect();
+    groups.sort();
+    groups.dedup();
+    let nodes = inspect(&node, &store, true).await?;
+    let stored: u64 = nodes
+        .iter()
+        .filter_map(|n| n["usage"]["stored_bytes"].as_u64())
+        .sum();
+    Ok(Json(json!({
+        "datastore": store,
+        "copies": config.copies,
+        "quarantined": config.quarantined,
+        "snapshots": snapshots.len(),
+        "groups": groups.len(),
+        "logical-bytes": logical,
+        "stored-bytes": stored,
+        "nodes": nodes,
+    })))
+}
+
+/// Body of `PUT …/quarantine`.
+#[derive(Debug, Deserialize)]
+pub struct Quarantine {
+    quarantined: bool,
+}
+
+pub(crate) async fn quarantine(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+    Path(store): Path<DatastoreName>,
+    Json(req): Json<Quarantine>,
+) -> ApiResult<Json<Value>> {
+    check(
+        node.meta(),
+        &caller,
+        &datastore_path(&store, &Namespace::root()),
+        Privilege::Manage,
+    )?;
+    node.propose(
+        &caller.auth_id,
+        MetaCommand::SetQuarantine {
+            datastore: store.clone(),
+            quarantined: req.quarantined,
+        },
+    )
+    .await?;
+    Ok(Json(
+        json!({ "datastore": store, "quarantined": req.quarantined }),
+    ))
+}

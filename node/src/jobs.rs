@@ -1,0 +1,280 @@
+//! Work a node does on its own chunk directory for a cluster-wide task: the GC sweep, chunk
+//! checks for verify, and probes and usage for `datastore probe|stats`.
+//!
+//! Such work can outlast one RPC (10 s), so the coordinating node starts it with
+//! [`PeerRequest::StartJob`](crate::peer::PeerRequest::StartJob) and polls it with
+//! [`PeerRequest::PollJob`](crate::peer::PeerRequest::PollJob); on the coordinator itself it
+//! runs directly. [`run_on`] hides the difference.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use ironcore_chunkstore::{ChunkCheck, DirUsage, SweepReport};
+use ironcore_types::records::NodeRecord;
+use ironcore_types::{ChunkId, DatastoreName};
+use serde::{Deserialize, Serialize};
+
+use crate::core::Node;
+use crate::mark::mark;
+use crate::peer::{self, PeerRequest, PeerResponse};
+use crate::{NodeError, Result};
+
+/// What a node is asked to do with its chunk directory of `datastore`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum LocalJob {
+    /// Mark what the datastore's snapshots reference (from this node's Raft state) and delete
+    /// the other chunks last touched before `cutoff` (epoch seconds).
+    Sweep {
+        /// The datastore.
+        datastore: DatastoreName,
+        /// Nothing touched at or after this is deleted.
+        cutoff: i64,
+    },
+    /// Check these chunks; damaged ones are moved aside.
+    Check {
+        /// The datastore.
+        datastore: DatastoreName,
+        /// The chunks.
+        ids: Vec<ChunkId>,
+    },
+    /// Probe the directory (write, sync, read back) and, with `usage`, count what it holds.
+    Inspect {
+        /// The datastore.
+        datastore: DatastoreName,
+        /// Also walk the directory and read the file system's usage.
+        usage: bool,
+    },
+}
+
+/// One chunk's state on one node, as [`LocalJob::Check`] answers it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CopyState {
+    /// Not on this node.
+    Missing,
+    /// Intact.
+    Intact,
+    /// Damaged; moved aside.
+    Damaged,
+}
+
+/// A node's directory as [`LocalJob::Inspect`] saw it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DirInfo {
+    /// The directory.
+    pub path: String,
+    /// Whether the probe succeeded.
+    pub online: bool,
+    /// Why not.
+    pub error: Option<String>,
+    /// What it holds (when asked and online).
+    pub usage: Option<DirUsage>,
+}
+
+/// What a job produced.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum JobOutput {
+    /// The sweep's report and how many chunks were referenced.
+    Swept {
+        /// Distinct chunks the snapshots reference.
+        referenced: u64,
+        /// What the sweep did.
+        report: SweepReport,
+    },
+    /// One state per id asked, in order.
+    Checked(Vec<CopyState>),
+    /// The directory.
+    Inspected(DirInfo),
+}
+
+/// Where a job is.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum JobStatus {
+    /// Still running.
+    Running,
+    /// Finished.
+    Done(JobOutput),
+    /// Failed, with why.
+    Failed(String),
+    /// No such job (the node restarted, or it was already collected).
+    Unknown,
+}
+
+/// Finished results are dropped when nobody polls them for this long.
+const KEEP_RESULTS: Duration = Duration::from_secs(3600);
+/// How often the coordinator polls.
+const POLL_EVERY: Duration = Duration::from_millis(200);
+
+type Slot = (Instant, Option<std::result::Result<JobOutput, String>>);
+
+/// The jobs running (or finished, not yet collected) on this node for other nodes.
+#[derive(Debug, Default)]
+pub struct Jobs {
+    next: AtomicU64,
+    slots: Mutex<HashMap<u64, Slot>>,
+}
+
+impl Jobs {
+    /// Starts `job` in the background; returns its id for [`Jobs::poll`].
+    pub fn start(&self, node: Arc<Node>, job: LocalJob) -> u64 {
+        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        {
+            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            slots.retain(|_, (at, r)| r.is_none() || at.elapsed() < KEEP_RESULTS);
+            slots.insert(id, (Instant::now(), None));
+        }
+        tokio::spawn(async move {
+            let out = run_job(&node, job).await.map_err(|e| e.to_string());
+            node.jobs
+                .slots
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id, (Instant::now(), Some(out)));
+        });
+        id
+    }
+
+    /// Where job `id` is; a finished job is collected by this call.
+    pub fn poll(&self, id: u64) -> JobStatus {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        match slots.get(&id) {
+            None => JobStatus::Unknown,
+            Some((_, None)) => JobStatus::Running,
+            Some((_, Some(_))) => match slots.remove(&id) {
+                Some((_, Some(Ok(out)))) => JobStatus::Done(out),
+                Some((_, Some(Err(e)))) => JobStatus::Failed(e),
+                _ => JobStatus::Unknown,
+            },
+        }
+    }
+}
+
+/// Runs `job` on this node.
+pub async fn run_job(node: &Arc<Node>, job: LocalJob) -> Result<JobOutput> {
+    node.raft.linearize().await?;
+    match job {
+        LocalJob::Sweep { datastore, cutoff } => {
+            let marked = mark(node, &datastore).await?;
+            if let Some((s, why)) = marked.unreadable.first() {
+                return Err(NodeError::BadRequest(format!(
+                    "stopped before deleting anything: the index of {s} cannot be read ({why}); \
+                     run `ironcore-backup verify start {datastore}` and forget that snapshot"
+                )));
+            }
+            let referenced = marked.all();
+            let dir = node.stores.dir(&datastore)?;
+            let report = tokio::task::spawn_blocking(move || {
+                dir.sweep(&referenced, cutoff, &mut |_, _| {})
+                    .map(|r| (referenced.len() as u64, r))
+            })
+            .await
+            .map_err(|e| NodeError::BadRequest(format!("sweep worker: {e}")))?
+            .map_err(NodeError::io(format!("sweeping datastore {datastore}")))?;
+            Ok(JobOutput::Swept {
+                referenced: report.0,
+                report: report.1,
+            })
+        }
+        LocalJob::Check { datastore, ids } => {
+            let dir = node.stores.dir(&datastore)?;
+            let states = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<CopyState>> {
+                let mut out = Vec::with_capacity(ids.len());
+                for id in &ids {
+                    out.push(match dir.check(id)? {
+                        ChunkCheck::Missing => CopyState::Missing,
+                        ChunkCheck::Ok(_) => CopyState::Intact,
+                        ChunkCheck::Bad(why) => {
+                            let moved = dir.move_aside(id);
+                            tracing::error!(chunk = %id, reason = %why, moved_to = ?moved, "CORRUPT chunk moved aside");
+                            CopyState::Damaged
+                        }
+                    });
+                }
+                Ok(out)
+            })
+            .await
+            .map_err(|e| NodeError::BadRequest(format!("check worker: {e}")))?
+            .map_err(NodeError::io(format!("checking chunks of {datastore}")))?;
+            Ok(JobOutput::Checked(states))
+        }
+        LocalJob::Inspect { datastore, usage } => {
+            let path = node.stores.path_of(&datastore)?;
+            let dir = node.stores.dir(&datastore);
+            let info = tokio::task::spawn_blocking(move || {
+                let dir = match dir {
+                    Ok(d) => d,
+                    Err(e) => {
+                        return DirInfo {
+                            path: path.display().to_string(),
+                            online: false,
+                            error: Some(e.to_string()),
+                            usage: None,
+                        };
+                    }
+                };
+                let probe = dir.probe();
+                let usage = match (&probe, usage) {
+                    (Ok(()), true) => dir.usage().ok(),
+                    _ => None,
+                };
+                DirInfo {
+                    path: path.display().to_string(),
+                    online: probe.is_ok(),
+                    error: probe.err().map(|e| e.to_string()),
+                    usage,
+                }
+            })
+            .await
+            .map_err(|e| NodeError::BadRequest(format!("inspect worker: {e}")))?;
+            Ok(JobOutput::Inspected(info))
+        }
+    }
+}
+
+/// Runs `job` on `target` (directly when it is this node) and waits for its output.
+pub async fn run_on(node: &Arc<Node>, target: &NodeRecord, job: LocalJob) -> Result<JobOutput> {
+    if target.id == node.raft.id() {
+        return run_job(node, job).await;
+    }
+    let call = |req: PeerRequest| async move {
+        let bytes = peer::encode(&req).map_err(NodeError::BadRequest)?;
+        let answer = node.raft.call_service(target.id, &bytes).await?;
+        peer::decode::<PeerResponse>(&answer).map_err(NodeError::BadRequest)
+    };
+    let id = match call(PeerRequest::StartJob(job)).await? {
+        PeerResponse::Started(id) => id,
+        other => {
+            return Err(NodeError::BadRequest(format!(
+                "node {} answered {other:?} to a job",
+                target.name
+            )));
+        }
+    };
+    loop {
+        tokio::time::sleep(POLL_EVERY).await;
+        match call(PeerRequest::PollJob(id)).await? {
+            PeerResponse::Job(JobStatus::Running) => continue,
+            PeerResponse::Job(JobStatus::Done(out)) => return Ok(out),
+            PeerResponse::Job(JobStatus::Failed(e)) => {
+                return Err(NodeError::BadRequest(format!(
+                    "on node {}: {e}",
+                    target.name
+                )));
+            }
+            PeerResponse::Job(JobStatus::Unknown) => {
+                return Err(NodeError::BadRequest(format!(
+                    "node {} lost the job (it restarted?)",
+                    target.name
+                )));
+            }
+            other => {
+                return Err(NodeError::BadRequest(format!(
+                    "node {} answered {other:?} to a poll",
+                    target.name
+                )));
+            }
+        }
+    }
+}
