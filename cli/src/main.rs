@@ -183,6 +183,35 @@ enum ClusterCmd {
         #[arg(long, default_value_t = 3600)]
         ttl: i64,
     },
+    /// Add a node: prints a one-time token and the command to run on the new node.
+    Add {
+        /// Join it as a learner (tape node, extra storage) instead of a voter.
+        #[arg(long)]
+        learner: bool,
+        /// Seconds the token stays valid.
+        #[arg(long, default_value_t = 3600)]
+        ttl: i64,
+    },
+    /// Make a learner a voter.
+    Promote {
+        /// Node name or Raft id.
+        node: String,
+    },
+    /// Make a voter a learner (it keeps the log and its chunks, but no longer votes).
+    Demote {
+        /// Node name or Raft id.
+        node: String,
+    },
+    /// Remove a node from the cluster.
+    Remove {
+        /// Node name or Raft id.
+        node: String,
+    },
+    /// Hand Raft leadership to a voter.
+    Transfer {
+        /// Node name or Raft id.
+        node: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -438,6 +467,49 @@ fn run(cli: Cli) -> Result<()> {
                     json!({ "ttl_secs": ttl }),
                 )?,
             );
+        }
+        Cmd::Cluster(ClusterCmd::Add { learner, ttl }) => {
+            let t = send(
+                Method::POST,
+                "/api2/json/cluster/join-token",
+                json!({ "ttl_secs": ttl }),
+            )?;
+            let token = t["token"].as_str().unwrap_or_default();
+            let command = format!(
+                "ironcore-node --config /etc/ironcore-backup/node.toml join --token '{token}'{}",
+                if learner { " --learner" } else { "" }
+            );
+            if out == Output::Json {
+                object(out, &json!({ "token": token, "command": command }));
+            } else {
+                println!(
+                    "On the new node, with its config written (see deploy/ironcore-node.toml), run within {ttl} s:\n\n  {command}\n\nthen start it (`ironcore-node run`) and check `ironcore-backup cluster status`. The token works once."
+                );
+            }
+        }
+        Cmd::Cluster(
+            c @ (ClusterCmd::Promote { .. }
+            | ClusterCmd::Demote { .. }
+            | ClusterCmd::Remove { .. }
+            | ClusterCmd::Transfer { .. }),
+        ) => {
+            let (op, node) = match c {
+                ClusterCmd::Promote { node } => ("promote", node),
+                ClusterCmd::Demote { node } => ("demote", node),
+                ClusterCmd::Remove { node } => ("remove", node),
+                ClusterCmd::Transfer { node } => ("transfer", node),
+                _ => unreachable!("matched above"),
+            };
+            let v = send(
+                Method::POST,
+                "/api2/json/cluster/membership",
+                json!({ "op": op, "node": node }),
+            )?;
+            if out == Output::Json {
+                object(out, &v);
+            } else {
+                println!("{}", v["result"].as_str().unwrap_or_default());
+            }
         }
         Cmd::Datastore(DatastoreCmd::List) => {
             table(

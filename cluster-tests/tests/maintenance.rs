@@ -49,7 +49,7 @@ fn chunk_names(c: &DaemonCluster) -> BTreeSet<String> {
 }
 
 #[test]
-fn probe_stats_verify_repair_quarantine_and_gc() {
+fn probe_stats_verify_repair_quarantine_gc_and_membership() {
     let c = DaemonCluster::start(3).expect("cluster starts");
     let base = c.base.path().to_path_buf();
     let (a, b) = (base.join("a"), base.join("b"));
@@ -211,4 +211,80 @@ fn probe_stats_verify_repair_quarantine_and_gc() {
         a.to_str().unwrap(),
         restored.to_str().unwrap(),
     ]));
+
+    membership(&c, &a);
+}
+
+fn member<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == name)
+        .unwrap_or(&serde_json::Value::Null)
+}
+
+/// Leadership moves where asked (from any node: non-leaders forward), a voter is demoted and
+/// promoted back, a removed node leaves, and verify then restores every chunk's copies.
+fn membership(c: &DaemonCluster, a: &Path) {
+    let status = |i: usize| c.cli_json(i, &["cluster", "status"]).unwrap();
+    let leader = status(0)["leader"].as_u64().unwrap();
+    // node2 (or node1 if node2 leads already) takes over, asked through another node.
+    let target_name = ["node2", "node1"]
+        .into_iter()
+        .find(|n| member(&status(0), n)["id"].as_u64() != Some(leader))
+        .unwrap();
+    let target = member(&status(0), target_name)["id"].as_u64().unwrap();
+    let via = (0..3)
+        .find(|i| format!("node{}", i + 1) != target_name)
+        .unwrap();
+    let out = ok(&c.cli(via, &["cluster", "transfer", target_name]).unwrap());
+    assert!(out.contains("is the leader"), "{out}");
+    ironcore_cluster_tests::wait("leader moved", std::time::Duration::from_secs(10), || {
+        Ok(status(0)["leader"].as_u64() == Some(target))
+    })
+    .unwrap();
+
+    ok(&c.cli(0, &["cluster", "demote", "node3"]).unwrap());
+    assert_eq!(member(&status(1), "node3")["voter"], false);
+    assert_eq!(member(&status(1), "node3")["role"], "learner");
+    let refused = c.cli(0, &["cluster", "promote", "node2"]).unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("not a learner"),
+        "{}",
+        text(&refused)
+    );
+    ok(&c.cli(0, &["cluster", "promote", "node3"]).unwrap());
+    assert_eq!(member(&status(1), "node3")["voter"], true);
+
+    let missing = c.cli(0, &["cluster", "remove", "node9"]).unwrap();
+    assert_eq!(missing.status.code(), Some(4), "{}", text(&missing));
+    let out = ok(&c.cli(0, &["cluster", "remove", "node3"]).unwrap());
+    assert!(out.contains("verify start"), "{out}");
+    ironcore_cluster_tests::wait("node3 gone", std::time::Duration::from_secs(10), || {
+        Ok(member(&status(0), "node3").is_null())
+    })
+    .unwrap();
+    let log = ok(&c.cli(1, &["verify", "start", "store1"]).unwrap());
+    assert!(log.contains("TASK OK") || log.contains("repaired"), "{log}");
+    let restored = c.base.path().join("restored-after-remove");
+    ok(&c
+        .cli(
+            1,
+            &[
+                "restore",
+                "host/a",
+                restored.to_str().unwrap(),
+                "--store",
+                "store1",
+            ],
+        )
+        .unwrap());
+    ok(&c
+        .cli(
+            1,
+            &["compare", a.to_str().unwrap(), restored.to_str().unwrap()],
+        )
+        .unwrap());
 }

@@ -22,6 +22,7 @@ pub mod jobs;
 pub mod join;
 pub mod logging;
 pub mod mark;
+pub mod membership;
 pub mod peer;
 pub mod placement;
 pub mod stores;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::Node;
 use crate::jobs::{JobStatus, LocalJob};
+use crate::membership::{self, MembershipOp};
 
 /// A request to another node's service. Versioned by the enclosing `[1] ++ postcard` encoding.
 #[derive(Debug, Serialize, Deserialize)]
@@ -33,6 +34,15 @@ pub enum PeerRequest {
     StartJob(LocalJob),
     /// Where is job `id`?
     PollJob(u64),
+    /// Change membership (sent to the leader; the asking node checked `actor`'s rights).
+    Membership {
+        /// Who asked.
+        actor: ironcore_types::AuthId,
+        /// What to do.
+        op: MembershipOp,
+        /// To which member.
+        target: u64,
+    },
 }
 
 /// The answer.
@@ -44,6 +54,8 @@ pub enum PeerResponse {
     Started(u64),
     /// Where the job is.
     Job(JobStatus),
+    /// The membership change's outcome.
+    Changed(Result<String, String>),
 }
 
 pub(crate) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, String> {
@@ -104,6 +116,11 @@ impl RpcHandler for PeerService {
                     PeerResponse::Started(node.jobs.start(node.clone(), job))
                 }
                 PeerRequest::PollJob(id) => PeerResponse::Job(node.jobs.poll(id)),
+                PeerRequest::Membership { actor, op, target } => PeerResponse::Changed(
+                    membership::on_leader(&node, &actor, op, target)
+                        .await
+                        .map_err(|e| e.to_string()),
+                ),
             };
             encode(&answer)
         })

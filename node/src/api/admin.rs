@@ -511,3 +511,24 @@ pub(crate) async fn audit(
     admin(&node, &caller)?;
     Ok(Json(json!({ "data": node.meta().audit()? })))
 }
+
+/// Body of `POST /api2/json/cluster/membership`.
+#[derive(Debug, Deserialize)]
+pub struct MembershipRequest {
+    op: crate::membership::MembershipOp,
+    node: String,
+}
+
+pub(crate) async fn membership(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+    Json(req): Json<MembershipRequest>,
+) -> ApiResult<Json<Value>> {
+    check(node.meta(), &caller, "/", Privilege::Manage)?;
+    node.raft.linearize().await?;
+    let target = crate::membership::member(&node, &req.node)?;
+    let what = crate::membership::change(&node, &caller.auth_id, req.op, target.id).await?;
+    Ok(Json(
+        json!({ "node": target.name, "op": req.op, "result": what }),
+    ))
+}

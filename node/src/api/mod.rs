@@ -91,6 +91,11 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
         "/api2/json/cluster/join",
         "join with a token (authenticated by the token)",
     ),
+    (
+        "POST",
+        "/api2/json/cluster/membership",
+        "promote, demote, remove a member, or transfer leadership to it (Admin)",
+    ),
     ("GET", "/api2/json/datastore", "datastores"),
     ("POST", "/api2/json/datastore", "create a datastore"),
     ("GET", "/api2/json/datastore/{store}/snapshots", "snapshots"),
@@ -238,6 +243,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/api2/json/cluster/status", get(admin::cluster_status))
         .route("/api2/json/cluster/join-token", post(admin::join_token))
         .route("/api2/json/cluster/join", post(admin::join))
+        .route("/api2/json/cluster/membership", post(admin::membership))
         .route(
             "/api2/json/datastore",
             get(admin::datastores).post(admin::create_datastore),
