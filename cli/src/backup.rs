@@ -12,6 +12,7 @@ use ironcore_types::{BackupGroup, DatastoreName, Namespace, SnapshotRef};
 use serde_json::{Value, json};
 
 use crate::output::{Output, object};
+use crate::progress::Progress;
 
 /// Loads the key file (passphrase from `IRONCORE_KEY_PASSPHRASE`).
 pub fn load_key(path: Option<&Path>) -> Result<Option<CryptKey>> {
@@ -115,11 +116,22 @@ pub fn backup(api: &Arc<ApiClient>, a: BackupArgs<'_>, out: Output) -> Result<()
                 ))
                 .unwrap_or_else(|| "drive".into())
         );
-        let bytes = ironcore_client::write_image(&mut session, a.source, &name)?;
+        let size = std::fs::metadata(a.source)
+            .map(|m| m.len())
+            .ok()
+            .filter(|n| *n > 0);
+        let mut bar = Progress::new("backup", size, out);
+        let bytes =
+            ironcore_client::write_image(&mut session, a.source, &name, &mut |n| bar.add(n))?;
+        bar.finish();
         (json!({ "archive": name, "bytes": bytes }), Vec::new())
     } else {
+        let mut bar = Progress::new("backup", None, out);
         let w =
-            ironcore_client::write_tree(&mut session, a.source, prev_tree.as_ref(), &mut |_| {})?;
+            ironcore_client::write_tree(&mut session, a.source, prev_tree.as_ref(), &mut |n| {
+                bar.add(n)
+            })?;
+        bar.finish();
         (
             json!({ "files": w.files, "dirs": w.dirs, "others": w.others, "bytes": w.bytes,
                     "reused-files": w.reused_files, "reused-bytes": w.reused_bytes }),
@@ -286,20 +298,32 @@ pub fn restore(
     let source: Arc<dyn ChunkSource> = Arc::new(RemoteSource::new(api.clone(), store.clone()));
     let begun = std::time::Instant::now();
     let report = if manifest.file(META_ARCHIVE).is_some() {
-        let r = ironcore_client::restore_tree_from(source, &manifest, target, key.as_ref(), only)?;
+        let mut bar = Progress::new("restore", None, out);
+        let r = ironcore_client::restore_tree_from(
+            source,
+            &manifest,
+            target,
+            key.as_ref(),
+            only,
+            &mut |done, total| bar.set(done, total),
+        )?;
+        bar.finish();
         for w in &r.warnings {
             eprintln!("WARNING: {w}");
         }
         json!({ "files": r.files, "dirs": r.dirs, "others": r.others, "bytes": r.bytes, "warnings": r.warnings.len() })
     } else {
         let file = manifest.files.first().context("snapshot has no archives")?;
+        let mut bar = Progress::new("restore", Some(file.size), out);
         let bytes = ironcore_client::restore_image_from(
             source,
             &manifest,
             &file.name,
             target,
             key.as_ref(),
+            &mut |n| bar.add(n),
         )?;
+        bar.finish();
         json!({ "archive": file.name, "bytes": bytes })
     };
     object(

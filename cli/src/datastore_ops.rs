@@ -297,17 +297,5 @@ pub fn quarantine(api: &ApiClient, store: &DatastoreName, clear: bool, out: Outp
 }
 
 fn bytes(n: Option<u64>) -> String {
-    let Some(n) = n else { return "-".into() };
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
+    n.map_or_else(|| "-".into(), crate::progress::bytes)
 }

@@ -8,6 +8,7 @@ mod backup;
 mod conn;
 mod datastore_ops;
 mod output;
+mod progress;
 
 use std::path::PathBuf;
 

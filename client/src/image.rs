@@ -27,9 +27,14 @@ pub struct ImageReport {
 /// Writes the image at `source` into `session` as archive `name` (for example
 /// `drive-scsi0.img`) in [`DEFAULT_FIXED_CHUNK`]-byte chunks; the caller commits. Returns the
 /// bytes read.
-pub fn write_image(session: &mut StreamSession, source: &Path, name: &str) -> Result<u64> {
+pub fn write_image(
+    session: &mut StreamSession,
+    source: &Path,
+    name: &str,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64> {
     let file = File::open(source).map_err(unreachable(source))?;
-    write_image_file(session, file, source, name)
+    write_image_file(session, file, source, name, progress)
 }
 
 fn unreachable(source: &Path) -> impl Fn(std::io::Error) -> ClientError + '_ {
@@ -44,6 +49,7 @@ fn write_image_file(
     mut file: File,
     source: &Path,
     name: &str,
+    progress: &mut dyn FnMut(u64),
 ) -> Result<u64> {
     let mut writer = session.fixed_writer(name, DEFAULT_FIXED_CHUNK)?;
     let mut buf = vec![0u8; DEFAULT_FIXED_CHUNK as usize];
@@ -57,6 +63,7 @@ fn write_image_file(
         };
         writer.append(&buf[..n])?;
         total += n as u64;
+        progress(n as u64);
     }
     writer.finish()?;
     Ok(total)
@@ -72,7 +79,7 @@ pub fn backup_image(
 ) -> Result<ImageReport> {
     let file = File::open(source).map_err(unreachable(source))?;
     let mut session = ds.begin_backup(snapshot, key)?;
-    write_image_file(session.stream(), file, source, name)?;
+    write_image_file(session.stream(), file, source, name, &mut |_| {})?;
     let stats = session.stats();
     Ok(ImageReport {
         manifest: session.commit()?,
@@ -90,7 +97,7 @@ pub fn restore_image(
     key: Option<&CryptKey>,
 ) -> Result<u64> {
     let manifest = ds.open_manifest(snapshot, key)?;
-    restore_image_from(ds.clone(), &manifest, name, target, key)
+    restore_image_from(ds.clone(), &manifest, name, target, key, &mut |_| {})
 }
 
 /// Restores archive `name` of the snapshot `manifest` describes, reading chunks from `source`,
@@ -102,6 +109,7 @@ pub fn restore_image_from(
     name: &str,
     target: &Path,
     key: Option<&CryptKey>,
+    progress: &mut dyn FnMut(u64),
 ) -> Result<u64> {
     let not_writable = |e| ClientError::DestinationNotWritable {
         path: target.to_path_buf(),
@@ -125,6 +133,7 @@ pub fn restore_image_from(
             out.write_all(&chunk).map_err(not_writable)?;
         }
         written += chunk.len() as u64;
+        progress(chunk.len() as u64);
     }
     let is_regular = out.metadata().map(|m| m.is_file()).unwrap_or(false);
     if is_regular {

@@ -132,7 +132,7 @@ pub fn restore_tree(
 ) -> Result<RestoreReport> {
     prepare_target(target)?;
     let manifest = ds.open_manifest(snapshot, key)?;
-    restore_prepared(ds.clone(), &manifest, target, key, only)
+    restore_prepared(ds.clone(), &manifest, target, key, only, &mut |_, _| {})
 }
 
 /// Restores the tree snapshot `manifest` describes, reading chunks from `source`, into
@@ -144,9 +144,10 @@ pub fn restore_tree_from(
     target: &Path,
     key: Option<&CryptKey>,
     only: Option<&str>,
+    progress: &mut dyn FnMut(u64, u64),
 ) -> Result<RestoreReport> {
     prepare_target(target)?;
-    restore_prepared(source, manifest, target, key, only)
+    restore_prepared(source, manifest, target, key, only, progress)
 }
 
 fn restore_prepared(
@@ -155,6 +156,7 @@ fn restore_prepared(
     target: &Path,
     key: Option<&CryptKey>,
     only: Option<&str>,
+    progress: &mut dyn FnMut(u64, u64),
 ) -> Result<RestoreReport> {
     let entries = read_entries_from(source.clone(), manifest, key)?;
     let selected: Vec<&Entry> = match only {
@@ -175,6 +177,15 @@ fn restore_prepared(
             sel
         }
     };
+    // (bytes of file content restored so far, of all selected files)
+    let total: u64 = selected
+        .iter()
+        .map(|e| match e.kind {
+            EntryKind::File { size, .. } => size,
+            _ => 0,
+        })
+        .sum();
+    let mut done = 0u64;
     let by_path: HashMap<&[u8], &Entry> = entries.iter().map(|e| (e.path.as_slice(), e)).collect();
     let mut payload = ArchiveReader::open(source, manifest, PAYLOAD_ARCHIVE, key)?;
     let mut report = RestoreReport::default();
@@ -222,9 +233,17 @@ fn restore_prepared(
                     // files leaves bytes between them that no entry names: skip those.
                     Some(c) if *offset >= c.pos => {
                         c.take(*offset - c.pos, |_| Ok(()))?;
-                        c.take(*size, |b| sink.write(b).map_err(dest_err(&path)))?;
+                        c.take(*size, |b| {
+                            done += b.len() as u64;
+                            progress(done, total);
+                            sink.write(b).map_err(dest_err(&path))
+                        })?;
                     }
-                    _ => copy_range(&mut payload, *offset, *size, &mut sink, &path)?,
+                    _ => {
+                        copy_range(&mut payload, *offset, *size, &mut sink, &path)?;
+                        done += *size;
+                        progress(done, total);
+                    }
                 }
                 sink.finish().map_err(dest_err(&path))?;
                 report.files += 1;

@@ -88,8 +88,18 @@ fn tree_written_to_a_memory_store_restores_identical() {
         assert_eq!(entries.len(), 10);
 
         let out = dir.path().join(format!("out{i}"));
-        let report = restore_tree_from(store.clone(), &manifest, &out, key.as_ref(), None).unwrap();
+        let mut last = (0, 0);
+        let report = restore_tree_from(
+            store.clone(),
+            &manifest,
+            &out,
+            key.as_ref(),
+            None,
+            &mut |done, total| last = (done, total),
+        )
+        .unwrap();
         assert_eq!(report.files, 3);
+        assert_eq!(last, (report.bytes, report.bytes), "progress ends at its total");
         assert_eq!(compare_trees(&src, &out), Ok(10));
     }
 }
@@ -105,12 +115,13 @@ fn image_written_to_a_memory_store_restores_identical() {
     let store = Arc::new(MemoryStore::default());
     let mut session = StreamSession::new(store.clone(), None);
     assert_eq!(
-        write_image(&mut session, &img, "drive-scsi0.img").unwrap(),
+        write_image(&mut session, &img, "drive-scsi0.img", &mut |_| {}).unwrap(),
         data.len() as u64
     );
     let manifest = session.manifest(snap(), 200);
     let out = dir.path().join("restored.raw");
-    let n = restore_image_from(store, &manifest, "drive-scsi0.img", &out, None).unwrap();
+    let n =
+        restore_image_from(store, &manifest, "drive-scsi0.img", &out, None, &mut |_| {}).unwrap();
     assert_eq!(n, data.len() as u64);
     assert!(fs::read(&out).unwrap() == data);
 }
@@ -160,7 +171,7 @@ fn unchanged_files_are_reused_without_reading_and_restore_identical() {
         assert_eq!(second.bytes, second.reused_bytes + 7);
         assert!(stats.new_chunks <= 4, "{stats:?}");
         let out = dir.path().join(format!("second-{}", key.is_some()));
-        restore_tree_from(store.clone(), &m2, &out, key.as_ref(), None).unwrap();
+        restore_tree_from(store.clone(), &m2, &out, key.as_ref(), None, &mut |_, _| {}).unwrap();
         assert_eq!(compare_trees(&src, &out), Ok(51));
 
         // Unchanged re-run on top of the second: nothing read at all.
@@ -171,7 +182,7 @@ fn unchanged_files_are_reused_without_reading_and_restore_identical() {
         assert_eq!(third.reused_files, third.files);
         assert_eq!(stats3.new_chunks, 0, "nothing new to store: {stats3:?}");
         let out = dir.path().join(format!("third-{}", key.is_some()));
-        restore_tree_from(store.clone(), &m3, &out, key.as_ref(), None).unwrap();
+        restore_tree_from(store.clone(), &m3, &out, key.as_ref(), None, &mut |_, _| {}).unwrap();
         assert_eq!(compare_trees(&src, &out), Ok(51));
         fs::write(src.join("data/f20"), b"changed").unwrap();
 
