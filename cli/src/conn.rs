@@ -19,6 +19,10 @@ pub struct ConnArgs {
     /// API token USER@REALM!NAME:SECRET [env: IRONCORE_TOKEN].
     #[arg(long, global = true)]
     pub token: Option<String>,
+    /// Login ticket from `ironcore-backup login`, used when no token is given
+    /// [env: IRONCORE_TICKET].
+    #[arg(long, global = true)]
+    pub ticket: Option<String>,
 }
 
 fn pick(flag: &Option<String>, env: &str) -> Option<String> {
@@ -44,6 +48,29 @@ impl ConnArgs {
         };
         let fp: Fingerprint = fp.parse().context("IRONCORE_FINGERPRINT")?;
         let token = pick(&self.token, "IRONCORE_TOKEN");
-        Ok(Arc::new(ApiClient::new(&url, fp, token)?.with_runtime()?))
+        let mut client = ApiClient::new(&url, fp, token.clone())?;
+        if token.is_none()
+            && let Some(ticket) = pick(&self.ticket, "IRONCORE_TICKET")
+        {
+            client = client.with_ticket(ticket);
+        }
+        Ok(Arc::new(client.with_runtime()?))
     }
+}
+
+/// A password: `IRONCORE_PASSWORD` if set, else asked on the terminal without echo (twice
+/// when `confirm`).
+pub fn read_password(prompt: &str, confirm: bool) -> Result<String> {
+    if let Ok(p) = std::env::var("IRONCORE_PASSWORD") {
+        return Ok(p);
+    }
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        bail!("no password: set IRONCORE_PASSWORD or run on a terminal to be asked");
+    }
+    let first = rpassword::prompt_password(prompt)?;
+    if confirm && rpassword::prompt_password("again: ")? != first {
+        bail!("the passwords differ; nothing was changed");
+    }
+    Ok(first)
 }

@@ -168,6 +168,12 @@ enum Cmd {
     },
     /// The cluster's audit log: every metadata change, who asked, when, and the result.
     Audit,
+    /// Log in with a user's password (from IRONCORE_PASSWORD, or asked); prints
+    /// `export IRONCORE_TICKET=…` for `eval` (the ticket is valid 2 hours on every node).
+    Login {
+        /// USER@REALM.
+        userid: String,
+    },
     /// Print shell completions.
     Completions {
         /// bash, zsh, fish, …
@@ -312,7 +318,14 @@ enum UserCmd {
     /// List users.
     List,
     /// Create a user (USER@REALM).
-    Create { userid: String },
+    Create {
+        userid: String,
+        /// Give it a password for `login` (from IRONCORE_PASSWORD, or asked).
+        #[arg(long)]
+        password: bool,
+    },
+    /// Set a user's password (from IRONCORE_PASSWORD, or asked).
+    Password { userid: String },
 }
 
 #[derive(Subcommand)]
@@ -780,14 +793,51 @@ fn run(cli: Cli) -> Result<()> {
                 ("comment", "COMMENT"),
             ],
         ),
-        Cmd::User(UserCmd::Create { userid }) => object(
-            out,
-            &send(
+        Cmd::User(UserCmd::Create { userid, password }) => {
+            let password = if password {
+                Some(conn::read_password(
+                    &format!("password for {userid}: "),
+                    true,
+                )?)
+            } else {
+                None
+            };
+            object(
+                out,
+                &send(
+                    Method::POST,
+                    "/api2/json/access/users",
+                    json!({ "userid": userid, "password": password }),
+                )?,
+            )
+        }
+        Cmd::User(UserCmd::Password { userid }) => {
+            let password = conn::read_password(&format!("new password for {userid}: "), true)?;
+            object(
+                out,
+                &send(
+                    Method::PUT,
+                    "/api2/json/access/password",
+                    json!({ "userid": userid, "password": password }),
+                )?,
+            )
+        }
+        Cmd::Login { userid } => {
+            let password = conn::read_password(&format!("password for {userid}: "), false)?;
+            let t = send(
                 Method::POST,
-                "/api2/json/access/users",
-                json!({ "userid": userid }),
-            )?,
-        ),
+                "/api2/json/access/ticket",
+                json!({ "username": userid, "password": password }),
+            )?;
+            if out == Output::Json {
+                object(out, &t);
+            } else {
+                println!(
+                    "export IRONCORE_TICKET='{}'",
+                    t["ticket"].as_str().unwrap_or_default()
+                );
+            }
+        }
         Cmd::Token(TokenCmd::List) => table(
             out,
             &rows(&get("/api2/json/access/tokens")?),

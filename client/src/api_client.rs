@@ -66,6 +66,7 @@ pub struct ApiClient {
     fingerprint: Fingerprint,
     tls: TlsConnector,
     token: Option<String>,
+    ticket: Option<String>,
     pool: Mutex<Vec<SendRequest<Full<Bytes>>>>,
     runtime: Option<Arc<tokio::runtime::Runtime>>,
 }
@@ -100,9 +101,16 @@ impl ApiClient {
             fingerprint,
             tls: TlsConnector::from(Arc::new(config)),
             token,
+            ticket: None,
             pool: Mutex::new(Vec::new()),
             runtime: None,
         })
+    }
+
+    /// Authenticates with a login ticket (`POST /api2/json/access/ticket`) instead of a token.
+    pub fn with_ticket(mut self, ticket: String) -> Self {
+        self.ticket = Some(ticket);
+        self
     }
 
     /// Gives the client a runtime of its own for [`Self::blocking`] (the CLI).
@@ -194,7 +202,9 @@ impl ApiClient {
             .uri(path)
             .header(hyper::header::HOST, &self.addr)
             .header(hyper::header::CONTENT_TYPE, content_type);
-        if let Some(t) = &self.token {
+        if let Some(t) = &self.ticket {
+            req = req.header(hyper::header::AUTHORIZATION, format!("IBSTicket {t}"));
+        } else if let Some(t) = &self.token {
             req = req.header(hyper::header::AUTHORIZATION, format!("IBSAPIToken {t}"));
         }
         let req = req.body(Full::new(body)).map_err(|e| ApiError::Protocol {

@@ -99,7 +99,11 @@ fn tree_written_to_a_memory_store_restores_identical() {
         )
         .unwrap();
         assert_eq!(report.files, 3);
-        assert_eq!(last, (report.bytes, report.bytes), "progress ends at its total");
+        assert_eq!(
+            last,
+            (report.bytes, report.bytes),
+            "progress ends at its total"
+        );
         assert_eq!(compare_trees(&src, &out), Ok(10));
     }
 }

@@ -204,6 +204,18 @@ impl DaemonCluster {
             .output()?)
     }
 
+    /// Runs the CLI against node `i` without a token, with extra environment `envs`
+    /// (`IRONCORE_TICKET`, `IRONCORE_PASSWORD`).
+    pub fn cli_env(&self, i: usize, envs: &[(&str, &str)], args: &[&str]) -> Result<Output> {
+        Ok(Command::new(&self.cli_bin)
+            .args(args)
+            .env("IRONCORE_URL", &self.nodes[i].api)
+            .env("IRONCORE_FINGERPRINT", &self.nodes[i].fingerprint)
+            .env("IRONCORE_TOKEN", "")
+            .envs(envs.iter().copied())
+            .output()?)
+    }
+
     /// Runs the CLI with `--output json` and parses its answer; fails on a non-zero exit.
     pub fn cli_json(&self, i: usize, args: &[&str]) -> Result<Value> {
         let mut a = args.to_vec();

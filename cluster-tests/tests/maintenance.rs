@@ -212,7 +212,73 @@ fn probe_stats_verify_repair_quarantine_gc_and_membership() {
         restored.to_str().unwrap(),
     ]));
 
+    password_login(&c);
     membership(&c, &a);
+}
+
+/// A user with a password logs in on one node and its ticket works on another, with the
+/// user's own rights; a wrong password or a forged ticket is refused.
+fn password_login(c: &DaemonCluster) {
+    let pw = [("IRONCORE_PASSWORD", "alice's secret")];
+    ok(&c
+        .cli_env(
+            0,
+            &[("IRONCORE_TOKEN", c.admin_token.as_str()), pw[0]],
+            &["user", "create", "alice@ibs", "--password"],
+        )
+        .unwrap());
+    let wrong = c
+        .cli_env(
+            1,
+            &[("IRONCORE_PASSWORD", "not it at all")],
+            &["login", "alice@ibs"],
+        )
+        .unwrap();
+    assert_eq!(wrong.status.code(), Some(3), "{}", text(&wrong));
+    assert!(
+        text(&wrong).contains("authentication failed"),
+        "{}",
+        text(&wrong)
+    );
+    let login = c
+        .cli_env(1, &pw, &["login", "alice@ibs", "--output", "json"])
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&login.stdout).expect("login answers JSON");
+    let ticket = v["ticket"].as_str().unwrap().to_string();
+    let with_ticket =
+        |t: &str, args: &[&str]| c.cli_env(2, &[("IRONCORE_TICKET", t)], args).unwrap();
+    let denied = with_ticket(&ticket, &["snapshot", "list", "--store", "store1"]);
+    assert_eq!(denied.status.code(), Some(3), "{}", text(&denied));
+    assert!(
+        text(&denied).contains("permission denied"),
+        "{}",
+        text(&denied)
+    );
+    ok(&c
+        .cli(
+            0,
+            &[
+                "acl",
+                "set",
+                "/datastore/store1",
+                "alice@ibs",
+                "Datastore.Reader",
+            ],
+        )
+        .unwrap());
+    let listed = ok(&with_ticket(
+        &ticket,
+        &["snapshot", "list", "--store", "store1"],
+    ));
+    assert!(listed.contains("host/a"), "{listed}");
+    let forged = ticket.replace("alice@ibs", "root@pam");
+    let refused = with_ticket(&forged, &["snapshot", "list", "--store", "store1"]);
+    assert_eq!(refused.status.code(), Some(3), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("ticket is invalid"),
+        "{}",
+        text(&refused)
+    );
 }
 
 fn member<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {

@@ -31,13 +31,34 @@ pub struct Caller {
 pub fn authenticate(meta: &MetaView, header: Option<&str>, now: i64) -> Result<Caller> {
     let header = header.ok_or_else(|| {
         NodeError::Unauthenticated(format!(
-            "send `Authorization: {TOKEN_SCHEME} USER@REALM!TOKEN:SECRET` (the CLI reads IRONCORE_TOKEN)"
+            "send `Authorization: {TOKEN_SCHEME} USER@REALM!TOKEN:SECRET` (the CLI reads IRONCORE_TOKEN) or a login ticket (`ironcore-backup login`)"
         ))
     })?;
+    if let Some(ticket) = header.strip_prefix(crate::ticket::TICKET_SCHEME) {
+        let key = meta
+            .cluster()?
+            .map(|c| hex::decode(c.ticket_key).unwrap_or_default())
+            .unwrap_or_default();
+        let user = crate::ticket::check(&key, ticket.trim(), now)?;
+        let record = meta
+            .user(&user)?
+            .ok_or_else(|| NodeError::Unauthenticated(format!("user {user} no longer exists")))?;
+        if !record.enabled {
+            return Err(NodeError::Unauthenticated(format!(
+                "user {user} is disabled"
+            )));
+        }
+        return Ok(Caller { auth_id: user });
+    }
     let value = header
         .strip_prefix(TOKEN_SCHEME)
         .map(str::trim_start)
-        .ok_or_else(|| NodeError::Unauthenticated(format!("use the {TOKEN_SCHEME} scheme")))?;
+        .ok_or_else(|| {
+            NodeError::Unauthenticated(format!(
+                "use the {TOKEN_SCHEME} or {} scheme",
+                crate::ticket::TICKET_SCHEME
+            ))
+        })?;
     let (id, secret) = value
         .rsplit_once(':')
         .ok_or_else(|| NodeError::Unauthenticated("write the token as ID:SECRET".into()))?;
@@ -65,7 +86,7 @@ pub fn authenticate(meta: &MetaView, header: Option<&str>, now: i64) -> Result<C
     Ok(Caller { auth_id })
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -194,6 +194,7 @@ async fn bootstrap(
                 cluster_id: state.cluster_id.clone(),
                 epoch: state.epoch,
                 created: now,
+                ticket_key: hex::encode(rand::random::<[u8; 32]>()),
             },
             node: self_record(&node.config, state.raft_id, identity),
             admin: UserRecord {

@@ -27,6 +27,7 @@ pub mod peer;
 pub mod placement;
 pub mod stores;
 pub mod tasks;
+pub mod ticket;
 pub mod verify;
 
 pub use error::{NodeError, Result};

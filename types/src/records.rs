@@ -48,6 +48,10 @@ pub struct ClusterInfo {
     pub epoch: u64,
     /// When the cluster was created.
     pub created: i64,
+    /// The key (hex, 32 random bytes) that signs login tickets, so every node accepts them.
+    /// Never shown through the API.
+    #[serde(default)]
+    pub ticket_key: String,
 }
 
 /// A one-time join token as stored: only the SHA-256 of its secret.

@@ -386,6 +386,9 @@ pub struct CreateUser {
     userid: AuthId,
     #[serde(default)]
     comment: String,
+    /// Lets the user log in with a password (`ironcore-backup login`).
+    #[serde(default)]
+    password: Option<String>,
 }
 
 pub(crate) async fn create_user(
@@ -398,7 +401,11 @@ pub(crate) async fn create_user(
         &caller.auth_id,
         MetaCommand::CreateUser(UserRecord {
             userid: req.userid.clone(),
-            password_hash: None,
+            password_hash: req
+                .password
+                .as_deref()
+                .map(crate::ticket::hash_password)
+                .transpose()?,
             enabled: true,
             comment: req.comment,
         }),

@@ -1,6 +1,8 @@
 //! The HTTPS API (JSON REST under `/api2/json`): routing, authentication, error mapping.
-//! Every route but `/api2/json/health` requires an API token.
+//! Every route but `/api2/json/health` and the password login requires an API token or a
+//! login ticket.
 
+mod access;
 mod admin;
 pub mod admin_types;
 mod backup;
@@ -187,6 +189,16 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
         "a task's log (on the node that ran it)",
     ),
     ("DELETE", "/api2/json/tasks/{upid}", "cancel a running task"),
+    (
+        "POST",
+        "/api2/json/access/ticket",
+        "log in with a password: a ticket for `Authorization: IBSTicket …` (no authentication)",
+    ),
+    (
+        "PUT",
+        "/api2/json/access/password",
+        "set a user's password (Admin, or the user itself with a ticket)",
+    ),
     ("GET", "/api2/json/access/users", "users"),
     ("POST", "/api2/json/access/users", "create a user"),
     ("GET", "/api2/json/access/tokens", "API tokens"),
@@ -305,6 +317,8 @@ pub fn router(node: Arc<Node>) -> Router {
             "/api2/json/tasks/{upid}",
             axum::routing::delete(admin::cancel_task),
         )
+        .route("/api2/json/access/ticket", post(access::login))
+        .route("/api2/json/access/password", put(access::set_password))
         .route(
             "/api2/json/access/users",
             get(admin::users).post(admin::create_user),

@@ -310,6 +310,16 @@ fn validate_and_stage(
             }
             ch.put("user", &keys::user(&u.userid), u)?;
         }
+        C::SetPassword {
+            userid,
+            password_hash,
+        } => {
+            let Some(mut u) = view.user(userid)? else {
+                return refuse(format!("user {userid} does not exist"));
+            };
+            u.password_hash = password_hash.clone();
+            ch.put("user", &keys::user(userid), &u)?;
+        }
         C::RemoveUser { userid } => {
             if view.user(userid)?.is_none() {
                 return refuse(format!("user {userid} does not exist"));

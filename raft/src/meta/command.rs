@@ -117,6 +117,13 @@ pub enum MetaCommand {
     },
     /// Creates a user.
     CreateUser(UserRecord),
+    /// Sets (or, with `None`, clears) a user's password hash.
+    SetPassword {
+        /// The user.
+        userid: AuthId,
+        /// Argon2id PHC string.
+        password_hash: Option<String>,
+    },
     /// Removes a user with its tokens and ACL entries.
     RemoveUser {
         /// `name@realm`.
@@ -182,6 +189,18 @@ impl fmt::Display for MetaCommand {
                 verify,
             } => write!(f, "set verify={verify:?} on {datastore}:{snapshot}"),
             Self::CreateUser(u) => write!(f, "create user {}", u.userid),
+            Self::SetPassword {
+                userid,
+                password_hash,
+            } => write!(
+                f,
+                "{} the password of {userid}",
+                if password_hash.is_some() {
+                    "set"
+                } else {
+                    "clear"
+                }
+            ),
             Self::RemoveUser { userid } => write!(f, "remove user {userid}"),
             Self::CreateToken(t) => write!(f, "create token {}", t.tokenid),
             Self::RemoveToken { tokenid } => write!(f, "remove token {tokenid}"),

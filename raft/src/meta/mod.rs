@@ -64,6 +64,7 @@ mod tests {
                     cluster_id: "00".into(),
                     epoch: 1,
                     created: 1,
+                    ticket_key: String::new(),
                 },
                 node: node(1, "n1"),
                 admin: UserRecord {
