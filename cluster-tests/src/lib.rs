@@ -19,11 +19,34 @@ pub fn binaries() -> Result<(PathBuf, PathBuf)> {
     BUILT
         .get_or_init(|| {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
+            let mut build = Command::new(cargo);
+            build
                 .args(["build", "-p", "ironcore-node", "-p", "ironcore-cli"])
-                .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-                .status()
-                .map_err(|e| e.to_string())?;
+                .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+            // Cargo gives this test its package's variables (CARGO_PKG_NAME, …). Build scripts
+            // that watch them (ring's does) would see another value than in a shell build and
+            // rebuild every time; the inner build gets a shell's environment.
+            for (k, _) in std::env::vars_os() {
+                let k = k.to_string_lossy();
+                if [
+                    "CARGO_PKG_",
+                    "CARGO_MANIFEST_",
+                    "CARGO_CRATE_",
+                    "CARGO_BIN_",
+                ]
+                .iter()
+                .any(|p| k.starts_with(p))
+                    || [
+                        "CARGO_PRIMARY_PACKAGE",
+                        "CARGO_TARGET_TMPDIR",
+                        "CARGO_RUSTC_CURRENT_DIR",
+                    ]
+                    .contains(&k.as_ref())
+                {
+                    build.env_remove(k.as_ref());
+                }
+            }
+            let status = build.status().map_err(|e| e.to_string())?;
             if !status.success() {
                 return Err("building ironcore-node and ironcore-backup failed".into());
             }
