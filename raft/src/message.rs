@@ -40,6 +40,21 @@ pub enum RaftRequest {
     ReadIndex,
     /// Is the node reachable? (Answered even before its Raft instance runs.)
     Ping,
+    /// One segment of a snapshot (see [`crate::snapshot_inbox`]); the last one installs it.
+    SnapshotSegment {
+        /// The sending leader's vote.
+        vote: Vote,
+        /// What the snapshot covers.
+        meta: SnapshotMeta,
+        /// SHA-256 of the whole snapshot (also its transfer's name).
+        digest: [u8; 32],
+        /// Its size.
+        total: u64,
+        /// Where `data` starts.
+        offset: u64,
+        /// At most [`crate::snapshot_inbox::SEGMENT`] bytes.
+        data: Vec<u8>,
+    },
 }
 
 /// The answer to a [`RaftRequest`], variant for variant (same encoding rules).
@@ -59,6 +74,9 @@ pub enum RaftResponse {
     ReadIndex(Result<ReadLogId<TypeConfig>, Refusal>),
     /// Answer to [`RaftRequest::Ping`].
     Pong,
+    /// Answer to a [`RaftRequest::SnapshotSegment`] that did not complete the snapshot: go on
+    /// from this offset.
+    SnapshotHave(u64),
 }
 
 /// A write the leader committed and applied.
@@ -105,6 +123,7 @@ impl RaftRequest {
             Self::Vote(_) => "vote",
             Self::PreVote(_) => "pre-vote",
             Self::Snapshot { .. } => "snapshot",
+            Self::SnapshotSegment { .. } => "snapshot segment",
             Self::TransferLeader(_) => "transfer-leader",
             Self::ClientWrite(_) => "client-write",
             Self::ReadIndex => "read-index",

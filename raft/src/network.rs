@@ -4,7 +4,8 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ironcore_transport::frame::MAX_CONTROL_PAYLOAD;
+use sha2::{Digest, Sha256};
+
 use ironcore_transport::{Peer, Transport, TransportError};
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
@@ -14,12 +15,10 @@ use openraft::raft::{
 };
 
 use crate::reachability::{Gate, ProbePolicy, Reachability};
+use crate::snapshot_inbox::SEGMENT;
 use crate::{
     AddressBook, ClusterNode, NodeId, RaftRequest, RaftResponse, Snapshot, TypeConfig, Vote,
 };
-
-/// Room the frame envelope and the rest of a snapshot request need next to its data.
-const SNAPSHOT_ENVELOPE: usize = 64 << 10;
 
 /// Why a request to a peer got no answer.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -258,18 +257,52 @@ impl RaftLink {
     }
 }
 
+/// The most entry bytes one append request carries: well inside a control frame, and small
+/// enough to cross a slow inter-site link quickly.
+const MAX_APPEND_BYTES: usize = 1 << 20;
+
+/// Extra time an append gets per byte it carries (openraft's timeout is the heartbeat
+/// interval, sized for empty heartbeats): 1 s per 8 MiB.
+const APPEND_BYTES_PER_SEC: u64 = 8 << 20;
+
+/// How many of `entries`, from the first, fit in `budget` encoded bytes (at least one: no
+/// entry is larger than [`crate::raft_node::MAX_COMMAND_BYTES`], see
+/// [`crate::RaftNode::write`]), and their encoded size.
+fn fitting_prefix(entries: &[crate::Entry], budget: usize) -> (usize, usize) {
+    let mut used = 0usize;
+    for (i, e) in entries.iter().enumerate() {
+        let size = postcard::to_allocvec(e).map_or(usize::MAX / 2, |b| b.len());
+        if used + size > budget && i > 0 {
+            return (i, used);
+        }
+        used += size;
+    }
+    (entries.len(), used)
+}
+
 impl RaftNetworkV2<TypeConfig> for RaftLink {
     type SnapshotData = crate::SnapshotData;
 
     async fn append_entries(
         &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
+        mut rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        match self
-            .send(&RaftRequest::Append(rpc), option.soft_ttl())
-            .await
-        {
+        // openraft batches up to `max_payload_entries` entries whatever their size; send the
+        // longest prefix that fits one control frame and report the rest as not sent yet
+        // (a partial success), so large entries never make a request the peer must drop.
+        let (kept, bytes) = fitting_prefix(&rpc.entries, MAX_APPEND_BYTES);
+        let trimmed = kept < rpc.entries.len();
+        if trimmed {
+            rpc.entries.truncate(kept);
+        }
+        let last = rpc.entries.last().map(|e| e.log_id);
+        let timeout =
+            option.soft_ttl() + Duration::from_millis(bytes as u64 * 1000 / APPEND_BYTES_PER_SEC);
+        match self.send(&RaftRequest::Append(rpc), timeout).await {
+            Ok(RaftResponse::Append(AppendEntriesResponse::Success)) if trimmed => {
+                Ok(AppendEntriesResponse::PartialSuccess(last))
+            }
             Ok(RaftResponse::Append(r)) => Ok(r),
             Ok(other) => Err(self.mismatch("append", &other).into_rpc()),
             Err(e) => Err(e.into_rpc()),
@@ -311,29 +344,47 @@ impl RaftNetworkV2<TypeConfig> for RaftLink {
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
         let data = snapshot.snapshot.into_inner();
-        if data.len() + SNAPSHOT_ENVELOPE > MAX_CONTROL_PAYLOAD {
-            // Snapshots travel in one control frame for now; a larger state machine needs the
-            // bulk path. Refusing loudly beats a frame the peer would drop.
-            let e = self.unreachable(format!(
-                "snapshot of {} bytes exceeds the {} byte control frame",
-                data.len(),
-                MAX_CONTROL_PAYLOAD - SNAPSHOT_ENVELOPE
-            ));
-            tracing::error!(error = %e, "cannot send snapshot");
-            return Err(Unreachable::from_string(e).into());
-        }
-        let request = RaftRequest::Snapshot {
-            vote,
-            meta: snapshot.meta,
-            data,
-        };
-        tokio::select! {
-            closed = cancel => Err(closed.into()),
-            answer = self.send(&request, option.soft_ttl()) => match answer {
-                Ok(RaftResponse::Snapshot(r)) => Ok(r),
-                Ok(other) => Err(self.mismatch("snapshot", &other).into_rpc().into()),
-                Err(e) => Err(e.into_rpc().into()),
-            },
+        let digest: [u8; 32] = Sha256::digest(&data).into();
+        let total = data.len() as u64;
+        let mut offset = 0u64;
+        // Segments go one at a time; each answer either completes the snapshot or names where
+        // to go on (a receiver that staged part of it earlier resumes there).
+        let mut stalls = 0;
+        let mut cancel = std::pin::pin!(cancel);
+        loop {
+            let start = offset.min(total) as usize;
+            let end = (start + SEGMENT).min(data.len());
+            let request = RaftRequest::SnapshotSegment {
+                vote,
+                meta: snapshot.meta.clone(),
+                digest,
+                total,
+                offset,
+                data: data[start..end].to_vec(),
+            };
+            let answer = tokio::select! {
+                closed = &mut cancel => return Err(closed.into()),
+                answer = self.send(&request, option.soft_ttl()) => answer,
+            };
+            match answer {
+                Ok(RaftResponse::Snapshot(r)) => return Ok(r),
+                Ok(RaftResponse::SnapshotHave(have)) if have <= total => {
+                    // Data sent without the receiver moving on, or a start over (its staged
+                    // bytes failed the digest): tolerated a few times.
+                    if have < offset || (have == offset && end > start) {
+                        stalls += 1;
+                    }
+                    if stalls > 3 {
+                        let e = self.network(format!(
+                            "snapshot transfer makes no progress (receiver at {have} of {total} bytes)"
+                        ));
+                        return Err(e.into_rpc().into());
+                    }
+                    offset = have;
+                }
+                Ok(other) => return Err(self.mismatch("snapshot", &other).into_rpc().into()),
+                Err(e) => return Err(e.into_rpc().into()),
+            }
         }
     }
 

@@ -50,6 +50,10 @@ fn refused(e: impl std::fmt::Display) -> NodeError {
     NodeError::Refused(e.to_string())
 }
 
+/// The largest command [`RaftNode::write`] accepts (metadata only; data never goes through the
+/// log).
+pub const MAX_COMMAND_BYTES: usize = 1 << 20;
+
 impl RaftNode {
     /// Opens the stores in `config.dir` (creating them on first start), binds the transport
     /// with `identity` and `pins` (bulk traffic goes to `chunks`), and starts openraft. Peers
@@ -79,7 +83,10 @@ impl RaftNode {
         let raft = RaftHandle::new(config.id, raft_config, network.clone(), log, sm)
             .await
             .map_err(stopped)?;
-        server.attach(raft.clone());
+        server.attach(
+            raft.clone(),
+            crate::snapshot_inbox::SnapshotInbox::new(&config.dir.join("snapshot-in")),
+        );
         let server_handle = server.clone();
         tracing::info!(id = config.id, node = %config.node, "raft node started");
         Ok(Self {
@@ -205,6 +212,14 @@ impl RaftNode {
     /// Proposes `cmd` and waits until it is committed and applied, forwarding it to the leader
     /// if this node is not the leader.
     pub async fn write(&self, cmd: Command) -> Result<WriteReply, NodeError> {
+        // A command must fit one append request with room to spare, or followers could never
+        // receive it.
+        let size = postcard::to_allocvec(&cmd).map_or(usize::MAX, |b| b.len());
+        if size > MAX_COMMAND_BYTES {
+            return Err(NodeError::Refused(format!(
+                "a {size} byte command exceeds the {MAX_COMMAND_BYTES} byte limit of the Raft log"
+            )));
+        }
         let deadline = Instant::now() + self.request_timeout;
         loop {
             let asked = self.ask_leader(RaftRequest::ClientWrite(cmd.clone()), deadline);

@@ -7,6 +7,7 @@ use ironcore_transport::{BoxFuture, PeerInfo, RpcHandler};
 use openraft::ReadPolicy;
 use openraft::error::{ClientWriteError, ForwardToLeader, RaftError};
 
+use crate::snapshot_inbox::{Accepted, SnapshotInbox};
 use crate::{
     Command, RaftHandle, RaftRequest, RaftResponse, Refusal, Snapshot, TypeConfig, WriteReply,
 };
@@ -19,6 +20,7 @@ use crate::{
 #[derive(Default)]
 pub struct RaftServer {
     raft: OnceLock<RaftHandle>,
+    inbox: OnceLock<Arc<SnapshotInbox>>,
     service: OnceLock<Arc<dyn RpcHandler>>,
     stopping: std::sync::atomic::AtomicBool,
 }
@@ -60,11 +62,13 @@ impl RaftServer {
             .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// Starts serving `raft`. A second call is ignored (one server serves one instance).
-    pub fn attach(&self, raft: RaftHandle) {
+    /// Starts serving `raft`, staging incoming snapshots in `inbox`. A second call is ignored
+    /// (one server serves one instance).
+    pub fn attach(&self, raft: RaftHandle, inbox: SnapshotInbox) {
         if self.raft.set(raft).is_err() {
             tracing::warn!("raft server already has an instance; ignoring the new one");
         }
+        let _ = self.inbox.set(Arc::new(inbox));
     }
 }
 
@@ -77,6 +81,7 @@ impl RpcHandler for RaftServer {
             };
         }
         let raft = self.raft.get().cloned();
+        let inbox = self.inbox.get().cloned();
         let stopping = self.stopping.load(std::sync::atomic::Ordering::SeqCst);
         Box::pin(async move {
             let request = RaftRequest::decode(&request).map_err(|e| e.to_string())?;
@@ -89,6 +94,31 @@ impl RpcHandler for RaftServer {
             }
             let raft = raft.ok_or_else(|| "raft is not running on this node yet".to_string())?;
             let kind = request.kind();
+            if let RaftRequest::SnapshotSegment {
+                vote,
+                meta,
+                digest,
+                total,
+                offset,
+                data,
+            } = request
+            {
+                let inbox = inbox.ok_or("this node has no snapshot inbox")?;
+                let accepted = tokio::task::spawn_blocking(move || {
+                    inbox.accept(&digest, total, offset, &data)
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("staging a snapshot segment: {e}"))?;
+                let response = match accepted {
+                    Accepted::Have(n) => RaftResponse::SnapshotHave(n),
+                    Accepted::Complete(data) => {
+                        tracing::info!(peer = %from.node, bytes = data.len(), "snapshot received; installing");
+                        serve(&raft, RaftRequest::Snapshot { vote, meta, data }).await?
+                    }
+                };
+                return response.encode().map_err(|e| e.to_string());
+            }
             let response = serve(&raft, request).await.map_err(|e| {
                 tracing::debug!(peer = %from.node, kind, error = %e, "raft request failed");
                 e
@@ -142,6 +172,9 @@ pub(crate) async fn serve(raft: &RaftHandle, request: RaftRequest) -> Result<Raf
                 .map_err(refusal),
         ),
         RaftRequest::Ping => RaftResponse::Pong,
+        RaftRequest::SnapshotSegment { .. } => {
+            return Err("snapshot segments are staged by the server, not served here".into());
+        }
     })
 }
 

@@ -276,9 +276,12 @@ async fn new_member_behind_a_purged_log_gets_a_snapshot_and_joins() {
     let leader = cluster.leader_among(&[1, 2, 3]).await.unwrap();
     let node = cluster.node(leader);
     let mut last = 0;
+    // 6 MiB of state: more than one control frame (4 MiB), so the snapshot travels in segments.
+    let big = "x".repeat(300 << 10);
     for i in 0..20 {
+        let value = if i == 7 { "v" } else { big.as_str() };
         last = node
-            .write(set(&format!("k{i}"), "v"))
+            .write(set(&format!("k{i}"), value))
             .await
             .unwrap()
             .log_id
@@ -373,5 +376,36 @@ async fn learner_is_promoted_demoted_and_removed() {
         membership(leader),
         (BTreeSet::from([1, 2, 3]), BTreeSet::new())
     );
+    cluster.finish().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learner_catches_up_on_entries_larger_than_one_frame_and_oversized_commands_are_refused()
+{
+    let cluster = Cluster::start_with_voters(4, 3).await.unwrap();
+    let leader = cluster.leader_among(&[1, 2, 3]).await.unwrap();
+    let node = cluster.node(leader);
+    // 12 entries of 600 KiB: one append of them all would be 7 MiB, more than a frame.
+    let big = "y".repeat(600 << 10);
+    let mut last = 0;
+    for i in 0..12 {
+        last = node
+            .write(set(&format!("b{i}"), &big))
+            .await
+            .unwrap()
+            .log_id
+            .index;
+    }
+    node.add_learner(4, cluster.info(4)).await.unwrap();
+    cluster.applied(4, last).await.unwrap();
+    assert_eq!(
+        cluster.node(4).read("b11").await.unwrap().map(|v| v.len()),
+        Some(600 << 10)
+    );
+    let huge = "z".repeat(2 << 20);
+    match node.write(set("huge", &huge)).await {
+        Err(NodeError::Refused(e)) => assert!(e.contains("exceeds"), "{e}"),
+        other => panic!("a 2 MiB command was not refused: {other:?}"),
+    }
     cluster.finish().await.unwrap();
 }
