@@ -7,6 +7,7 @@
 mod backup;
 mod conn;
 mod datastore_ops;
+mod jobs;
 mod output;
 mod progress;
 
@@ -138,6 +139,9 @@ enum Cmd {
     /// Verification.
     #[command(subcommand)]
     Verify(datastore_ops::VerifyCmd),
+    /// Scheduled jobs (verify, gc, prune), run by the cluster's leader.
+    #[command(subcommand)]
+    Job(jobs::JobCmd),
     /// Tasks.
     #[command(subcommand)]
     Task(TaskCmd),
@@ -559,6 +563,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Gc(cmd) => datastore_ops::gc(&api, cmd, out)?,
         Cmd::Verify(cmd) => datastore_ops::verify(&api, cmd, out)?,
+        Cmd::Job(cmd) => jobs::run(&api, cmd, out)?,
         Cmd::Backup {
             source,
             store,

@@ -1,7 +1,8 @@
 //! Datastore maintenance against a live 3-node cluster: probe and stats, verify (a damaged
 //! copy is found and repaired, a lost chunk fails its snapshot), quarantine (no backups, no
-//! GC), and garbage collection across the nodes (what a forgotten snapshot alone used goes,
-//! everything else stays and restores).
+//! GC), garbage collection across the nodes (what a forgotten snapshot alone used goes,
+//! everything else stays and restores), password login with tickets, a scheduled job, and
+//! membership changes.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -49,7 +50,7 @@ fn chunk_names(c: &DaemonCluster) -> BTreeSet<String> {
 }
 
 #[test]
-fn probe_stats_verify_repair_quarantine_gc_and_membership() {
+fn probe_stats_verify_repair_quarantine_gc_login_jobs_and_membership() {
     let c = DaemonCluster::start(3).expect("cluster starts");
     let base = c.base.path().to_path_buf();
     let (a, b) = (base.join("a"), base.join("b"));
@@ -213,7 +214,71 @@ fn probe_stats_verify_repair_quarantine_gc_and_membership() {
     ]));
 
     password_login(&c);
+    scheduled_job(&c);
     membership(&c, &a);
+}
+
+/// A verify job runs on its schedule through the leader's scheduler, once per scheduled time.
+fn scheduled_job(c: &DaemonCluster) {
+    let bad = c
+        .cli(
+            0,
+            &[
+                "job",
+                "create",
+                "x",
+                "--store",
+                "store1",
+                "--kind",
+                "verify",
+                "--schedule",
+                "25:00",
+            ],
+        )
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(text(&bad).contains("hour '25'"), "{}", text(&bad));
+    let verifies = || {
+        c.cli_json(1, &["task", "list"])
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["kind"] == "verify" && t["state"] == "ok")
+            .count()
+    };
+    let before = verifies();
+    ok(&c
+        .cli(
+            0,
+            &[
+                "job",
+                "create",
+                "v1",
+                "--store",
+                "store1",
+                "--kind",
+                "verify",
+                "--schedule",
+                "*:*:0/3",
+            ],
+        )
+        .unwrap());
+    ironcore_cluster_tests::wait(
+        "a scheduled verify",
+        std::time::Duration::from_secs(20),
+        || Ok(verifies() > before),
+    )
+    .unwrap();
+    let jobs = c.cli_json(2, &["job", "list"]).unwrap();
+    assert_eq!(jobs[0]["id"], "v1", "{jobs}");
+    assert!(jobs[0]["last-run"].is_string(), "{jobs}");
+    assert!(jobs[0]["next-run"].is_string(), "{jobs}");
+    ok(&c.cli(0, &["job", "remove", "v1"]).unwrap());
+    assert_eq!(
+        c.cli_json(2, &["job", "list"]).unwrap(),
+        serde_json::json!([])
+    );
 }
 
 /// A user with a password logs in on one node and its ticket works on another, with the

@@ -2,8 +2,8 @@
 //! checks for verify, and probes and usage for `datastore probe|stats`.
 //!
 //! Such work can outlast one RPC (10 s), so the coordinating node starts it with
-//! [`PeerRequest::StartJob`](crate::peer::PeerRequest::StartJob) and polls it with
-//! [`PeerRequest::PollJob`](crate::peer::PeerRequest::PollJob); on the coordinator itself it
+//! [`PeerRequest::StartJob`] and polls it with
+//! [`PeerRequest::PollJob`]; on the coordinator itself it
 //! runs directly. [`run_on`] hides the difference.
 
 use std::collections::HashMap;

@@ -232,3 +232,43 @@ pub struct NamespaceRecord {
     /// The namespace.
     pub ns: Namespace,
 }
+
+/// What a scheduled job does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JobKind {
+    /// Verify every snapshot of the datastore (repairing short copies).
+    Verify,
+    /// Garbage collection.
+    Gc,
+    /// Prune every group of a namespace.
+    Prune {
+        /// The namespace.
+        ns: Namespace,
+        /// What to keep.
+        keep: crate::KeepOptions,
+    },
+}
+
+/// A job the leader's scheduler runs when its schedule says.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// Its name (`a-z`, `0-9`, `-`, `_`; up to 32).
+    pub id: String,
+    /// The datastore it works on.
+    pub datastore: DatastoreName,
+    /// What it does.
+    pub kind: JobKind,
+    /// When (see the node's `schedule` module; UTC).
+    pub schedule: String,
+    /// Disabled jobs do not run.
+    pub enabled: bool,
+    /// Free text.
+    pub comment: String,
+    /// Who created it; runs are tasks of this user or token.
+    pub owner: AuthId,
+    /// When it was created (epoch seconds); the first run is the first scheduled time after.
+    pub created: i64,
+    /// The scheduled time of the last run started.
+    pub last_run: Option<i64>,
+}

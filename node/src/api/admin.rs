@@ -58,6 +58,16 @@ pub(crate) async fn status(
                     "degraded",
                     "no Raft leader known: backups cannot commit".to_string(),
                 ),
+                "scheduler" => {
+                    let jobs = node.meta().jobs().map(|j| j.len()).unwrap_or(0);
+                    if m.current_leader == Some(node.raft.id()) {
+                        ("active (running)", format!("{jobs} jobs; this node (the Raft leader) runs them"))
+                    } else if raft_ok {
+                        ("active (standby)", format!("{jobs} jobs; the Raft leader runs them"))
+                    } else {
+                        ("degraded", "no Raft leader known: no job runs".to_string())
+                    }
+                }
                 "gc" | "verifier" => {
                     let (kind, command) = match *s {
                         "gc" => ("garbage_collection", "gc start"),
@@ -66,7 +76,7 @@ pub(crate) async fn status(
                     (
                         "active (on demand)",
                         format!(
-                            "{} running here; runs on `ironcore-backup {command} STORE` (no schedule: the scheduler is not built)",
+                            "{} running here; runs on `ironcore-backup {command} STORE` or a scheduled job",
                             node.tasks.running_of(kind)
                         ),
                     )

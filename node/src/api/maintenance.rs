@@ -1,14 +1,13 @@
-//! Pruning a group (with a dry run), protecting snapshots, and namespaces.
+//! Pruning a group (with a dry run; see [`crate::prune`]), protecting snapshots, and
+//! namespaces.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use ironcore_chunkstore::prune::{
-    KeepOptions, PruneCandidate, PruneMark, parse_timezone, plan_prune,
-};
+use ironcore_chunkstore::prune::KeepOptions;
 use ironcore_raft::MetaCommand;
-use ironcore_types::{BackupGroup, DatastoreName, Namespace, Privilege, SnapshotRef};
+use ironcore_types::{BackupGroup, DatastoreName, Namespace, Privilege};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -47,41 +46,23 @@ pub(crate) async fn prune(
         .map_err(|e: ironcore_types::ParseError| NodeError::BadRequest(e.to_string()))?;
     node.raft.linearize().await?;
     check_group(node.meta(), &caller, &store, &ns, &group, Privilege::Modify)?;
-    if !req.keep.keeps_something() {
-        return Err(NodeError::BadRequest(
-            "no keep option set: give at least one of --keep-last, --keep-hourly, --keep-daily, --keep-weekly, --keep-monthly, --keep-yearly".into(),
-        )
-        .into());
-    }
-    let tz = parse_timezone(req.timezone.as_deref().unwrap_or("UTC"))?;
-    let snapshots = node.meta().group_snapshots(&store, &ns, &group)?;
-    let candidates: Vec<PruneCandidate> = snapshots
+    let plan = crate::prune::prune_group(
+        &node,
+        &caller.auth_id,
+        &store,
+        &ns,
+        &group,
+        &req.keep,
+        req.timezone.as_deref().unwrap_or("UTC"),
+        req.dry_run,
+    )
+    .await?;
+    let out: Vec<Value> = plan
         .iter()
-        .map(|s| PruneCandidate {
-            time: s.snapshot.time,
-            protected: s.protected,
-        })
+        .map(
+            |d| json!({ "snapshot": d.snapshot.to_string(), "mark": d.mark, "removed": d.removed }),
+        )
         .collect();
-    let plan = plan_prune(&candidates, &req.keep, tz)?;
-    let mut out = Vec::new();
-    for d in &plan {
-        let s = SnapshotRef {
-            ns: ns.clone(),
-            group: group.clone(),
-            time: d.time,
-        };
-        if d.mark == PruneMark::Remove && !req.dry_run {
-            node.propose(
-                &caller.auth_id,
-                MetaCommand::ForgetSnapshot {
-                    datastore: store.clone(),
-                    snapshot: s.clone(),
-                },
-            )
-            .await?;
-        }
-        out.push(json!({ "snapshot": s.to_string(), "mark": d.mark, "removed": d.mark == PruneMark::Remove && !req.dry_run }));
-    }
     Ok(Json(json!({ "dry-run": req.dry_run, "data": out })))
 }
 

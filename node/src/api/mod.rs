@@ -7,6 +7,7 @@ mod admin;
 pub mod admin_types;
 mod backup;
 mod datastore_ops;
+mod jobs;
 mod maintenance;
 mod metrics;
 mod reader;
@@ -182,6 +183,17 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
         "/api2/json/backup/{upid}/finish",
         "commit the snapshot",
     ),
+    (
+        "GET",
+        "/api2/json/jobs",
+        "scheduled jobs with their last and next runs",
+    ),
+    (
+        "POST",
+        "/api2/json/jobs",
+        "schedule a verify, gc or prune job",
+    ),
+    ("DELETE", "/api2/json/jobs/{id}", "remove a scheduled job"),
     ("GET", "/api2/json/tasks", "tasks of the cluster"),
     (
         "GET",
@@ -311,6 +323,8 @@ pub fn router(node: Arc<Node>) -> Router {
         )
         .route("/api2/json/backup/{upid}/known", post(backup::known))
         .route("/api2/json/backup/{upid}/finish", post(backup::finish))
+        .route("/api2/json/jobs", get(jobs::list).post(jobs::create))
+        .route("/api2/json/jobs/{id}", axum::routing::delete(jobs::remove))
         .route("/api2/json/tasks", get(admin::tasks))
         .route("/api2/json/tasks/{upid}/log", get(admin::task_log))
         .route(

@@ -310,6 +310,44 @@ fn validate_and_stage(
             }
             ch.put("user", &keys::user(&u.userid), u)?;
         }
+        C::CreateJob(j) => {
+            let valid = !j.id.is_empty()
+                && j.id.len() <= 32
+                && j.id
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+            if !valid {
+                return refuse(format!(
+                    "job id '{}' must be 1 to 32 of a-z, 0-9, - and _",
+                    j.id
+                ));
+            }
+            if view.job(&j.id)?.is_some() {
+                return refuse(format!("job {} already exists", j.id));
+            }
+            if view.datastore(&j.datastore)?.is_none() {
+                return refuse(format!("datastore {} does not exist", j.datastore));
+            }
+            ch.put("job", &keys::job(&j.id), j)?;
+        }
+        C::RemoveJob { id } => {
+            if view.job(id)?.is_none() {
+                return refuse(format!("job {id} does not exist"));
+            }
+            ch.delete(&keys::job(id));
+        }
+        C::JobStarted { id, scheduled } => {
+            let Some(mut j) = view.job(id)? else {
+                return refuse(format!("job {id} does not exist"));
+            };
+            if j.last_run.is_some_and(|l| l >= *scheduled) {
+                return refuse(format!(
+                    "the run of job {id} at {scheduled} was started already"
+                ));
+            }
+            j.last_run = Some(*scheduled);
+            ch.put("job", &keys::job(id), &j)?;
+        }
         C::SetPassword {
             userid,
             password_hash,

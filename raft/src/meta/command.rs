@@ -3,8 +3,8 @@
 use std::fmt;
 
 use ironcore_types::records::{
-    AclEntry, ClusterInfo, DatastoreConfig, JoinTokenRecord, KeyRecord, NodeRecord, NodeRole,
-    SnapshotEntry, TaskRecord, TokenRecord, UserRecord, VerifyStatus,
+    AclEntry, ClusterInfo, DatastoreConfig, JobRecord, JoinTokenRecord, KeyRecord, NodeRecord,
+    NodeRole, SnapshotEntry, TaskRecord, TokenRecord, UserRecord, VerifyStatus,
 };
 use ironcore_types::{AuthId, DatastoreName, Namespace, SnapshotRef};
 use serde::{Deserialize, Serialize};
@@ -117,6 +117,21 @@ pub enum MetaCommand {
     },
     /// Creates a user.
     CreateUser(UserRecord),
+    /// Stores a new scheduled job.
+    CreateJob(JobRecord),
+    /// Removes a scheduled job.
+    RemoveJob {
+        /// Its id.
+        id: String,
+    },
+    /// The scheduler claims the run of job `id` scheduled at `scheduled`; refused if that run
+    /// (or a later one) was claimed already, so no run happens twice.
+    JobStarted {
+        /// The job.
+        id: String,
+        /// The run's scheduled time (epoch seconds).
+        scheduled: i64,
+    },
     /// Sets (or, with `None`, clears) a user's password hash.
     SetPassword {
         /// The user.
@@ -189,6 +204,13 @@ impl fmt::Display for MetaCommand {
                 verify,
             } => write!(f, "set verify={verify:?} on {datastore}:{snapshot}"),
             Self::CreateUser(u) => write!(f, "create user {}", u.userid),
+            Self::CreateJob(j) => write!(
+                f,
+                "create job {} ({:?} on {}, schedule '{}')",
+                j.id, j.kind, j.datastore, j.schedule
+            ),
+            Self::RemoveJob { id } => write!(f, "remove job {id}"),
+            Self::JobStarted { id, scheduled } => write!(f, "start job {id} (run of {scheduled})"),
             Self::SetPassword {
                 userid,
                 password_hash,

@@ -17,6 +17,7 @@ pub(crate) const ACL: &str = "d/acl/";
 pub(crate) const KEY: &str = "d/key/";
 pub(crate) const TASK: &str = "d/task/";
 pub(crate) const AUDIT: &str = "d/audit/";
+pub(crate) const JOB: &str = "d/job/";
 
 fn join(parts: &[&str]) -> Vec<u8> {
     parts.concat().into_bytes()
@@ -96,4 +97,8 @@ pub(crate) fn task(upid: &str) -> Vec<u8> {
 
 pub(crate) fn audit(seq: u64) -> Vec<u8> {
     join(&[AUDIT, &format!("{seq:016x}")])
+}
+
+pub(crate) fn job(id: &str) -> Vec<u8> {
+    join(&[JOB, id])
 }

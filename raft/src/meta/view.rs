@@ -1,8 +1,8 @@
 //! Reading typed metadata from a node's state machine.
 
 use ironcore_types::records::{
-    AclEntry, AuditRecord, ClusterInfo, DatastoreConfig, JoinTokenRecord, KeyRecord, NodeRecord,
-    SnapshotEntry, TaskRecord, TokenRecord, UserRecord,
+    AclEntry, AuditRecord, ClusterInfo, DatastoreConfig, JobRecord, JoinTokenRecord, KeyRecord,
+    NodeRecord, SnapshotEntry, TaskRecord, TokenRecord, UserRecord,
 };
 use ironcore_types::{AuthId, BackupGroup, DatastoreName, Namespace, SnapshotRef};
 use rocksdb::{Direction, IteratorMode};
@@ -165,7 +165,30 @@ impl MetaView {
         self.scan("task", keys::TASK.as_bytes())
     }
 
-    /// One task.
+    /// Every scheduled job, by id.
+    pub fn jobs(&self) -> Result<Vec<JobRecord>, Error> {
+        self.scan("job", keys::JOB.as_bytes())
+    }
+
+    /// One scheduled job.
+    pub fn job(&self, id: &str) -> Result<Option<JobRecord>, Error> {
+        self.get("job", &keys::job(id))
+    }
+
+    /// The groups of `ns` in `ds` that have snapshots.
+    pub fn groups(&self, ds: &DatastoreName, ns: &Namespace) -> Result<Vec<BackupGroup>, Error> {
+        let mut groups: Vec<BackupGroup> = self
+            .snapshots(ds)?
+            .into_iter()
+            .filter(|s| s.snapshot.ns == *ns)
+            .map(|s| s.snapshot.group)
+            .collect();
+        groups.sort_by_key(|g| g.to_string());
+        groups.dedup();
+        Ok(groups)
+    }
+
+    /// A task.
     pub fn task(&self, upid: &str) -> Result<Option<TaskRecord>, Error> {
         self.get("task", &keys::task(upid))
     }
