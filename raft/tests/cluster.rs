@@ -409,3 +409,47 @@ async fn a_learner_catches_up_on_entries_larger_than_one_frame_and_oversized_com
     }
     cluster.finish().await.unwrap();
 }
+
+/// A node of another cluster (other id) or left behind by a forced failover (older epoch) is
+/// refused by the transport on every exchange: it never becomes a member that receives the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_a_foreign_cluster_id_or_an_old_epoch_cannot_join() {
+    for (cluster_id, epoch, what) in [
+        ([9u8; 16], 1, "foreign cluster id"),
+        ([7u8; 16], 0, "old epoch"),
+    ] {
+        let cluster = Cluster::start_with_stranger(4, 3, 4, cluster_id, epoch)
+            .await
+            .unwrap();
+        let leader = cluster.leader_among(&[1, 2, 3]).await.unwrap();
+        let reply = cluster
+            .node(leader)
+            .write(set("before", "1"))
+            .await
+            .unwrap();
+        // The leader may list it (membership is the leader's decision), but every exchange
+        // with it is refused, so it never receives the log.
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            cluster.node(leader).add_learner(4, cluster.info(4)),
+        )
+        .await;
+        let after = cluster.node(leader).write(set("after", "2")).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        let applied = cluster.node(4).metrics().last_applied;
+        assert!(
+            applied.is_none_or(|l| l.index < reply.log_id.index),
+            "{what}: the stranger received the log ({applied:?})"
+        );
+        let matched = cluster
+            .node(leader)
+            .metrics()
+            .replication
+            .and_then(|r| r.get(&4).cloned().flatten());
+        assert!(
+            matched.is_none_or(|m| m.index < after.log_id.index),
+            "{what}: the leader replicated to the stranger ({matched:?})"
+        );
+        cluster.finish().await.unwrap();
+    }
+}

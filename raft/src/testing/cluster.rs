@@ -54,6 +54,8 @@ pub struct Cluster {
     proxies: HashMap<(NodeId, NodeId), FaultProxy>,
     leaders: Arc<Mutex<Leaders>>,
     watchers: Vec<tokio::task::JoinHandle<()>>,
+    /// Nodes that claim another cluster id or epoch than the cluster's (`[7; 16]`, epoch 1).
+    strangers: BTreeMap<NodeId, (ClusterId, u64)>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -77,17 +79,40 @@ impl Cluster {
     /// them; the others run but are not members yet.
     pub async fn start_with_voters(n: u64, voters: u64) -> Result<Self, ClusterError> {
         let sites = (1..=n).map(|id| if id % 2 == 1 { "primary" } else { "backup" });
-        Self::launch(sites.map(String::from).collect(), voters).await
+        Self::launch(sites.map(String::from).collect(), voters, BTreeMap::new()).await
+    }
+
+    /// Like [`Self::start_with_voters`], but node `stranger` runs with cluster id `cluster` and
+    /// epoch `epoch` (the others: `[7; 16]`, epoch 1), to show it cannot join.
+    pub async fn start_with_stranger(
+        n: u64,
+        voters: u64,
+        stranger: NodeId,
+        cluster: [u8; 16],
+        epoch: u64,
+    ) -> Result<Self, ClusterError> {
+        let sites = (1..=n).map(|id| if id % 2 == 1 { "primary" } else { "backup" });
+        let strangers = BTreeMap::from([(stranger, (ClusterId(cluster), epoch))]);
+        Self::launch(sites.map(String::from).collect(), voters, strangers).await
     }
 
     /// Starts one node per entry of `sites` (node `i + 1` stands in `sites[i]`), links them
     /// through proxies and initializes the cluster on node 1 with all of them as voters.
     pub async fn start_in_sites(sites: &[&str]) -> Result<Self, ClusterError> {
         let voters = u64::try_from(sites.len()).unwrap_or(u64::MAX);
-        Self::launch(sites.iter().map(|s| s.to_string()).collect(), voters).await
+        Self::launch(
+            sites.iter().map(|s| s.to_string()).collect(),
+            voters,
+            BTreeMap::new(),
+        )
+        .await
     }
 
-    async fn launch(sites: Vec<String>, voters: u64) -> Result<Self, ClusterError> {
+    async fn launch(
+        sites: Vec<String>,
+        voters: u64,
+        strangers: BTreeMap<NodeId, (ClusterId, u64)>,
+    ) -> Result<Self, ClusterError> {
         let dir = tempfile::tempdir()?;
         let sites: BTreeMap<NodeId, String> = (1..).zip(sites).collect();
         let pins = PinSet::new();
@@ -109,6 +134,7 @@ impl Cluster {
             leaders: Arc::default(),
             watchers: Vec::new(),
             sites,
+            strangers,
         };
         let ids: Vec<NodeId> = cluster.sites.keys().copied().collect();
         for id in ids {
@@ -127,7 +153,12 @@ impl Cluster {
             site: self.site(id).to_string(),
             address: String::new(),
         };
-        let mut transport = TransportConfig::new(name(id).parse()?, ClusterId([7; 16]), 1);
+        let (cluster, epoch) = self
+            .strangers
+            .get(&id)
+            .copied()
+            .unwrap_or((ClusterId([7; 16]), 1));
+        let mut transport = TransportConfig::new(name(id).parse()?, cluster, epoch);
         transport.rpc_timeout = Duration::from_secs(5);
         transport.idle_timeout = Duration::from_secs(10);
         transport.keep_alive = Duration::from_secs(1);
