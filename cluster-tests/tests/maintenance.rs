@@ -75,6 +75,23 @@ fn probe_stats_verify_repair_quarantine_gc_login_jobs_and_membership() {
         ])
     };
     ok(&backup(&a, "host/a"));
+    // An incremental through another node: chunks that node lacks are found on the others, so
+    // every file is reused by reference and nothing is uploaded; the commit pulls them over.
+    let again = c
+        .cli_json(
+            2,
+            &[
+                "backup",
+                a.to_str().unwrap(),
+                "--store",
+                "store1",
+                "--group",
+                "host/a",
+            ],
+        )
+        .unwrap();
+    assert_eq!(again["uploaded-bytes"], 0, "{again}");
+    assert_eq!(again["content"]["reused-files"], 2, "{again}");
     let chunks_a = chunk_names(&c);
     ok(&backup(&b, "host/b"));
     let only_b: Vec<String> = chunk_names(&c).difference(&chunks_a).cloned().collect();
@@ -85,7 +102,7 @@ fn probe_stats_verify_repair_quarantine_gc_login_jobs_and_membership() {
     assert_eq!(probe["online"], true, "{probe}");
     assert_eq!(probe["nodes"].as_array().unwrap().len(), 3, "{probe}");
     let stats = c.cli_json(1, &["datastore", "stats", "store1"]).unwrap();
-    assert_eq!(stats["snapshots"], 2, "{stats}");
+    assert_eq!(stats["snapshots"], 3, "{stats}");
     let stored_chunks: u64 = stats["nodes"]
         .as_array()
         .unwrap()
@@ -103,7 +120,7 @@ fn probe_stats_verify_repair_quarantine_gc_login_jobs_and_membership() {
     ok(&cli(&["verify", "start", "store1"]));
     let status = c.cli_json(2, &["verify", "status", "store1"]).unwrap();
     assert_eq!(status[0]["state"], "OK", "{status}");
-    assert_eq!(status[0]["ok"], 2, "{status}");
+    assert_eq!(status[0]["ok"], 3, "{status}");
 
     // One damaged copy of a chunk with two copies: found, moved aside, repaired from the
     // other copy; the snapshot stays good.

@@ -357,4 +357,76 @@ impl Node {
             }
         )))
     }
+
+    /// Which of `ids` (absent here) another storage node of `ds` holds. Holders refresh them
+    /// for GC; a node that does not answer counts as holding none.
+    pub async fn held_elsewhere(&self, ds: &DatastoreName, ids: &[ChunkId]) -> Result<Vec<bool>> {
+        let mut held = vec![false; ids.len()];
+        if ids.is_empty() {
+            return Ok(held);
+        }
+        let (nodes, _) = self.storage_nodes(ds)?;
+        let me = self.raft.id();
+        let ask = peer::encode(&PeerRequest::Has {
+            datastore: ds.clone(),
+            ids: ids.to_vec(),
+        })
+        .map_err(NodeError::BadRequest)?;
+        let others: Vec<&NodeRecord> = nodes.iter().filter(|n| n.id != me).collect();
+        let calls = others.iter().map(|n| self.raft.call_service(n.id, &ask));
+        for (n, answer) in others
+            .iter()
+            .zip(futures_util::future::join_all(calls).await)
+        {
+            match answer.map(|a| peer::decode::<PeerResponse>(&a)) {
+                Ok(Ok(PeerResponse::Held(h))) if h.len() == ids.len() => {
+                    for (mine, theirs) in held.iter_mut().zip(h) {
+                        *mine |= theirs;
+                    }
+                }
+                other => {
+                    tracing::debug!(node = %n.name, answer = ?other, "presence query failed")
+                }
+            }
+        }
+        Ok(held)
+    }
+
+    /// Pulls the chunks of `ids` this node lacks from the other storage nodes of `ds` (a few
+    /// verified bulk transfers per node); returns the ids no node could supply.
+    pub async fn pull(&self, ds: &DatastoreName, ids: &[ChunkId]) -> Result<Vec<ChunkId>> {
+        const BATCH: usize = 128;
+        let lacking = |ids: &[ChunkId]| -> Vec<ChunkId> {
+            ids.iter()
+                .filter(|id| !self.stores.has(ds, id).unwrap_or(false))
+                .copied()
+                .collect()
+        };
+        let mut missing = lacking(ids);
+        let (nodes, _) = self.storage_nodes(ds)?;
+        let me = self.raft.id();
+        for n in nodes.iter().filter(|n| n.id != me) {
+            let mut still = Vec::new();
+            for batch in missing.chunks(BATCH) {
+                self.stores.route(ds, batch);
+                let ask = peer::encode(&PeerRequest::PushTo {
+                    datastore: ds.clone(),
+                    ids: batch.to_vec(),
+                    to: me,
+                })
+                .map_err(NodeError::BadRequest)?;
+                let answer = self.raft.call_service(n.id, &ask).await;
+                self.stores.unroute(batch);
+                if let Err(e) = answer {
+                    tracing::warn!(node = %n.name, error = %e, "could not pull chunks");
+                }
+                still.extend(lacking(batch));
+            }
+            missing = still;
+            if missing.is_empty() {
+                break;
+            }
+        }
+        Ok(missing)
+    }
 }

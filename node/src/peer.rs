@@ -30,6 +30,13 @@ pub enum PeerRequest {
         /// The asking node.
         to: u64,
     },
+    /// Which of `ids` of `datastore` do you hold? (Held ones are refreshed for GC.)
+    Has {
+        /// The datastore.
+        datastore: DatastoreName,
+        /// The chunks.
+        ids: Vec<ChunkId>,
+    },
     /// Start work on your chunk directory (see [`crate::jobs`]).
     StartJob(LocalJob),
     /// Where is job `id`?
@@ -56,6 +63,8 @@ pub enum PeerResponse {
     Job(JobStatus),
     /// The membership change's outcome.
     Changed(Result<String, String>),
+    /// One answer per id asked with [`PeerRequest::Has`].
+    Held(Vec<bool>),
 }
 
 pub(crate) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, String> {
@@ -111,6 +120,17 @@ impl RpcHandler for PeerService {
                     let report = sent.map_err(|e| e.to_string())?;
                     tracing::debug!(to = %from.node, chunks = report.wanted, "pushed chunks on request");
                     PeerResponse::Done(report.wanted)
+                }
+                PeerRequest::Has { datastore, ids } => {
+                    let stores = node.stores.clone();
+                    let held = tokio::task::spawn_blocking(move || {
+                        ids.iter()
+                            .map(|id| stores.has(&datastore, id).unwrap_or(false))
+                            .collect::<Vec<bool>>()
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?;
+                    PeerResponse::Held(held)
                 }
                 PeerRequest::StartJob(job) => {
                     PeerResponse::Started(node.jobs.start(node.clone(), job))

@@ -193,13 +193,23 @@ pub(crate) async fn known(
         .map(|i| chunk_id(i))
         .collect::<Result<Vec<_>, _>>()?;
     let (stores, ds) = (node.stores.clone(), s.datastore.clone());
-    let present = tokio::task::spawn_blocking(move || {
-        ids.iter()
+    let asked = ids.clone();
+    let mut present = tokio::task::spawn_blocking(move || {
+        asked
+            .iter()
             .map(|id| stores.has(&ds, id))
             .collect::<Result<Vec<bool>, NodeError>>()
     })
     .await
     .map_err(|e| NodeError::BadRequest(e.to_string()))??;
+    // The node that receives a backup is not special: chunks other storage nodes hold count
+    // too (the commit pulls them here before it replicates).
+    let absent: Vec<usize> = (0..ids.len()).filter(|i| !present[*i]).collect();
+    let absent_ids: Vec<ChunkId> = absent.iter().map(|i| ids[*i]).collect();
+    let elsewhere = node.held_elsewhere(&s.datastore, &absent_ids).await?;
+    for (i, held) in absent.into_iter().zip(elsewhere) {
+        present[i] = held;
+    }
     Ok(Json(json!({ "present": present })))
 }
 
@@ -273,29 +283,42 @@ async fn commit(
     s.task.check()?;
     let (n, ds) = (node.clone(), s.datastore.clone());
     let files = manifest.files.clone();
-    let ids = tokio::task::spawn_blocking(move || -> Result<Vec<ChunkId>, NodeError> {
-        let mut ids = Vec::new();
+    let (ids, absent) = tokio::task::spawn_blocking(move || -> Result<_, NodeError> {
+        let (mut ids, mut absent) = (Vec::new(), Vec::new());
         for f in &files {
             let raw = n.stores.get(&ds, &f.index)?;
             let index = ArchiveIndex::decode(f.kind, &decode_chunk(&raw, &f.index, None)?)?;
             ids.push(f.index);
             for id in index.chunk_ids() {
                 if !n.stores.has(&ds, &id)? {
-                    return Err(NodeError::ChunkNotFound(format!(
-                        "{id} (archive {}) was never uploaded; the backup is incomplete — run it again",
-                        f.name
-                    )));
+                    absent.push(id);
                 }
                 ids.push(id);
             }
         }
-        n.stores.sync(&ds)?;
         ids.sort();
         ids.dedup();
-        Ok(ids)
+        absent.sort();
+        absent.dedup();
+        Ok((ids, absent))
     })
     .await
     .map_err(|e| NodeError::BadRequest(e.to_string()))??;
+    if !absent.is_empty() {
+        s.task.log(&format!(
+            "{} chunks are held by other nodes; pulling them here",
+            absent.len()
+        ));
+        if let Some(id) = node.pull(&s.datastore, &absent).await?.first() {
+            return Err(NodeError::ChunkNotFound(format!(
+                "{id} was never uploaded and no other node holds it; the backup is incomplete — run it again"
+            )));
+        }
+    }
+    let (n, ds) = (node.clone(), s.datastore.clone());
+    tokio::task::spawn_blocking(move || n.stores.sync(&ds))
+        .await
+        .map_err(|e| NodeError::BadRequest(e.to_string()))??;
     s.task
         .log(&format!("{} chunks referenced; replicating", ids.len()));
     s.task.check()?;
