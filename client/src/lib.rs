@@ -15,7 +15,6 @@ pub mod api_client;
 pub mod compare;
 mod error;
 pub mod image;
-mod lookahead;
 pub mod remote;
 pub mod tree;
 mod tree_format;

@@ -22,7 +22,6 @@ use ironcore_types::{ChunkId, SnapshotRef};
 use serde::Serialize;
 use tracing::warn;
 
-use crate::lookahead::Lookahead;
 use crate::tree_format::{Entry, EntryKind, encode_entry, header};
 use crate::tree_reuse::{PrevFile, PreviousTree, Run};
 use crate::{ClientError, Result};
@@ -75,8 +74,6 @@ struct Walker<'w, 'a> {
     read_bytes: u64,
     reused_files: u64,
     reused_bytes: u64,
-    /// Where this walk is, for the read-ahead thread.
-    ahead: &'w Lookahead,
 }
 
 fn entry(rel: &[u8], kind: EntryKind, m: &fs::Metadata) -> Entry {
@@ -123,7 +120,6 @@ impl Walker<'_, '_> {
             .collect();
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         for name in names {
-            self.ahead.entry();
             let mut child_rel = rel.clone();
             if !child_rel.is_empty() {
                 child_rel.push(b'/');
@@ -294,7 +290,6 @@ impl Walker<'_, '_> {
             self.payload.append(&self.buf[..n])?;
             self.offset += n as u64;
             self.read_bytes += n as u64;
-            self.ahead.read(n as u64);
             (self.progress)(n as u64);
         }
         let size = self.offset - start;
@@ -358,34 +353,7 @@ pub fn write_tree(
 ) -> Result<TreeWritten> {
     let meta = source_dir(source)?;
     let sink = session.sink();
-    let ahead = Lookahead::default();
-    let root_dev = meta.dev();
-    let (entries, written) = std::thread::scope(|scope| -> Result<_> {
-        scope.spawn(|| ahead.run(source, root_dev, previous));
-        let walked = walk_payload(session, source, meta, previous, progress, sink, &ahead);
-        ahead.stop();
-        walked
-    })?;
-    let mut meta_writer = session.dynamic_writer(META_ARCHIVE)?;
-    meta_writer.append(&header())?;
-    for e in &entries {
-        meta_writer.append(&encode_entry(e)?)?;
-    }
-    meta_writer.finish()?;
-    Ok(written)
-}
-
-/// The walk itself: every entry into the payload archive; returns the entry list.
-fn walk_payload(
-    session: &mut StreamSession,
-    source: &Path,
-    meta: fs::Metadata,
-    previous: Option<&PreviousTree>,
-    progress: &mut dyn FnMut(u64),
-    sink: Arc<dyn ChunkSink>,
-    ahead: &Lookahead,
-) -> Result<(Vec<Entry>, TreeWritten)> {
-    {
+    let (entries, written) = {
         let mut payload = session.dynamic_writer(PAYLOAD_ARCHIVE)?;
         let mut walker = Walker {
             root: source.to_path_buf(),
@@ -407,7 +375,6 @@ fn walk_payload(
             read_bytes: 0,
             reused_files: 0,
             reused_bytes: 0,
-            ahead,
         };
         if let Some(prev) = previous {
             // One presence query for every chunk the previous payload has.
@@ -428,8 +395,15 @@ fn walk_payload(
         };
         let entries = std::mem::take(&mut walker.entries);
         payload.finish()?;
-        Ok((entries, written))
+        (entries, written)
+    };
+    let mut meta_writer = session.dynamic_writer(META_ARCHIVE)?;
+    meta_writer.append(&header())?;
+    for e in &entries {
+        meta_writer.append(&encode_entry(e)?)?;
     }
+    meta_writer.finish()?;
+    Ok(written)
 }
 
 /// Backs up the tree at `source` as snapshot `snapshot`. `progress` is called with the bytes
