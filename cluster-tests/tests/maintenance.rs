@@ -408,12 +408,53 @@ fn membership(c: &DaemonCluster, a: &Path) {
 
     let missing = c.cli(0, &["cluster", "remove", "node9"]).unwrap();
     assert_eq!(missing.status.code(), Some(4), "{}", text(&missing));
+    // A backup running through node3 when it is removed: its task is closed, so its group is
+    // not `source busy` forever.
+    let (mut stuck, _writer) = fifo_backup(c, 2, "vm/9");
+    let img = c.base.path().join("small.img");
+    std::fs::write(&img, b"disk").unwrap();
+    let image = |i: usize| {
+        c.cli(
+            i,
+            &[
+                "backup",
+                img.to_str().unwrap(),
+                "--image",
+                "--store",
+                "store1",
+                "--group",
+                "vm/9",
+            ],
+        )
+        .unwrap()
+    };
+    let busy = image(0);
+    assert!(text(&busy).contains("source busy"), "{}", text(&busy));
     let out = ok(&c.cli(0, &["cluster", "remove", "node3"]).unwrap());
     assert!(out.contains("verify start"), "{out}");
     ironcore_cluster_tests::wait("node3 gone", std::time::Duration::from_secs(10), || {
         Ok(member(&status(0), "node3").is_null())
     })
     .unwrap();
+    ok(&image(0));
+    let tasks = c.cli_json(1, &["task", "list"]).unwrap();
+    let closed = tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| {
+            t["node"] == "node3" && t["worker_id"].as_str().is_some_and(|w| w.ends_with("vm/9"))
+        })
+        .unwrap();
+    assert!(
+        closed["state"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("removed"),
+        "{closed}"
+    );
+    let _ = stuck.kill();
+    let _ = stuck.wait();
     let log = ok(&c.cli(1, &["verify", "start", "store1"]).unwrap());
     assert!(log.contains("TASK OK") || log.contains("repaired"), "{log}");
     let restored = c.base.path().join("restored-after-remove");
@@ -435,4 +476,52 @@ fn membership(c: &DaemonCluster, a: &Path) {
             &["compare", a.to_str().unwrap(), restored.to_str().unwrap()],
         )
         .unwrap());
+}
+
+/// Starts an image backup of `group` through node `i` that reads from a FIFO and so stays
+/// running until the returned writer is dropped or the child killed; returns once its task runs.
+fn fifo_backup(c: &DaemonCluster, i: usize, group: &str) -> (std::process::Child, std::fs::File) {
+    let fifo = c
+        .base
+        .path()
+        .join(format!("{}.fifo", group.replace('/', "-")));
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let child = std::process::Command::new(ironcore_cluster_tests::binaries().unwrap().1)
+        .args([
+            "backup",
+            fifo.to_str().unwrap(),
+            "--image",
+            "--store",
+            "store1",
+            "--group",
+            group,
+        ])
+        .env("IRONCORE_URL", &c.nodes[i].api)
+        .env("IRONCORE_FINGERPRINT", &c.nodes[i].fingerprint)
+        .env("IRONCORE_TOKEN", &c.admin_token)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    writer.write_all(&vec![7u8; 1 << 20]).unwrap();
+    ironcore_cluster_tests::wait(
+        "the FIFO backup to run",
+        std::time::Duration::from_secs(30),
+        || {
+            let v = c.cli_json(0, &["task", "list", "--state", "running"])?;
+            Ok(v.as_array().is_some_and(|l| {
+                l.iter()
+                    .any(|t| t["worker_id"].as_str().is_some_and(|w| w.ends_with(group)))
+            }))
+        },
+    )
+    .unwrap();
+    (child, writer)
 }

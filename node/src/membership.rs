@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ironcore_raft::MetaCommand;
 use ironcore_types::AuthId;
-use ironcore_types::records::{NodeRecord, NodeRole};
+use ironcore_types::records::{NodeRecord, NodeRole, TaskState};
 use serde::{Deserialize, Serialize};
 
 use crate::core::Node;
@@ -135,6 +135,18 @@ pub async fn on_leader(
             node.raft.remove(target).await?;
             node.propose(actor, MetaCommand::RemoveNode { id: target })
                 .await?;
+            // Its running tasks will never finish: close them, so their groups are not
+            // `source busy` forever.
+            let now = chrono::Utc::now().timestamp();
+            for mut t in node.meta().tasks()? {
+                if t.node == name && t.state == TaskState::Running {
+                    t.state = TaskState::Error(format!(
+                        "node {name} was removed from the cluster while the task ran"
+                    ));
+                    t.end = Some(now);
+                    node.record_task(t).await;
+                }
+            }
             let stores: Vec<String> = node
                 .meta()
                 .datastores()?

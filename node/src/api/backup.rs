@@ -84,18 +84,22 @@ pub(crate) async fn start(
         },
         group
     );
-    let busy =
-        meta.tasks()?.into_iter().any(|t| {
-            t.kind == "backup" && t.worker_id == worker_id && t.state == TaskState::Running
-        }) || node
-            .sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .any(|s| s.datastore == req.store && s.snapshot.ns == ns && s.snapshot.group == group);
+    // A running task of a node that is no longer a member never ends; it does not count.
+    let members: Vec<String> = meta.nodes()?.into_iter().map(|n| n.name).collect();
+    let busy = meta.tasks()?.into_iter().any(|t| {
+        t.kind == "backup"
+            && t.worker_id == worker_id
+            && t.state == TaskState::Running
+            && members.contains(&t.node)
+    }) || node
+        .sessions
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .values()
+        .any(|s| s.datastore == req.store && s.snapshot.ns == ns && s.snapshot.group == group);
     if busy {
         return Err(NodeError::SourceBusy(format!(
-            "a backup of {group} in {path} is running; wait for it (see `ironcore-backup task list --state running`)"
+            "a backup of {group} in {path} is running; wait for it or cancel it (see `ironcore-backup task list --state running`; a task of a node that is gone for good ends with `ironcore-backup cluster remove NODE`)"
         ))
         .into());
     }
