@@ -46,7 +46,12 @@ impl Progress {
     }
 
     fn draw(&mut self) {
-        if self.enabled && self.drawn.is_none_or(|t| t.elapsed() >= EVERY) {
+        // Nothing for the first interval (a quick run draws nothing), then every interval.
+        let due = match self.drawn {
+            None => self.started.elapsed() >= EVERY,
+            Some(t) => t.elapsed() >= EVERY,
+        };
+        if self.enabled && due {
             self.drawn = Some(Instant::now());
             eprint!(
                 "\r\x1b[2K{}",
