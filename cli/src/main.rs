@@ -10,6 +10,7 @@ mod datastore_ops;
 mod jobs;
 mod output;
 mod progress;
+mod remotes;
 
 use std::path::PathBuf;
 
@@ -142,6 +143,9 @@ enum Cmd {
     /// Scheduled jobs (verify, gc, prune), run by the cluster's leader.
     #[command(subcommand)]
     Job(jobs::JobCmd),
+    /// Remotes: other clusters or sites, for sync.
+    #[command(subcommand)]
+    Remote(remotes::RemoteCmd),
     /// Tasks.
     #[command(subcommand)]
     Task(TaskCmd),
@@ -564,6 +568,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Gc(cmd) => datastore_ops::gc(&api, cmd, out)?,
         Cmd::Verify(cmd) => datastore_ops::verify(&api, cmd, out)?,
         Cmd::Job(cmd) => jobs::run(&api, cmd, out)?,
+        Cmd::Remote(cmd) => remotes::run(&api, cmd, out)?,
         Cmd::Backup {
             source,
             store,

@@ -54,7 +54,8 @@ fn unauthenticated_calls_are_refused(c: &DaemonCluster) {
         let path = path
             .replace("{store}", "store1")
             .replace("{id}", &id)
-            .replace("{upid}", "UPID%3Ax");
+            .replace("{upid}", "UPID%3Ax")
+            .replace("{name}", "x");
         let m: hyper::Method = method.parse().unwrap();
         // The password login is authenticated by its body: a wrong password is refused.
         let body = if path.ends_with("/access/ticket") {

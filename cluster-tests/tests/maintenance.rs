@@ -231,6 +231,7 @@ fn probe_stats_verify_repair_quarantine_gc_login_jobs_and_membership() {
     ]));
 
     password_login(&c);
+    remotes(&c);
     scheduled_job(&c);
     membership(&c, &a);
 }
@@ -524,4 +525,57 @@ fn fifo_backup(c: &DaemonCluster, i: usize, group: &str) -> (std::process::Child
     )
     .unwrap();
     (child, writer)
+}
+
+/// A remote registered with the right pin and token answers `remote test`; one pinned to another
+/// node's fingerprint is refused with the manuals' words; secrets are never listed.
+fn remotes(c: &DaemonCluster) {
+    let (host, port) = c.nodes[1].api.rsplit_once(':').unwrap();
+    let (auth_id, secret) = c.admin_token.rsplit_once(':').unwrap();
+    let add = |name: &str, fingerprint: &str| {
+        c.cli_env(
+            0,
+            &[
+                ("IRONCORE_TOKEN", c.admin_token.as_str()),
+                ("IRONCORE_REMOTE_SECRET", secret),
+            ],
+            &[
+                "remote",
+                "add",
+                name,
+                "--host",
+                host,
+                "--port",
+                port,
+                "--auth-id",
+                auth_id,
+                "--remote-fingerprint",
+                fingerprint,
+            ],
+        )
+        .unwrap()
+    };
+    ok(&add("site-b", &c.nodes[1].fingerprint));
+    ok(&add("wrong-pin", &c.nodes[2].fingerprint));
+    let tested = c.cli_json(2, &["remote", "test", "site-b"]).unwrap();
+    assert_eq!(tested["reachable"], true, "{tested}");
+    assert_eq!(tested["node"], "node2", "{tested}");
+    let refused = c.cli(0, &["remote", "test", "wrong-pin"]).unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("fingerprint mismatch"),
+        "{}",
+        text(&refused)
+    );
+    let listed = ok(&c.cli(0, &["remote", "list", "--output", "json"]).unwrap());
+    assert!(
+        listed.contains("site-b") && !listed.contains(secret),
+        "{listed}"
+    );
+    ok(&c.cli(0, &["remote", "remove", "wrong-pin"]).unwrap());
+    ok(&c.cli(0, &["remote", "remove", "site-b"]).unwrap());
+    assert_eq!(
+        c.cli_json(0, &["remote", "list"]).unwrap(),
+        serde_json::json!([])
+    );
 }

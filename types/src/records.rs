@@ -272,3 +272,22 @@ pub struct JobRecord {
     /// The scheduled time of the last run started.
     pub last_run: Option<i64>,
 }
+
+/// Another Ironcore cluster (or site) that sync jobs push to or pull from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteRecord {
+    /// Its name here (`a-z`, `0-9`, `-`, `_`; up to 32).
+    pub name: String,
+    /// Host name or address of one of its nodes.
+    pub host: String,
+    /// Its API port (8007).
+    pub port: u16,
+    /// The API token used there (`user@realm!name`).
+    pub auth_id: AuthId,
+    /// That token's secret (never shown through the API).
+    pub secret: String,
+    /// The pinned certificate fingerprint of that node.
+    pub fingerprint: Fingerprint,
+    /// Free text.
+    pub comment: String,
+}

@@ -11,6 +11,7 @@ mod jobs;
 mod maintenance;
 mod metrics;
 mod reader;
+mod remotes;
 
 use std::sync::Arc;
 
@@ -185,6 +186,22 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ),
     (
         "GET",
+        "/api2/json/remotes",
+        "registered remotes (never their secrets)",
+    ),
+    (
+        "POST",
+        "/api2/json/remotes",
+        "register a remote: host, port, auth-id, secret, pinned fingerprint",
+    ),
+    ("DELETE", "/api2/json/remotes/{name}", "remove a remote"),
+    (
+        "POST",
+        "/api2/json/remotes/{name}/test",
+        "connect to a remote as registered and report what it answers",
+    ),
+    (
+        "GET",
         "/api2/json/jobs",
         "scheduled jobs with their last and next runs",
     ),
@@ -323,6 +340,12 @@ pub fn router(node: Arc<Node>) -> Router {
         )
         .route("/api2/json/backup/{upid}/known", post(backup::known))
         .route("/api2/json/backup/{upid}/finish", post(backup::finish))
+        .route("/api2/json/remotes", get(remotes::list).post(remotes::add))
+        .route(
+            "/api2/json/remotes/{name}",
+            axum::routing::delete(remotes::remove),
+        )
+        .route("/api2/json/remotes/{name}/test", post(remotes::test))
         .route("/api2/json/jobs", get(jobs::list).post(jobs::create))
         .route("/api2/json/jobs/{id}", axum::routing::delete(jobs::remove))
         .route("/api2/json/tasks", get(admin::tasks))

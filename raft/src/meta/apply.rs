@@ -61,6 +61,15 @@ pub(crate) fn apply(
     Ok(outcome)
 }
 
+/// Whether `name` is a valid job or remote name: 1 to 32 of `a-z`, `0-9`, `-`, `_`.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 32
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
 /// The refusal of writes to a quarantined datastore (the chunkstore's words).
 pub fn quarantined_message(ds: &ironcore_types::DatastoreName) -> String {
     format!(
@@ -310,13 +319,32 @@ fn validate_and_stage(
             }
             ch.put("user", &keys::user(&u.userid), u)?;
         }
+        C::CreateRemote(r) => {
+            if !valid_name(&r.name) {
+                return refuse(format!(
+                    "remote name '{}' must be 1 to 32 of a-z, 0-9, - and _",
+                    r.name
+                ));
+            }
+            if !r.auth_id.is_token() {
+                return refuse(format!(
+                    "{} is not an API token (user@realm!name) of the remote",
+                    r.auth_id
+                ));
+            }
+            if view.remote(&r.name)?.is_some() {
+                return refuse(format!("remote {} already exists", r.name));
+            }
+            ch.put("remote", &keys::remote(&r.name), r)?;
+        }
+        C::RemoveRemote { name } => {
+            if view.remote(name)?.is_none() {
+                return refuse(format!("remote {name} does not exist"));
+            }
+            ch.delete(&keys::remote(name));
+        }
         C::CreateJob(j) => {
-            let valid = !j.id.is_empty()
-                && j.id.len() <= 32
-                && j.id
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-            if !valid {
+            if !valid_name(&j.id) {
                 return refuse(format!(
                     "job id '{}' must be 1 to 32 of a-z, 0-9, - and _",
                     j.id

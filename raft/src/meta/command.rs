@@ -4,7 +4,7 @@ use std::fmt;
 
 use ironcore_types::records::{
     AclEntry, ClusterInfo, DatastoreConfig, JobRecord, JoinTokenRecord, KeyRecord, NodeRecord,
-    NodeRole, SnapshotEntry, TaskRecord, TokenRecord, UserRecord, VerifyStatus,
+    NodeRole, RemoteRecord, SnapshotEntry, TaskRecord, TokenRecord, UserRecord, VerifyStatus,
 };
 use ironcore_types::{AuthId, DatastoreName, Namespace, SnapshotRef};
 use serde::{Deserialize, Serialize};
@@ -117,6 +117,13 @@ pub enum MetaCommand {
     },
     /// Creates a user.
     CreateUser(UserRecord),
+    /// Registers a remote.
+    CreateRemote(RemoteRecord),
+    /// Removes a remote.
+    RemoveRemote {
+        /// Its name.
+        name: String,
+    },
     /// Stores a new scheduled job.
     CreateJob(JobRecord),
     /// Removes a scheduled job.
@@ -204,6 +211,12 @@ impl fmt::Display for MetaCommand {
                 verify,
             } => write!(f, "set verify={verify:?} on {datastore}:{snapshot}"),
             Self::CreateUser(u) => write!(f, "create user {}", u.userid),
+            Self::CreateRemote(r) => write!(
+                f,
+                "create remote {} ({}:{} as {}, fingerprint {})",
+                r.name, r.host, r.port, r.auth_id, r.fingerprint
+            ),
+            Self::RemoveRemote { name } => write!(f, "remove remote {name}"),
             Self::CreateJob(j) => write!(
                 f,
                 "create job {} ({:?} on {}, schedule '{}')",

@@ -18,6 +18,7 @@ pub(crate) const KEY: &str = "d/key/";
 pub(crate) const TASK: &str = "d/task/";
 pub(crate) const AUDIT: &str = "d/audit/";
 pub(crate) const JOB: &str = "d/job/";
+pub(crate) const REMOTE: &str = "d/remote/";
 
 fn join(parts: &[&str]) -> Vec<u8> {
     parts.concat().into_bytes()
@@ -101,4 +102,8 @@ pub(crate) fn audit(seq: u64) -> Vec<u8> {
 
 pub(crate) fn job(id: &str) -> Vec<u8> {
     join(&[JOB, id])
+}
+
+pub(crate) fn remote(name: &str) -> Vec<u8> {
+    join(&[REMOTE, name])
 }

@@ -2,7 +2,7 @@
 
 use ironcore_types::records::{
     AclEntry, AuditRecord, ClusterInfo, DatastoreConfig, JobRecord, JoinTokenRecord, KeyRecord,
-    NodeRecord, SnapshotEntry, TaskRecord, TokenRecord, UserRecord,
+    NodeRecord, RemoteRecord, SnapshotEntry, TaskRecord, TokenRecord, UserRecord,
 };
 use ironcore_types::{AuthId, BackupGroup, DatastoreName, Namespace, SnapshotRef};
 use rocksdb::{Direction, IteratorMode};
@@ -163,6 +163,16 @@ impl MetaView {
     /// Every recorded task, ordered by UPID.
     pub fn tasks(&self) -> Result<Vec<TaskRecord>, Error> {
         self.scan("task", keys::TASK.as_bytes())
+    }
+
+    /// Every registered remote, by name.
+    pub fn remotes(&self) -> Result<Vec<RemoteRecord>, Error> {
+        self.scan("remote", keys::REMOTE.as_bytes())
+    }
+
+    /// One remote.
+    pub fn remote(&self, name: &str) -> Result<Option<RemoteRecord>, Error> {
+        self.get("remote", &keys::remote(name))
     }
 
     /// Every scheduled job, by id.

@@ -1,0 +1,150 @@
+//! Remotes: other Ironcore clusters (or sites) that sync jobs will use, registered with a pinned
+//! fingerprint and an API token there; `test` checks that the remote answers as pinned and
+//! accepts the token.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use ironcore_client::ApiClient;
+use ironcore_raft::MetaCommand;
+use ironcore_types::records::RemoteRecord;
+use ironcore_types::{AuthId, Fingerprint, Privilege};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiResult, Auth};
+use crate::NodeError;
+use crate::auth::check;
+use crate::core::Node;
+
+fn view(r: &RemoteRecord) -> Value {
+    json!({
+        "name": r.name,
+        "host": r.host,
+        "port": r.port,
+        "auth-id": r.auth_id.to_string(),
+        "fingerprint": r.fingerprint.to_hex(),
+        "comment": r.comment,
+    })
+}
+
+fn remote(node: &Node, name: &str) -> Result<RemoteRecord, NodeError> {
+    node.meta().remote(name)?.ok_or_else(|| {
+        NodeError::NotFound(format!(
+            "remote {name} does not exist; see `ironcore-backup remote list`"
+        ))
+    })
+}
+
+pub(crate) async fn list(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+) -> ApiResult<Json<Value>> {
+    check(node.meta(), &caller, "/remote", Privilege::Audit)?;
+    let list: Vec<Value> = node.meta().remotes()?.iter().map(view).collect();
+    Ok(Json(json!({ "data": list })))
+}
+
+/// Body of `POST /api2/json/remotes`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct AddRemote {
+    name: String,
+    host: String,
+    #[serde(default = "default_port")]
+    port: u16,
+    auth_id: AuthId,
+    secret: String,
+    fingerprint: String,
+    #[serde(default)]
+    comment: String,
+}
+
+fn default_port() -> u16 {
+    8007
+}
+
+pub(crate) async fn add(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+    Json(req): Json<AddRemote>,
+) -> ApiResult<Json<Value>> {
+    check(node.meta(), &caller, "/remote", Privilege::Manage)?;
+    let fingerprint: Fingerprint = req.fingerprint.parse().map_err(|e| {
+        NodeError::BadRequest(format!(
+            "fingerprint: {e}; copy it from `ironcore-node fingerprint` on the remote, verified out of band"
+        ))
+    })?;
+    if req.host.is_empty() || req.host.contains('/') {
+        return Err(NodeError::BadRequest(format!(
+            "host '{}' is not a host name or address",
+            req.host
+        ))
+        .into());
+    }
+    let r = RemoteRecord {
+        name: req.name,
+        host: req.host,
+        port: req.port,
+        auth_id: req.auth_id,
+        secret: req.secret,
+        fingerprint,
+        comment: req.comment,
+    };
+    node.propose(&caller.auth_id, MetaCommand::CreateRemote(r.clone()))
+        .await?;
+    Ok(Json(view(&r)))
+}
+
+pub(crate) async fn remove(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    check(node.meta(), &caller, "/remote", Privilege::Manage)?;
+    remote(&node, &name)?;
+    node.propose(
+        &caller.auth_id,
+        MetaCommand::RemoveRemote { name: name.clone() },
+    )
+    .await?;
+    Ok(Json(json!({ "removed": name })))
+}
+
+/// Connects to the remote as registered: TLS with the pinned fingerprint, then a status call
+/// with the token. Answers what the remote said, or the failure in the manuals' words.
+pub(crate) async fn test(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    check(node.meta(), &caller, "/remote", Privilege::Audit)?;
+    let r = remote(&node, &name)?;
+    let addr = if r.host.contains(':') && !r.host.starts_with('[') {
+        format!("[{}]:{}", r.host, r.port)
+    } else {
+        format!("{}:{}", r.host, r.port)
+    };
+    let token = format!("{}:{}", r.auth_id, r.secret);
+    let client = ApiClient::new(&addr, r.fingerprint, Some(token))
+        .map_err(|e| NodeError::BadRequest(format!("remote {name}: {e}")))?;
+    let status: Value = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        client.get("/api2/json/status"),
+    )
+    .await
+    .map_err(|_| {
+        NodeError::BadRequest(format!(
+            "remote {name}: source not reachable: no answer from {addr} within 10 s"
+        ))
+    })?
+    .map_err(|e| NodeError::BadRequest(format!("remote {name}: {e}")))?;
+    Ok(Json(json!({
+        "remote": name,
+        "reachable": true,
+        "node": status["node"],
+        "version": status["version"],
+        "fingerprint": r.fingerprint.to_hex(),
+    })))
+}
