@@ -36,6 +36,8 @@ const PROBE: ProbePolicy = ProbePolicy {
 const PINGS: usize = 1000;
 /// One-way delay between the primary and backup sites in the second half.
 const SITE_DELAY: Duration = Duration::from_millis(20);
+/// Log written while a backup-site voter is cut off, for the catch-up measurement.
+const CATCH_UP_MIB: usize = 48;
 
 /// Latencies in milliseconds, sorted; the `q` quantile.
 fn pct(sorted: &[f64], q: f64) -> f64 {
@@ -290,6 +292,7 @@ async fn main() {
         let run = measure(&node, clients, secs, &format!("delay/{clients}")).await;
         row(&label, clients, &run);
     }
+    catch_up(&cluster, &node, leader).await;
     cluster.delay_between_sites("primary", "backup", Duration::ZERO);
     println!();
     println!(
@@ -298,4 +301,40 @@ async fn main() {
         SITE_DELAY.as_millis()
     );
     cluster.finish().await.expect("stop the cluster");
+}
+
+/// How fast a backup-site voter cut off from the cluster catches up over the delayed link:
+/// the replication stream's throughput (appends are pipelined, up to 1 MiB each).
+async fn catch_up(cluster: &Cluster, node: &RaftNode, leader: u64) {
+    let lagger = (1..=5u64)
+        .find(|id| *id != leader && SITES[(*id - 1) as usize] == "backup")
+        .expect("a backup-site node");
+    cluster.isolate(&std::collections::BTreeSet::from([lagger]));
+    let value = vec![b'x'; 256 << 10];
+    let mut last = 0;
+    for i in 0..CATCH_UP_MIB * 4 {
+        let cmd = Command::SetKey {
+            key: format!("catch-up/{i}"),
+            value: value.clone(),
+        };
+        last = node
+            .write(cmd)
+            .await
+            .expect("write while n is cut off")
+            .log_id
+            .index;
+    }
+    let started = Instant::now();
+    cluster.heal();
+    cluster
+        .applied(lagger, last)
+        .await
+        .expect("the cut-off node catches up");
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "catch-up: n{lagger} (backup site, {} ms one-way) cut off while {CATCH_UP_MIB} MiB of log \
+         was written caught up in {secs:.2} s ({:.1} MiB/s)",
+        SITE_DELAY.as_millis(),
+        CATCH_UP_MIB as f64 / secs
+    );
 }
