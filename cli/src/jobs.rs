@@ -29,18 +29,8 @@ pub enum JobCmd {
         /// Namespace whose groups a prune job prunes.
         #[arg(long)]
         ns: Option<String>,
-        #[arg(long, default_value_t = 0)]
-        keep_last: u32,
-        #[arg(long, default_value_t = 0)]
-        keep_hourly: u32,
-        #[arg(long, default_value_t = 0)]
-        keep_daily: u32,
-        #[arg(long, default_value_t = 0)]
-        keep_weekly: u32,
-        #[arg(long, default_value_t = 0)]
-        keep_monthly: u32,
-        #[arg(long, default_value_t = 0)]
-        keep_yearly: u32,
+        #[command(flatten)]
+        keep: crate::keep::KeepArgs,
         #[arg(long, default_value = "")]
         comment: String,
     },
@@ -88,12 +78,7 @@ pub fn run(api: &ApiClient, cmd: JobCmd, out: Output) -> Result<()> {
             kind,
             schedule,
             ns,
-            keep_last,
-            keep_hourly,
-            keep_daily,
-            keep_weekly,
-            keep_monthly,
-            keep_yearly,
+            keep,
             comment,
         } => {
             let v: Value = api.blocking(api.json(
@@ -101,10 +86,7 @@ pub fn run(api: &ApiClient, cmd: JobCmd, out: Output) -> Result<()> {
                 "/api2/json/jobs",
                 Some(&json!({
                     "id": id, "store": store, "kind": kind, "schedule": schedule, "ns": ns,
-                    "comment": comment,
-                    "keep": { "keep-last": keep_last, "keep-hourly": keep_hourly,
-                              "keep-daily": keep_daily, "keep-weekly": keep_weekly,
-                              "keep-monthly": keep_monthly, "keep-yearly": keep_yearly },
+                    "comment": comment, "keep": keep.options(),
                 })),
             ))?;
             object(out, &v);

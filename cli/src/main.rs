@@ -8,6 +8,7 @@ mod backup;
 mod conn;
 mod datastore_ops;
 mod jobs;
+mod keep;
 mod output;
 mod progress;
 mod remotes;
@@ -112,18 +113,8 @@ enum Cmd {
         store: DatastoreName,
         #[arg(long)]
         ns: Option<String>,
-        #[arg(long, default_value_t = 0)]
-        keep_last: u32,
-        #[arg(long, default_value_t = 0)]
-        keep_hourly: u32,
-        #[arg(long, default_value_t = 0)]
-        keep_daily: u32,
-        #[arg(long, default_value_t = 0)]
-        keep_weekly: u32,
-        #[arg(long, default_value_t = 0)]
-        keep_monthly: u32,
-        #[arg(long, default_value_t = 0)]
-        keep_yearly: u32,
+        #[command(flatten)]
+        keep: keep::KeepArgs,
         /// IANA timezone of the day/week/month buckets.
         #[arg(long, default_value = "UTC")]
         timezone: String,
@@ -667,20 +658,18 @@ fn run(cli: Cli) -> Result<()> {
             group,
             store,
             ns,
-            keep_last,
-            keep_hourly,
-            keep_daily,
-            keep_weekly,
-            keep_monthly,
-            keep_yearly,
+            keep,
             timezone,
             dry_run,
         } => {
-            let body = json!({
-                "ns": ns, "group": group.to_string(), "keep-last": keep_last, "keep-hourly": keep_hourly,
-                "keep-daily": keep_daily, "keep-weekly": keep_weekly, "keep-monthly": keep_monthly,
-                "keep-yearly": keep_yearly, "timezone": timezone, "dry-run": dry_run,
+            let mut body = json!({
+                "ns": ns, "group": group.to_string(), "timezone": timezone, "dry-run": dry_run,
             });
+            if let (Some(b), Value::Object(k)) =
+                (body.as_object_mut(), serde_json::to_value(keep.options())?)
+            {
+                b.extend(k);
+            }
             let v = send(
                 Method::POST,
                 &format!("/api2/json/datastore/{store}/prune"),

@@ -239,6 +239,62 @@ impl DaemonCluster {
             .output()?)
     }
 
+    /// Starts, as the admin through node `i`, an image backup of `group` into `store` that
+    /// reads from a FIFO, so it stays running while the returned writer is open (1 MiB is
+    /// written); returns once its task runs, with the task's UPID. The child's output is piped.
+    pub fn fifo_backup(
+        &self,
+        i: usize,
+        store: &str,
+        group: &str,
+    ) -> Result<(Child, std::fs::File, String)> {
+        let fifo = self
+            .base
+            .path()
+            .join(format!("{}.fifo", group.replace('/', "-")));
+        if !Command::new("mkfifo").arg(&fifo).status()?.success() {
+            bail!("mkfifo {} failed", fifo.display());
+        }
+        let child = Command::new(&self.cli_bin)
+            .args([
+                "backup",
+                &fifo.to_string_lossy(),
+                "--image",
+                "--store",
+                store,
+                "--group",
+                group,
+            ])
+            .env("IRONCORE_URL", &self.nodes[i].api)
+            .env("IRONCORE_FINGERPRINT", &self.nodes[i].fingerprint)
+            .env("IRONCORE_TOKEN", &self.admin_token)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let mut writer = std::fs::OpenOptions::new().write(true).open(&fifo)?;
+        std::io::Write::write_all(&mut writer, &vec![7u8; 1 << 20])?;
+        let mut upid = String::new();
+        wait(
+            "the FIFO backup's task to run",
+            Duration::from_secs(30),
+            || {
+                let v = self.cli_json(i, &["task", "list", "--state", "running"])?;
+                let found = v.as_array().and_then(|l| {
+                    l.iter().find(|t| {
+                        t["worker_id"]
+                            .as_str()
+                            .is_some_and(|w| w.ends_with(&format!(":{group}")))
+                    })
+                });
+                if let Some(t) = found {
+                    upid = t["upid"].as_str().unwrap_or_default().to_string();
+                }
+                Ok(found.is_some())
+            },
+        )?;
+        Ok((child, writer, upid))
+    }
+
     /// Runs the CLI with `--output json` and parses its answer; fails on a non-zero exit.
     pub fn cli_json(&self, i: usize, args: &[&str]) -> Result<Value> {
         let mut a = args.to_vec();

@@ -107,52 +107,7 @@ fn unauthenticated_calls_are_refused(c: &DaemonCluster) {
 /// backup of the group is `source busy`; `task cancel` ends the first as `task cancelled` and no
 /// snapshot appears.
 fn cancel_and_source_busy(c: &DaemonCluster) {
-    let fifo = c.base.path().join("stream.fifo");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap();
-    assert!(made.success());
-    let (node_api, fp) = (&c.nodes[1].api, &c.nodes[1].fingerprint);
-    let child = std::process::Command::new(ironcore_cluster_tests::binaries().unwrap().1)
-        .args([
-            "backup",
-            fifo.to_str().unwrap(),
-            "--image",
-            "--store",
-            "store1",
-            "--group",
-            "vm/777",
-        ])
-        .env("IRONCORE_URL", node_api)
-        .env("IRONCORE_FINGERPRINT", fp)
-        .env("IRONCORE_TOKEN", &c.admin_token)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
-    writer.write_all(&vec![7u8; 9 << 20]).unwrap();
-    let mut upid = String::new();
-    ironcore_cluster_tests::wait(
-        "the backup task to run",
-        std::time::Duration::from_secs(30),
-        || {
-            let v = c.cli_json(1, &["task", "list", "--state", "running"])?;
-            if let Some(t) = v.as_array().and_then(|l| {
-                l.iter().find(|t| {
-                    t["worker_id"]
-                        .as_str()
-                        .is_some_and(|w| w.ends_with("vm/777"))
-                })
-            }) {
-                upid = t["upid"].as_str().unwrap_or_default().to_string();
-                return Ok(true);
-            }
-            Ok(false)
-        },
-    )
-    .unwrap();
+    let (child, mut writer, upid) = c.fifo_backup(1, "store1", "vm/777").unwrap();
     let other = c.base.path().join("other.img");
     std::fs::write(&other, b"x").unwrap();
     let busy = c

@@ -411,7 +411,7 @@ fn membership(c: &DaemonCluster, a: &Path) {
     assert_eq!(missing.status.code(), Some(4), "{}", text(&missing));
     // A backup running through node3 when it is removed: its task is closed, so its group is
     // not `source busy` forever.
-    let (mut stuck, _writer) = fifo_backup(c, 2, "vm/9");
+    let (mut stuck, _writer, _) = c.fifo_backup(2, "store1", "vm/9").unwrap();
     let img = c.base.path().join("small.img");
     std::fs::write(&img, b"disk").unwrap();
     let image = |i: usize| {
@@ -477,54 +477,6 @@ fn membership(c: &DaemonCluster, a: &Path) {
             &["compare", a.to_str().unwrap(), restored.to_str().unwrap()],
         )
         .unwrap());
-}
-
-/// Starts an image backup of `group` through node `i` that reads from a FIFO and so stays
-/// running until the returned writer is dropped or the child killed; returns once its task runs.
-fn fifo_backup(c: &DaemonCluster, i: usize, group: &str) -> (std::process::Child, std::fs::File) {
-    let fifo = c
-        .base
-        .path()
-        .join(format!("{}.fifo", group.replace('/', "-")));
-    assert!(
-        std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
-    let child = std::process::Command::new(ironcore_cluster_tests::binaries().unwrap().1)
-        .args([
-            "backup",
-            fifo.to_str().unwrap(),
-            "--image",
-            "--store",
-            "store1",
-            "--group",
-            group,
-        ])
-        .env("IRONCORE_URL", &c.nodes[i].api)
-        .env("IRONCORE_FINGERPRINT", &c.nodes[i].fingerprint)
-        .env("IRONCORE_TOKEN", &c.admin_token)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
-    writer.write_all(&vec![7u8; 1 << 20]).unwrap();
-    ironcore_cluster_tests::wait(
-        "the FIFO backup to run",
-        std::time::Duration::from_secs(30),
-        || {
-            let v = c.cli_json(0, &["task", "list", "--state", "running"])?;
-            Ok(v.as_array().is_some_and(|l| {
-                l.iter()
-                    .any(|t| t["worker_id"].as_str().is_some_and(|w| w.ends_with(group)))
-            }))
-        },
-    )
-    .unwrap();
-    (child, writer)
 }
 
 /// A remote registered with the right pin and token answers `remote test`; one pinned to another

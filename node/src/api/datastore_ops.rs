@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ApiResult, Auth};
-use crate::auth::{check, datastore_path};
+use crate::auth::{Caller, check, datastore_path};
 use crate::core::Node;
 use crate::jobs::{JobOutput, LocalJob, run_on};
 use crate::{NodeError, gc, tasks, verify};
@@ -24,6 +24,24 @@ fn datastore(node: &Node, store: &DatastoreName) -> Result<DatastoreConfig, Node
             "datastore {store} does not exist; see `ironcore-backup datastore list`"
         ))
     })
+}
+
+/// Checks `p` on the whole datastore for `caller`, catches up with the cluster, and returns the
+/// datastore's settings.
+async fn admit(
+    node: &Node,
+    caller: &Caller,
+    store: &DatastoreName,
+    p: Privilege,
+) -> Result<DatastoreConfig, NodeError> {
+    check(
+        node.meta(),
+        caller,
+        &datastore_path(store, &Namespace::root()),
+        p,
+    )?;
+    node.raft.linearize().await?;
+    datastore(node, store)
 }
 
 /// Refuses a second task of `kind` on `store` while one runs.
@@ -62,14 +80,10 @@ pub(crate) async fn gc_start(
     Path(store): Path<DatastoreName>,
     Json(req): Json<GcRequest>,
 ) -> ApiResult<Json<Value>> {
-    check(
-        node.meta(),
-        &caller,
-        &datastore_path(&store, &Namespace::root()),
-        Privilege::Manage,
-    )?;
-    node.raft.linearize().await?;
-    if datastore(&node, &store)?.quarantined {
+    if admit(&node, &caller, &store, Privilege::Manage)
+        .await?
+        .quarantined
+    {
         return Err(NodeError::Quarantined(store).into());
     }
     let grace = req.grace_secs.unwrap_or(gc::DEFAULT_GRACE_SECS);
@@ -97,14 +111,7 @@ pub(crate) async fn verify_start(
     Auth(caller): Auth,
     Path(store): Path<DatastoreName>,
 ) -> ApiResult<Json<Value>> {
-    check(
-        node.meta(),
-        &caller,
-        &datastore_path(&store, &Namespace::root()),
-        Privilege::Manage,
-    )?;
-    node.raft.linearize().await?;
-    datastore(&node, &store)?;
+    admit(&node, &caller, &store, Privilege::Manage).await?;
     not_running(&node, "verify", &store, "verification")?;
     let (ds, actor) = (store.clone(), caller.auth_id.clone());
     let upid = tasks::spawn(
@@ -135,14 +142,7 @@ pub(crate) async fn verify_status(
     Path(store): Path<DatastoreName>,
     Query(w): Query<Window>,
 ) -> ApiResult<Json<Value>> {
-    check(
-        node.meta(),
-        &caller,
-        &datastore_path(&store, &Namespace::root()),
-        Privilege::Audit,
-    )?;
-    node.raft.linearize().await?;
-    datastore(&node, &store)?;
+    admit(&node, &caller, &store, Privilege::Audit).await?;
     let window = w.window_days.unwrap_or(DEFAULT_WINDOW_DAYS);
     let now = chrono::Utc::now().timestamp();
     let snapshots = node.meta().snapshots(&store)?;
@@ -223,14 +223,7 @@ pub(crate) async fn probe(
     Auth(caller): Auth,
     Path(store): Path<DatastoreName>,
 ) -> ApiResult<Json<Value>> {
-    check(
-        node.meta(),
-        &caller,
-        &datastore_path(&store, &Namespace::root()),
-        Privilege::Audit,
-    )?;
-    node.raft.linearize().await?;
-    let config = datastore(&node, &store)?;
+    let config = admit(&node, &caller, &store, Privilege::Audit).await?;
     let nodes = inspect(&node, &store, false).await?;
     let online = nodes.iter().all(|n| n["online"] == json!(true));
     Ok(Json(json!({
@@ -246,14 +239,7 @@ pub(crate) async fn stats(
     Auth(caller): Auth,
     Path(store): Path<DatastoreName>,
 ) -> ApiResult<Json<Value>> {
-    check(
-        node.meta(),
-        &caller,
-        &datastore_path(&store, &Namespace::root()),
-        Privilege::Audit,
-    )?;
-    node.raft.linearize().await?;
-    let config = datastore(&node, &store)?;
+    let config = admit(&node, &caller, &store, Privilege::Audit).await?;
     let snapshots = node.meta().snapshots(&store)?;
     let logical: u64 = snapshots.iter().map(|s| s.size).sum();
     let mut groups: Vec<String> = snapshots
@@ -291,12 +277,7 @@ pub(crate) async fn quarantine(
     Path(store): Path<DatastoreName>,
     Json(req): Json<Quarantine>,
 ) -> ApiResult<Json<Value>> {
-    check(
-        node.meta(),
-        &caller,
-        &datastore_path(&store, &Namespace::root()),
-        Privilege::Manage,
-    )?;
+    admit(&node, &caller, &store, Privilege::Manage).await?;
     node.propose(
         &caller.auth_id,
         MetaCommand::SetQuarantine {
