@@ -295,6 +295,18 @@ impl DaemonCluster {
         Ok((child, writer, upid))
     }
 
+    /// The snapshots (`GROUP/TIME`) of `group` in `store`, oldest first, as node `i` lists them.
+    pub fn snapshots_of(&self, i: usize, store: &str, group: &str) -> Result<Vec<String>> {
+        let list = self.cli_json(i, &["snapshot", "list", "--store", store])?;
+        Ok(list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| s["group"] == group)
+            .filter_map(|s| s["snapshot"].as_str().map(String::from))
+            .collect())
+    }
+
     /// Runs the CLI with `--output json` and parses its answer; fails on a non-zero exit.
     pub fn cli_json(&self, i: usize, args: &[&str]) -> Result<Value> {
         let mut a = args.to_vec();

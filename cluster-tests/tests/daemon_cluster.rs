@@ -173,18 +173,7 @@ fn protect_and_prune(c: &DaemonCluster, src: &str) {
             .count()
     };
     assert_eq!(count(c), 2);
-    let list = c
-        .cli_json(1, &["snapshot", "list", "--store", "store1"])
-        .unwrap();
-    let oldest = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["group"] == "host/web01")
-        .unwrap()["snapshot"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let oldest = c.snapshots_of(1, "store1", "host/web01").unwrap()[0].clone();
     ok(&c
         .cli(1, &["snapshot", "protect", &oldest, "--store", "store1"])
         .unwrap());

@@ -188,18 +188,7 @@ fn probe_stats_verify_repair_quarantine_gc_login_jobs_and_membership() {
     ok(&cli(&["datastore", "quarantine", "store1", "--clear"]));
 
     // GC: forget host/b; its own chunks go from every node, host/a's all stay.
-    let list = c
-        .cli_json(0, &["snapshot", "list", "--store", "store1"])
-        .unwrap();
-    let snap_b = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["group"] == "host/b")
-        .unwrap()["snapshot"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let snap_b = c.snapshots_of(0, "store1", "host/b").unwrap()[0].clone();
     ok(&cli(&["snapshot", "forget", &snap_b, "--store", "store1"]));
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let log = ok(&c
