@@ -84,49 +84,29 @@ async fn tick(node: &Arc<Node>) -> crate::Result<()> {
 
 /// Starts one run of `job` as a task of its owner.
 pub async fn start(node: &Arc<Node>, job: &JobRecord) -> crate::Result<String> {
-    let ds = job.datastore.clone();
-    let owner = job.owner.clone();
-    let id = job.id.clone();
-    match job.kind.clone() {
-        JobKind::Verify => {
-            tasks::spawn(
-                node,
-                "verify",
-                job.datastore.as_str(),
-                &job.owner,
-                move |node, task| async move {
-                    task.log(&format!("run of job {id}"));
-                    verify::run(&node, &task, &ds, &owner).await
-                },
-            )
-            .await
-        }
-        JobKind::Gc => {
-            tasks::spawn(
-                node,
-                "garbage_collection",
-                job.datastore.as_str(),
-                &job.owner,
-                move |node, task| async move {
-                    task.log(&format!("run of job {id}"));
-                    gc::run(&node, &task, &ds, gc::DEFAULT_GRACE_SECS).await
-                },
-            )
-            .await
-        }
-        JobKind::Prune { ns, keep } => {
-            tasks::spawn(
-                node,
-                "prune",
-                job.datastore.as_str(),
-                &job.owner,
-                move |node, task| async move {
-                    task.log(&format!("run of job {id}"));
+    let kind = match job.kind {
+        JobKind::Verify => "verify",
+        JobKind::Gc => "garbage_collection",
+        JobKind::Prune { .. } => "prune",
+    };
+    let run = job.clone();
+    tasks::spawn(
+        node,
+        kind,
+        job.datastore.as_str(),
+        &job.owner,
+        move |node, task| async move {
+            task.log(&format!("run of job {}", run.id));
+            let ds = &run.datastore;
+            match &run.kind {
+                JobKind::Verify => verify::run(&node, &task, ds, &run.owner).await,
+                JobKind::Gc => gc::run(&node, &task, ds, gc::DEFAULT_GRACE_SECS).await,
+                JobKind::Prune { ns, keep } => {
                     let mut removed = 0;
-                    for group in node.meta().groups(&ds, &ns)? {
+                    for group in node.meta().groups(ds, ns)? {
                         task.check()?;
                         let plan = prune::prune_group(
-                            &node, &owner, &ds, &ns, &group, &keep, "UTC", false,
+                            &node, &run.owner, ds, ns, &group, keep, "UTC", false,
                         )
                         .await?;
                         let gone = plan.iter().filter(|d| d.removed).count();
@@ -138,11 +118,11 @@ pub async fn start(node: &Arc<Node>, job: &JobRecord) -> crate::Result<String> {
                     }
                     task.log(&format!("removed {removed} snapshots"));
                     Ok(TaskState::Ok)
-                },
-            )
-            .await
-        }
-    }
+                }
+            }
+        },
+    )
+    .await
 }
 
 #[cfg(test)]
