@@ -220,6 +220,7 @@ fn probe_stats_verify_repair_quarantine_gc_login_jobs_and_membership() {
     ]));
 
     password_login(&c);
+    tasks_of_another_node(&c);
     remotes(&c);
     scheduled_job(&c);
     membership(&c, &a);
@@ -519,4 +520,19 @@ fn remotes(c: &DaemonCluster) {
         c.cli_json(0, &["remote", "list"]).unwrap(),
         serde_json::json!([])
     );
+}
+
+/// Any node answers for tasks that run elsewhere: a backup running through node2 is cancelled,
+/// and its log read, through node1.
+fn tasks_of_another_node(c: &DaemonCluster) {
+    let (child, writer, upid) = c.fifo_backup(1, "store1", "vm/8").unwrap();
+    ok(&c.cli(0, &["task", "cancel", &upid]).unwrap());
+    drop(writer);
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).contains("task cancelled"), "{}", text(&out));
+    let log = ok(&c.cli(0, &["task", "log", &upid]).unwrap());
+    assert!(log.contains("cancel requested by root@pam!admin"), "{log}");
+    let again = c.cli(0, &["task", "cancel", &upid]).unwrap();
+    assert!(text(&again).contains("is not running"), "{}", text(&again));
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use ironcore_raft::{Command, CommandResult, MetaCommand, MetaRequest, MetaView, RaftNode};
 use ironcore_transport::{Peer, TransferOptions};
-use ironcore_types::records::{NodeRecord, NodeRole, TaskRecord};
+use ironcore_types::records::{NodeRecord, NodeRole, TaskRecord, TaskState};
 use ironcore_types::{AuthId, ChunkId, DatastoreName, Fingerprint, SnapshotRef};
 
 use crate::config::NodeConfig;
@@ -428,5 +428,48 @@ impl Node {
             }
         }
         Ok(missing)
+    }
+
+    /// Cancels task `upid` running on this node, as `by`. A backup session ends at once (it
+    /// committed nothing); other tasks stop at their next check. False if it does not run here.
+    pub async fn cancel_local(&self, upid: &str, by: &AuthId) -> bool {
+        let Some(task) = self.tasks.get(upid) else {
+            return false;
+        };
+        task.cancel.cancel();
+        task.log(&format!("cancel requested by {by}"));
+        let is_session = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(upid);
+        if is_session {
+            let record = self
+                .tasks
+                .finish(&task, TaskState::Error("task cancelled".into()));
+            self.record_task(record).await;
+        }
+        true
+    }
+
+    /// Asks node `name` (where a task ran) to serve `request`; its text answer.
+    pub async fn ask_task_node(&self, name: &str, request: &PeerRequest) -> Result<String> {
+        let record = self
+            .meta()
+            .nodes()?
+            .into_iter()
+            .find(|n| n.name == name)
+            .ok_or_else(|| {
+                NodeError::NotFound(format!("node {name}, where the task ran, is not a member"))
+            })?;
+        let ask = peer::encode(request).map_err(NodeError::BadRequest)?;
+        let answer = self.raft.call_service(record.id, &ask).await?;
+        match peer::decode::<PeerResponse>(&answer).map_err(NodeError::BadRequest)? {
+            PeerResponse::Text(Ok(text)) => Ok(text),
+            PeerResponse::Text(Err(e)) => Err(NodeError::NotFound(format!("node {name}: {e}"))),
+            other => Err(NodeError::BadRequest(format!(
+                "node {name} answered {other:?}"
+            ))),
+        }
     }
 }

@@ -37,6 +37,18 @@ pub enum PeerRequest {
         /// The chunks.
         ids: Vec<ChunkId>,
     },
+    /// Cancel task `upid` running on you, as `by` (the asking node checked the rights).
+    CancelTask {
+        /// The task.
+        upid: String,
+        /// Who asked.
+        by: ironcore_types::AuthId,
+    },
+    /// Send the log of task `upid`, which ran on you.
+    TaskLog {
+        /// The task.
+        upid: String,
+    },
     /// Start work on your chunk directory (see [`crate::jobs`]).
     StartJob(LocalJob),
     /// Where is job `id`?
@@ -65,6 +77,8 @@ pub enum PeerResponse {
     Changed(Result<String, String>),
     /// One answer per id asked with [`PeerRequest::Has`].
     Held(Vec<bool>),
+    /// A text answer (a task log, a confirmation) or why not.
+    Text(Result<String, String>),
 }
 
 pub(crate) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, String> {
@@ -132,6 +146,16 @@ impl RpcHandler for PeerService {
                     .map_err(|e| e.to_string())?;
                     PeerResponse::Held(held)
                 }
+                PeerRequest::CancelTask { upid, by } => {
+                    PeerResponse::Text(if node.cancel_local(&upid, &by).await {
+                        Ok(format!("cancelled {upid}"))
+                    } else {
+                        Err(format!("task {upid} is not running there"))
+                    })
+                }
+                PeerRequest::TaskLog { upid } => PeerResponse::Text(
+                    crate::tasks::read_log(&node.tasks.log_path(&upid)).map_err(|e| e.to_string()),
+                ),
                 PeerRequest::StartJob(job) => {
                     PeerResponse::Started(node.jobs.start(node.clone(), job))
                 }

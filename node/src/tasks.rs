@@ -215,3 +215,27 @@ where
     });
     Ok(upid)
 }
+
+/// The most of a task log sent in one answer (the tail is kept).
+const MAX_LOG: u64 = 2 << 20;
+
+/// Reads a task log; a very long one is cut to its last [`MAX_LOG`] bytes, saying so.
+pub fn read_log(path: &std::path::Path) -> Result<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).map_err(NodeError::io("opening the task log"))?;
+    let len = f
+        .metadata()
+        .map_err(NodeError::io("reading the task log"))?
+        .len();
+    let mut out = String::new();
+    if len > MAX_LOG {
+        f.seek(SeekFrom::Start(len - MAX_LOG))
+            .map_err(NodeError::io("reading the task log"))?;
+        out.push_str(&format!("[… first {} bytes left out]\n", len - MAX_LOG));
+    }
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes)
+        .map_err(NodeError::io("reading the task log"))?;
+    out.push_str(&String::from_utf8_lossy(&bytes));
+    Ok(out)
+}

@@ -17,6 +17,7 @@ use super::{ApiResult, Auth};
 use crate::NodeError;
 use crate::auth::{Caller, check, hash_secret, new_secret};
 use crate::core::Node;
+use crate::peer::PeerRequest;
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
@@ -333,14 +334,10 @@ pub(crate) async fn task_log(
         check(node.meta(), &caller, "/", Privilege::Audit)?;
     }
     if record.node != node.config.name.as_str() {
-        return Err(NodeError::BadRequest(format!(
-            "task {upid} ran on node {}; ask that node for its log",
-            record.node
-        ))
-        .into());
+        let ask = PeerRequest::TaskLog { upid: upid.clone() };
+        return Ok(node.ask_task_node(&record.node, &ask).await?);
     }
-    Ok(std::fs::read_to_string(node.tasks.log_path(&upid))
-        .map_err(NodeError::io("reading the task log"))?)
+    Ok(crate::tasks::read_log(&node.tasks.log_path(&upid))?)
 }
 
 pub(crate) async fn cancel_task(
@@ -348,33 +345,29 @@ pub(crate) async fn cancel_task(
     Auth(caller): Auth,
     Path(upid): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let task = node
-        .tasks
-        .get(&upid)
-        .ok_or_else(|| NodeError::NotFound(format!("task {upid} is not running on this node")))?;
-    let owner = task
-        .record
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .auth_id
-        .clone();
-    if owner != caller.auth_id {
+    // Any node answers: the task's record (in Raft) says who may cancel it and where it runs.
+    let record = node
+        .meta()
+        .task(&upid)?
+        .ok_or_else(|| NodeError::NotFound(format!("no task {upid}")))?;
+    if record.auth_id != caller.auth_id {
         admin(&node, &caller)?;
     }
-    task.cancel.cancel();
-    task.log(&format!("cancel requested by {}", caller.auth_id));
-    // A backup session ends here: nothing was committed, so the task ends cancelled (the
-    // session answers its client `task cancelled` on its next call, then goes away).
-    let is_session = node
-        .sessions
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .contains_key(&upid);
-    if is_session {
-        let record = node
-            .tasks
-            .finish(&task, TaskState::Error("task cancelled".into()));
-        node.record_task(record).await;
+    if record.state != TaskState::Running {
+        return Err(NodeError::BadRequest(format!("task {upid} is not running")).into());
+    }
+    if record.node == node.config.name.as_str() {
+        if !node.cancel_local(&upid, &caller.auth_id).await {
+            return Err(
+                NodeError::NotFound(format!("task {upid} is not running on this node")).into(),
+            );
+        }
+    } else {
+        let ask = PeerRequest::CancelTask {
+            upid: upid.clone(),
+            by: caller.auth_id.clone(),
+        };
+        node.ask_task_node(&record.node, &ask).await?;
     }
     Ok(Json(json!({ "cancelled": upid })))
 }
