@@ -219,7 +219,7 @@ where
 /// The most of a task log sent in one answer (the tail is kept).
 const MAX_LOG: u64 = 2 << 20;
 
-/// Reads a task log; a very long one is cut to its last [`MAX_LOG`] bytes, saying so.
+/// Reads a task log; a very long one is cut to its last 2 MiB, saying so.
 pub fn read_log(path: &std::path::Path) -> Result<String> {
     use std::io::{Read, Seek, SeekFrom};
     let mut f = std::fs::File::open(path).map_err(NodeError::io("opening the task log"))?;
