@@ -181,6 +181,29 @@ pub fn backup(api: &Arc<ApiClient>, a: BackupArgs<'_>, out: Output) -> Result<()
     Ok(())
 }
 
+/// Snapshot `s`'s manifest from the cluster, checked against `key` (see
+/// [`open_manifest_bytes`]).
+fn fetch_manifest(
+    api: &ApiClient,
+    store: &DatastoreName,
+    s: &SnapshotRef,
+    key: Option<&CryptKey>,
+) -> Result<ironcore_chunkstore::Manifest> {
+    let q = format!(
+        "/api2/json/datastore/{store}/snapshot?ns={}&group={}&time={}",
+        encode_segment(&s.ns.to_string()),
+        encode_segment(&s.group.to_string()),
+        s.time
+    );
+    let entry: Value = api.blocking(api.get(&q))?;
+    let bytes = hex::decode(
+        entry["manifest"]
+            .as_str()
+            .context("no manifest in answer")?,
+    )?;
+    Ok(open_manifest_bytes(s, &bytes, key)?)
+}
+
 /// The previous tree snapshot `s` as a base for reusing unchanged files; `None` (with a note)
 /// when it cannot serve — another key, not a tree, unreadable — so the backup reads everything.
 fn load_base(
@@ -189,20 +212,8 @@ fn load_base(
     s: &SnapshotRef,
     key: Option<&CryptKey>,
 ) -> Option<PreviousTree> {
-    let q = format!(
-        "/api2/json/datastore/{store}/snapshot?ns={}&group={}&time={}",
-        encode_segment(&s.ns.to_string()),
-        encode_segment(&s.group.to_string()),
-        s.time
-    );
     let load = || -> Result<Option<PreviousTree>> {
-        let entry: Value = api.blocking(api.get(&q))?;
-        let bytes = hex::decode(
-            entry["manifest"]
-                .as_str()
-                .context("no manifest in answer")?,
-        )?;
-        let manifest = open_manifest_bytes(s, &bytes, key)?;
+        let manifest = fetch_manifest(api, store, s, key)?;
         let source: Arc<dyn ChunkSource> = Arc::new(RemoteSource::new(api.clone(), store.clone()));
         Ok(PreviousTree::load(source, &manifest, key, key)?)
     };
@@ -282,19 +293,7 @@ pub fn restore(
     out: Output,
 ) -> Result<()> {
     let key = load_key(keyfile)?;
-    let q = format!(
-        "/api2/json/datastore/{store}/snapshot?ns={}&group={}&time={}",
-        encode_segment(&s.ns.to_string()),
-        encode_segment(&s.group.to_string()),
-        s.time
-    );
-    let entry: Value = api.blocking(api.get(&q))?;
-    let bytes = hex::decode(
-        entry["manifest"]
-            .as_str()
-            .context("no manifest in answer")?,
-    )?;
-    let manifest = open_manifest_bytes(s, &bytes, key.as_ref())?;
+    let manifest = fetch_manifest(api, store, s, key.as_ref())?;
     let source: Arc<dyn ChunkSource> = Arc::new(RemoteSource::new(api.clone(), store.clone()));
     let begun = std::time::Instant::now();
     let report = if manifest.file(META_ARCHIVE).is_some() {

@@ -106,14 +106,8 @@ pub(crate) async fn start(
     if meta.snapshot(&req.store, &snapshot)?.is_some() {
         return Err(NodeError::BadRequest(format!("snapshot {snapshot} already exists")).into());
     }
-    let task = node.tasks.start("backup", &worker_id, &caller.auth_id)?;
-    let record = task
-        .record
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
-    let upid = record.upid.clone();
-    node.record_task(record).await;
+    let (task, upid) =
+        crate::tasks::start_recorded(&node, "backup", &worker_id, &caller.auth_id).await?;
     let session = Arc::new(BackupSession {
         task,
         datastore: req.store,
