@@ -45,6 +45,16 @@ pub enum Error {
         /// The version this build reads.
         supported: u8,
     },
+    /// A snapshot file could not be written or read (a damaged file is
+    /// [`io::ErrorKind::InvalidData`]).
+    #[error("snapshot file {path}: {source}")]
+    SnapshotFile {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: io::Error,
+    },
     /// A storage task on the blocking pool did not finish (it panicked, or the runtime is
     /// shutting down).
     #[error("raft storage task failed: {detail}")]
@@ -55,6 +65,13 @@ pub enum Error {
 }
 
 impl Error {
+    pub(crate) fn file(path: &std::path::Path) -> impl FnOnce(io::Error) -> Self + '_ {
+        move |source| Self::SnapshotFile {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
     pub(crate) fn corrupt(what: &'static str, detail: impl Into<String>) -> Self {
         Self::Corrupt {
             what,
@@ -66,6 +83,7 @@ impl Error {
 impl From<Error> for io::Error {
     fn from(e: Error) -> Self {
         let kind = match &e {
+            Error::SnapshotFile { source, .. } => source.kind(),
             Error::Corrupt { .. } | Error::UnsupportedVersion { .. } => io::ErrorKind::InvalidData,
             Error::Rocks { .. } | Error::Encode { .. } | Error::Background { .. } => {
                 io::ErrorKind::Other

@@ -28,6 +28,7 @@ mod reachability;
 mod rocks;
 mod server;
 mod snapshot_builder;
+pub mod snapshot_file;
 pub mod snapshot_inbox;
 mod state_machine;
 pub mod testing;

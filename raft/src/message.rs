@@ -23,15 +23,6 @@ pub enum RaftRequest {
     Vote(VoteRequest<TypeConfig>),
     /// Pre-Vote (would you vote for me?), for `Raft::pre_vote`.
     PreVote(VoteRequest<TypeConfig>),
-    /// A whole snapshot, for `Raft::install_full_snapshot`.
-    Snapshot {
-        /// The sending leader's vote.
-        vote: Vote,
-        /// What the snapshot covers.
-        meta: SnapshotMeta,
-        /// The state machine's snapshot bytes.
-        data: Vec<u8>,
-    },
     /// The leader hands leadership over, for `Raft::handle_transfer_leader`.
     TransferLeader(TransferLeaderRequest<TypeConfig>),
     /// A client write forwarded by a node that is not the leader.
@@ -40,7 +31,8 @@ pub enum RaftRequest {
     ReadIndex,
     /// Is the node reachable? (Answered even before its Raft instance runs.)
     Ping,
-    /// One segment of a snapshot (see [`crate::snapshot_inbox`]); the last one installs it.
+    /// One segment of a snapshot file (see [`crate::snapshot_inbox`]), sent on the transport's
+    /// bulk path; the last one installs it (`Raft::install_full_snapshot`).
     SnapshotSegment {
         /// The sending leader's vote.
         vote: Vote,
@@ -64,7 +56,7 @@ pub enum RaftResponse {
     Append(AppendEntriesResponse<TypeConfig>),
     /// Answer to [`RaftRequest::Vote`] and [`RaftRequest::PreVote`].
     Vote(VoteResponse<TypeConfig>),
-    /// Answer to [`RaftRequest::Snapshot`].
+    /// Answer to the [`RaftRequest::SnapshotSegment`] that completed a snapshot: the install.
     Snapshot(SnapshotResponse<TypeConfig>),
     /// Answer to [`RaftRequest::TransferLeader`].
     TransferLeader(TransferLeaderResponse<TypeConfig>),
@@ -122,7 +114,6 @@ impl RaftRequest {
             Self::Append(_) => "append",
             Self::Vote(_) => "vote",
             Self::PreVote(_) => "pre-vote",
-            Self::Snapshot { .. } => "snapshot",
             Self::SnapshotSegment { .. } => "snapshot segment",
             Self::TransferLeader(_) => "transfer-leader",
             Self::ClientWrite(_) => "client-write",
@@ -153,8 +144,8 @@ mod tests {
         let req = RaftRequest::ClientWrite(Command::DeleteKey { key: "k".into() });
         let bytes = req.encode().unwrap();
         assert_eq!(bytes[0], crate::codec::FORMAT_VERSION);
-        // Variant 5 (ClientWrite), then the command.
-        assert_eq!(&bytes[1..], &[5, 1, 1, b'k']);
+        // Variant 4 (ClientWrite), then the command.
+        assert_eq!(&bytes[1..], &[4, 1, 1, b'k']);
         assert!(matches!(
             RaftRequest::decode(&bytes).unwrap(),
             RaftRequest::ClientWrite(Command::DeleteKey { .. })

@@ -4,8 +4,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
-
 use ironcore_transport::{Peer, Transport, TransportError};
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
@@ -170,6 +168,17 @@ impl RaftLink {
         request: &RaftRequest,
         timeout: Duration,
     ) -> Result<RaftResponse, SendError> {
+        self.send_via(request, timeout, false).await
+    }
+
+    /// [`Self::send`], on the transport's bulk path when `bulk` (for requests that carry
+    /// bulk data, so they never delay heartbeats and votes).
+    async fn send_via(
+        &self,
+        request: &RaftRequest,
+        timeout: Duration,
+        bulk: bool,
+    ) -> Result<RaftResponse, SendError> {
         let started = tokio::time::Instant::now();
         match self.reach.gate(self.target) {
             Gate::Send => {}
@@ -185,7 +194,10 @@ impl RaftLink {
                 };
                 let left = timeout.saturating_sub(started.elapsed());
                 let probe_timeout = self.reach.policy().timeout.min(left);
-                match self.exchange(&RaftRequest::Ping, probe_timeout).await {
+                match self
+                    .exchange(&RaftRequest::Ping, probe_timeout, false)
+                    .await
+                {
                     Ok(RaftResponse::Pong) => claim.up(),
                     Ok(other) => {
                         claim.down();
@@ -199,7 +211,7 @@ impl RaftLink {
             }
         }
         let timeout = timeout.saturating_sub(started.elapsed());
-        match self.exchange(request, timeout).await {
+        match self.exchange(request, timeout, bulk).await {
             Ok(answer) => {
                 self.reach.up(self.target);
                 Ok(answer)
@@ -219,13 +231,21 @@ impl RaftLink {
         &self,
         request: &RaftRequest,
         timeout: Duration,
+        bulk: bool,
     ) -> Result<RaftResponse, (SendError, bool)> {
         let peer = self.peer().await.map_err(|e| (e, true))?;
         let bytes = request.encode().map_err(|e| {
             let e = self.network(format!("cannot encode {}: {e}", request.kind()));
             (e, false)
         })?;
-        let answer = tokio::time::timeout(timeout, self.transport.call_raw(&peer, &bytes))
+        let call = async {
+            if bulk {
+                self.transport.call_bulk_raw(&peer, &bytes).await
+            } else {
+                self.transport.call_raw(&peer, &bytes).await
+            }
+        };
+        let answer = tokio::time::timeout(timeout, call)
             .await
             .map_err(|_| {
                 let e = self.unreachable(format!(
@@ -343,35 +363,44 @@ impl RaftNetworkV2<TypeConfig> for RaftLink {
         cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        let data = snapshot.snapshot.into_inner();
-        let digest: [u8; 32] = Sha256::digest(&data).into();
-        let total = data.len() as u64;
+        let file = std::sync::Arc::new(snapshot.snapshot);
+        let (digest, total) = (file.digest(), file.len());
         let mut offset = 0u64;
-        // Segments go one at a time; each answer either completes the snapshot or names where
-        // to go on (a receiver that staged part of it earlier resumes there).
+        // Segments go one at a time on the bulk path, read from the snapshot file as they go;
+        // each answer either completes the snapshot or names where to go on (a receiver that
+        // staged part of it earlier resumes there).
         let mut stalls = 0;
         let mut cancel = std::pin::pin!(cancel);
         loop {
-            let start = offset.min(total) as usize;
-            let end = (start + SEGMENT).min(data.len());
+            let reader = file.clone();
+            let data = tokio::task::spawn_blocking(move || reader.read_at(offset, SEGMENT))
+                .await
+                .map_err(|e| self.network(format!("reading the snapshot file: {e}")))
+                .and_then(|r| {
+                    r.map_err(|e| self.network(format!("reading the snapshot file: {e}")))
+                })
+                .map_err(|e| StreamingError::from(e.into_rpc()))?;
+            let sent = data.len();
+            let timeout = option.soft_ttl()
+                + Duration::from_millis(sent as u64 * 1000 / APPEND_BYTES_PER_SEC);
             let request = RaftRequest::SnapshotSegment {
                 vote,
                 meta: snapshot.meta.clone(),
                 digest,
                 total,
                 offset,
-                data: data[start..end].to_vec(),
+                data,
             };
             let answer = tokio::select! {
                 closed = &mut cancel => return Err(closed.into()),
-                answer = self.send(&request, option.soft_ttl()) => answer,
+                answer = self.send_via(&request, timeout, true) => answer,
             };
             match answer {
                 Ok(RaftResponse::Snapshot(r)) => return Ok(r),
                 Ok(RaftResponse::SnapshotHave(have)) if have <= total => {
                     // Data sent without the receiver moving on, or a start over (its staged
                     // bytes failed the digest): tolerated a few times.
-                    if have < offset || (have == offset && end > start) {
+                    if have < offset || (have == offset && sent > 0) {
                         stalls += 1;
                     }
                     if stalls > 3 {

@@ -1,6 +1,5 @@
 //! Answers Raft RPCs from peers by handing them to the local openraft instance.
 
-use std::io::Cursor;
 use std::sync::{Arc, OnceLock};
 
 use ironcore_transport::{BoxFuture, PeerInfo, RpcHandler};
@@ -112,9 +111,18 @@ impl RpcHandler for RaftServer {
                 .map_err(|e| format!("staging a snapshot segment: {e}"))?;
                 let response = match accepted {
                     Accepted::Have(n) => RaftResponse::SnapshotHave(n),
-                    Accepted::Complete(data) => {
-                        tracing::info!(peer = %from.node, bytes = data.len(), "snapshot received; installing");
-                        serve(&raft, RaftRequest::Snapshot { vote, meta, data }).await?
+                    Accepted::Complete(file) => {
+                        tracing::info!(peer = %from.node, bytes = file.len(), "snapshot received; installing");
+                        let staged = file.path().to_path_buf();
+                        let snapshot = Snapshot {
+                            meta,
+                            snapshot: file,
+                        };
+                        let answer = raft.install_full_snapshot(vote, snapshot).await;
+                        // Installed (the state machine keeps its own link) or refused: the
+                        // staged copy has served either way.
+                        let _ = std::fs::remove_file(&staged);
+                        RaftResponse::Snapshot(answer.map_err(|e| e.to_string())?)
                     }
                 };
                 return response.encode().map_err(|e| e.to_string());
@@ -151,14 +159,6 @@ pub(crate) async fn serve(raft: &RaftHandle, request: RaftRequest) -> Result<Raf
         RaftRequest::Vote(rpc) => RaftResponse::Vote(raft.vote(rpc).await.map_err(|e| text(&e))?),
         RaftRequest::PreVote(rpc) => {
             RaftResponse::Vote(raft.pre_vote(rpc).await.map_err(|e| text(&e))?)
-        }
-        RaftRequest::Snapshot { vote, meta, data } => {
-            let snapshot = Snapshot {
-                meta,
-                snapshot: Cursor::new(data),
-            };
-            let answer = raft.install_full_snapshot(vote, snapshot).await;
-            RaftResponse::Snapshot(answer.map_err(|e| text(&e))?)
         }
         RaftRequest::TransferLeader(req) => {
             let answer = raft.handle_transfer_leader(req).await;

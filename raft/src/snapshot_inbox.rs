@@ -6,25 +6,28 @@
 //! breaks off — a lost connection, a leader restart, this node restarting — resumes where it
 //! stopped: a segment that does not continue the staged bytes changes nothing and the answer
 //! says from which offset to go on. When every byte is there the digest is checked; a mismatch
-//! discards the staged file and the transfer starts over.
+//! discards the staged file and the transfer starts over. A complete snapshot is handed over as
+//! the staged file itself, never read into memory whole.
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use sha2::{Digest, Sha256};
+use crate::snapshot_file::SnapshotFile;
 
-/// The largest segment a sender puts in one request.
-pub const SEGMENT: usize = 1 << 20;
+/// The largest segment a sender puts in one request (on the bulk path, whose frames hold
+/// 16 MiB).
+pub const SEGMENT: usize = 4 << 20;
 
 /// What [`SnapshotInbox::accept`] made of a segment.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Accepted {
     /// Staged; the sender goes on from this offset.
     Have(u64),
-    /// Every byte is there and matches the digest: the whole snapshot.
-    Complete(Vec<u8>),
+    /// Every byte is there and matches the digest: the whole snapshot, as a file of the inbox
+    /// that the caller removes once it has installed it.
+    Complete(SnapshotFile),
 }
 
 /// The staging directory of incoming snapshots.
@@ -78,16 +81,18 @@ impl SnapshotInbox {
             return Ok(Accepted::Have(have));
         }
         drop(file);
-        let bytes = fs::read(&path)?;
-        fs::remove_file(&path)?;
-        if Sha256::digest(&bytes).as_slice() != digest {
+        let done = self.dir.join(format!("{}.snap", hex(digest)));
+        fs::rename(&path, &done)?;
+        let complete = SnapshotFile::open(&done)?;
+        if &complete.digest() != digest {
             tracing::warn!(
                 total,
                 "staged snapshot does not match its digest; starting the transfer over"
             );
+            fs::remove_file(&done)?;
             return Ok(Accepted::Have(0));
         }
-        Ok(Accepted::Complete(bytes))
+        Ok(Accepted::Complete(complete))
     }
 }
 
@@ -97,10 +102,32 @@ fn hex(b: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use sha2::{Digest, Sha256};
+
     use super::*;
 
     fn digest(b: &[u8]) -> [u8; 32] {
         Sha256::digest(b).into()
+    }
+
+    fn have(a: Accepted) -> u64 {
+        match a {
+            Accepted::Have(n) => n,
+            Accepted::Complete(f) => panic!("complete too early: {f:?}"),
+        }
+    }
+
+    /// The bytes of a complete snapshot; the file is removed as the server does after
+    /// installing it.
+    fn complete(a: Accepted) -> Vec<u8> {
+        match a {
+            Accepted::Complete(f) => {
+                let bytes = f.read_at(0, f.len() as usize).unwrap();
+                fs::remove_file(f.path()).unwrap();
+                bytes
+            }
+            Accepted::Have(n) => panic!("incomplete at {n}"),
+        }
     }
 
     #[test]
@@ -110,23 +137,23 @@ mod tests {
         let d = digest(&data);
         let inbox = SnapshotInbox::new(dir.path());
         assert_eq!(
-            inbox.accept(&d, 10_000, 0, &data[..4000]).unwrap(),
-            Accepted::Have(4000)
+            have(inbox.accept(&d, 10_000, 0, &data[..4000]).unwrap()),
+            4000
         );
         // The receiver restarts; the staged bytes are still there. A sender that starts over
         // at 0 is told to continue at 4000, and nothing is written twice.
         let inbox = SnapshotInbox::new(dir.path());
         assert_eq!(
-            inbox.accept(&d, 10_000, 0, &data[..4000]).unwrap(),
-            Accepted::Have(4000)
+            have(inbox.accept(&d, 10_000, 0, &data[..4000]).unwrap()),
+            4000
         );
         assert_eq!(
-            inbox.accept(&d, 10_000, 4000, &data[4000..8000]).unwrap(),
-            Accepted::Have(8000)
+            have(inbox.accept(&d, 10_000, 4000, &data[4000..8000]).unwrap()),
+            8000
         );
         assert_eq!(
-            inbox.accept(&d, 10_000, 8000, &data[8000..]).unwrap(),
-            Accepted::Complete(data.clone())
+            complete(inbox.accept(&d, 10_000, 8000, &data[8000..]).unwrap()),
+            data.clone()
         );
         assert_eq!(
             fs::read_dir(dir.path()).unwrap().count(),
@@ -145,15 +172,15 @@ mod tests {
         let mut bad = data.clone();
         bad[1500] ^= 1;
         assert_eq!(
-            inbox.accept(&d, 3000, 1000, &bad[1000..]).unwrap(),
-            Accepted::Have(0),
+            have(inbox.accept(&d, 3000, 1000, &bad[1000..]).unwrap()),
+            0,
             "a digest mismatch discards everything"
         );
         inbox.accept(&d, 3000, 0, &data[..1000]).unwrap();
         let other = vec![9u8; 10];
         assert_eq!(
-            inbox.accept(&digest(&other), 10, 0, &other).unwrap(),
-            Accepted::Complete(other)
+            complete(inbox.accept(&digest(&other), 10, 0, &other).unwrap()),
+            other
         );
         assert_eq!(
             fs::read_dir(dir.path()).unwrap().count(),
@@ -162,8 +189,8 @@ mod tests {
         );
         // An empty snapshot is complete at once.
         assert_eq!(
-            inbox.accept(&digest(&[]), 0, 0, &[]).unwrap(),
-            Accepted::Complete(Vec::new())
+            complete(inbox.accept(&digest(&[]), 0, 0, &[]).unwrap()),
+            Vec::new()
         );
     }
 }

@@ -1,8 +1,11 @@
 //! The replicated state machine on RocksDB.
 
-use std::io::{self, Cursor};
-use std::path::Path;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_util::{Stream, StreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
@@ -12,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::{decode, encode};
 use crate::rocks::Rocks;
+use crate::snapshot_file::SnapshotFile;
 use crate::{
     Command, CommandResult, Error, LogId, RocksSnapshotBuilder, Snapshot, SnapshotData,
     SnapshotMeta, StoredMembership, TypeConfig,
@@ -22,7 +26,7 @@ pub(crate) const APPLIED_KEY: &[u8] = b"m/applied";
 /// The last applied membership.
 pub(crate) const MEMBERSHIP_KEY: &[u8] = b"m/membership";
 /// The current snapshot ([`StoredSnapshot`]).
-pub(crate) const SNAPSHOT_KEY: &[u8] = b"m/snapshot";
+pub(crate) const SNAPSHOT_KEY: &[u8] = b"m/snapshot-file";
 /// Everything the commands create lives under `d/`; a snapshot carries exactly these keys.
 pub(crate) const DATA_PREFIX: &[u8] = b"d/";
 /// The first key after every data key (`'0'` follows `'/'`).
@@ -36,13 +40,103 @@ fn kv_key(key: &str) -> Vec<u8> {
     k
 }
 
-/// The current snapshot as kept on disk, so it survives restarts.
+/// The current snapshot as recorded in the database: its meta and the file in the snapshot
+/// directory that holds its data (see [`crate::snapshot_file`]).
 #[derive(Serialize, Deserialize)]
 pub(crate) struct StoredSnapshot {
     /// Its meta.
     pub(crate) meta: SnapshotMeta,
-    /// Its data (see [`RocksStateMachine`]).
-    pub(crate) data: Vec<u8>,
+    /// The file's name in the snapshot directory.
+    file: String,
+    /// The file's size.
+    len: u64,
+    /// The file's SHA-256.
+    digest: [u8; 32],
+}
+
+impl StoredSnapshot {
+    pub(crate) fn new(meta: SnapshotMeta, file: String, data: &SnapshotFile) -> Self {
+        Self {
+            meta,
+            file,
+            len: data.len(),
+            digest: data.digest(),
+        }
+    }
+
+    /// A fresh file name for a snapshot with `meta` (never reused, so a file once written is
+    /// never overwritten while a sender may still read it).
+    pub(crate) fn file_name(meta: &SnapshotMeta) -> String {
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let index = meta.last_log_id.as_ref().map_or(0, |id| id.index);
+        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        format!("snapshot-{index}-{nanos}-{seq}.snap")
+    }
+
+    /// The current snapshot's record, if there is one.
+    pub(crate) fn read(rocks: &Rocks) -> Result<Option<Self>, Error> {
+        rocks
+            .get(SNAPSHOT_KEY)?
+            .map(|b| decode("snapshot", &b))
+            .transpose()
+    }
+
+    /// Opens its file in `dir`, checking it is still the file recorded.
+    fn open(&self, dir: &Path) -> Result<SnapshotFile, Error> {
+        let path = dir.join(&self.file);
+        let file = SnapshotFile::open(&path).map_err(Error::file(&path))?;
+        if file.len() != self.len || file.digest() != self.digest {
+            return Err(Error::corrupt(
+                "snapshot file",
+                format!(
+                    "{} no longer matches the snapshot recorded ({} bytes, SHA-256 {})",
+                    path.display(),
+                    self.len,
+                    hex(&self.digest)
+                ),
+            ));
+        }
+        Ok(file)
+    }
+
+    /// Records this as the current snapshot (synced) and removes every other snapshot file.
+    pub(crate) fn make_current(&self, rocks: &Rocks, dir: &Path) -> Result<(), Error> {
+        let mut batch = WriteBatch::default();
+        batch.put(SNAPSHOT_KEY, encode("snapshot", self)?);
+        rocks.write_synced_blocking(batch)?;
+        self.remove_others(dir);
+        Ok(())
+    }
+
+    /// Removes the snapshot files in `dir` other than this one's (best effort: a sender still
+    /// reading one keeps its open file).
+    fn remove_others(&self, dir: &Path) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.ends_with(".snap") && name != self.file {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Where the snapshot files of the state machine database at `path` live: beside it, in
+/// `<name>-snapshots`.
+fn snapshot_dir(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push("-snapshots");
+    path.with_file_name(name)
 }
 
 /// Reads the applied log id and membership through `get` (the live database or a snapshot).
@@ -76,13 +170,16 @@ pub(crate) fn lock(m: &Mutex<()>) -> MutexGuard<'_, ()> {
 /// therefore only lose a suffix of applied entries, never split one, and openraft re-applies
 /// that suffix from the log (the log store persists the committed id).
 ///
-/// Snapshot data is `[format version] ++ postcard(Vec<(key, value)>)`: every key under `d/`,
-/// raw, read from one RocksDB snapshot together with the applied id and membership (the meta).
-/// The current snapshot is kept in the database too, and installing one replaces all data keys,
-/// the applied state and the current snapshot in one synced batch.
+/// A snapshot is a file (see [`crate::snapshot_file`]) of every key under `d/`, raw, read from
+/// one RocksDB snapshot together with the applied id and membership (the meta). Snapshot files
+/// live beside the database in `<dir>-snapshots/`; the database records which one is current.
+/// Installing one replaces all data keys, the applied state and the current-snapshot record in
+/// one synced batch.
 #[derive(Debug)]
 pub struct RocksStateMachine {
     pub(crate) rocks: Rocks,
+    /// Where snapshot files live.
+    snapshots: Arc<PathBuf>,
     /// Orders writes of the current snapshot between builders and installs.
     snapshot_lock: Arc<Mutex<()>>,
 }
@@ -92,6 +189,7 @@ impl RocksStateMachine {
     pub fn open(path: &Path) -> Result<Self, Error> {
         Ok(Self {
             rocks: Rocks::open(path)?,
+            snapshots: Arc::new(snapshot_dir(path)),
             snapshot_lock: Arc::new(Mutex::new(())),
         })
     }
@@ -137,42 +235,53 @@ impl RocksStateMachine {
     }
 }
 
-/// Replaces the data keys, the applied state and the current snapshot with `meta` and `data`
-/// in one synced batch (blocking; runs on the blocking pool).
+/// Replaces the data keys, the applied state and the current snapshot with `meta` and the
+/// records of `data` in one synced batch (blocking; runs on the blocking pool). The file is
+/// linked into `dir` first, so the caller may remove its own name for it.
 fn install(
     rocks: &Rocks,
     snapshot_lock: &Mutex<()>,
+    dir: &Path,
     meta: &SnapshotMeta,
-    data: Vec<u8>,
+    data: SnapshotFile,
 ) -> Result<(), Error> {
-    let pairs: Vec<(Vec<u8>, Vec<u8>)> = decode("snapshot data", &data)?;
-    let mut batch = WriteBatch::default();
-    batch.delete_range(DATA_PREFIX, DATA_END);
-    for (key, value) in pairs {
-        if !key.starts_with(DATA_PREFIX) {
-            return Err(Error::corrupt(
-                "snapshot data",
-                format!("key {key:?} outside the data key space"),
-            ));
+    fs::create_dir_all(dir).map_err(Error::file(dir))?;
+    let name = StoredSnapshot::file_name(meta);
+    let path = dir.join(&name);
+    let kept = data.link_to(&path).map_err(Error::file(&path))?;
+    let written = (|| {
+        let mut batch = WriteBatch::default();
+        batch.delete_range(DATA_PREFIX, DATA_END);
+        for record in kept.records().map_err(Error::file(&path))? {
+            let (key, value) = record.map_err(Error::file(&path))?;
+            if !key.starts_with(DATA_PREFIX) {
+                return Err(Error::corrupt(
+                    "snapshot data",
+                    format!("key {key:?} outside the data key space"),
+                ));
+            }
+            batch.put(key, value);
         }
-        batch.put(key, value);
+        match &meta.last_log_id {
+            Some(id) => batch.put(APPLIED_KEY, encode("applied log id", id)?),
+            None => batch.delete(APPLIED_KEY),
+        }
+        batch.put(
+            MEMBERSHIP_KEY,
+            encode("applied membership", &meta.last_membership)?,
+        );
+        let stored = StoredSnapshot::new(meta.clone(), name, &kept);
+        batch.put(SNAPSHOT_KEY, encode("snapshot", &stored)?);
+        let _guard = lock(snapshot_lock);
+        rocks.write_synced_blocking(batch)?;
+        stored.remove_others(dir);
+        Ok(())
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&path);
     }
-    match &meta.last_log_id {
-        Some(id) => batch.put(APPLIED_KEY, encode("applied log id", id)?),
-        None => batch.delete(APPLIED_KEY),
-    }
-    batch.put(
-        MEMBERSHIP_KEY,
-        encode("applied membership", &meta.last_membership)?,
-    );
-    let stored = StoredSnapshot {
-        meta: meta.clone(),
-        data,
-    };
-    batch.put(SNAPSHOT_KEY, encode("snapshot", &stored)?);
-    let _guard = lock(snapshot_lock);
-    rocks.write_synced_blocking(batch)?;
-    tracing::info!(meta = %meta, "installed raft snapshot");
+    written?;
+    tracing::info!(meta = %meta, bytes = kept.len(), "installed raft snapshot");
     Ok(())
 }
 
@@ -215,7 +324,11 @@ impl RaftStateMachine<TypeConfig> for RocksStateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        RocksSnapshotBuilder::new(self.rocks.clone(), self.snapshot_lock.clone())
+        RocksSnapshotBuilder::new(
+            self.rocks.clone(),
+            self.snapshots.clone(),
+            self.snapshot_lock.clone(),
+        )
     }
 
     async fn install_snapshot(
@@ -225,23 +338,29 @@ impl RaftStateMachine<TypeConfig> for RocksStateMachine {
     ) -> Result<(), io::Error> {
         let lock = self.snapshot_lock.clone();
         let meta = meta.clone();
-        let data = snapshot.into_inner();
+        let dir = self.snapshots.clone();
         self.rocks
-            .off_thread(move |rocks| install(rocks, &lock, &meta, data))
+            .off_thread(move |rocks| install(rocks, &lock, &dir, &meta, snapshot))
             .await?;
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
-        let stored: Option<StoredSnapshot> = self
+        let dir = self.snapshots.clone();
+        let current = self
             .rocks
-            .get(SNAPSHOT_KEY)?
-            .map(|b| decode("snapshot", &b))
-            .transpose()?;
-        Ok(stored.map(|s| Snapshot {
-            meta: s.meta,
-            snapshot: Cursor::new(s.data),
-        }))
+            .off_thread(move |rocks| {
+                let Some(stored) = StoredSnapshot::read(rocks)? else {
+                    return Ok(None);
+                };
+                let file = stored.open(&dir)?;
+                Ok(Some(Snapshot {
+                    meta: stored.meta,
+                    snapshot: file,
+                }))
+            })
+            .await?;
+        Ok(current)
     }
 }
 
@@ -366,20 +485,36 @@ mod tests {
     #[tokio::test]
     async fn bad_snapshot_is_refused_and_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let mut sm = RocksStateMachine::open(dir.path()).unwrap();
+        let mut sm = RocksStateMachine::open(&dir.path().join("sm")).unwrap();
         apply(&mut sm, vec![entry(1, set("a", b"1"))]).await;
         let meta = SnapshotMeta {
             last_log_id: Some(log_id(2, 9)),
             last_membership: StoredMembership::default(),
         };
-        let outside = encode("test", &vec![(b"m/applied".to_vec(), vec![1u8])]).unwrap();
-        for data in [vec![], vec![9, 0], vec![1, 1], outside] {
+        let mut outside =
+            crate::snapshot_file::SnapshotWriter::create(&dir.path().join("o")).unwrap();
+        outside.put(b"m/applied", &[1]).unwrap();
+        let outside = std::fs::read(outside.finish().unwrap().path()).unwrap();
+        for (i, data) in [vec![], vec![9, 0], b"ICSN\x01\x01".to_vec(), outside]
+            .into_iter()
+            .enumerate()
+        {
+            let path = dir.path().join(format!("bad-{i}"));
+            std::fs::write(&path, &data).unwrap();
             let err = sm
-                .install_snapshot(&meta, Cursor::new(data))
+                .install_snapshot(&meta, SnapshotFile::open(&path).unwrap())
                 .await
                 .unwrap_err();
-            assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData, "case {i}: {err}");
         }
+        let left: Vec<_> = std::fs::read_dir(&*sm.snapshots)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(
+            left.is_empty(),
+            "a refused snapshot leaves no file: {left:?}"
+        );
         assert_eq!(sm.applied_state().await.unwrap().0, Some(log_id(1, 1)));
         assert_eq!(sm.get("a").unwrap(), Some(b"1".to_vec()));
         assert!(sm.get_current_snapshot().await.unwrap().is_none());

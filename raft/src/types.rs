@@ -26,8 +26,8 @@ pub type Vote = alias::VoteOf<TypeConfig>;
 pub type StoredMembership = alias::StoredMembershipOf<TypeConfig>;
 /// What describes a snapshot: last included log id and membership.
 pub type SnapshotMeta = alias::SnapshotMetaOf<TypeConfig>;
-/// The bytes of a state machine snapshot (see [`crate::RocksStateMachine`] for the format).
-pub type SnapshotData = std::io::Cursor<Vec<u8>>;
+/// The data of a state machine snapshot: a file (see [`crate::snapshot_file`]).
+pub type SnapshotData = crate::snapshot_file::SnapshotFile;
 /// A snapshot: its meta and its data.
 pub type Snapshot = alias::SnapshotOf<TypeConfig, SnapshotData>;
 /// A running openraft instance of this crate's types.

@@ -276,7 +276,7 @@ async fn new_member_behind_a_purged_log_gets_a_snapshot_and_joins() {
     let leader = cluster.leader_among(&[1, 2, 3]).await.unwrap();
     let node = cluster.node(leader);
     let mut last = 0;
-    // 6 MiB of state: more than one control frame (4 MiB), so the snapshot travels in segments.
+    // 6 MiB of state: more than one segment (4 MiB), so the snapshot file travels in parts.
     let big = "x".repeat(300 << 10);
     for i in 0..20 {
         let value = if i == 7 { "v" } else { big.as_str() };
@@ -309,6 +309,24 @@ async fn new_member_behind_a_purged_log_gets_a_snapshot_and_joins() {
         .await
         .unwrap();
     assert!(m.last_applied.is_some_and(|l| l.index >= last));
+    // The snapshot arrived as a file: node 4 keeps exactly one, as large as the state, and
+    // nothing is left staged in its inbox.
+    let files = |dir: std::path::PathBuf| -> Vec<std::fs::Metadata> {
+        std::fs::read_dir(&dir)
+            .map(|d| d.map(|e| e.unwrap().metadata().unwrap()).collect())
+            .unwrap_or_default()
+    };
+    let kept = files(cluster.dir(4).join("sm-snapshots"));
+    assert_eq!(kept.len(), 1, "one snapshot file on node 4");
+    assert!(kept[0].len() > 19 * (300 << 10), "{} bytes", kept[0].len());
+    // (The staged copy goes once the install call returns, just after the metrics show it.)
+    let inbox = cluster.dir(4).join("snapshot-in");
+    let deadline = std::time::Instant::now() + WAIT;
+    while !files(inbox.clone()).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "snapshot left staged");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(files(cluster.dir(leader).join("sm-snapshots")).len(), 1);
     node.change_membership(BTreeSet::from([1, 2, 3, 4]))
         .await
         .unwrap();

@@ -21,8 +21,7 @@ use crate::endpoint::{Inner, Path, Peer, PeerInfo, Transport};
 use crate::frame::{Kind, MAX_BULK_PAYLOAD};
 use crate::limit::RateLimiter;
 use crate::wire::{
-    read_answer, read_frame, read_header, read_opening, read_payload, write_chunk_frame,
-    write_frame,
+    read_answer, read_frame, read_header, read_payload, write_chunk_frame, write_frame,
 };
 use crate::{Result, TransportError};
 
@@ -262,28 +261,16 @@ impl Transport {
     }
 }
 
-/// The receiving side of a transfer.
+/// The receiving side of a transfer, from its offer (`payload`, already read and admitted).
 pub(crate) async fn serve_transfer(
     inner: &Inner,
     peer: &PeerInfo,
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
+    payload: Vec<u8>,
 ) -> Result<()> {
     let name = peer.node.to_string();
     let (cluster, epoch) = (inner.config.cluster, inner.epoch.load(Ordering::SeqCst));
-    let Some(payload) = read_opening(
-        &mut send,
-        &mut recv,
-        &name,
-        MAX_BULK_PAYLOAD,
-        cluster,
-        epoch,
-        Kind::Offer,
-    )
-    .await?
-    else {
-        return Ok(());
-    };
     let offered = parse_ids(&name, &payload)?;
     let store = inner.store.clone();
     let wanted: Vec<ChunkId> = tokio::task::spawn_blocking(move || {

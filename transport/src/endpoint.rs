@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 use tracing::{Instrument, debug, warn};
 
 use crate::chunks::{ChunkFault, ChunkStore};
-use crate::frame::{ClusterId, Kind, MAX_CONTROL_PAYLOAD};
+use crate::frame::{ClusterId, Kind, MAX_BULK_PAYLOAD, MAX_CONTROL_PAYLOAD};
 use crate::identity::{NodeIdentity, fingerprint_of};
 use crate::limit::RateLimiter;
 use crate::pins::{PinSet, PinnedClients, PinnedServer, Seen, provider};
@@ -378,10 +378,22 @@ impl Transport {
 
     /// Sends `request` to `peer` on the control path and returns its answer (raw bytes).
     pub async fn call_raw(&self, peer: &Peer, request: &[u8]) -> Result<Vec<u8>> {
+        self.call_on(peer, Path::Control, request).await
+    }
+
+    /// Sends `request` to `peer` on the bulk path and returns its answer (raw bytes): for
+    /// requests that carry bulk data (up to [`MAX_BULK_PAYLOAD`] bytes each way, such as a
+    /// segment of a Raft snapshot), so they never hold up control traffic. The handler is the
+    /// same as for [`Self::call_raw`].
+    pub async fn call_bulk_raw(&self, peer: &Peer, request: &[u8]) -> Result<Vec<u8>> {
+        self.call_on(peer, Path::Bulk, request).await
+    }
+
+    async fn call_on(&self, peer: &Peer, path: Path, request: &[u8]) -> Result<Vec<u8>> {
         let name = peer.node.to_string();
         let timeout = self.inner.config.rpc_timeout;
         let started = Instant::now();
-        let out = tokio::time::timeout(timeout, self.call_inner(peer, request)).await;
+        let out = tokio::time::timeout(timeout, self.call_inner(peer, path, request)).await;
         let out = out.map_err(|_| TransportError::Timeout {
             peer: name,
             millis: timeout.as_millis() as u64,
@@ -391,9 +403,22 @@ impl Transport {
         out
     }
 
-    async fn call_inner(&self, peer: &Peer, request: &[u8]) -> Result<Vec<u8>> {
+    async fn call_inner(&self, peer: &Peer, path: Path, request: &[u8]) -> Result<Vec<u8>> {
         let name = peer.node.to_string();
-        let conn = self.connection(peer, Path::Control).await?;
+        let max = match path {
+            Path::Control => MAX_CONTROL_PAYLOAD,
+            Path::Bulk => MAX_BULK_PAYLOAD,
+        };
+        if request.len() > max {
+            return Err(TransportError::Protocol {
+                peer: name,
+                detail: format!(
+                    "request of {} bytes exceeds the {max}-byte frame limit of the {path:?} path",
+                    request.len()
+                ),
+            });
+        }
+        let conn = self.connection(peer, path).await?;
         let (mut send, mut recv) =
             conn.open_bi()
                 .await
@@ -407,7 +432,7 @@ impl Transport {
         let (h, payload) = read_answer(
             &mut recv,
             &name,
-            MAX_CONTROL_PAYLOAD,
+            max,
             cluster,
             epoch,
             "stream ended without an answer",
@@ -498,11 +523,7 @@ async fn accept_loop(endpoint: Endpoint, weak: Weak<Inner>) {
                 let peer = peer.clone();
                 tokio::spawn(
                     async move {
-                        let result = if bulk {
-                            crate::chunks::serve_transfer(&inner, &peer, send, recv).await
-                        } else {
-                            serve_request(&inner, &peer, send, recv).await
-                        };
+                        let result = serve_stream(&inner, &peer, bulk, send, recv).await;
                         if let Err(e) = result {
                             warn!(error = %e, "stream failed");
                         }
@@ -520,27 +541,30 @@ impl Drop for Inner {
     }
 }
 
-async fn serve_request(
+/// Serves one stream a peer opened: a request (on either path, with the path's frame limit)
+/// or, on the bulk path, a chunk transfer.
+async fn serve_stream(
     inner: &Inner,
     peer: &PeerInfo,
+    bulk: bool,
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
 ) -> Result<()> {
     let name = peer.node.to_string();
     let (cluster, epoch) = (inner.config.cluster, inner.epoch.load(Ordering::SeqCst));
-    let Some(payload) = read_opening(
-        &mut send,
-        &mut recv,
-        &name,
-        MAX_CONTROL_PAYLOAD,
-        cluster,
-        epoch,
-        Kind::Request,
-    )
-    .await?
+    let (max, kinds): (usize, &[Kind]) = if bulk {
+        (MAX_BULK_PAYLOAD, &[Kind::Offer, Kind::Request])
+    } else {
+        (MAX_CONTROL_PAYLOAD, &[Kind::Request])
+    };
+    let Some((kind, payload)) =
+        read_opening(&mut send, &mut recv, &name, max, cluster, epoch, kinds).await?
     else {
         return Ok(());
     };
+    if kind == Kind::Offer {
+        return crate::chunks::serve_transfer(inner, peer, send, recv, payload).await;
+    }
     let (kind, body) = match inner.handler.handle(peer.clone(), payload).await {
         Ok(b) => (Kind::Response, b),
         Err(msg) => (Kind::Error, msg.into_bytes()),

@@ -141,8 +141,8 @@ pub(crate) async fn read_answer(
 }
 
 /// Reads the first frame of a stream a peer opened and checks it: a frame from another cluster
-/// or epoch is answered with a refusal (and `Ok(None)` is returned); a frame of another kind
-/// than `expected` is a protocol error.
+/// or epoch is answered with a refusal (and `Ok(None)` is returned); a frame of a kind not in
+/// `expected` is a protocol error.
 pub(crate) async fn read_opening(
     send: &mut SendStream,
     recv: &mut RecvStream,
@@ -150,8 +150,8 @@ pub(crate) async fn read_opening(
     max: usize,
     cluster: ClusterId,
     epoch: u64,
-    expected: Kind,
-) -> Result<Option<Vec<u8>>> {
+    expected: &[Kind],
+) -> Result<Option<(Kind, Vec<u8>)>> {
     let Some((h, payload)) = read_frame(recv, peer, max).await? else {
         return Ok(None);
     };
@@ -165,13 +165,13 @@ pub(crate) async fn read_opening(
         let _ = send.finish();
         return Ok(None);
     }
-    if h.kind != expected {
+    if !expected.contains(&h.kind) {
         return Err(TransportError::Protocol {
             peer: peer.to_string(),
-            detail: format!("expected {expected:?}, got {:?}", h.kind),
+            detail: format!("expected one of {expected:?}, got {:?}", h.kind),
         });
     }
-    Ok(Some(payload))
+    Ok(Some((h.kind, payload)))
 }
 
 /// Whether a frame from another node may be accepted here.

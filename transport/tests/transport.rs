@@ -175,6 +175,31 @@ async fn good_handshake_carries_rpc_and_proves_the_caller() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_requests_carry_what_the_control_path_refuses() {
+    let (a, b) = pair().await;
+    // 6 MiB: over the control path's 4 MiB frame limit, inside the bulk path's.
+    let big = data(7, 6 << 20);
+    let err = a.transport.call_raw(&b.peer(), &big).await.unwrap_err();
+    assert!(
+        err.to_string().contains("frame limit of the Control path"),
+        "{err}"
+    );
+    let answer = a.transport.call_bulk_raw(&b.peer(), &big).await.unwrap();
+    assert_eq!(&answer[..1], b"a", "the handler saw the caller");
+    assert_eq!(&answer[1..], &big[..], "the answer came back whole");
+    let err = a.transport.call_bulk_raw(&b.peer(), b"fail").await;
+    assert!(matches!(err, Err(TransportError::Remote { .. })), "{err:?}");
+    // A transfer on the same bulk connection still works.
+    let id = a.store.add(data(8, 1 << 20));
+    let report = a
+        .transport
+        .send_chunks(&b.peer(), &[id], &TransferOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.wanted, 1);
+    assert!(b.store.has(&id));
+}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_pin_is_tls_fingerprint_mismatch_naming_both() {
     let (a, b) = pair().await;
     let wrong = Fingerprint::from_bytes([7; 32]);

@@ -163,7 +163,7 @@ impl Cluster {
         transport.idle_timeout = Duration::from_secs(10);
         transport.keep_alive = Duration::from_secs(1);
         let listen = SocketAddr::from(([127, 0, 0, 1], 0));
-        let mut c = RaftNodeConfig::new(id, info, self.root.join(name(id)), listen, transport);
+        let mut c = RaftNodeConfig::new(id, info, self.dir(id), listen, transport);
         c.heartbeat_interval = Duration::from_millis(100);
         c.election_timeout_min = Duration::from_millis(800);
         c.election_timeout_max = Duration::from_millis(1600);
@@ -393,6 +393,11 @@ impl Cluster {
             }
         }
         changed
+    }
+
+    /// The directory node `id` keeps its state in.
+    pub fn dir(&self, id: NodeId) -> PathBuf {
+        self.root.join(name(id))
     }
 
     /// Stops node `id` (its directory stays).
