@@ -304,7 +304,7 @@ async fn main() {
 }
 
 /// How fast a backup-site voter cut off from the cluster catches up over the delayed link:
-/// the replication stream's throughput (appends are pipelined, up to 1 MiB each).
+/// the time until it first moves, then the append stream's pace (pipelined, 1 MiB parts).
 async fn catch_up(cluster: &Cluster, node: &RaftNode, leader: u64) {
     let lagger = (1..=5u64)
         .find(|id| *id != leader && SITES[(*id - 1) as usize] == "backup")
@@ -324,8 +324,21 @@ async fn catch_up(cluster: &Cluster, node: &RaftNode, leader: u64) {
             .log_id
             .index;
     }
+    let before = cluster
+        .node(lagger)
+        .metrics()
+        .last_applied
+        .map_or(0, |l| l.index);
     let started = Instant::now();
     cluster.heal();
+    // First progress (the leader notices the node is back), then the stream's own pace.
+    let lagging = cluster.node(lagger).raft().clone();
+    lagging
+        .wait(Some(Duration::from_secs(60)))
+        .applied_index_at_least(Some(before + 1), "first entry after the heal")
+        .await
+        .expect("the cut-off node resumes");
+    let resumed = started.elapsed().as_secs_f64();
     cluster
         .applied(lagger, last)
         .await
@@ -333,8 +346,8 @@ async fn catch_up(cluster: &Cluster, node: &RaftNode, leader: u64) {
     let secs = started.elapsed().as_secs_f64();
     println!(
         "catch-up: n{lagger} (backup site, {} ms one-way) cut off while {CATCH_UP_MIB} MiB of log \
-         was written caught up in {secs:.2} s ({:.1} MiB/s)",
+         was written caught up in {secs:.2} s: first entry after {resumed:.2} s, then {:.1} MiB/s",
         SITE_DELAY.as_millis(),
-        CATCH_UP_MIB as f64 / secs
+        CATCH_UP_MIB as f64 / (secs - resumed).max(1e-3)
     );
 }

@@ -13,6 +13,7 @@
 //! writes are synced before they are acknowledged.
 
 mod address_book;
+mod append_stream;
 mod codec;
 mod command;
 mod error;

@@ -2,8 +2,8 @@
 
 use openraft::raft::linearizable_read::ReadLogId;
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
-    TransferLeaderResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, StreamAppendResult,
+    TransferLeaderRequest, TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use serde::{Deserialize, Serialize};
 
@@ -69,6 +69,9 @@ pub enum RaftResponse {
     /// Answer to a [`RaftRequest::SnapshotSegment`] that did not complete the snapshot: go on
     /// from this offset.
     SnapshotHave(u64),
+    /// Answer to one [`RaftRequest::Append`] on an append stream (see
+    /// [`crate::append_stream`]).
+    StreamAppend(StreamAppendResult<TypeConfig>),
 }
 
 /// A write the leader committed and applied.

@@ -4,14 +4,21 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ironcore_transport::{Peer, Transport, TransportError};
+use futures_util::Stream;
+use ironcore_transport::{MessageStream, Peer, Transport, TransportError};
+use openraft::OptionalSend;
+use openraft::base::{BoxFuture, BoxStream};
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
-    TransferLeaderResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, StreamAppendResult,
+    TransferLeaderRequest, TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 
+/// One answer of an append stream, as openraft takes it.
+type AppendAnswer = Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>;
+
+use crate::append_stream::{APPEND_STREAM, AppendSession, StreamFault};
 use crate::reachability::{Gate, ProbePolicy, Reachability};
 use crate::snapshot_inbox::SEGMENT;
 use crate::{
@@ -272,6 +279,36 @@ impl RaftLink {
         RaftResponse::decode(&answer).map_err(|e| (self.network(e), false))
     }
 
+    /// Opens an append stream to the peer (probing it first if it was down).
+    async fn open_append_stream(&self, timeout: Duration) -> Result<MessageStream, SendError> {
+        if !self.reach.is_up(self.target) {
+            match self.send(&RaftRequest::Ping, timeout).await? {
+                RaftResponse::Pong => {}
+                other => return Err(self.mismatch("ping", &other)),
+            }
+        }
+        let peer = self.peer().await?;
+        let opened =
+            tokio::time::timeout(timeout, self.transport.open_stream(&peer, APPEND_STREAM))
+                .await
+                .map_err(|_| self.unreachable("no append stream opened in time"))?;
+        opened.map_err(|e| {
+            self.reach.down(self.target);
+            self.unreachable(e)
+        })
+    }
+
+    /// openraft's error for a broken append stream (a silent peer is marked down).
+    fn stream_fault(&self, fault: StreamFault) -> RPCError<TypeConfig> {
+        match fault {
+            StreamFault::Silent(detail) => {
+                self.reach.down(self.target);
+                self.unreachable(detail).into_rpc()
+            }
+            StreamFault::Garbled(detail) => self.network(detail).into_rpc(),
+        }
+    }
+
     fn mismatch(&self, what: &str, got: &RaftResponse) -> SendError {
         self.network(format!("expected a {what} answer, got {got:?}"))
     }
@@ -279,16 +316,16 @@ impl RaftLink {
 
 /// The most entry bytes one append request carries: well inside a control frame, and small
 /// enough to cross a slow inter-site link quickly.
-const MAX_APPEND_BYTES: usize = 1 << 20;
+pub(crate) const MAX_APPEND_BYTES: usize = 1 << 20;
 
 /// Extra time an append gets per byte it carries (openraft's timeout is the heartbeat
 /// interval, sized for empty heartbeats): 1 s per 8 MiB.
-const APPEND_BYTES_PER_SEC: u64 = 8 << 20;
+pub(crate) const APPEND_BYTES_PER_SEC: u64 = 8 << 20;
 
 /// How many of `entries`, from the first, fit in `budget` encoded bytes (at least one: no
 /// entry is larger than [`crate::raft_node::MAX_COMMAND_BYTES`], see
 /// [`crate::RaftNode::write`]), and their encoded size.
-fn fitting_prefix(entries: &[crate::Entry], budget: usize) -> (usize, usize) {
+pub(crate) fn fitting_prefix(entries: &[crate::Entry], budget: usize) -> (usize, usize) {
     let mut used = 0usize;
     for (i, e) in entries.iter().enumerate() {
         let size = postcard::to_allocvec(e).map_or(usize::MAX / 2, |b| b.len());
@@ -327,6 +364,42 @@ impl RaftNetworkV2<TypeConfig> for RaftLink {
             Ok(other) => Err(self.mismatch("append", &other).into_rpc()),
             Err(e) => Err(e.into_rpc()),
         }
+    }
+
+    /// Pipelined: see [`crate::append_stream`].
+    fn stream_append<'s, S>(
+        &'s mut self,
+        input: S,
+        option: RPCOption,
+    ) -> BoxFuture<'s, Result<BoxStream<'s, AppendAnswer>, RPCError<TypeConfig>>>
+    where
+        S: Stream<Item = AppendEntriesRequest<TypeConfig>> + OptionalSend + Unpin + 'static,
+    {
+        Box::pin(async move {
+            let soft_ttl = option.soft_ttl();
+            let stream = self
+                .open_append_stream(soft_ttl)
+                .await
+                .map_err(SendError::into_rpc)?;
+            let (sender, receiver) = stream.split();
+            let session = AppendSession::start(sender, receiver, input, soft_ttl, self.target);
+            let link = self.clone();
+            let answers = futures_util::stream::unfold(Some(session), move |state| {
+                let link = link.clone();
+                async move {
+                    let mut session = state?;
+                    match session.next().await? {
+                        Ok(result) => {
+                            link.reach.up(link.target);
+                            let go_on = result.is_ok();
+                            Some((Ok(result), go_on.then_some(session)))
+                        }
+                        Err(fault) => Some((Err(link.stream_fault(fault)), None)),
+                    }
+                }
+            });
+            Ok(Box::pin(answers) as BoxStream<'s, AppendAnswer>)
+        })
     }
 
     async fn vote(

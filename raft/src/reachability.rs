@@ -115,6 +115,11 @@ impl Reachability {
         }
     }
 
+    /// Whether `peer` answered last time (a read only: no probe is claimed).
+    pub(crate) fn is_up(&self, peer: NodeId) -> bool {
+        matches!(self.lock().get(&peer), Some(State::Up))
+    }
+
     /// `peer` answered.
     pub(crate) fn up(&self, peer: NodeId) {
         self.lock().insert(peer, State::Up);

@@ -2,10 +2,12 @@
 
 use std::sync::{Arc, OnceLock};
 
-use ironcore_transport::{BoxFuture, PeerInfo, RpcHandler};
+use futures_util::StreamExt;
+use ironcore_transport::{BoxFuture, MessageStream, PeerInfo, RpcHandler};
 use openraft::ReadPolicy;
 use openraft::error::{ClientWriteError, ForwardToLeader, RaftError};
 
+use crate::append_stream::APPEND_STREAM;
 use crate::snapshot_inbox::{Accepted, SnapshotInbox};
 use crate::{
     Command, RaftHandle, RaftRequest, RaftResponse, Refusal, Snapshot, TypeConfig, WriteReply,
@@ -133,6 +135,75 @@ impl RpcHandler for RaftServer {
             })?;
             response.encode().map_err(|e| e.to_string())
         })
+    }
+
+    fn handle_stream(
+        &self,
+        from: PeerInfo,
+        opening: Vec<u8>,
+        stream: MessageStream,
+    ) -> BoxFuture<Result<(), String>> {
+        let raft = self.raft.get().cloned();
+        let stopping = self.stopping.load(std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async move {
+            if opening != APPEND_STREAM {
+                return Err(format!(
+                    "node {} opened an unknown stream {:?}",
+                    from.node,
+                    String::from_utf8_lossy(&opening)
+                ));
+            }
+            if stopping {
+                return Err("this node is stopping".into());
+            }
+            let raft = raft.ok_or_else(|| "raft is not running on this node yet".to_string())?;
+            Self::serve_appends(raft, stream).await
+        })
+    }
+}
+
+impl RaftServer {
+    /// Serves an append stream (see [`crate::append_stream`]): the leader's requests go to
+    /// openraft's `stream_append` as they arrive and its answers go back in order.
+    async fn serve_appends(raft: RaftHandle, stream: MessageStream) -> Result<(), String> {
+        let (sender, receiver) = stream.split();
+        let requests = futures_util::stream::unfold(receiver, |mut receiver| async move {
+            match receiver.next().await {
+                Ok(Some(bytes)) => match RaftRequest::decode(&bytes) {
+                    Ok(RaftRequest::Append(rpc)) => Some((rpc, receiver)),
+                    Ok(other) => {
+                        tracing::warn!(
+                            kind = other.kind(),
+                            "non-append request on an append stream"
+                        );
+                        None
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "undecodable request on an append stream");
+                        None
+                    }
+                },
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::debug!(error = %e, "append stream ended");
+                    None
+                }
+            }
+        });
+        let answers = raft.stream_append(requests);
+        let mut answers = std::pin::pin!(answers);
+        while let Some(answer) = answers.next().await {
+            let result = answer.map_err(|fatal| fatal.to_string())?;
+            let last = result.is_err();
+            let bytes = RaftResponse::StreamAppend(result)
+                .encode()
+                .map_err(|e| e.to_string())?;
+            sender.send(&bytes).await.map_err(|e| e.to_string())?;
+            if last {
+                break;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -118,6 +118,19 @@ pub trait RpcHandler: Send + Sync + 'static {
         from: PeerInfo,
         request: Vec<u8>,
     ) -> BoxFuture<std::result::Result<Vec<u8>, String>>;
+
+    /// Serves a message stream a peer opened with [`Transport::open_stream`]: `opening` says
+    /// what it is for; `stream` reads the peer's messages and writes answers, both in order.
+    /// An `Err` ends the stream with that message to the peer. By default no stream is served.
+    fn handle_stream(
+        &self,
+        from: PeerInfo,
+        opening: Vec<u8>,
+        stream: crate::MessageStream,
+    ) -> BoxFuture<std::result::Result<(), String>> {
+        let _ = (from, opening, stream);
+        Box::pin(async { Err("this node serves no message streams".to_string()) })
+    }
 }
 
 /// The connection to one peer on one path, dialled on first use.
@@ -184,6 +197,12 @@ fn transport_config(cfg: &TransportConfig, bulk: bool) -> Arc<quinn::TransportCo
                 t.congestion_controller_factory(Arc::new(quinn::congestion::CubicConfig::default()))
             }
         };
+    } else {
+        // Control traffic uses BBR too: Raft catch-up streams megabytes of appends on this
+        // path, and over a 40 ms round trip Cubic's backing off on every lost packet held it
+        // to 3.8 MiB/s where BBR does 12.8 MiB/s (raft's commits bench, catch-up row);
+        // latency of small RPCs was the same with either.
+        t.congestion_controller_factory(Arc::new(quinn::congestion::BbrConfig::default()));
     }
     Arc::new(t)
 }
@@ -451,6 +470,31 @@ impl Transport {
         }
     }
 
+    /// Opens an ordered message stream to `peer` on the control path: `opening` tells the
+    /// peer's [`RpcHandler::handle_stream`] what it is for; then messages go both ways in
+    /// order, each in its own frame, so many requests can be in flight at once.
+    pub async fn open_stream(&self, peer: &Peer, opening: &[u8]) -> Result<crate::MessageStream> {
+        let name = peer.node.to_string();
+        let conn = self.connection(peer, Path::Control).await?;
+        let (mut send, recv) = conn
+            .open_bi()
+            .await
+            .map_err(|e| TransportError::Connection {
+                peer: name.clone(),
+                detail: e.to_string(),
+            })?;
+        let (cluster, epoch) = (self.inner.config.cluster, self.epoch());
+        write_frame(&mut send, &name, Kind::StreamOpen, cluster, epoch, opening).await?;
+        Ok(crate::MessageStream::new(
+            &name,
+            cluster,
+            epoch,
+            MAX_CONTROL_PAYLOAD,
+            send,
+            recv,
+        ))
+    }
+
     /// Sends a typed request (postcard-encoded) and decodes the typed answer.
     pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
         &self,
@@ -555,7 +599,7 @@ async fn serve_stream(
     let (max, kinds): (usize, &[Kind]) = if bulk {
         (MAX_BULK_PAYLOAD, &[Kind::Offer, Kind::Request])
     } else {
-        (MAX_CONTROL_PAYLOAD, &[Kind::Request])
+        (MAX_CONTROL_PAYLOAD, &[Kind::Request, Kind::StreamOpen])
     };
     let Some((kind, payload)) =
         read_opening(&mut send, &mut recv, &name, max, cluster, epoch, kinds).await?
@@ -564,6 +608,19 @@ async fn serve_stream(
     };
     if kind == Kind::Offer {
         return crate::chunks::serve_transfer(inner, peer, send, recv, payload).await;
+    }
+    if kind == Kind::StreamOpen {
+        let stream = crate::MessageStream::new(&name, cluster, epoch, max, send, recv);
+        let sender = stream.sender();
+        match inner
+            .handler
+            .handle_stream(peer.clone(), payload, stream)
+            .await
+        {
+            Ok(()) => sender.finish().await,
+            Err(msg) => sender.fail(&msg).await?,
+        }
+        return Ok(());
     }
     let (kind, body) = match inner.handler.handle(peer.clone(), payload).await {
         Ok(b) => (Kind::Response, b),

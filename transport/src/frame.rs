@@ -77,6 +77,9 @@ pub enum Kind {
     Done = 8,
     /// An error answer to a request (payload: UTF-8 message).
     Error = 9,
+    /// Opens a message stream (payload: what the stream is for); requests and responses follow
+    /// in order (see [`crate::MessageStream`]).
+    StreamOpen = 10,
 }
 
 impl Kind {
@@ -91,6 +94,7 @@ impl Kind {
             7 => Kind::Ack,
             8 => Kind::Done,
             9 => Kind::Error,
+            10 => Kind::StreamOpen,
             _ => return None,
         })
     }

@@ -7,7 +7,8 @@
 //! know about Raft, datastores or chunk formats beyond a chunk id and its bytes: what
 //! "verified" means for a chunk is a function its caller supplies.
 //!
-//! Where to start: [`Transport::bind`], [`Transport::call`], [`Transport::send_chunks`],
+//! Where to start: [`Transport::bind`], [`Transport::call`], [`Transport::open_stream`],
+//! [`Transport::send_chunks`],
 //! [`PinSet`], [`fault::FaultProxy`].
 
 mod chunks;
@@ -19,6 +20,7 @@ mod https;
 mod identity;
 pub mod limit;
 mod pins;
+mod stream;
 pub mod testing;
 mod wire;
 
@@ -29,3 +31,4 @@ pub use frame::ClusterId;
 pub use https::{https_client_config, https_server_config};
 pub use identity::{NodeIdentity, fingerprint_of};
 pub use pins::{MAX_PINS_PER_PEER, PinSet};
+pub use stream::{MessageReceiver, MessageSender, MessageStream};

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ironcore_transport::{
-    BoxFuture, ChunkStore, ClusterId, NodeIdentity, Peer, PeerInfo, PinSet, RpcHandler,
-    TransferOptions, Transport, TransportConfig, TransportError,
+    BoxFuture, ChunkStore, ClusterId, MessageStream, NodeIdentity, Peer, PeerInfo, PinSet,
+    RpcHandler, TransferOptions, Transport, TransportConfig, TransportError,
 };
 use ironcore_types::{ChunkId, Fingerprint, NodeId};
 use sha2::{Digest, Sha256};
@@ -79,6 +79,38 @@ impl RpcHandler for Echo {
             let mut out = from.node.to_string().into_bytes();
             out.extend_from_slice(&request);
             Ok(out)
+        })
+    }
+
+    /// "gather N": reads N messages before it answers any, then answers each in order (so
+    /// it only ends if the caller had all N in flight at once). Anything else fails.
+    fn handle_stream(
+        &self,
+        _from: PeerInfo,
+        opening: Vec<u8>,
+        stream: MessageStream,
+    ) -> BoxFuture<Result<(), String>> {
+        Box::pin(async move {
+            let text = String::from_utf8(opening).map_err(|e| e.to_string())?;
+            let n: usize = text
+                .strip_prefix("gather ")
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| format!("no stream named {text:?}"))?;
+            let (sender, mut receiver) = stream.split();
+            let mut got = Vec::new();
+            while got.len() < n {
+                match receiver.next().await.map_err(|e| e.to_string())? {
+                    Some(m) => got.push(m),
+                    None => return Err("stream ended early".into()),
+                }
+            }
+            for m in got {
+                sender
+                    .send(&[b"re:".as_slice(), &m].concat())
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(())
         })
     }
 }
@@ -172,6 +204,40 @@ async fn good_handshake_carries_rpc_and_proves_the_caller() {
         .await
         .unwrap();
     assert_eq!(typed, "a:hi");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_streams_keep_many_requests_in_flight_in_order() {
+    let (a, b) = pair().await;
+    let (sender, mut receiver) = a
+        .transport
+        .open_stream(&b.peer(), b"gather 50")
+        .await
+        .unwrap()
+        .split();
+    // All 50 go out before any answer comes back: the server answers only once it has them.
+    for i in 0..50u32 {
+        sender.send(&i.to_le_bytes()).await.unwrap();
+    }
+    for i in 0..50u32 {
+        let answer = tokio::time::timeout(Duration::from_secs(10), receiver.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(answer, [b"re:".as_slice(), &i.to_le_bytes()].concat());
+    }
+    assert_eq!(receiver.next().await.unwrap(), None, "then a clean end");
+
+    // A stream the peer does not serve ends with its error.
+    let (_sender, mut receiver) = a
+        .transport
+        .open_stream(&b.peer(), b"nothing")
+        .await
+        .unwrap()
+        .split();
+    let err = receiver.next().await.unwrap_err();
+    assert!(err.to_string().contains("no stream named"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
