@@ -70,7 +70,7 @@ pub enum RaftResponse {
     /// from this offset.
     SnapshotHave(u64),
     /// Answer to one [`RaftRequest::Append`] on an append stream (see
-    /// [`crate::append_stream`]).
+    /// `append_stream.rs`).
     StreamAppend(StreamAppendResult<TypeConfig>),
 }
 

@@ -366,7 +366,7 @@ impl RaftNetworkV2<TypeConfig> for RaftLink {
         }
     }
 
-    /// Pipelined: see [`crate::append_stream`].
+    /// Pipelined: see `append_stream.rs`.
     fn stream_append<'s, S>(
         &'s mut self,
         input: S,

@@ -163,7 +163,7 @@ impl RpcHandler for RaftServer {
 }
 
 impl RaftServer {
-    /// Serves an append stream (see [`crate::append_stream`]): the leader's requests go to
+    /// Serves an append stream (see `append_stream.rs`): the leader's requests go to
     /// openraft's `stream_append` as they arrive and its answers go back in order.
     async fn serve_appends(raft: RaftHandle, stream: MessageStream) -> Result<(), String> {
         let (sender, receiver) = stream.split();
