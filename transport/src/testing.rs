@@ -1,5 +1,6 @@
-//! An in-memory [`ChunkStore`] whose chunk ids are the SHA-256 of their bytes: for tests and
-//! benchmarks of the transport and of the layers above it. Not for production data.
+//! [`ChunkStore`]s whose chunk ids are the SHA-256 of their bytes, for tests and benchmarks of
+//! the transport and of the layers above it: one in memory, one that keeps only ids. Not for
+//! production data.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -66,5 +67,50 @@ impl ChunkStore for MemChunks {
             .get(id)
             .cloned()
             .ok_or_else(|| format!("chunk {id} is not held"))
+    }
+}
+
+/// A receiving store that verifies each chunk's SHA-256 and keeps only its id: for benchmarks
+/// of the transport itself, where storing the bytes (memory or disk) is measured separately.
+/// It cannot send chunks.
+#[derive(Debug, Default)]
+pub struct VerifyingSink {
+    ids: Mutex<std::collections::HashSet<ChunkId>>,
+}
+
+impl VerifyingSink {
+    /// How many chunks arrived and passed verification.
+    pub fn len(&self) -> usize {
+        self.ids.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Whether none did.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl ChunkStore for VerifyingSink {
+    fn has(&self, id: &ChunkId) -> bool {
+        self.ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(id)
+    }
+
+    fn verify(&self, id: &ChunkId, bytes: &[u8]) -> bool {
+        Sha256::digest(bytes)[..] == id.as_bytes()[..]
+    }
+
+    fn put(&self, id: &ChunkId, _bytes: Vec<u8>) -> Result<(), String> {
+        self.ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(*id);
+        Ok(())
+    }
+
+    fn get(&self, id: &ChunkId) -> Result<Bytes, String> {
+        Err(format!("chunk {id}: a verifying sink keeps no bytes"))
     }
 }
