@@ -139,7 +139,7 @@ impl DaemonCluster {
             std::fs::write(
                 &config,
                 format!(
-                    "name = \"{name}\"\nsite = \"primary\"\ndata-dir = \"{d}\"\nlisten = \"127.0.0.1:{quic}\"\napi-listen = \"127.0.0.1:{api}\"\ndatastore-prefix = \"{d}/storage\"\n[raft]\nheartbeat-ms = 100\nelection-timeout-min-ms = 800\nelection-timeout-max-ms = 1600\n",
+                    "name = \"{name}\"\nsite = \"primary\"\ndata-dir = \"{d}\"\nlisten = \"127.0.0.1:{quic}\"\napi-listen = \"127.0.0.1:{api}\"\ndatastore-prefix = \"{d}/storage\"\ntask-lease-secs = 3\n[raft]\nheartbeat-ms = 100\nelection-timeout-min-ms = 800\nelection-timeout-max-ms = 1600\n",
                     d = dir.display()
                 ),
             )?;

@@ -375,6 +375,10 @@ fn backup_restore_incremental_image_failover_and_access_control() {
     cancel_and_source_busy(&c);
     protect_and_prune(&c, s);
 
+    // A backup still running through node1 when its daemon dies: once node1's task lease
+    // runs out (3 s here), the group is no longer busy and the task reads as abandoned.
+    let (mut orphan, _fifo, orphan_upid) = c.fifo_backup(0, "store1", "vm/555").unwrap();
+
     // Kill the node that served the backups: restores still work through the others.
     c.nodes[0].kill();
     let out2 = c.base.path().join("restore2");
@@ -391,6 +395,52 @@ fn backup_restore_incremental_image_failover_and_access_control() {
         )
         .unwrap());
     ok(&c.cli(1, &["compare", s, out2.to_str().unwrap()]).unwrap());
+
+    let small = c.base.path().join("after-the-lease.img");
+    std::fs::write(&small, vec![5u8; 64 << 10]).unwrap();
+    ironcore_cluster_tests::wait(
+        "a backup of the dead node's group",
+        std::time::Duration::from_secs(30),
+        || {
+            let out = c.cli(
+                1,
+                &[
+                    "backup",
+                    small.to_str().unwrap(),
+                    "--image",
+                    "--store",
+                    "store1",
+                    "--group",
+                    "vm/555",
+                ],
+            )?;
+            if out.status.success() {
+                return Ok(true);
+            }
+            let said = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            anyhow::ensure!(said.contains("source busy"), "{said}");
+            Ok(false)
+        },
+    )
+    .unwrap();
+    let tasks = c.cli_json(1, &["task", "list"]).unwrap();
+    let orphaned = tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["upid"] == orphan_upid.as_str())
+        .unwrap();
+    let reason = orphaned["state"]["error"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("stopped renewing its task lease"),
+        "{orphaned}"
+    );
+    let _ = orphan.kill();
+    let _ = orphan.wait();
 
     // A Backup token: may back up its own group, never forget or read another owner's.
     ok(&c.cli(1, &["user", "create", "alice@ironcore"]).unwrap());

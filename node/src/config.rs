@@ -26,6 +26,7 @@ struct RawConfig {
     datastore_prefix: Option<PathBuf>,
     #[serde(default)]
     raft: RawRaft,
+    task_lease_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -62,6 +63,9 @@ pub struct NodeConfig {
     pub heartbeat: Duration,
     /// Raft election timeout bounds.
     pub election_timeout: (Duration, Duration),
+    /// How long this node's running tasks count as alive without a renewal (renewed every
+    /// third of it); see [`crate::lease`].
+    pub task_lease: Duration,
 }
 
 impl NodeConfig {
@@ -109,6 +113,13 @@ impl NodeConfig {
                     .into(),
             ));
         }
+        let task_lease = Duration::from_secs(raw.task_lease_secs.unwrap_or(60));
+        if task_lease < Duration::from_secs(3) {
+            return Err(bad(format!(
+                "task-lease-secs = {} is too short: use 3 or more (default 60)",
+                task_lease.as_secs()
+            )));
+        }
         let advertise = raw.advertise.unwrap_or_else(|| raw.listen.to_string());
         let api_advertise = raw
             .api_advertise
@@ -133,6 +144,7 @@ impl NodeConfig {
             datastore_prefix: raw.datastore_prefix.unwrap_or_else(|| PathBuf::from("/")),
             heartbeat,
             election_timeout: (min, max),
+            task_lease,
         })
     }
 
@@ -183,6 +195,13 @@ advertise = "10.0.0.1:8007"
     fn unknown_keys_and_bad_values_are_refused() {
         let c = NodeConfig::parse(Path::new("x"), GOOD).unwrap();
         assert_eq!(c.api_advertise, "0.0.0.0:8007");
+        assert_eq!(c.task_lease, Duration::from_secs(60));
+        let e =
+            NodeConfig::parse(Path::new("x"), &format!("task-lease-secs = 1\n{GOOD}")).unwrap_err();
+        assert!(
+            e.to_string().contains("task-lease-secs = 1 is too short"),
+            "{e}"
+        );
         let e = NodeConfig::parse(Path::new("x"), &format!("{GOOD}\ncolour = 1")).unwrap_err();
         assert!(e.to_string().contains("unknown field `colour`"), "{e}");
         let e = NodeConfig::parse(Path::new("x"), &GOOD.replace("/var", "var")).unwrap_err();

@@ -117,6 +117,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     }
     let watcher = tokio::spawn(watch_membership(node.clone(), pins, book));
     tokio::spawn(fail_stale_tasks(node.clone()));
+    tokio::spawn(crate::lease::run(Arc::downgrade(&node), config.task_lease));
     let scheduler = tokio::spawn(crate::scheduler::run(Arc::downgrade(&node)));
     let reaper = {
         let node = node.clone();

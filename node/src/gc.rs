@@ -2,7 +2,8 @@
 //!
 //! The coordinating node fixes one cutoff for the whole run — the earlier of now and the start
 //! of the oldest backup of the datastore still running anywhere in the cluster (task records in
-//! Raft), minus a grace period for clock skew — and asks every storage node to sweep its own
+//! Raft; a backup of a node that lost its lease is ended first, see [`crate::lease`]), minus a
+//! grace period for clock skew — and asks every storage node to sweep its own
 //! chunk directory ([`LocalJob::Sweep`]): each node marks from its own linearized copy of the
 //! metadata, so a snapshot committed after the mark started was written after the cutoff and
 //! none of its chunks can go. A node that cannot read some index deletes nothing.
@@ -43,15 +44,15 @@ pub async fn run(
         return Err(NodeError::Quarantined(ds.clone()));
     }
     let prefix = format!("{ds}:");
-    let running: Vec<i64> = node
-        .meta()
-        .tasks()?
-        .into_iter()
-        .filter(|t| {
-            t.kind == "backup" && t.state == TaskState::Running && t.worker_id.starts_with(&prefix)
-        })
-        .map(|t| t.start)
-        .collect();
+    // Backups of nodes that lost their lease are ended first (and can no longer commit), so
+    // their starts need not hold the cutoff back.
+    let running: Vec<i64> = crate::lease::live_tasks(node, |t| {
+        t.kind == "backup" && t.worker_id.starts_with(&prefix)
+    })
+    .await?
+    .into_iter()
+    .map(|t| t.start)
+    .collect();
     let now = chrono::Utc::now().timestamp();
     let cutoff = plan_cutoff(now, &running, grace_secs);
     task.log(&format!(

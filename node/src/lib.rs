@@ -20,6 +20,7 @@ pub mod gc;
 pub mod https;
 pub mod jobs;
 pub mod join;
+pub mod lease;
 pub mod logging;
 pub mod mark;
 pub mod membership;

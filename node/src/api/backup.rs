@@ -84,19 +84,16 @@ pub(crate) async fn start(
         },
         group
     );
-    // A running task of a node that is no longer a member never ends; it does not count.
-    let members: Vec<String> = meta.nodes()?.into_iter().map(|n| n.name).collect();
-    let busy = meta.tasks()?.into_iter().any(|t| {
-        t.kind == "backup"
-            && t.worker_id == worker_id
-            && t.state == TaskState::Running
-            && members.contains(&t.node)
-    }) || node
-        .sessions
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .values()
-        .any(|s| s.datastore == req.store && s.snapshot.ns == ns && s.snapshot.group == group);
+    // A running backup of a node that lost its lease (or left) is ended here, not waited for.
+    let busy = !crate::lease::live_tasks(&node, |t| t.kind == "backup" && t.worker_id == worker_id)
+        .await?
+        .is_empty()
+        || node
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .any(|s| s.datastore == req.store && s.snapshot.ns == ns && s.snapshot.group == group);
     if busy {
         return Err(NodeError::SourceBusy(format!(
             "a backup of {group} in {path} is running; wait for it or cancel it (see `ironcore-backup task list --state running`; a task of a node that is gone for good ends with `ironcore-backup cluster remove NODE`)"
@@ -334,11 +331,19 @@ async fn commit(
         owner: s.owner.clone(),
         nodes,
     };
+    let upid = s
+        .task
+        .record
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .upid
+        .clone();
     node.propose(
         &s.owner,
-        MetaCommand::CommitSnapshot {
+        MetaCommand::CommitBackup {
             entry: entry.clone(),
             admin_override: s.admin_override,
+            upid,
         },
     )
     .await?;

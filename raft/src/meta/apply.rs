@@ -40,7 +40,11 @@ pub(crate) fn apply(
     if outcome.is_ok() {
         batch_append(batch, staged);
     }
-    if !matches!(req.command, MetaCommand::RecordTask(_)) {
+    // Task records and lease renewals are bookkeeping, not operator actions.
+    if !matches!(
+        req.command,
+        MetaCommand::RecordTask(_) | MetaCommand::RenewLease { .. }
+    ) {
         let seq = view
             .get::<u64>("audit sequence", keys::AUDIT_SEQ)?
             .unwrap_or(0)
@@ -237,31 +241,32 @@ fn validate_and_stage(
             entry,
             admin_override,
         } => {
-            let ds = &entry.datastore;
-            let s = &entry.snapshot;
-            match view.datastore(ds)? {
-                None => return refuse(format!("datastore {ds} does not exist")),
-                Some(d) if d.quarantined => return refuse(quarantined_message(ds)),
-                Some(_) => {}
+            if let Err(refused) = commit_snapshot(view, ch, entry, *admin_override)? {
+                return Ok(Err(refused));
             }
-            if !view.namespace_exists(ds, &s.ns)? {
-                return refuse(format!("namespace '{}' does not exist in {ds}", s.ns));
+        }
+        C::CommitBackup {
+            entry,
+            admin_override,
+            upid,
+        } => {
+            let Some(mut task) = view.task(upid)? else {
+                return refuse(format!(
+                    "backup task {upid} is not recorded; nothing was committed"
+                ));
+            };
+            if task.state != TaskState::Running {
+                return refuse(format!(
+                    "backup task {upid} is no longer running ({:?}); nothing was committed — start the backup again",
+                    task.state
+                ));
             }
-            if view.snapshot(ds, s)?.is_some() {
-                return refuse(format!("snapshot {s} already exists in {ds}"));
+            if let Err(refused) = commit_snapshot(view, ch, entry, *admin_override)? {
+                return Ok(Err(refused));
             }
-            let owner = entry.owner.clone();
-            match view.group_owner(ds, &s.ns, &s.group)? {
-                Some(o) if o != owner && !admin_override => {
-                    return refuse(format!(
-                        "permission denied: group {} belongs to {o}, not {owner}",
-                        s.group
-                    ));
-                }
-                Some(_) => {}
-                None => ch.put("group owner", &keys::group(ds, &s.ns, &s.group), &owner)?,
-            }
-            ch.put("snapshot", &keys::snapshot(ds, s), entry)?;
+            task.state = TaskState::Ok;
+            task.end = Some(req.at);
+            ch.put("task", &keys::task(upid), &task)?;
         }
         C::ForgetSnapshot {
             datastore,
@@ -458,11 +463,56 @@ fn validate_and_stage(
             if let Some(old) = view.task(&t.upid)?
                 && old.state != TaskState::Running
             {
+                if old.state == t.state {
+                    return Ok(Ok(())); // ended the same way already (a commit ends its task)
+                }
                 return refuse(format!("task {} already ended", t.upid));
             }
             ch.put("task", &keys::task(&t.upid), t)?;
         }
+        C::RenewLease { node, until } => {
+            if !view.nodes()?.iter().any(|n| &n.name == node) {
+                return refuse(format!("node {node} is not a member of the cluster"));
+            }
+            let current = view.lease(node)?.unwrap_or(i64::MIN);
+            ch.put("lease", &keys::lease(node), &current.max(*until))?;
+        }
     }
+    Ok(Ok(()))
+}
+
+/// Validates and stages the commit of `entry` (see [`MetaCommand::CommitSnapshot`]).
+fn commit_snapshot(
+    view: &MetaView,
+    ch: &mut Changes<'_>,
+    entry: &ironcore_types::records::SnapshotEntry,
+    admin_override: bool,
+) -> Result<Result<(), Refused>, Error> {
+    let ds = &entry.datastore;
+    let s = &entry.snapshot;
+    match view.datastore(ds)? {
+        None => return refuse(format!("datastore {ds} does not exist")),
+        Some(d) if d.quarantined => return refuse(quarantined_message(ds)),
+        Some(_) => {}
+    }
+    if !view.namespace_exists(ds, &s.ns)? {
+        return refuse(format!("namespace '{}' does not exist in {ds}", s.ns));
+    }
+    if view.snapshot(ds, s)?.is_some() {
+        return refuse(format!("snapshot {s} already exists in {ds}"));
+    }
+    let owner = entry.owner.clone();
+    match view.group_owner(ds, &s.ns, &s.group)? {
+        Some(o) if o != owner && !admin_override => {
+            return refuse(format!(
+                "permission denied: group {} belongs to {o}, not {owner}",
+                s.group
+            ));
+        }
+        Some(_) => {}
+        None => ch.put("group owner", &keys::group(ds, &s.ns, &s.group), &owner)?,
+    }
+    ch.put("snapshot", &keys::snapshot(ds, s), entry)?;
     Ok(Ok(()))
 }
 

@@ -171,6 +171,26 @@ pub enum MetaCommand {
     RegisterKey(KeyRecord),
     /// Records a task's start or end (upsert by UPID).
     RecordTask(TaskRecord),
+    /// Renews the lease of a node's running tasks: they count as alive until `until` (Unix
+    /// seconds). Every node renews its own lease periodically; a running task of a node whose
+    /// lease has expired is presumed abandoned and may be fenced off (ended) by another node.
+    RenewLease {
+        /// The node's name.
+        node: String,
+        /// The new end of its lease.
+        until: i64,
+    },
+    /// Commits a snapshot as the end of backup task `upid`: as [`Self::CommitSnapshot`], but
+    /// only while that task is still running — a task fenced off after its node's lease
+    /// expired commits nothing — and the task ends `OK` in the same step.
+    CommitBackup {
+        /// The snapshot and its manifest.
+        entry: SnapshotEntry,
+        /// The caller may write to groups of any owner (Datastore.Admin).
+        admin_override: bool,
+        /// The backup task.
+        upid: String,
+    },
 }
 
 impl fmt::Display for MetaCommand {
@@ -243,6 +263,12 @@ impl fmt::Display for MetaCommand {
             Self::RemoveAcl { path, auth_id } => write!(f, "revoke {path} from {auth_id}"),
             Self::RegisterKey(k) => write!(f, "register key {}", k.fingerprint),
             Self::RecordTask(t) => write!(f, "record task {} as {:?}", t.upid, t.state),
+            Self::RenewLease { node, until } => write!(f, "renew lease of {node} until {until}"),
+            Self::CommitBackup { entry, upid, .. } => write!(
+                f,
+                "commit snapshot {}:{} (task {upid})",
+                entry.datastore, entry.snapshot
+            ),
         }
     }
 }

@@ -16,6 +16,7 @@ pub(crate) const TOKEN: &str = "d/tok/";
 pub(crate) const ACL: &str = "d/acl/";
 pub(crate) const KEY: &str = "d/key/";
 pub(crate) const TASK: &str = "d/task/";
+pub(crate) const LEASE: &str = "d/lease/";
 pub(crate) const AUDIT: &str = "d/audit/";
 pub(crate) const JOB: &str = "d/job/";
 pub(crate) const REMOTE: &str = "d/remote/";
@@ -90,6 +91,10 @@ pub(crate) fn acl(path: &str, id: &AuthId) -> Vec<u8> {
 
 pub(crate) fn key(fp: &ironcore_types::Fingerprint) -> Vec<u8> {
     join(&[KEY, &fp.to_hex()])
+}
+
+pub(crate) fn lease(node: &str) -> Vec<u8> {
+    join(&[LEASE, node])
 }
 
 pub(crate) fn task(upid: &str) -> Vec<u8> {

@@ -217,4 +217,115 @@ mod tests {
         assert!(missing.contains("does not exist"), "{missing}");
         assert_eq!(sm.view().snapshots(&ds).unwrap().len(), 1);
     }
+
+    #[test]
+    fn a_backup_commits_only_while_its_task_runs_and_leases_only_grow() {
+        let dir = tempfile::tempdir().unwrap();
+        let sm = RocksStateMachine::open(dir.path()).unwrap();
+        bootstrap(&sm);
+        let ds: ironcore_types::DatastoreName = "store1".parse().unwrap();
+        run(
+            &sm,
+            "root@pam",
+            2,
+            MetaCommand::CreateDatastore(DatastoreConfig {
+                name: ds.clone(),
+                site: "primary".parse().unwrap(),
+                path: "/srv/store1".into(),
+                copies: 2,
+                comment: String::new(),
+                created: 2,
+                quarantined: false,
+            }),
+        )
+        .unwrap();
+        let owner = "alice@ironcore!backup";
+        let entry = |time| SnapshotEntry {
+            datastore: ds.clone(),
+            snapshot: SnapshotRef {
+                ns: Namespace::root(),
+                group: BackupGroup::new(BackupType::Host, "web01").unwrap(),
+                time,
+            },
+            manifest: vec![1, 2, 3],
+            size: 3,
+            key_fingerprint: None,
+            protected: false,
+            verify: VerifyStatus::None,
+            verified_at: None,
+            owner: owner.parse().unwrap(),
+            nodes: vec!["n1".into()],
+        };
+        let task = |upid: &str| TaskRecord {
+            upid: upid.into(),
+            node: "n1".into(),
+            kind: "backup".into(),
+            worker_id: "store1:host/web01".into(),
+            auth_id: owner.parse().unwrap(),
+            start: 3,
+            end: None,
+            state: TaskState::Running,
+        };
+        let commit = |time, upid: &str| {
+            run(
+                &sm,
+                owner,
+                10,
+                MetaCommand::CommitBackup {
+                    entry: entry(time),
+                    admin_override: false,
+                    upid: upid.into(),
+                },
+            )
+        };
+        // A running task commits, and ends OK in the same step.
+        run(&sm, owner, 3, MetaCommand::RecordTask(task("UPID:a"))).unwrap();
+        commit(100, "UPID:a").unwrap();
+        let ended = sm.view().task("UPID:a").unwrap().unwrap();
+        assert_eq!((ended.state, ended.end), (TaskState::Ok, Some(10)));
+        // The node's own end record afterwards changes nothing and is not refused.
+        let mut again = task("UPID:a");
+        again.state = TaskState::Ok;
+        again.end = Some(11);
+        run(&sm, owner, 11, MetaCommand::RecordTask(again)).unwrap();
+        assert_eq!(sm.view().task("UPID:a").unwrap().unwrap().end, Some(10));
+
+        // A task fenced off (ended by another node) commits nothing.
+        run(&sm, owner, 3, MetaCommand::RecordTask(task("UPID:b"))).unwrap();
+        let mut fenced = task("UPID:b");
+        fenced.state = TaskState::Error("lease expired".into());
+        run(&sm, "root@pam", 12, MetaCommand::RecordTask(fenced)).unwrap();
+        let refused = commit(200, "UPID:b").unwrap_err();
+        assert!(refused.contains("no longer running"), "{refused}");
+        let unknown = commit(300, "UPID:zzz").unwrap_err();
+        assert!(unknown.contains("not recorded"), "{unknown}");
+        assert_eq!(sm.view().snapshots(&ds).unwrap().len(), 1);
+
+        // Leases: members only; a late renewal never shortens one.
+        let renew = |node: &str, until| {
+            run(
+                &sm,
+                "root@pam",
+                20,
+                MetaCommand::RenewLease {
+                    node: node.into(),
+                    until,
+                },
+            )
+        };
+        renew("n1", 500).unwrap();
+        renew("n1", 400).unwrap();
+        assert_eq!(sm.view().lease("n1").unwrap(), Some(500));
+        let stranger = renew("n9", 500).unwrap_err();
+        assert!(stranger.contains("not a member"), "{stranger}");
+        assert_eq!(sm.view().lease("n9").unwrap(), None);
+        // Neither renewals nor task records fill the audit log.
+        assert!(
+            sm.view()
+                .audit()
+                .unwrap()
+                .iter()
+                .all(|a| !a.what.contains("lease") && !a.what.starts_with("record task"))
+        );
+    }
 }

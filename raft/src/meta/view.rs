@@ -203,6 +203,12 @@ impl MetaView {
         self.get("task", &keys::task(upid))
     }
 
+    /// Until when node `node`'s running tasks count as alive (Unix seconds), if it ever
+    /// renewed its lease.
+    pub fn lease(&self, node: &str) -> Result<Option<i64>, Error> {
+        self.get("lease", &keys::lease(node))
+    }
+
     /// The audit log, oldest first.
     pub fn audit(&self) -> Result<Vec<AuditRecord>, Error> {
         self.scan("audit record", keys::AUDIT.as_bytes())
