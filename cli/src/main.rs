@@ -9,6 +9,7 @@ mod conn;
 mod datastore_ops;
 mod jobs;
 mod keep;
+mod notifications;
 mod output;
 mod progress;
 mod remotes;
@@ -137,6 +138,9 @@ enum Cmd {
     /// Remotes: other clusters or sites, for sync.
     #[command(subcommand)]
     Remote(remotes::RemoteCmd),
+    /// Notifications: webhook targets for the cluster's events.
+    #[command(subcommand)]
+    Notification(notifications::NotificationCmd),
     /// Tasks.
     #[command(subcommand)]
     Task(TaskCmd),
@@ -560,6 +564,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Verify(cmd) => datastore_ops::verify(&api, cmd, out)?,
         Cmd::Job(cmd) => jobs::run(&api, cmd, out)?,
         Cmd::Remote(cmd) => remotes::run(&api, cmd, out)?,
+        Cmd::Notification(cmd) => notifications::run(&api, cmd, out)?,
         Cmd::Backup {
             source,
             store,

@@ -360,3 +360,71 @@ pub fn chunk_copies(c: &DaemonCluster, store: &str) -> Vec<(u64, Vec<PathBuf>)> 
     v.sort_by_key(|(len, _)| std::cmp::Reverse(*len));
     v
 }
+
+/// A local HTTP endpoint that accepts requests and keeps their bodies: a webhook for tests of
+/// notifications. Answers `200 OK` to everything.
+#[derive(Debug)]
+pub struct WebhookSink {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    bodies: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl WebhookSink {
+    /// Starts listening on a free loopback port (the thread ends with the test process).
+    pub fn start() -> Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = bodies.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                if let Ok(body) = read_request(stream)
+                    && let Ok(mut b) = kept.lock()
+                {
+                    b.push(body);
+                }
+            }
+        });
+        Ok(Self { url, bodies })
+    }
+
+    /// The bodies received so far.
+    pub fn bodies(&self) -> Vec<String> {
+        self.bodies.lock().map(|b| b.clone()).unwrap_or_default()
+    }
+}
+
+/// Reads one HTTP/1.1 request (headers, then `Content-Length` bytes), answers 200, returns
+/// the body.
+fn read_request(mut stream: std::net::TcpStream) -> Result<String> {
+    use std::io::{Read, Write};
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            bail!("connection closed inside the headers");
+        }
+        data.extend_from_slice(&buf[..n]);
+        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&data[..head_end]).to_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    while data.len() < head_end + len {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        data.extend_from_slice(&buf[..n]);
+    }
+    stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")?;
+    Ok(String::from_utf8_lossy(&data[head_end..]).into_owned())
+}

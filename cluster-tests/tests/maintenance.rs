@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::Output;
 
-use ironcore_cluster_tests::{DaemonCluster, chunk_copies};
+use ironcore_cluster_tests::{DaemonCluster, WebhookSink, chunk_copies};
 
 fn text(o: &Output) -> String {
     format!(
@@ -146,6 +146,35 @@ fn probe_stats_verify_repair_quarantine_gc_login_jobs_and_membership() {
     let status = c.cli_json(0, &["verify", "status", "store1"]).unwrap();
     assert_eq!(status[0]["state"], "OK", "{status}");
 
+    // Notifications: a webhook for errors; its test event arrives, a bad URL is refused.
+    let hook = WebhookSink::start().unwrap();
+    let url = format!("{}/hooks/ops", hook.url);
+    ok(&cli(&[
+        "notification",
+        "target",
+        "add",
+        "ops",
+        "--webhook",
+        &url,
+        "--min-severity",
+        "error",
+    ]));
+    let bad = cli(&["notification", "target", "add", "x", "--webhook", "ftp://x"]);
+    assert!(
+        text(&bad).contains("must start with http://"),
+        "{}",
+        text(&bad)
+    );
+    let tested = c
+        .cli_json(0, &["notification", "target", "test", "ops"])
+        .unwrap();
+    assert_eq!(tested["status"], 200, "{tested}");
+    assert!(
+        hook.bodies()
+            .iter()
+            .any(|b| b.contains(r#""event":"test""#))
+    );
+
     // A chunk of host/b lost on every node: verify fails and says so; host/b is marked failed.
     let lost = &chunk_copies(&c, "store1")
         .into_iter()
@@ -168,6 +197,43 @@ fn probe_stats_verify_repair_quarantine_gc_login_jobs_and_membership() {
     let status = c.cli_json(0, &["verify", "status", "store1"]).unwrap();
     assert_eq!(status[0]["state"], "CORRUPT", "{status}");
     assert_eq!(status[0]["failed"], 1, "{status}");
+    // … and the failed verify reached the webhook as an error event.
+    ironcore_cluster_tests::wait(
+        "the verify failure at the webhook",
+        std::time::Duration::from_secs(20),
+        || {
+            Ok(hook.bodies().iter().any(|b| {
+                b.contains(r#""severity":"error""#)
+                    && b.contains(r#""kind":"verify""#)
+                    && b.contains("verification failed: 1 snapshots")
+            }))
+        },
+    )
+    .unwrap();
+    assert!(
+        !hook
+            .bodies()
+            .iter()
+            .any(|b| b.contains(r#""severity":"info""#) && !b.contains(r#""event":"test""#)),
+        "events below the target's minimum severity were sent: {:?}",
+        hook.bodies()
+    );
+    let services = c.cli_json(0, &["status", "--services"]).unwrap();
+    let notify = services["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == "ironcore-backup-notify")
+        .unwrap()
+        .clone();
+    assert_eq!(notify["state"], "active (running)", "{notify}");
+    assert!(
+        notify["detail"]
+            .as_str()
+            .unwrap()
+            .contains("ops: delivered (200)"),
+        "{notify}"
+    );
 
     // Quarantine: no new backups, no GC, until lifted.
     ok(&cli(&["datastore", "quarantine", "store1"]));

@@ -57,6 +57,8 @@ pub struct Node {
     pub down: Mutex<HashMap<u64, Instant>>,
     /// Work other nodes started on this node's chunk directories.
     pub jobs: Jobs,
+    /// Sends events to the notification targets.
+    pub notifier: crate::notify::Notifier,
 }
 
 /// A backup session whose client sent nothing for this long is abandoned (the client died):
@@ -102,6 +104,9 @@ impl Node {
     /// Records a task in Raft (best effort: a task must not fail because its record could not
     /// be written; the local log has everything).
     pub async fn record_task(&self, record: TaskRecord) {
+        if let Some(event) = crate::notify::Event::task_ended(&record) {
+            self.notifier.send(event);
+        }
         let actor = record.auth_id.clone();
         if let Err(e) = self.propose(&actor, MetaCommand::RecordTask(record)).await {
             tracing::warn!(error = %e, "could not record task in the cluster");

@@ -96,6 +96,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     .await?;
     let stores = NodeStores::new(config.clone(), raft.meta().clone());
     let _ = late_stores.0.set(stores.clone());
+    let (notifier, notify_queue) = crate::notify::Notifier::new();
     let node = Arc::new(Node {
         tasks: Tasks::new(config.name.as_str(), config.log_dir.join("tasks")),
         fingerprint: identity.fingerprint(),
@@ -105,8 +106,10 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         started: Instant::now(),
         down: Default::default(),
         jobs: Default::default(),
+        notifier,
         config: config.clone(),
     });
+    tokio::spawn(crate::notify::run(Arc::downgrade(&node), notify_queue));
     raft.set_service(Arc::new(PeerService(Arc::downgrade(&node))));
     tracing::info!(node = %config.name, site = %config.site, raft_id = state.raft_id, fingerprint = %identity.fingerprint(), "node started");
 

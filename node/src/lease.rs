@@ -81,8 +81,13 @@ pub async fn live_tasks(
                 tracing::warn!(upid = %task.upid, "{reason}");
                 task.state = TaskState::Error(reason);
                 task.end = Some(now);
+                let event = crate::notify::Event::task_ended(&task);
                 match node.propose(&system(), MetaCommand::RecordTask(task)).await {
-                    Ok(()) => {}
+                    Ok(()) => {
+                        if let Some(event) = event {
+                            node.notifier.send(event);
+                        }
+                    }
                     // Ended meanwhile (committed or closed by its node): look again next time.
                     Err(e) if e.to_string().contains("already ended") => {}
                     Err(e) => return Err(e),

@@ -24,6 +24,7 @@ pub mod lease;
 pub mod logging;
 pub mod mark;
 pub mod membership;
+pub mod notify;
 pub mod peer;
 pub mod placement;
 pub mod prune;

@@ -18,6 +18,8 @@ fn subsystem(target: &str) -> &'static str {
     } else if target.starts_with("ironcore_node::api") || target.starts_with("ironcore_node::https")
     {
         "api"
+    } else if target == "notify" || target.starts_with("ironcore_node::notify") {
+        "notify"
     } else if target.starts_with("ironcore_node::core")
         || target.starts_with("ironcore_node::peer")
         || target.starts_with("ironcore_chunkstore")
@@ -33,7 +35,7 @@ pub fn init(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)
         .map_err(NodeError::io(format!("creating log dir {}", dir.display())))?;
     let mut layers = Vec::new();
-    for name in ["api", "raft", "transport", "worker", "node"] {
+    for name in ["api", "raft", "transport", "worker", "notify", "node"] {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

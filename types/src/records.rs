@@ -291,3 +291,52 @@ pub struct RemoteRecord {
     /// Free text.
     pub comment: String,
 }
+
+/// How severe an event is, for notification rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Something finished as planned.
+    Info,
+    /// Finished, with warnings.
+    Warning,
+    /// Failed.
+    Error,
+}
+
+impl std::str::FromStr for Severity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "info" => Ok(Self::Info),
+            "warning" => Ok(Self::Warning),
+            "error" => Ok(Self::Error),
+            other => Err(format!(
+                "severity '{other}' is not one of info, warning, error"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Info => "info",
+            Self::Warning => "warning",
+            Self::Error => "error",
+        })
+    }
+}
+
+/// Where notifications go: a webhook that receives each event as a JSON `POST`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationTarget {
+    /// Its name (`a-z`, `0-9`, `-`, `_`; up to 32).
+    pub name: String,
+    /// `http://` or `https://` URL (https is checked against the system's CA certificates).
+    pub url: String,
+    /// Events below this severity are not sent.
+    pub min_severity: Severity,
+    /// Free text.
+    pub comment: String,
+}

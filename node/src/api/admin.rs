@@ -82,6 +82,23 @@ pub(crate) async fn status(
                         ),
                     )
                 }
+                "notify" => {
+                    let targets = node.meta().notification_targets().map(|t| t.len()).unwrap_or(0);
+                    if targets == 0 {
+                        (
+                            "active (idle)",
+                            "no targets: add one with `ironcore-backup notification target add`".to_string(),
+                        )
+                    } else {
+                        (
+                            "active (running)",
+                            format!(
+                                "{targets} targets; last delivery: {}",
+                                node.notifier.last().unwrap_or_else(|| "none yet".into())
+                            ),
+                        )
+                    }
+                }
                 _ => (
                     "inactive (not built)",
                     "not part of this release yet".to_string(),

@@ -10,6 +10,7 @@ mod datastore_ops;
 mod jobs;
 mod maintenance;
 mod metrics;
+mod notifications;
 mod reader;
 mod remotes;
 
@@ -186,6 +187,26 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ),
     (
         "GET",
+        "/api2/json/notification/targets",
+        "notification targets (webhooks)",
+    ),
+    (
+        "POST",
+        "/api2/json/notification/targets",
+        "add a webhook target: name, url, min-severity",
+    ),
+    (
+        "DELETE",
+        "/api2/json/notification/targets/{name}",
+        "remove a notification target",
+    ),
+    (
+        "POST",
+        "/api2/json/notification/targets/{name}/test",
+        "send a test event to a target and report its answer",
+    ),
+    (
+        "GET",
         "/api2/json/remotes",
         "registered remotes (never their secrets)",
     ),
@@ -340,6 +361,18 @@ pub fn router(node: Arc<Node>) -> Router {
         )
         .route("/api2/json/backup/{upid}/known", post(backup::known))
         .route("/api2/json/backup/{upid}/finish", post(backup::finish))
+        .route(
+            "/api2/json/notification/targets",
+            get(notifications::list).post(notifications::add),
+        )
+        .route(
+            "/api2/json/notification/targets/{name}",
+            axum::routing::delete(notifications::remove),
+        )
+        .route(
+            "/api2/json/notification/targets/{name}/test",
+            post(notifications::test),
+        )
         .route("/api2/json/remotes", get(remotes::list).post(remotes::add))
         .route(
             "/api2/json/remotes/{name}",

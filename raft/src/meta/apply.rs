@@ -342,6 +342,36 @@ fn validate_and_stage(
             }
             ch.put("remote", &keys::remote(&r.name), r)?;
         }
+        C::CreateNotificationTarget(t) => {
+            if !valid_name(&t.name) {
+                return refuse(format!(
+                    "notification target name '{}' must be 1 to 32 of a-z, 0-9, - and _",
+                    t.name
+                ));
+            }
+            if !(t.url.starts_with("http://") || t.url.starts_with("https://"))
+                || t.url.contains(char::is_whitespace)
+            {
+                return refuse(format!(
+                    "webhook URL '{}' must start with http:// or https://",
+                    t.url
+                ));
+            }
+            if view.notification_target(&t.name)?.is_some() {
+                return refuse(format!("notification target {} already exists", t.name));
+            }
+            ch.put(
+                "notification target",
+                &keys::notification_target(&t.name),
+                t,
+            )?;
+        }
+        C::RemoveNotificationTarget { name } => {
+            if view.notification_target(name)?.is_none() {
+                return refuse(format!("notification target {name} does not exist"));
+            }
+            ch.delete(&keys::notification_target(name));
+        }
         C::RemoveRemote { name } => {
             if view.remote(name)?.is_none() {
                 return refuse(format!("remote {name} does not exist"));

@@ -4,7 +4,8 @@ use std::fmt;
 
 use ironcore_types::records::{
     AclEntry, ClusterInfo, DatastoreConfig, JobRecord, JoinTokenRecord, KeyRecord, NodeRecord,
-    NodeRole, RemoteRecord, SnapshotEntry, TaskRecord, TokenRecord, UserRecord, VerifyStatus,
+    NodeRole, NotificationTarget, RemoteRecord, SnapshotEntry, TaskRecord, TokenRecord, UserRecord,
+    VerifyStatus,
 };
 use ironcore_types::{AuthId, DatastoreName, Namespace, SnapshotRef};
 use serde::{Deserialize, Serialize};
@@ -191,6 +192,13 @@ pub enum MetaCommand {
         /// The backup task.
         upid: String,
     },
+    /// Adds a notification target.
+    CreateNotificationTarget(NotificationTarget),
+    /// Removes a notification target.
+    RemoveNotificationTarget {
+        /// Its name.
+        name: String,
+    },
 }
 
 impl fmt::Display for MetaCommand {
@@ -264,6 +272,14 @@ impl fmt::Display for MetaCommand {
             Self::RegisterKey(k) => write!(f, "register key {}", k.fingerprint),
             Self::RecordTask(t) => write!(f, "record task {} as {:?}", t.upid, t.state),
             Self::RenewLease { node, until } => write!(f, "renew lease of {node} until {until}"),
+            Self::CreateNotificationTarget(t) => write!(
+                f,
+                "create notification target {} ({}, {} and above)",
+                t.name, t.url, t.min_severity
+            ),
+            Self::RemoveNotificationTarget { name } => {
+                write!(f, "remove notification target {name}")
+            }
             Self::CommitBackup { entry, upid, .. } => write!(
                 f,
                 "commit snapshot {}:{} (task {upid})",

@@ -20,6 +20,7 @@ pub(crate) const LEASE: &str = "d/lease/";
 pub(crate) const AUDIT: &str = "d/audit/";
 pub(crate) const JOB: &str = "d/job/";
 pub(crate) const REMOTE: &str = "d/remote/";
+pub(crate) const NOTIFY: &str = "d/notify/";
 
 fn join(parts: &[&str]) -> Vec<u8> {
     parts.concat().into_bytes()
@@ -107,6 +108,10 @@ pub(crate) fn audit(seq: u64) -> Vec<u8> {
 
 pub(crate) fn job(id: &str) -> Vec<u8> {
     join(&[JOB, id])
+}
+
+pub(crate) fn notification_target(name: &str) -> Vec<u8> {
+    join(&[NOTIFY, name])
 }
 
 pub(crate) fn remote(name: &str) -> Vec<u8> {

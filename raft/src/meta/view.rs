@@ -2,7 +2,8 @@
 
 use ironcore_types::records::{
     AclEntry, AuditRecord, ClusterInfo, DatastoreConfig, JobRecord, JoinTokenRecord, KeyRecord,
-    NodeRecord, RemoteRecord, SnapshotEntry, TaskRecord, TokenRecord, UserRecord,
+    NodeRecord, NotificationTarget, RemoteRecord, SnapshotEntry, TaskRecord, TokenRecord,
+    UserRecord,
 };
 use ironcore_types::{AuthId, BackupGroup, DatastoreName, Namespace, SnapshotRef};
 use rocksdb::{Direction, IteratorMode};
@@ -173,6 +174,16 @@ impl MetaView {
     /// One remote.
     pub fn remote(&self, name: &str) -> Result<Option<RemoteRecord>, Error> {
         self.get("remote", &keys::remote(name))
+    }
+
+    /// Every notification target, by name.
+    pub fn notification_targets(&self) -> Result<Vec<NotificationTarget>, Error> {
+        self.scan("notification target", keys::NOTIFY.as_bytes())
+    }
+
+    /// One notification target.
+    pub fn notification_target(&self, name: &str) -> Result<Option<NotificationTarget>, Error> {
+        self.get("notification target", &keys::notification_target(name))
     }
 
     /// Every scheduled job, by id.

@@ -1,0 +1,144 @@
+//! Notification targets: webhooks that receive events as JSON (see [`crate::notify`]); `test`
+//! sends one test event and says what the webhook answered.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use ironcore_raft::MetaCommand;
+use ironcore_types::Privilege;
+use ironcore_types::records::{NotificationTarget, Severity};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiResult, Auth};
+use crate::NodeError;
+use crate::auth::check;
+use crate::core::Node;
+use crate::notify::{Event, deliver};
+
+/// The ACL path that guards notification settings.
+const PATH: &str = "/notification";
+
+fn view(t: &NotificationTarget) -> Value {
+    json!({
+        "name": t.name,
+        "url": t.url,
+        "min-severity": t.min_severity,
+        "comment": t.comment,
+    })
+}
+
+fn target(node: &Node, name: &str) -> Result<NotificationTarget, NodeError> {
+    node.meta().notification_target(name)?.ok_or_else(|| {
+        NodeError::NotFound(format!(
+            "notification target {name} does not exist; see `ironcore-backup notification target list`"
+        ))
+    })
+}
+
+pub(crate) async fn list(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+) -> ApiResult<Json<Value>> {
+    check(node.meta(), &caller, PATH, Privilege::Audit)?;
+    let list: Vec<Value> = node
+        .meta()
+        .notification_targets()?
+        .iter()
+        .map(view)
+        .collect();
+    Ok(Json(json!({ "data": list })))
+}
+
+/// Body of `POST /api2/json/notification/targets`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct AddTarget {
+    name: String,
+    url: String,
+    #[serde(default = "default_severity")]
+    min_severity: String,
+    #[serde(default)]
+    comment: String,
+}
+
+fn default_severity() -> String {
+    "warning".into()
+}
+
+pub(crate) async fn add(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+    Json(req): Json<AddTarget>,
+) -> ApiResult<Json<Value>> {
+    check(node.meta(), &caller, PATH, Privilege::Manage)?;
+    let min_severity: Severity = req
+        .min_severity
+        .parse()
+        .map_err(|e: String| NodeError::BadRequest(format!("min-severity: {e}")))?;
+    let t = NotificationTarget {
+        name: req.name,
+        url: req.url,
+        min_severity,
+        comment: req.comment,
+    };
+    node.propose(
+        &caller.auth_id,
+        MetaCommand::CreateNotificationTarget(t.clone()),
+    )
+    .await?;
+    Ok(Json(view(&t)))
+}
+
+pub(crate) async fn remove(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    check(node.meta(), &caller, PATH, Privilege::Manage)?;
+    target(&node, &name)?;
+    node.propose(
+        &caller.auth_id,
+        MetaCommand::RemoveNotificationTarget { name: name.clone() },
+    )
+    .await?;
+    Ok(Json(json!({ "removed": name })))
+}
+
+/// Sends one test event to the target now (a single attempt) and reports the answer.
+pub(crate) async fn test(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    check(node.meta(), &caller, PATH, Privilege::Manage)?;
+    let t = target(&node, &name)?;
+    let event = Event {
+        severity: Severity::Info,
+        title: format!(
+            "test notification from {} (asked by {})",
+            node.config.name, caller.auth_id
+        ),
+        fields: json!({ "event": "test", "node": node.config.name.to_string() }),
+    };
+    let status = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        deliver(&t.url, &event.body()),
+    )
+    .await
+    .map_err(|_| {
+        NodeError::BadRequest(format!(
+            "notification target {name}: no answer from {} within 10 s",
+            t.url
+        ))
+    })?
+    .map_err(|e| {
+        NodeError::BadRequest(format!(
+            "notification target {name}: {e}; check the URL and that the webhook is up"
+        ))
+    })?;
+    Ok(Json(
+        json!({ "target": name, "delivered": true, "status": status }),
+    ))
+}

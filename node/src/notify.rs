@@ -1,0 +1,333 @@
+//! Notifications: events — a task that ended, a backup abandoned by a node that went silent —
+//! sent as a JSON `POST` to every webhook target (kept in Raft) whose minimum severity they
+//! reach. Each node sends the events of its own tasks, in the background, three attempts per
+//! target with backoff (1 s, then 2 s); every delivery and failure is logged (`notify.log`).
+
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use ironcore_types::records::{NotificationTarget, Severity, TaskRecord, TaskState};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use crate::core::Node;
+
+/// Attempts per target and event.
+const ATTEMPTS: u32 = 3;
+/// How long one attempt may take.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One event.
+#[derive(Clone, Debug)]
+pub struct Event {
+    /// How severe.
+    pub severity: Severity,
+    /// One line.
+    pub title: String,
+    /// The JSON sent (the title and severity are added).
+    pub fields: Value,
+}
+
+impl Event {
+    /// The event of a task that ended (`None` while it runs).
+    pub fn task_ended(task: &TaskRecord) -> Option<Self> {
+        let (severity, outcome) = match &task.state {
+            TaskState::Running => return None,
+            TaskState::Ok => (Severity::Info, "OK".to_string()),
+            TaskState::Warnings(n) => (Severity::Warning, format!("{n} warnings")),
+            TaskState::Error(e) => (Severity::Error, e.clone()),
+        };
+        Some(Self {
+            severity,
+            title: format!(
+                "{} {} on {}: {outcome}",
+                task.kind, task.worker_id, task.node
+            ),
+            fields: json!({
+                "event": "task-ended",
+                "upid": task.upid,
+                "node": task.node,
+                "kind": task.kind,
+                "worker-id": task.worker_id,
+                "auth-id": task.auth_id.to_string(),
+                "start": task.start,
+                "end": task.end,
+                "outcome": outcome,
+            }),
+        })
+    }
+
+    /// The JSON body sent.
+    pub fn body(&self) -> Vec<u8> {
+        let mut v = self.fields.clone();
+        if let Some(o) = v.as_object_mut() {
+            o.insert("severity".into(), json!(self.severity));
+            o.insert("title".into(), json!(self.title));
+            o.insert("time".into(), json!(chrono::Utc::now().to_rfc3339()));
+        }
+        v.to_string().into_bytes()
+    }
+}
+
+/// The node's notification queue and the last outcome, for `status --services`.
+#[derive(Debug)]
+pub struct Notifier {
+    tx: mpsc::UnboundedSender<Event>,
+    last: Mutex<Option<String>>,
+}
+
+impl Notifier {
+    /// A notifier and the queue its worker ([`run`]) drains.
+    pub fn new() -> (Self, mpsc::UnboundedReceiver<Event>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (
+            Self {
+                tx,
+                last: Mutex::new(None),
+            },
+            rx,
+        )
+    }
+
+    /// Queues `event` for every target that wants it.
+    pub fn send(&self, event: Event) {
+        let _ = self.tx.send(event);
+    }
+
+    /// The last delivery's outcome.
+    pub fn last(&self) -> Option<String> {
+        self.last.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn record(&self, outcome: String) {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
+    }
+}
+
+/// Delivers queued events until the node is gone.
+pub async fn run(node: Weak<Node>, mut queue: mpsc::UnboundedReceiver<Event>) {
+    while let Some(event) = queue.recv().await {
+        let Some(node) = node.upgrade() else { return };
+        let targets = match node.meta().notification_targets() {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(target: "notify", error = %e, "cannot read notification targets");
+                continue;
+            }
+        };
+        let body = event.body();
+        for t in targets
+            .into_iter()
+            .filter(|t| event.severity >= t.min_severity)
+        {
+            let outcome = match deliver_with_retries(&t, &body).await {
+                Ok(status) => {
+                    tracing::info!(target: "notify", to = %t.name, status, title = %event.title, "notification delivered");
+                    format!("{}: delivered ({status})", t.name)
+                }
+                Err(e) => {
+                    tracing::warn!(target: "notify", to = %t.name, error = %e, title = %event.title, "notification not delivered");
+                    format!("{}: failed: {e}", t.name)
+                }
+            };
+            node.notifier.record(outcome);
+        }
+    }
+}
+
+/// Sends `body` to `target`, up to [`ATTEMPTS`] times with backoff; the HTTP status of the
+/// delivery that succeeded.
+pub async fn deliver_with_retries(target: &NotificationTarget, body: &[u8]) -> Result<u16, String> {
+    let mut wait = Duration::from_secs(1);
+    let mut last = String::new();
+    for attempt in 1..=ATTEMPTS {
+        match tokio::time::timeout(ATTEMPT_TIMEOUT, deliver(&target.url, body)).await {
+            Ok(Ok(status)) => return Ok(status),
+            Ok(Err(e)) => last = e,
+            Err(_) => last = format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs()),
+        }
+        if attempt < ATTEMPTS {
+            tokio::time::sleep(wait).await;
+            wait *= 2;
+        }
+    }
+    Err(format!("{last} (after {ATTEMPTS} attempts)"))
+}
+
+/// The parts of a webhook URL.
+#[derive(Debug, PartialEq, Eq)]
+struct Url {
+    https: bool,
+    host: String,
+    port: u16,
+    /// `host[:port]` as written, for the `Host` header.
+    authority: String,
+    path: String,
+}
+
+fn parse_url(url: &str) -> Result<Url, String> {
+    let (https, rest) = if let Some(r) = url.strip_prefix("https://") {
+        (true, r)
+    } else if let Some(r) = url.strip_prefix("http://") {
+        (false, r)
+    } else {
+        return Err(format!("'{url}' is not an http:// or https:// URL"));
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let default = if https { 443 } else { 80 };
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (h, after) = v6
+            .split_once(']')
+            .ok_or_else(|| format!("'{url}': unclosed [ in the host"))?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().map_err(|_| format!("'{url}': bad port '{p}'"))?,
+            None if after.is_empty() => default,
+            None => return Err(format!("'{url}': unexpected '{after}' after the host")),
+        };
+        (h.to_string(), port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (
+                h.to_string(),
+                p.parse().map_err(|_| format!("'{url}': bad port '{p}'"))?,
+            ),
+            None => (authority.to_string(), default),
+        }
+    };
+    if host.is_empty() {
+        return Err(format!("'{url}' names no host"));
+    }
+    Ok(Url {
+        https,
+        host,
+        port,
+        authority: authority.to_string(),
+        path: path.to_string(),
+    })
+}
+
+/// One `POST` of `body` to `url`; the status if it is 2xx.
+pub async fn deliver(url: &str, body: &[u8]) -> Result<u16, String> {
+    let u = parse_url(url)?;
+    let tcp = TcpStream::connect((u.host.as_str(), u.port))
+        .await
+        .map_err(|e| format!("connection refused: {}:{}: {e}", u.host, u.port))?;
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri(&u.path)
+        .header(hyper::header::HOST, &u.authority)
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .header(hyper::header::USER_AGENT, "ironcore-backup-notify")
+        .body(Full::new(Bytes::copy_from_slice(body)))
+        .map_err(|e| e.to_string())?;
+    let status = if u.https {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(cert);
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let name = rustls::pki_types::ServerName::try_from(u.host.clone())
+            .map_err(|e| format!("'{}': {e}", u.host))?;
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("TLS with {}: {e}", u.host))?;
+        post(TokioIo::new(tls), request).await?
+    } else {
+        post(TokioIo::new(tcp), request).await?
+    };
+    if (200..300).contains(&status) {
+        Ok(status)
+    } else {
+        Err(format!("the webhook answered HTTP {status}"))
+    }
+}
+
+async fn post<T>(io: T, request: Request<Full<Bytes>>) -> Result<u16, String>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let _ = response.into_body().collect().await;
+    Ok(status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webhook_urls_parse_with_their_defaults() {
+        let u = parse_url("http://127.0.0.1:9000/hook?x=1").unwrap();
+        assert_eq!(
+            u,
+            Url {
+                https: false,
+                host: "127.0.0.1".into(),
+                port: 9000,
+                authority: "127.0.0.1:9000".into(),
+                path: "/hook?x=1".into(),
+            }
+        );
+        let u = parse_url("https://hooks.example.org").unwrap();
+        assert_eq!((u.https, u.port, u.path.as_str()), (true, 443, "/"));
+        let u = parse_url("http://[::1]:8080/a").unwrap();
+        assert_eq!((u.host.as_str(), u.port), ("::1", 8080));
+        for bad in ["ftp://x", "http://", "http://h:port/", "http://[::1/x"] {
+            assert!(parse_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn task_events_carry_their_severity() {
+        let mut t = TaskRecord {
+            upid: "UPID:x".into(),
+            node: "n1".into(),
+            kind: "verify".into(),
+            worker_id: "store1".into(),
+            auth_id: "root@pam".parse().unwrap(),
+            start: 1,
+            end: Some(2),
+            state: TaskState::Running,
+        };
+        assert!(Event::task_ended(&t).is_none());
+        t.state = TaskState::Error("chunk not found: abc".into());
+        let e = Event::task_ended(&t).unwrap();
+        assert_eq!(e.severity, Severity::Error);
+        let body: Value = serde_json::from_slice(&e.body()).unwrap();
+        assert_eq!(body["severity"], "error");
+        assert_eq!(body["outcome"], "chunk not found: abc");
+        assert!(
+            body["title"]
+                .as_str()
+                .unwrap()
+                .contains("verify store1 on n1")
+        );
+        t.state = TaskState::Ok;
+        assert_eq!(Event::task_ended(&t).unwrap().severity, Severity::Info);
+    }
+}
