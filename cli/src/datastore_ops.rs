@@ -129,7 +129,7 @@ pub fn verify(api: &ApiClient, cmd: VerifyCmd, out: Output) -> Result<()> {
 }
 
 /// Waits for the task whose UPID `started` names, prints its log, and fails if it failed.
-fn follow(api: &ApiClient, started: &Value, no_wait: bool, out: Output) -> Result<()> {
+pub(crate) fn follow(api: &ApiClient, started: &Value, no_wait: bool, out: Output) -> Result<()> {
     let Some(upid) = started["upid"].as_str() else {
         bail!("the node did not return a task: {started}");
     };

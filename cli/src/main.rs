@@ -13,6 +13,7 @@ mod notifications;
 mod output;
 mod progress;
 mod remotes;
+mod sync;
 
 use std::path::PathBuf;
 
@@ -138,6 +139,9 @@ enum Cmd {
     /// Remotes: other clusters or sites, for sync.
     #[command(subcommand)]
     Remote(remotes::RemoteCmd),
+    /// Sync jobs: pull a remote's snapshots into a datastore here.
+    #[command(subcommand)]
+    Sync(sync::SyncCmd),
     /// Notifications: webhook targets for the cluster's events.
     #[command(subcommand)]
     Notification(notifications::NotificationCmd),
@@ -565,6 +569,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Job(cmd) => jobs::run(&api, cmd, out)?,
         Cmd::Remote(cmd) => remotes::run(&api, cmd, out)?,
         Cmd::Notification(cmd) => notifications::run(&api, cmd, out)?,
+        Cmd::Sync(cmd) => sync::run(&api, cmd, out)?,
         Cmd::Backup {
             source,
             store,

@@ -287,7 +287,7 @@ fn probe_stats_verify_repair_quarantine_gc_login_jobs_and_membership() {
 
     password_login(&c);
     tasks_of_another_node(&c);
-    remotes(&c);
+    remotes(&c, &a);
     scheduled_job(&c);
     membership(&c, &a);
 }
@@ -537,7 +537,7 @@ fn membership(c: &DaemonCluster, a: &Path) {
 
 /// A remote registered with the right pin and token answers `remote test`; one pinned to another
 /// node's fingerprint is refused with the manuals' words; secrets are never listed.
-fn remotes(c: &DaemonCluster) {
+fn remotes(c: &DaemonCluster, a: &Path) {
     let (host, port) = c.nodes[1].api.rsplit_once(':').unwrap();
     let (auth_id, secret) = c.admin_token.rsplit_once(':').unwrap();
     let add = |name: &str, fingerprint: &str| {
@@ -581,11 +581,119 @@ fn remotes(c: &DaemonCluster) {
         "{listed}"
     );
     ok(&c.cli(0, &["remote", "remove", "wrong-pin"]).unwrap());
+    sync_from_remote(c, a);
     ok(&c.cli(0, &["remote", "remove", "site-b"]).unwrap());
     assert_eq!(
         c.cli_json(0, &["remote", "list"]).unwrap(),
         serde_json::json!([])
     );
+}
+
+/// Pull sync from the remote `site-b` (node2's API, this same cluster) into a new datastore:
+/// host/a's snapshots are copied, restore identical, a second run copies nothing, and the diff
+/// is empty; push is refused with what to do instead.
+fn sync_from_remote(c: &DaemonCluster, a: &Path) {
+    ok(&c
+        .cli(
+            0,
+            &["datastore", "create", "store2", "--path", "/srv/store2"],
+        )
+        .unwrap());
+    let create = |direction: &str| {
+        c.cli(
+            0,
+            &[
+                "sync",
+                "create",
+                "--name",
+                "pull-a",
+                "--source",
+                "store2",
+                "--remote",
+                "site-b",
+                "--remote-repository",
+                "store1",
+                "--direction",
+                direction,
+                "--schedule",
+                "sun 04:30",
+                "--include",
+                "backup-id:host/a",
+            ],
+        )
+        .unwrap()
+    };
+    let push = create("push");
+    assert!(
+        text(&push).contains("only pull is built"),
+        "{}",
+        text(&push)
+    );
+    ok(&create("pull"));
+    let listed = c.cli_json(0, &["sync", "list"]).unwrap();
+    assert_eq!(listed[0]["remote"], "site-b", "{listed}");
+    let before = c
+        .cli_json(
+            0,
+            &[
+                "sync",
+                "diff",
+                "--source",
+                "store2",
+                "--remote",
+                "site-b",
+                "--remote-repository",
+                "store1",
+                "--include",
+                "backup-id:host/a",
+            ],
+        )
+        .unwrap();
+    let wanted = before["only-remote"].as_array().unwrap().len();
+    assert!(wanted >= 1, "{before}");
+    let log = ok(&c.cli(1, &["sync", "run", "--name", "pull-a"]).unwrap());
+    assert!(log.contains(&format!("copied {wanted} snapshots")), "{log}");
+    assert_eq!(
+        c.snapshots_of(0, "store2", "host/a").unwrap(),
+        c.snapshots_of(0, "store1", "host/a").unwrap()
+    );
+    let again = ok(&c.cli(2, &["sync", "run", "--name", "pull-a"]).unwrap());
+    assert!(again.contains("copied 0 snapshots"), "{again}");
+    let after = c
+        .cli_json(
+            0,
+            &[
+                "sync",
+                "diff",
+                "--source",
+                "store2",
+                "--remote",
+                "site-b",
+                "--remote-repository",
+                "store1",
+                "--include",
+                "backup-id:host/a",
+            ],
+        )
+        .unwrap();
+    assert_eq!(after["only-remote"], serde_json::json!([]), "{after}");
+    let out = c.base.path().join("synced-a");
+    ok(&c
+        .cli(
+            2,
+            &[
+                "restore",
+                "host/a",
+                out.to_str().unwrap(),
+                "--store",
+                "store2",
+            ],
+        )
+        .unwrap());
+    ok(&c
+        .cli(0, &["compare", a.to_str().unwrap(), out.to_str().unwrap()])
+        .unwrap());
+    ok(&c.cli(0, &["sync", "remove", "--name", "pull-a"]).unwrap());
 }
 
 /// Any node answers for tasks that run elsewhere: a backup running through node2 is cancelled,

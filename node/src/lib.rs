@@ -31,6 +31,7 @@ pub mod prune;
 pub mod schedule;
 pub mod scheduler;
 pub mod stores;
+pub mod sync;
 pub mod tasks;
 pub mod ticket;
 pub mod verify;

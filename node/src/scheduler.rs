@@ -88,6 +88,7 @@ pub async fn start(node: &Arc<Node>, job: &JobRecord) -> crate::Result<String> {
         JobKind::Verify => "verify",
         JobKind::Gc => "garbage_collection",
         JobKind::Prune { .. } => "prune",
+        JobKind::Sync { .. } => "sync",
     };
     let run = job.clone();
     tasks::spawn(
@@ -101,6 +102,7 @@ pub async fn start(node: &Arc<Node>, job: &JobRecord) -> crate::Result<String> {
             match &run.kind {
                 JobKind::Verify => verify::run(&node, &task, ds, &run.owner).await,
                 JobKind::Gc => gc::run(&node, &task, ds, gc::DEFAULT_GRACE_SECS).await,
+                JobKind::Sync { .. } => crate::sync::run(&node, &task, &run).await,
                 JobKind::Prune { ns, keep } => {
                     let mut removed = 0;
                     for group in node.meta().groups(ds, ns)? {

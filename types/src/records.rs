@@ -248,6 +248,17 @@ pub enum JobKind {
         /// What to keep.
         keep: crate::KeepOptions,
     },
+    /// Pull sync: copy the snapshots of a remote's datastore that this datastore lacks.
+    Sync {
+        /// The registered remote.
+        remote: String,
+        /// Its datastore.
+        remote_store: crate::DatastoreName,
+        /// Filters (`backup-id:TYPE/ID`, `namespace:NS`), OR-combined; none = everything.
+        include: Vec<String>,
+        /// Bandwidth limit in MiB/s (0 = unlimited).
+        limit_mib: u64,
+    },
 }
 
 /// A job the leader's scheduler runs when its schedule says.

@@ -82,6 +82,24 @@ pub(crate) async fn status(
                         ),
                     )
                 }
+                "sync" => {
+                    let jobs = node
+                        .meta()
+                        .jobs()
+                        .map(|j| {
+                            j.iter()
+                                .filter(|j| matches!(j.kind, ironcore_types::records::JobKind::Sync { .. }))
+                                .count()
+                        })
+                        .unwrap_or(0);
+                    (
+                        "active (on demand)",
+                        format!(
+                            "{jobs} sync jobs; {} running here; pull only (`ironcore-backup sync create`)",
+                            node.tasks.running_of("sync")
+                        ),
+                    )
+                }
                 "notify" => {
                     let targets = node.meta().notification_targets().map(|t| t.len()).unwrap_or(0);
                     if targets == 0 {

@@ -81,6 +81,15 @@ pub struct CreateJob {
     ns: Option<String>,
     #[serde(default)]
     keep: KeepOptions,
+    /// Sync: the remote, its datastore, include filters, bandwidth limit (MiB/s).
+    #[serde(default)]
+    remote: Option<String>,
+    #[serde(default)]
+    remote_store: Option<DatastoreName>,
+    #[serde(default)]
+    include: Vec<String>,
+    #[serde(default)]
+    bwlimit: u64,
     #[serde(default)]
     comment: String,
 }
@@ -110,9 +119,32 @@ pub(crate) async fn create(
             )
             .into());
         }
+        "sync" => {
+            let remote = req
+                .remote
+                .ok_or_else(|| NodeError::BadRequest("a sync job needs --remote".into()))?;
+            node.meta().remote(&remote)?.ok_or_else(|| {
+                NodeError::NotFound(format!(
+                    "remote {remote} does not exist; add it with `ironcore-backup remote add`"
+                ))
+            })?;
+            let remote_store = req.remote_store.ok_or_else(|| {
+                NodeError::BadRequest("a sync job needs --remote-repository".into())
+            })?;
+            for f in &req.include {
+                f.parse::<crate::sync::Filter>()
+                    .map_err(NodeError::BadRequest)?;
+            }
+            JobKind::Sync {
+                remote,
+                remote_store,
+                include: req.include,
+                limit_mib: req.bwlimit,
+            }
+        }
         other => {
             return Err(NodeError::BadRequest(format!(
-                "job kind '{other}' is not verify, gc or prune"
+                "job kind '{other}' is not verify, gc, prune or sync"
             ))
             .into());
         }
@@ -152,4 +184,76 @@ pub(crate) async fn remove(
     node.propose(&caller.auth_id, MetaCommand::RemoveJob { id: id.clone() })
         .await?;
     Ok(Json(json!({ "removed": id })))
+}
+
+/// Starts a run of job `id` now (as the scheduler would), answering its task's UPID.
+pub(crate) async fn run_now(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let job = node.meta().job(&id)?.ok_or_else(|| {
+        NodeError::NotFound(format!(
+            "job {id} does not exist; see `ironcore-backup job list`"
+        ))
+    })?;
+    check(
+        node.meta(),
+        &caller,
+        &datastore_path(&job.datastore, &Namespace::root()),
+        Privilege::Manage,
+    )?;
+    let upid = crate::scheduler::start(&node, &job).await?;
+    Ok(Json(json!({ "upid": upid })))
+}
+
+/// Query of `GET /api2/json/sync/diff`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct DiffQuery {
+    store: DatastoreName,
+    remote: String,
+    remote_store: DatastoreName,
+    #[serde(default)]
+    include: Option<String>,
+}
+
+/// The snapshots only on the remote's datastore and only on the local one.
+pub(crate) async fn sync_diff(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+    axum::extract::Query(q): axum::extract::Query<DiffQuery>,
+) -> ApiResult<Json<Value>> {
+    check(
+        node.meta(),
+        &caller,
+        &datastore_path(&q.store, &Namespace::root()),
+        Privilege::Audit,
+    )?;
+    let filters = q
+        .include
+        .iter()
+        .flat_map(|s| s.split(','))
+        .filter(|s| !s.is_empty())
+        .map(|f| f.parse::<crate::sync::Filter>())
+        .collect::<Result<Vec<_>, String>>()
+        .map_err(NodeError::BadRequest)?;
+    let remote = node.meta().remote(&q.remote)?.ok_or_else(|| {
+        NodeError::NotFound(format!(
+            "remote {} does not exist; see `ironcore-backup remote list`",
+            q.remote
+        ))
+    })?;
+    let api = crate::sync::client(&remote)?;
+    node.raft.linearize().await?;
+    let theirs = crate::sync::remote_snapshots(&api, &q.remote, &q.remote_store).await?;
+    let ours = crate::sync::local_snapshots(&node, &q.store)?;
+    let d = crate::sync::diff(&theirs, &ours, &filters);
+    let names = |v: &[ironcore_types::SnapshotRef]| -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    };
+    Ok(Json(json!({
+        "only-remote": names(&d.only_remote),
+        "only-local": names(&d.only_local),
+    })))
 }

@@ -206,6 +206,16 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
         "send a test event to a target and report its answer",
     ),
     (
+        "POST",
+        "/api2/json/jobs/{id}/run",
+        "run a job now (as its scheduled run would)",
+    ),
+    (
+        "GET",
+        "/api2/json/sync/diff",
+        "snapshots only on a remote's datastore or only on a local one",
+    ),
+    (
         "GET",
         "/api2/json/remotes",
         "registered remotes (never their secrets)",
@@ -381,6 +391,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/api2/json/remotes/{name}/test", post(remotes::test))
         .route("/api2/json/jobs", get(jobs::list).post(jobs::create))
         .route("/api2/json/jobs/{id}", axum::routing::delete(jobs::remove))
+        .route("/api2/json/jobs/{id}/run", post(jobs::run_now))
+        .route("/api2/json/sync/diff", get(jobs::sync_diff))
         .route("/api2/json/tasks", get(admin::tasks))
         .route("/api2/json/tasks/{upid}/log", get(admin::task_log))
         .route(

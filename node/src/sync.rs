@@ -1,0 +1,403 @@
+//! Pull sync: copies the snapshots of a remote's datastore that a local datastore lacks
+//! (`ironcore-backup sync create|run|diff`, see the replication manual).
+//!
+//! The remote is another cluster (or site) registered with a pinned fingerprint and a token
+//! ([`ironcore_types::records::RemoteRecord`]); everything goes through its HTTPS API. For each
+//! snapshot to copy: its manifest, then its index chunks, then every chunk those name that no
+//! storage node here holds — each verified against its id on arrival, three attempts, under the
+//! job's bandwidth limit — are stored and replicated to their copies, and only then is the
+//! snapshot committed here. A run that breaks off commits nothing half-way; the next run
+//! fetches only the chunks still missing.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use ironcore_chunkstore::envelope::{decode_chunk, verify_stored};
+use ironcore_chunkstore::{ArchiveIndex, Manifest};
+use ironcore_client::ApiClient;
+use ironcore_client::api_client::encode_segment;
+use ironcore_raft::MetaCommand;
+use ironcore_transport::limit::RateLimiter;
+use ironcore_types::records::{
+    JobKind, JobRecord, RemoteRecord, SnapshotEntry, TaskState, VerifyStatus,
+};
+use ironcore_types::{BackupGroup, ChunkId, DatastoreName, Namespace, SnapshotRef};
+use serde_json::Value;
+
+use crate::core::Node;
+use crate::tasks::RunningTask;
+use crate::{NodeError, Result};
+
+/// Attempts per chunk before the run fails.
+const ATTEMPTS: u32 = 3;
+
+/// One include filter (OR-combined with the others).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Filter {
+    /// `backup-id:TYPE/ID`: one group.
+    Group(BackupGroup),
+    /// `namespace:NS`: a namespace and everything below it.
+    Namespace(Namespace),
+}
+
+impl std::str::FromStr for Filter {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        if let Some(g) = s.strip_prefix("backup-id:") {
+            return g
+                .parse()
+                .map(Filter::Group)
+                .map_err(|e| format!("include filter '{s}': {e}"));
+        }
+        if let Some(ns) = s.strip_prefix("namespace:") {
+            return ns
+                .parse()
+                .map(Filter::Namespace)
+                .map_err(|e| format!("include filter '{s}': {e}"));
+        }
+        Err(format!(
+            "include filter '{s}' is not supported: use backup-id:TYPE/ID or namespace:NS"
+        ))
+    }
+}
+
+impl Filter {
+    fn matches(&self, s: &SnapshotRef) -> bool {
+        match self {
+            Filter::Group(g) => &s.group == g,
+            Filter::Namespace(ns) => {
+                let (want, have) = (ns.to_string(), s.ns.to_string());
+                have == want || want.is_empty() || have.starts_with(&format!("{want}/"))
+            }
+        }
+    }
+}
+
+/// What the two sides hold: snapshots only on the remote (to copy), only here.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Diff {
+    /// On the remote (and passing the filters), not here.
+    pub only_remote: Vec<SnapshotRef>,
+    /// Here, not on the remote (passing the filters).
+    pub only_local: Vec<SnapshotRef>,
+}
+
+/// Compares the snapshot lists (pure).
+pub fn diff(remote: &[SnapshotRef], local: &[SnapshotRef], filters: &[Filter]) -> Diff {
+    let wanted = |s: &SnapshotRef| filters.is_empty() || filters.iter().any(|f| f.matches(s));
+    let (r, l): (HashSet<_>, HashSet<_>) = (remote.iter().collect(), local.iter().collect());
+    let mut d = Diff {
+        only_remote: remote
+            .iter()
+            .filter(|s| wanted(s) && !l.contains(s))
+            .cloned()
+            .collect(),
+        only_local: local
+            .iter()
+            .filter(|s| wanted(s) && !r.contains(s))
+            .cloned()
+            .collect(),
+    };
+    d.only_remote.sort_by_key(|s| (s.time, s.to_string()));
+    d.only_local.sort_by_key(|s| (s.time, s.to_string()));
+    d
+}
+
+/// A client of `remote` as registered.
+pub fn client(remote: &RemoteRecord) -> Result<ApiClient> {
+    let addr = if remote.host.contains(':') && !remote.host.starts_with('[') {
+        format!("[{}]:{}", remote.host, remote.port)
+    } else {
+        format!("{}:{}", remote.host, remote.port)
+    };
+    let token = format!("{}:{}", remote.auth_id, remote.secret);
+    ApiClient::new(&addr, remote.fingerprint, Some(token))
+        .map_err(|e| NodeError::BadRequest(format!("remote {}: {e}", remote.name)))
+}
+
+fn remote_err(name: &str) -> impl Fn(ironcore_client::ApiError) -> NodeError + '_ {
+    move |e| NodeError::BadRequest(format!("remote {name}: {e}"))
+}
+
+/// The snapshots of `store` on the remote.
+pub async fn remote_snapshots(
+    api: &ApiClient,
+    remote: &str,
+    store: &DatastoreName,
+) -> Result<Vec<SnapshotRef>> {
+    let list: Value = api
+        .get(&format!("/api2/json/datastore/{store}/snapshots"))
+        .await
+        .map_err(remote_err(remote))?;
+    let mut out = Vec::new();
+    for s in list["data"].as_array().into_iter().flatten() {
+        let bad = || NodeError::BadRequest(format!("remote {remote}: unexpected snapshot {s}"));
+        out.push(SnapshotRef {
+            ns: s["ns"]
+                .as_str()
+                .ok_or_else(bad)?
+                .parse()
+                .map_err(|_| bad())?,
+            group: s["group"]
+                .as_str()
+                .ok_or_else(bad)?
+                .parse()
+                .map_err(|_| bad())?,
+            time: s["time"].as_i64().ok_or_else(bad)?,
+        });
+    }
+    Ok(out)
+}
+
+/// The snapshots of `ds` here.
+pub fn local_snapshots(node: &Node, ds: &DatastoreName) -> Result<Vec<SnapshotRef>> {
+    Ok(node
+        .meta()
+        .snapshots(ds)?
+        .into_iter()
+        .map(|e| e.snapshot)
+        .collect())
+}
+
+/// Runs sync job `job` as `task`.
+pub async fn run(node: &Arc<Node>, task: &RunningTask, job: &JobRecord) -> Result<TaskState> {
+    let JobKind::Sync {
+        remote,
+        remote_store,
+        include,
+        limit_mib,
+    } = &job.kind
+    else {
+        return Err(NodeError::BadRequest(format!(
+            "job {} is not a sync job",
+            job.id
+        )));
+    };
+    let filters = include
+        .iter()
+        .map(|f| f.parse())
+        .collect::<std::result::Result<Vec<Filter>, String>>()
+        .map_err(NodeError::BadRequest)?;
+    let record = node.meta().remote(remote)?.ok_or_else(|| {
+        NodeError::NotFound(format!(
+            "remote {remote} does not exist; see `ironcore-backup remote list`"
+        ))
+    })?;
+    let api = client(&record)?;
+    node.raft.linearize().await?;
+    let ds = &job.datastore;
+    let theirs = remote_snapshots(&api, remote, remote_store).await?;
+    let plan = diff(&theirs, &local_snapshots(node, ds)?, &filters);
+    task.log(&format!(
+        "{remote}:{remote_store} has {} snapshots; {} to copy into {ds}",
+        theirs.len(),
+        plan.only_remote.len()
+    ));
+    let limit = RateLimiter::new(*limit_mib);
+    let (mut copied, mut fetched, mut bytes) = (0usize, 0usize, 0u64);
+    for s in &plan.only_remote {
+        task.check()?;
+        let (n, b) =
+            copy_snapshot(node, task, &api, remote, remote_store, ds, s, job, &limit).await?;
+        copied += 1;
+        fetched += n;
+        bytes += b;
+    }
+    task.log(&format!(
+        "copied {copied} snapshots; fetched {fetched} chunks ({bytes} bytes) from {remote}"
+    ));
+    Ok(TaskState::Ok)
+}
+
+/// Copies one snapshot: manifest, index chunks, missing data chunks, replication, commit.
+/// Returns the chunks fetched from the remote and their bytes.
+#[allow(clippy::too_many_arguments)]
+async fn copy_snapshot(
+    node: &Arc<Node>,
+    task: &RunningTask,
+    api: &ApiClient,
+    remote: &str,
+    remote_store: &DatastoreName,
+    ds: &DatastoreName,
+    s: &SnapshotRef,
+    job: &JobRecord,
+    limit: &RateLimiter,
+) -> Result<(usize, u64)> {
+    if !node.meta().namespace_exists(ds, &s.ns)? {
+        return Err(NodeError::NotFound(format!(
+            "namespace '{}' does not exist in {ds}; create it (`ironcore-backup namespace create`) and run the sync again",
+            s.ns
+        )));
+    }
+    let query = format!(
+        "/api2/json/datastore/{remote_store}/snapshot?group={}&time={}{}",
+        encode_segment(&s.group.to_string()),
+        s.time,
+        if s.ns.is_root() {
+            String::new()
+        } else {
+            format!("&ns={}", encode_segment(&s.ns.to_string()))
+        }
+    );
+    let v: Value = api.get(&query).await.map_err(remote_err(remote))?;
+    let manifest_bytes = hex::decode(v["manifest"].as_str().unwrap_or_default()).map_err(|e| {
+        NodeError::BadRequest(format!("remote {remote}: manifest of {s} is not hex: {e}"))
+    })?;
+    let (manifest, _) = Manifest::decode(&manifest_bytes)?;
+    let (mut fetched, mut bytes) = (0usize, 0u64);
+    let mut ids: Vec<ChunkId> = Vec::new();
+    for file in &manifest.files {
+        let (n, b) = ensure(node, api, remote, remote_store, ds, &[file.index], limit).await?;
+        fetched += n;
+        bytes += b;
+        let raw = node.fetch(ds, &file.index).await?;
+        let index = ArchiveIndex::decode(file.kind, &decode_chunk(&raw, &file.index, None)?)?;
+        ids.push(file.index);
+        ids.extend(index.chunk_ids());
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    task.check()?;
+    let (n, b) = ensure(node, api, remote, remote_store, ds, &ids, limit).await?;
+    fetched += n;
+    bytes += b;
+    let (n2, d2) = (node.clone(), ds.clone());
+    tokio::task::spawn_blocking(move || n2.stores.sync(&d2))
+        .await
+        .map_err(|e| NodeError::BadRequest(e.to_string()))??;
+    let nodes = node.replicate(ds, &ids).await?;
+    task.check()?;
+    let entry = SnapshotEntry {
+        datastore: ds.clone(),
+        snapshot: s.clone(),
+        manifest: manifest_bytes,
+        size: manifest.size(),
+        key_fingerprint: manifest.key_fingerprint,
+        protected: false,
+        verify: VerifyStatus::None,
+        verified_at: None,
+        owner: job.owner.clone(),
+        nodes,
+    };
+    node.propose(
+        &job.owner,
+        MetaCommand::CommitSnapshot {
+            entry,
+            admin_override: true,
+        },
+    )
+    .await?;
+    task.log(&format!(
+        "{s}: {} chunks referenced, {n} fetched ({b} bytes); committed",
+        ids.len()
+    ));
+    Ok((fetched, bytes))
+}
+
+/// Makes sure this node holds every chunk of `ids`: from the other storage nodes here first,
+/// then from the remote (verified, [`ATTEMPTS`] tries each). Returns what came from the remote.
+async fn ensure(
+    node: &Arc<Node>,
+    api: &ApiClient,
+    remote: &str,
+    remote_store: &DatastoreName,
+    ds: &DatastoreName,
+    ids: &[ChunkId],
+    limit: &RateLimiter,
+) -> Result<(usize, u64)> {
+    let missing = node.pull(ds, ids).await?;
+    let (mut fetched, mut bytes) = (0usize, 0u64);
+    for id in missing {
+        let mut last = String::new();
+        let mut got = None;
+        for _ in 0..ATTEMPTS {
+            match api
+                .raw(
+                    hyper::Method::GET,
+                    &format!("/api2/json/datastore/{remote_store}/chunk/{id}"),
+                    Default::default(),
+                    "application/octet-stream",
+                    &[],
+                )
+                .await
+            {
+                Ok((_, body)) => match verify_stored(&body, &id) {
+                    Ok(_) => {
+                        got = Some(body);
+                        break;
+                    }
+                    Err(e) => last = format!("failed verification: {e}"),
+                },
+                Err(e) => last = e.to_string(),
+            }
+        }
+        let Some(body) = got else {
+            return Err(NodeError::ChunkNotFound(format!(
+                "{id} from remote {remote} after {ATTEMPTS} attempts ({last}); nothing was committed — run the sync again"
+            )));
+        };
+        limit.acquire(body.len() as u64).await;
+        bytes += body.len() as u64;
+        fetched += 1;
+        let (n, d) = (node.clone(), ds.clone());
+        tokio::task::spawn_blocking(move || n.stores.put(&d, &id, &body).map(|_| ()))
+            .await
+            .map_err(|e| NodeError::BadRequest(e.to_string()))??;
+    }
+    Ok((fetched, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(ns: &str, group: &str, time: i64) -> SnapshotRef {
+        SnapshotRef {
+            ns: if ns.is_empty() {
+                Namespace::root()
+            } else {
+                ns.parse().unwrap()
+            },
+            group: group.parse().unwrap(),
+            time,
+        }
+    }
+
+    #[test]
+    fn filters_parse_or_say_what_is_supported() {
+        assert_eq!(
+            "backup-id:vm/100".parse::<Filter>().unwrap(),
+            Filter::Group("vm/100".parse().unwrap())
+        );
+        assert!(matches!(
+            "namespace:prod".parse::<Filter>().unwrap(),
+            Filter::Namespace(_)
+        ));
+        let e = "keep-weekly=*".parse::<Filter>().unwrap_err();
+        assert!(e.contains("use backup-id:TYPE/ID or namespace:NS"), "{e}");
+        assert!("backup-id:nonsense".parse::<Filter>().is_err());
+    }
+
+    #[test]
+    fn the_diff_copies_what_is_missing_and_passes_a_filter() {
+        let remote = vec![
+            snap("", "vm/100", 10),
+            snap("", "vm/100", 20),
+            snap("", "host/a", 10),
+            snap("prod", "vm/7", 5),
+            snap("prod/db", "vm/8", 6),
+        ];
+        let local = vec![snap("", "vm/100", 10), snap("", "host/old", 1)];
+        let all = diff(&remote, &local, &[]);
+        assert_eq!(all.only_remote.len(), 4);
+        assert_eq!(all.only_local, vec![snap("", "host/old", 1)]);
+        let vm = diff(&remote, &local, &["backup-id:vm/100".parse().unwrap()]);
+        assert_eq!(vm.only_remote, vec![snap("", "vm/100", 20)]);
+        assert!(vm.only_local.is_empty());
+        let prod = diff(&remote, &local, &["namespace:prod".parse().unwrap()]);
+        assert_eq!(
+            prod.only_remote,
+            vec![snap("prod", "vm/7", 5), snap("prod/db", "vm/8", 6)]
+        );
+    }
+}
