@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use crate::core::Node;
 
 /// Attempts per target and event.
-const ATTEMPTS: u32 = 3;
+pub const ATTEMPTS: u32 = 3;
 /// How long one attempt may take.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
