@@ -437,14 +437,7 @@ impl Transport {
                 ),
             });
         }
-        let conn = self.connection(peer, path).await?;
-        let (mut send, mut recv) =
-            conn.open_bi()
-                .await
-                .map_err(|e| TransportError::Connection {
-                    peer: name.clone(),
-                    detail: e.to_string(),
-                })?;
+        let (mut send, mut recv) = self.open_bi(peer, path).await?;
         let (cluster, epoch) = (self.inner.config.cluster, self.epoch());
         write_frame(&mut send, &name, Kind::Request, cluster, epoch, request).await?;
         let _ = send.finish();
@@ -470,19 +463,27 @@ impl Transport {
         }
     }
 
+    /// A new bidirectional QUIC stream to `peer` on `path`.
+    async fn open_bi(
+        &self,
+        peer: &Peer,
+        path: Path,
+    ) -> Result<(quinn::SendStream, quinn::RecvStream)> {
+        let conn = self.connection(peer, path).await?;
+        conn.open_bi()
+            .await
+            .map_err(|e| TransportError::Connection {
+                peer: peer.node.to_string(),
+                detail: e.to_string(),
+            })
+    }
+
     /// Opens an ordered message stream to `peer` on the control path: `opening` tells the
     /// peer's [`RpcHandler::handle_stream`] what it is for; then messages go both ways in
     /// order, each in its own frame, so many requests can be in flight at once.
     pub async fn open_stream(&self, peer: &Peer, opening: &[u8]) -> Result<crate::MessageStream> {
         let name = peer.node.to_string();
-        let conn = self.connection(peer, Path::Control).await?;
-        let (mut send, recv) = conn
-            .open_bi()
-            .await
-            .map_err(|e| TransportError::Connection {
-                peer: name.clone(),
-                detail: e.to_string(),
-            })?;
+        let (mut send, recv) = self.open_bi(peer, Path::Control).await?;
         let (cluster, epoch) = (self.inner.config.cluster, self.epoch());
         write_frame(&mut send, &name, Kind::StreamOpen, cluster, epoch, opening).await?;
         Ok(crate::MessageStream::new(

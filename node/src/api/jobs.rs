@@ -165,22 +165,32 @@ pub(crate) async fn create(
     Ok(Json(view(&job)))
 }
 
-pub(crate) async fn remove(
-    State(node): State<Arc<Node>>,
-    Auth(caller): Auth,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let job = node.meta().job(&id)?.ok_or_else(|| {
+/// Job `id`, if the caller may manage it.
+fn managed_job(
+    node: &Node,
+    caller: &crate::auth::Caller,
+    id: &str,
+) -> Result<JobRecord, NodeError> {
+    let job = node.meta().job(id)?.ok_or_else(|| {
         NodeError::NotFound(format!(
             "job {id} does not exist; see `ironcore-backup job list`"
         ))
     })?;
     check(
         node.meta(),
-        &caller,
+        caller,
         &datastore_path(&job.datastore, &Namespace::root()),
         Privilege::Manage,
     )?;
+    Ok(job)
+}
+
+pub(crate) async fn remove(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    managed_job(&node, &caller, &id)?;
     node.propose(&caller.auth_id, MetaCommand::RemoveJob { id: id.clone() })
         .await?;
     Ok(Json(json!({ "removed": id })))
@@ -192,17 +202,7 @@ pub(crate) async fn run_now(
     Auth(caller): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let job = node.meta().job(&id)?.ok_or_else(|| {
-        NodeError::NotFound(format!(
-            "job {id} does not exist; see `ironcore-backup job list`"
-        ))
-    })?;
-    check(
-        node.meta(),
-        &caller,
-        &datastore_path(&job.datastore, &Namespace::root()),
-        Privilege::Manage,
-    )?;
+    let job = managed_job(&node, &caller, &id)?;
     let upid = crate::scheduler::start(&node, &job).await?;
     Ok(Json(json!({ "upid": upid })))
 }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use ironcore_client::ApiClient;
 use ironcore_raft::MetaCommand;
 use ironcore_types::records::RemoteRecord;
 use ironcore_types::{AuthId, Fingerprint, Privilege};
@@ -121,14 +120,8 @@ pub(crate) async fn test(
 ) -> ApiResult<Json<Value>> {
     check(node.meta(), &caller, "/remote", Privilege::Audit)?;
     let r = remote(&node, &name)?;
-    let addr = if r.host.contains(':') && !r.host.starts_with('[') {
-        format!("[{}]:{}", r.host, r.port)
-    } else {
-        format!("{}:{}", r.host, r.port)
-    };
-    let token = format!("{}:{}", r.auth_id, r.secret);
-    let client = ApiClient::new(&addr, r.fingerprint, Some(token))
-        .map_err(|e| NodeError::BadRequest(format!("remote {name}: {e}")))?;
+    let client = crate::sync::client(&r)?;
+    let addr = client.addr().to_string();
     let status: Value = tokio::time::timeout(
         std::time::Duration::from_secs(10),
         client.get("/api2/json/status"),

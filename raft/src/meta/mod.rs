@@ -84,6 +84,29 @@ mod tests {
         .unwrap();
     }
 
+    /// A bootstrapped state machine in `dir` with datastore `store1`.
+    fn with_store(dir: &std::path::Path) -> (RocksStateMachine, ironcore_types::DatastoreName) {
+        let sm = RocksStateMachine::open(dir).unwrap();
+        bootstrap(&sm);
+        let ds: ironcore_types::DatastoreName = "store1".parse().unwrap();
+        run(
+            &sm,
+            "root@pam",
+            2,
+            MetaCommand::CreateDatastore(DatastoreConfig {
+                name: ds.clone(),
+                site: "primary".parse().unwrap(),
+                path: "/srv/store1".into(),
+                copies: 2,
+                comment: String::new(),
+                created: 2,
+                quarantined: false,
+            }),
+        )
+        .unwrap();
+        (sm, ds)
+    }
+
     #[test]
     fn join_token_works_once_and_not_after_expiry() {
         let dir = tempfile::tempdir().unwrap();
@@ -151,24 +174,7 @@ mod tests {
     #[test]
     fn refused_snapshot_commit_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let sm = RocksStateMachine::open(dir.path()).unwrap();
-        bootstrap(&sm);
-        let ds: ironcore_types::DatastoreName = "store1".parse().unwrap();
-        run(
-            &sm,
-            "root@pam",
-            2,
-            MetaCommand::CreateDatastore(DatastoreConfig {
-                name: ds.clone(),
-                site: "primary".parse().unwrap(),
-                path: "/srv/store1".into(),
-                copies: 2,
-                comment: String::new(),
-                created: 2,
-                quarantined: false,
-            }),
-        )
-        .unwrap();
+        let (sm, ds) = with_store(dir.path());
         let entry = |owner: &str, time| SnapshotEntry {
             datastore: ds.clone(),
             snapshot: SnapshotRef {
@@ -221,24 +227,7 @@ mod tests {
     #[test]
     fn a_backup_commits_only_while_its_task_runs_and_leases_only_grow() {
         let dir = tempfile::tempdir().unwrap();
-        let sm = RocksStateMachine::open(dir.path()).unwrap();
-        bootstrap(&sm);
-        let ds: ironcore_types::DatastoreName = "store1".parse().unwrap();
-        run(
-            &sm,
-            "root@pam",
-            2,
-            MetaCommand::CreateDatastore(DatastoreConfig {
-                name: ds.clone(),
-                site: "primary".parse().unwrap(),
-                path: "/srv/store1".into(),
-                copies: 2,
-                comment: String::new(),
-                created: 2,
-                quarantined: false,
-            }),
-        )
-        .unwrap();
+        let (sm, ds) = with_store(dir.path());
         let owner = "alice@ironcore!backup";
         let entry = |time| SnapshotEntry {
             datastore: ds.clone(),
