@@ -1,8 +1,8 @@
-//! `sync create|list|remove|run|diff`: pull sync jobs that copy a remote's snapshots into a
-//! datastore here (the replication manual's commands; push is not built — run a pull job on
-//! the receiving cluster instead).
+//! `sync create|list|remove|run|diff`: sync jobs between a datastore here and a remote's —
+//! pull (copy the remote's snapshots here) or push (copy ours there) — as the replication
+//! manual describes.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Subcommand;
 use hyper::Method;
 use ironcore_client::ApiClient;
@@ -19,16 +19,16 @@ pub enum SyncCmd {
     Create {
         #[arg(long)]
         name: String,
-        /// The datastore here that receives the snapshots.
+        /// The datastore here (receives on pull, sends on push).
         #[arg(long)]
         source: DatastoreName,
-        /// The registered remote to pull from.
+        /// The registered remote.
         #[arg(long)]
         remote: String,
         /// The remote's datastore.
         #[arg(long)]
         remote_repository: DatastoreName,
-        /// pull (the only direction built).
+        /// pull (this cluster fetches) or push (this cluster sends).
         #[arg(long, default_value = "pull")]
         direction: String,
         #[arg(long)]
@@ -85,14 +85,9 @@ pub fn run(api: &ApiClient, cmd: SyncCmd, out: Output) -> Result<()> {
             bwlimit,
             comment,
         } => {
-            if direction != "pull" {
-                bail!(
-                    "direction '{direction}' is not supported: only pull is built; create the job on the receiving cluster with --direction pull"
-                );
-            }
             let body = json!({ "id": name, "store": source, "kind": "sync", "schedule": schedule,
                 "remote": remote, "remote-store": remote_repository, "include": include,
-                "bwlimit": bwlimit, "comment": comment });
+                "bwlimit": bwlimit, "direction": direction, "comment": comment });
             let v: Value = api.blocking(api.json(Method::POST, "/api2/json/jobs", Some(&body)))?;
             object(out, &v);
         }
@@ -106,6 +101,7 @@ pub fn run(api: &ApiClient, cmd: SyncCmd, out: Output) -> Result<()> {
                     let s = j["kind"].get("sync")?;
                     let mut row = j.clone();
                     row["remote"] = s["remote"].clone();
+                    row["direction"] = json!(if s["push"] == true { "push" } else { "pull" });
                     row["remote-store"] = s["remote_store"].clone();
                     row["include"] = json!(
                         s["include"]
@@ -126,6 +122,7 @@ pub fn run(api: &ApiClient, cmd: SyncCmd, out: Output) -> Result<()> {
                 &[
                     ("id", "NAME"),
                     ("store", "STORE"),
+                    ("direction", "DIRECTION"),
                     ("remote", "REMOTE"),
                     ("remote-store", "REMOTE-STORE"),
                     ("include", "INCLUDE"),

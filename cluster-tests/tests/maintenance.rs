@@ -591,7 +591,7 @@ fn remotes(c: &DaemonCluster, a: &Path) {
 
 /// Pull sync from the remote `site-b` (node2's API, this same cluster) into a new datastore:
 /// host/a's snapshots are copied, restore identical, a second run copies nothing, and the diff
-/// is empty; push is refused with what to do instead.
+/// is empty; then a push from a third datastore sends its one new snapshot.
 fn sync_from_remote(c: &DaemonCluster, a: &Path) {
     ok(&c
         .cli(
@@ -599,20 +599,25 @@ fn sync_from_remote(c: &DaemonCluster, a: &Path) {
             &["datastore", "create", "store2", "--path", "/srv/store2"],
         )
         .unwrap());
+    // pull-a: store2 here <- store1 there; push-a: store3 here -> store2 there.
     let create = |direction: &str| {
+        let (name, here, there) = match direction {
+            "pull" => ("pull-a", "store2", "store1"),
+            _ => ("push-a", "store3", "store2"),
+        };
         c.cli(
             0,
             &[
                 "sync",
                 "create",
                 "--name",
-                "pull-a",
+                name,
                 "--source",
-                "store2",
+                here,
                 "--remote",
                 "site-b",
                 "--remote-repository",
-                "store1",
+                there,
                 "--direction",
                 direction,
                 "--schedule",
@@ -623,12 +628,6 @@ fn sync_from_remote(c: &DaemonCluster, a: &Path) {
         )
         .unwrap()
     };
-    let push = create("push");
-    assert!(
-        text(&push).contains("only pull is built"),
-        "{}",
-        text(&push)
-    );
     ok(&create("pull"));
     let listed = c.cli_json(0, &["sync", "list"]).unwrap();
     assert_eq!(listed[0]["remote"], "site-b", "{listed}");
@@ -680,6 +679,60 @@ fn sync_from_remote(c: &DaemonCluster, a: &Path) {
         .cli(0, &["compare", a.to_str().unwrap(), out.to_str().unwrap()])
         .unwrap());
     ok(&c.cli(0, &["sync", "remove", "--name", "pull-a"]).unwrap());
+
+    // Push: a new snapshot of host/a in store3 is sent to store2 through the remote's backup
+    // API, restores identical from there, and a second run sends nothing.
+    ok(&c
+        .cli(
+            0,
+            &["datastore", "create", "store3", "--path", "/srv/store3"],
+        )
+        .unwrap());
+    ok(&c
+        .cli(
+            0,
+            &[
+                "backup",
+                a.to_str().unwrap(),
+                "--store",
+                "store3",
+                "--group",
+                "host/a",
+            ],
+        )
+        .unwrap());
+    ok(&create("push"));
+    let pushed = ok(&c.cli(0, &["sync", "run", "--name", "push-a"]).unwrap());
+    assert!(pushed.contains("copied 1 snapshots"), "{pushed}");
+    let pushed_snap = c.snapshots_of(0, "store3", "host/a").unwrap();
+    assert!(
+        c.snapshots_of(0, "store2", "host/a")
+            .unwrap()
+            .contains(&pushed_snap[0]),
+        "the pushed snapshot is in store2"
+    );
+    let again = ok(&c.cli(0, &["sync", "run", "--name", "push-a"]).unwrap());
+    assert!(again.contains("copied 0 snapshots"), "{again}");
+    let time = pushed_snap[0].rsplit_once('/').unwrap().1;
+    let out = c.base.path().join("pushed-a");
+    ok(&c
+        .cli(
+            1,
+            &[
+                "restore",
+                "host/a",
+                out.to_str().unwrap(),
+                "--store",
+                "store2",
+                "--at",
+                time,
+            ],
+        )
+        .unwrap());
+    ok(&c
+        .cli(0, &["compare", a.to_str().unwrap(), out.to_str().unwrap()])
+        .unwrap());
+    ok(&c.cli(0, &["sync", "remove", "--name", "push-a"]).unwrap());
 }
 
 /// Any node answers for tasks that run elsewhere: a backup running through node2 is cancelled,

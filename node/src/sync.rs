@@ -1,9 +1,11 @@
-//! Pull sync: copies the snapshots of a remote's datastore that a local datastore lacks
-//! (`ironcore-backup sync create|run|diff`, see the replication manual).
+//! Sync with a remote (`ironcore-backup sync create|run|diff`, see the replication manual):
+//! pull copies the snapshots of a remote's datastore that a local one lacks; push copies the
+//! local snapshots the remote's datastore lacks, through the remote's backup API (the remote
+//! commits each only once all its chunks arrived, exactly as for a client's backup).
 //!
 //! The remote is another cluster (or site) registered with a pinned fingerprint and a token
 //! ([`ironcore_types::records::RemoteRecord`]); everything goes through its HTTPS API. For each
-//! snapshot to copy: its manifest, then its index chunks, then every chunk those name that no
+//! snapshot to pull: its manifest, then its index chunks, then every chunk those name that no
 //! storage node here holds — each verified against its id on arrival, three attempts, under the
 //! job's bandwidth limit — are stored and replicated to their copies, and only then is the
 //! snapshot committed here. A run that breaks off commits nothing half-way; the next run
@@ -82,25 +84,25 @@ pub struct Diff {
     pub only_local: Vec<SnapshotRef>,
 }
 
+/// The snapshots of `from` that `to` lacks and the filters pass, oldest first (pure).
+pub fn missing(from: &[SnapshotRef], to: &[SnapshotRef], filters: &[Filter]) -> Vec<SnapshotRef> {
+    let wanted = |s: &SnapshotRef| filters.is_empty() || filters.iter().any(|f| f.matches(s));
+    let have: HashSet<&SnapshotRef> = to.iter().collect();
+    let mut out: Vec<SnapshotRef> = from
+        .iter()
+        .filter(|s| wanted(s) && !have.contains(s))
+        .cloned()
+        .collect();
+    out.sort_by_key(|s| (s.time, s.to_string()));
+    out
+}
+
 /// Compares the snapshot lists (pure).
 pub fn diff(remote: &[SnapshotRef], local: &[SnapshotRef], filters: &[Filter]) -> Diff {
-    let wanted = |s: &SnapshotRef| filters.is_empty() || filters.iter().any(|f| f.matches(s));
-    let (r, l): (HashSet<_>, HashSet<_>) = (remote.iter().collect(), local.iter().collect());
-    let mut d = Diff {
-        only_remote: remote
-            .iter()
-            .filter(|s| wanted(s) && !l.contains(s))
-            .cloned()
-            .collect(),
-        only_local: local
-            .iter()
-            .filter(|s| wanted(s) && !r.contains(s))
-            .cloned()
-            .collect(),
-    };
-    d.only_remote.sort_by_key(|s| (s.time, s.to_string()));
-    d.only_local.sort_by_key(|s| (s.time, s.to_string()));
-    d
+    Diff {
+        only_remote: missing(remote, local, filters),
+        only_local: missing(local, remote, filters),
+    }
 }
 
 /// A client of `remote` as registered.
@@ -162,6 +164,7 @@ pub fn local_snapshots(node: &Node, ds: &DatastoreName) -> Result<Vec<SnapshotRe
 /// Runs sync job `job` as `task`.
 pub async fn run(node: &Arc<Node>, task: &RunningTask, job: &JobRecord) -> Result<TaskState> {
     let JobKind::Sync {
+        push,
         remote,
         remote_store,
         include,
@@ -187,26 +190,185 @@ pub async fn run(node: &Arc<Node>, task: &RunningTask, job: &JobRecord) -> Resul
     node.raft.linearize().await?;
     let ds = &job.datastore;
     let theirs = remote_snapshots(&api, remote, remote_store).await?;
-    let plan = diff(&theirs, &local_snapshots(node, ds)?, &filters);
+    let ours = local_snapshots(node, ds)?;
+    let limit = RateLimiter::new(*limit_mib);
+    let (mut copied, mut moved, mut bytes) = (0usize, 0usize, 0u64);
+    if *push {
+        let plan = missing(&ours, &theirs, &filters);
+        task.log(&format!(
+            "{ds} has {} snapshots; {} to push to {remote}:{remote_store}",
+            ours.len(),
+            plan.len()
+        ));
+        for s in &plan {
+            task.check()?;
+            let (n, b) =
+                push_snapshot(node, task, &api, remote, remote_store, ds, s, &limit).await?;
+            copied += 1;
+            moved += n;
+            bytes += b;
+        }
+        task.log(&format!(
+            "copied {copied} snapshots; sent {moved} chunks ({bytes} bytes) to {remote}"
+        ));
+        return Ok(TaskState::Ok);
+    }
+    let plan = missing(&theirs, &ours, &filters);
     task.log(&format!(
         "{remote}:{remote_store} has {} snapshots; {} to copy into {ds}",
         theirs.len(),
-        plan.only_remote.len()
+        plan.len()
     ));
-    let limit = RateLimiter::new(*limit_mib);
-    let (mut copied, mut fetched, mut bytes) = (0usize, 0usize, 0u64);
-    for s in &plan.only_remote {
+    for s in &plan {
         task.check()?;
         let (n, b) =
             copy_snapshot(node, task, &api, remote, remote_store, ds, s, job, &limit).await?;
         copied += 1;
-        fetched += n;
+        moved += n;
         bytes += b;
     }
     task.log(&format!(
-        "copied {copied} snapshots; fetched {fetched} chunks ({bytes} bytes) from {remote}"
+        "copied {copied} snapshots; fetched {moved} chunks ({bytes} bytes) from {remote}"
     ));
     Ok(TaskState::Ok)
+}
+
+/// The index chunks and the data chunks of snapshot `entry` of `ds` (indexes read from any
+/// node here).
+async fn chunks_of(
+    node: &Arc<Node>,
+    ds: &DatastoreName,
+    manifest: &Manifest,
+) -> Result<(Vec<ChunkId>, Vec<ChunkId>)> {
+    let (mut indexes, mut data) = (Vec::new(), Vec::new());
+    for file in &manifest.files {
+        let raw = node.fetch(ds, &file.index).await?;
+        let index = ArchiveIndex::decode(file.kind, &decode_chunk(&raw, &file.index, None)?)?;
+        indexes.push(file.index);
+        data.extend(index.chunk_ids());
+    }
+    data.sort_unstable();
+    data.dedup();
+    Ok((indexes, data))
+}
+
+/// Pushes one snapshot through the remote's backup API: a session for the same snapshot, the
+/// chunks the remote lacks (index chunks always), then the manifest, which the remote commits
+/// only once every chunk is there. A failure cancels the remote session. Returns the chunks
+/// sent and their bytes.
+#[allow(clippy::too_many_arguments)]
+async fn push_snapshot(
+    node: &Arc<Node>,
+    task: &RunningTask,
+    api: &ApiClient,
+    remote: &str,
+    remote_store: &DatastoreName,
+    ds: &DatastoreName,
+    s: &SnapshotRef,
+    limit: &RateLimiter,
+) -> Result<(usize, u64)> {
+    let entry = node
+        .meta()
+        .snapshot(ds, s)?
+        .ok_or_else(|| NodeError::NotFound(format!("snapshot {s} does not exist in {ds}")))?;
+    let (manifest, _) = Manifest::decode(&entry.manifest)?;
+    let (indexes, data) = chunks_of(node, ds, &manifest).await?;
+    let ns = (!s.ns.is_root()).then(|| s.ns.to_string());
+    let started: Value = api
+        .json(
+            hyper::Method::POST,
+            "/api2/json/backup",
+            Some(&serde_json::json!({ "store": remote_store, "ns": ns,
+                "group": s.group.to_string(), "time": s.time })),
+        )
+        .await
+        .map_err(remote_err(remote))?;
+    let upid = started["upid"].as_str().unwrap_or_default().to_string();
+    let session = format!("/api2/json/backup/{}", encode_segment(&upid));
+    let sent = async {
+        let mut send: Vec<ChunkId> = indexes.clone();
+        for batch in data.chunks(8192) {
+            let asked: Vec<String> = batch.iter().map(|id| id.to_string()).collect();
+            let present: Value = api
+                .json(
+                    hyper::Method::POST,
+                    &format!("{session}/known"),
+                    Some(&serde_json::json!({ "ids": asked })),
+                )
+                .await
+                .map_err(remote_err(remote))?;
+            for (id, here) in batch.iter().zip(present["present"].as_array().into_iter().flatten()) {
+                if here != true {
+                    send.push(*id);
+                }
+            }
+        }
+        let mut bytes = 0u64;
+        for id in &send {
+            task.check()?;
+            let body = node.fetch(ds, id).await?;
+            limit.acquire(body.len() as u64).await;
+            bytes += body.len() as u64;
+            let body = bytes::Bytes::from(body);
+            let mut last = String::new();
+            let mut done = false;
+            for _ in 0..ATTEMPTS {
+                match api
+                    .raw(
+                        hyper::Method::PUT,
+                        &format!("{session}/chunk/{id}"),
+                        body.clone(),
+                        "application/octet-stream",
+                        &[],
+                    )
+                    .await
+                {
+                    Ok(_) => {
+                        done = true;
+                        break;
+                    }
+                    Err(e) => last = e.to_string(),
+                }
+            }
+            if !done {
+                return Err(NodeError::BadRequest(format!(
+                    "remote {remote}: chunk {id} not accepted after {ATTEMPTS} attempts ({last}); nothing was committed there — run the sync again"
+                )));
+            }
+        }
+        let _: Value = api
+            .json(
+                hyper::Method::POST,
+                &format!("{session}/finish"),
+                Some(&serde_json::json!({ "manifest": hex::encode(&entry.manifest) })),
+            )
+            .await
+            .map_err(remote_err(remote))?;
+        Ok((send.len(), bytes))
+    }
+    .await;
+    match sent {
+        Ok((n, b)) => {
+            task.log(&format!(
+                "{s}: {} chunks referenced, {n} sent ({b} bytes); committed on {remote}",
+                indexes.len() + data.len()
+            ));
+            Ok((n, b))
+        }
+        Err(e) => {
+            // Best effort: end the remote session now rather than when it idles out.
+            let _ = api
+                .raw(
+                    hyper::Method::DELETE,
+                    &format!("/api2/json/tasks/{}", encode_segment(&upid)),
+                    Default::default(),
+                    "application/json",
+                    &[],
+                )
+                .await;
+            Err(e)
+        }
+    }
 }
 
 /// Copies one snapshot: manifest, index chunks, missing data chunks, replication, commit.

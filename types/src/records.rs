@@ -248,8 +248,11 @@ pub enum JobKind {
         /// What to keep.
         keep: crate::KeepOptions,
     },
-    /// Pull sync: copy the snapshots of a remote's datastore that this datastore lacks.
+    /// Sync with a remote: pull copies the snapshots of the remote's datastore that this one
+    /// lacks; push copies this datastore's snapshots that the remote's lacks.
     Sync {
+        /// Push (this cluster sends) rather than pull (this cluster fetches).
+        push: bool,
         /// The registered remote.
         remote: String,
         /// Its datastore.

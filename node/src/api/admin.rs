@@ -95,7 +95,7 @@ pub(crate) async fn status(
                     (
                         "active (on demand)",
                         format!(
-                            "{jobs} sync jobs; {} running here; pull only (`ironcore-backup sync create`)",
+                            "{jobs} sync jobs; {} running here (`ironcore-backup sync create`)",
                             node.tasks.running_of("sync")
                         ),
                     )

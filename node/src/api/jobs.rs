@@ -90,6 +90,9 @@ pub struct CreateJob {
     include: Vec<String>,
     #[serde(default)]
     bwlimit: u64,
+    /// Sync: `pull` (default) or `push`.
+    #[serde(default)]
+    direction: Option<String>,
     #[serde(default)]
     comment: String,
 }
@@ -135,7 +138,18 @@ pub(crate) async fn create(
                 f.parse::<crate::sync::Filter>()
                     .map_err(NodeError::BadRequest)?;
             }
+            let push = match req.direction.as_deref().unwrap_or("pull") {
+                "pull" => false,
+                "push" => true,
+                other => {
+                    return Err(NodeError::BadRequest(format!(
+                        "sync direction '{other}' is not pull or push"
+                    ))
+                    .into());
+                }
+            };
             JobKind::Sync {
+                push,
                 remote,
                 remote_store,
                 include: req.include,
