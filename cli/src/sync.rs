@@ -33,7 +33,8 @@ pub enum SyncCmd {
         direction: String,
         #[arg(long)]
         schedule: String,
-        /// backup-id:TYPE/ID or namespace:NS; repeat for several (any match passes).
+        /// backup-id:TYPE/ID, namespace:NS or keep-weekly=* (any keep-{last,hourly,daily,weekly,
+        /// monthly,yearly}=N|*); repeat for several (any match passes).
         #[arg(long)]
         include: Vec<String>,
         /// MiB/s, 0 = unlimited.

@@ -601,9 +601,10 @@ fn sync_from_remote(c: &DaemonCluster, a: &Path) {
         .unwrap());
     // pull-a: store2 here <- store1 there; push-a: store3 here -> store2 there.
     let create = |direction: &str| {
-        let (name, here, there) = match direction {
-            "pull" => ("pull-a", "store2", "store1"),
-            _ => ("push-a", "store3", "store2"),
+        // The push job uses the manual's standard filter (the newest snapshot of each week).
+        let (name, here, there, include) = match direction {
+            "pull" => ("pull-a", "store2", "store1", "backup-id:host/a"),
+            _ => ("push-a", "store3", "store2", "keep-weekly=*"),
         };
         c.cli(
             0,
@@ -623,7 +624,7 @@ fn sync_from_remote(c: &DaemonCluster, a: &Path) {
                 "--schedule",
                 "sun 04:30",
                 "--include",
-                "backup-id:host/a",
+                include,
             ],
         )
         .unwrap()

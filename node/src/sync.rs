@@ -15,6 +15,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use ironcore_chunkstore::envelope::{decode_chunk, verify_stored};
+use ironcore_chunkstore::prune::{PruneCandidate, parse_timezone, plan_prune};
 use ironcore_chunkstore::{ArchiveIndex, Manifest};
 use ironcore_client::ApiClient;
 use ironcore_client::api_client::encode_segment;
@@ -23,7 +24,7 @@ use ironcore_transport::limit::RateLimiter;
 use ironcore_types::records::{
     JobKind, JobRecord, RemoteRecord, SnapshotEntry, TaskState, VerifyStatus,
 };
-use ironcore_types::{BackupGroup, ChunkId, DatastoreName, Namespace, SnapshotRef};
+use ironcore_types::{BackupGroup, ChunkId, DatastoreName, KeepOptions, Namespace, SnapshotRef};
 use serde_json::Value;
 
 use crate::core::Node;
@@ -40,6 +41,9 @@ pub enum Filter {
     Group(BackupGroup),
     /// `namespace:NS`: a namespace and everything below it.
     Namespace(Namespace),
+    /// `keep-weekly=*`, `keep-daily=7`, …: the snapshots such a retention window keeps in
+    /// each group of the sending side (`*` = every window; buckets in UTC).
+    Keep(KeepOptions),
 }
 
 impl std::str::FromStr for Filter {
@@ -57,15 +61,43 @@ impl std::str::FromStr for Filter {
                 .map(Filter::Namespace)
                 .map_err(|e| format!("include filter '{s}': {e}"));
         }
-        Err(format!(
-            "include filter '{s}' is not supported: use backup-id:TYPE/ID or namespace:NS"
-        ))
+        if let Some((key, n)) = s.split_once('=') {
+            let n: u32 = match n {
+                "*" => u32::MAX,
+                n => n
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("include filter '{s}': use a count above 0 or *"))?,
+            };
+            let mut keep = KeepOptions::default();
+            let slot = match key {
+                "keep-last" => &mut keep.keep_last,
+                "keep-hourly" => &mut keep.keep_hourly,
+                "keep-daily" => &mut keep.keep_daily,
+                "keep-weekly" => &mut keep.keep_weekly,
+                "keep-monthly" => &mut keep.keep_monthly,
+                "keep-yearly" => &mut keep.keep_yearly,
+                _ => return Err(unsupported(s)),
+            };
+            *slot = n;
+            return Ok(Filter::Keep(keep));
+        }
+        Err(unsupported(s))
     }
 }
 
+fn unsupported(s: &str) -> String {
+    format!(
+        "include filter '{s}' is not supported: use backup-id:TYPE/ID, namespace:NS or keep-{{last,hourly,daily,weekly,monthly,yearly}}=N|*"
+    )
+}
+
 impl Filter {
-    fn matches(&self, s: &SnapshotRef) -> bool {
+    /// Whether `s` passes, `kept` being what the keep filters retain (see [`retained`]).
+    fn matches(&self, s: &SnapshotRef, kept: &HashSet<SnapshotRef>) -> bool {
         match self {
+            Filter::Keep(_) => kept.contains(s),
             Filter::Group(g) => &s.group == g,
             Filter::Namespace(ns) => {
                 let (want, have) = (ns.to_string(), s.ns.to_string());
@@ -84,9 +116,50 @@ pub struct Diff {
     pub only_local: Vec<SnapshotRef>,
 }
 
+/// The snapshots of `from` that a keep filter retains: each group planned as a prune would
+/// (UTC buckets), for each keep filter.
+pub fn retained(from: &[SnapshotRef], filters: &[Filter]) -> HashSet<SnapshotRef> {
+    let mut groups: std::collections::BTreeMap<(String, String), Vec<&SnapshotRef>> =
+        Default::default();
+    for s in from {
+        groups
+            .entry((s.ns.to_string(), s.group.to_string()))
+            .or_default()
+            .push(s);
+    }
+    let mut kept = HashSet::new();
+    for keep in filters.iter().filter_map(|f| match f {
+        Filter::Keep(k) => Some(k),
+        _ => None,
+    }) {
+        for snaps in groups.values() {
+            let candidates: Vec<PruneCandidate> = snaps
+                .iter()
+                .map(|s| PruneCandidate {
+                    time: s.time,
+                    protected: false,
+                })
+                .collect();
+            // Times are unique within a group, so the plan cannot fail; keep nothing if it did.
+            let Ok(plan) = parse_timezone("UTC").and_then(|tz| plan_prune(&candidates, keep, tz))
+            else {
+                continue;
+            };
+            for d in plan.iter().filter(|d| d.is_kept()) {
+                if let Some(s) = snaps.iter().find(|s| s.time == d.time) {
+                    kept.insert((*s).clone());
+                }
+            }
+        }
+    }
+    kept
+}
+
 /// The snapshots of `from` that `to` lacks and the filters pass, oldest first (pure).
 pub fn missing(from: &[SnapshotRef], to: &[SnapshotRef], filters: &[Filter]) -> Vec<SnapshotRef> {
-    let wanted = |s: &SnapshotRef| filters.is_empty() || filters.iter().any(|f| f.matches(s));
+    let kept = retained(from, filters);
+    let wanted =
+        |s: &SnapshotRef| filters.is_empty() || filters.iter().any(|f| f.matches(s, &kept));
     let have: HashSet<&SnapshotRef> = to.iter().collect();
     let mut out: Vec<SnapshotRef> = from
         .iter()
@@ -535,8 +608,19 @@ mod tests {
             "namespace:prod".parse::<Filter>().unwrap(),
             Filter::Namespace(_)
         ));
-        let e = "keep-weekly=*".parse::<Filter>().unwrap_err();
-        assert!(e.contains("use backup-id:TYPE/ID or namespace:NS"), "{e}");
+        assert!(
+            matches!("keep-weekly=*".parse::<Filter>().unwrap(), Filter::Keep(k) if k.keep_weekly == u32::MAX)
+        );
+        assert!(
+            matches!("keep-daily=7".parse::<Filter>().unwrap(), Filter::Keep(k) if k.keep_daily == 7)
+        );
+        for bad in ["keep-weekly=0", "keep-fortnightly=*", "vm/100"] {
+            let e = bad.parse::<Filter>().unwrap_err();
+            assert!(
+                e.contains("is not supported") || e.contains("above 0"),
+                "{bad}: {e}"
+            );
+        }
         assert!("backup-id:nonsense".parse::<Filter>().is_err());
     }
 
@@ -556,6 +640,31 @@ mod tests {
         let vm = diff(&remote, &local, &["backup-id:vm/100".parse().unwrap()]);
         assert_eq!(vm.only_remote, vec![snap("", "vm/100", 20)]);
         assert!(vm.only_local.is_empty());
+        // keep-weekly=*: the newest snapshot of each ISO week, per group. 2026-11-16 and -17
+        // are one week (Mon, Tue), 2026-11-23 the next.
+        let day = |d: u32| {
+            chrono::NaiveDate::from_ymd_opt(2026, 11, d)
+                .unwrap()
+                .and_hms_opt(3, 0, 0)
+                .unwrap()
+                .and_utc()
+                .timestamp()
+        };
+        let weekly_remote = vec![
+            snap("", "vm/1", day(16)),
+            snap("", "vm/1", day(17)),
+            snap("", "vm/1", day(23)),
+            snap("", "vm/2", day(16)),
+        ];
+        let weekly = missing(&weekly_remote, &[], &["keep-weekly=*".parse().unwrap()]);
+        assert_eq!(
+            weekly,
+            vec![
+                snap("", "vm/2", day(16)),
+                snap("", "vm/1", day(17)),
+                snap("", "vm/1", day(23))
+            ]
+        );
         let prod = diff(&remote, &local, &["namespace:prod".parse().unwrap()]);
         assert_eq!(
             prod.only_remote,

@@ -257,7 +257,8 @@ pub enum JobKind {
         remote: String,
         /// Its datastore.
         remote_store: crate::DatastoreName,
-        /// Filters (`backup-id:TYPE/ID`, `namespace:NS`), OR-combined; none = everything.
+        /// Filters (`backup-id:TYPE/ID`, `namespace:NS`, `keep-weekly=*`, …), OR-combined;
+        /// none = everything.
         include: Vec<String>,
         /// Bandwidth limit in MiB/s (0 = unlimited).
         limit_mib: u64,
