@@ -1,4 +1,5 @@
-//! `notification target list|add|remove|test`: webhooks that receive the cluster's events.
+//! `notification target list|add|remove|test`: webhooks and mail recipients of the cluster's
+//! events.
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -22,13 +23,23 @@ pub enum NotificationCmd {
 pub enum TargetCmd {
     /// The targets.
     List,
-    /// Add a webhook target: every event of at least `--min-severity` is POSTed to it as JSON.
+    /// Add a target: every event of at least `--min-severity` is POSTed to a webhook as JSON,
+    /// or mailed through an SMTP relay.
     Add {
         name: String,
         /// The webhook's http:// or https:// URL (https is checked against the system's CA
         /// certificates). (Not `--url`: that one names the node this CLI talks to.)
+        #[arg(long, conflicts_with = "smtp_server")]
+        webhook: Option<String>,
+        /// HOST:PORT of an SMTP relay that takes mail without authentication (the host's MTA).
+        #[arg(long, requires = "from", requires = "to")]
+        smtp_server: Option<String>,
+        /// Sender address of the mails.
         #[arg(long)]
-        webhook: String,
+        from: Option<String>,
+        /// Recipient; repeat for several.
+        #[arg(long)]
+        to: Vec<String>,
         /// info, warning or error.
         #[arg(long, default_value = "warning")]
         min_severity: String,
@@ -38,7 +49,12 @@ pub enum TargetCmd {
     /// Remove a target.
     Remove { name: String },
     /// Send a test event to a target now and show its answer.
-    Test { name: String },
+    Test {
+        name: String,
+        /// Mail this address instead of the target's recipients.
+        #[arg(long)]
+        recipient: Option<String>,
+    },
 }
 
 /// Runs a `notification` command.
@@ -53,7 +69,7 @@ pub fn run(api: &ApiClient, cmd: NotificationCmd, out: Output) -> Result<()> {
                 v["data"].as_array().map(Vec::as_slice).unwrap_or_default(),
                 &[
                     ("name", "TARGET"),
-                    ("url", "URL"),
+                    ("endpoint", "ENDPOINT"),
                     ("min-severity", "MIN-SEVERITY"),
                     ("comment", "COMMENT"),
                 ],
@@ -61,11 +77,15 @@ pub fn run(api: &ApiClient, cmd: NotificationCmd, out: Output) -> Result<()> {
         }
         TargetCmd::Add {
             name,
-            webhook: url,
+            webhook,
+            smtp_server,
+            from,
+            to,
             min_severity,
             comment,
         } => {
-            let body = json!({ "name": name, "url": url, "min-severity": min_severity, "comment": comment });
+            let body = json!({ "name": name, "webhook": webhook, "smtp-server": smtp_server,
+                "from": from, "to": to, "min-severity": min_severity, "comment": comment });
             let v: Value = api.blocking(api.json(Method::POST, base, Some(&body)))?;
             object(out, &v);
         }
@@ -77,10 +97,13 @@ pub fn run(api: &ApiClient, cmd: NotificationCmd, out: Output) -> Result<()> {
             ))?;
             object(out, &v);
         }
-        TargetCmd::Test { name } => {
+        TargetCmd::Test { name, recipient } => {
+            let query = recipient
+                .map(|r| format!("?recipient={}", encode_segment(&r)))
+                .unwrap_or_default();
             let v: Value = api.blocking(api.json::<(), Value>(
                 Method::POST,
-                &format!("{base}/{}/test", encode_segment(&name)),
+                &format!("{base}/{}/test{query}", encode_segment(&name)),
                 None,
             ))?;
             object(out, &v);

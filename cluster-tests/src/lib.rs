@@ -428,3 +428,81 @@ fn read_request(mut stream: std::net::TcpStream) -> Result<String> {
     stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")?;
     Ok(String::from_utf8_lossy(&data[head_end..]).into_owned())
 }
+
+/// A local SMTP relay that accepts every mail and keeps it (envelope recipients, then the
+/// message): for tests of mail notifications.
+#[derive(Debug)]
+pub struct MailSink {
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    mails: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl MailSink {
+    /// Starts listening on a free loopback port (the thread ends with the test process).
+    pub fn start() -> Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?.to_string();
+        let mails = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = mails.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                if let Ok(got) = smtp_session(stream)
+                    && let Ok(mut m) = kept.lock()
+                {
+                    m.extend(got);
+                }
+            }
+        });
+        Ok(Self { addr, mails })
+    }
+
+    /// The mails received so far: `RCPT a@b` lines, a blank line, the message.
+    pub fn mails(&self) -> Vec<String> {
+        self.mails.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+}
+
+fn smtp_session(stream: std::net::TcpStream) -> Result<Vec<String>> {
+    use std::io::{BufRead, BufReader, Write};
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut out = stream.try_clone()?;
+    let mut lines = BufReader::new(stream);
+    let mut mails = Vec::new();
+    let mut rcpt = Vec::new();
+    out.write_all(b"220 sink ready\r\n")?;
+    loop {
+        let mut line = String::new();
+        if lines.read_line(&mut line)? == 0 {
+            return Ok(mails);
+        }
+        let upper = line.to_ascii_uppercase();
+        if upper.starts_with("EHLO") || upper.starts_with("HELO") {
+            out.write_all(b"250-sink\r\n250 OK\r\n")?;
+        } else if upper.starts_with("MAIL FROM") {
+            rcpt.clear();
+            out.write_all(b"250 OK\r\n")?;
+        } else if upper.starts_with("RCPT TO:") {
+            rcpt.push(line[8..].trim().trim_matches(['<', '>']).to_string());
+            out.write_all(b"250 OK\r\n")?;
+        } else if upper.starts_with("DATA") {
+            out.write_all(b"354 end with .\r\n")?;
+            let mut message = String::new();
+            loop {
+                let mut l = String::new();
+                if lines.read_line(&mut l)? == 0 || l == ".\r\n" {
+                    break;
+                }
+                message.push_str(&l);
+            }
+            let head: String = rcpt.iter().map(|r| format!("RCPT {r}\n")).collect();
+            mails.push(format!("{head}\n{message}"));
+            out.write_all(b"250 queued\r\n")?;
+        } else if upper.starts_with("QUIT") {
+            out.write_all(b"221 bye\r\n")?;
+            return Ok(mails);
+        } else {
+            out.write_all(b"502 not here\r\n")?;
+        }
+    }
+}

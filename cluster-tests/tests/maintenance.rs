@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::Output;
 
-use ironcore_cluster_tests::{DaemonCluster, WebhookSink, chunk_copies};
+use ironcore_cluster_tests::{DaemonCluster, MailSink, WebhookSink, chunk_copies};
 
 fn text(o: &Output) -> String {
     format!(
@@ -174,6 +174,37 @@ fn probe_stats_verify_repair_quarantine_gc_login_jobs_and_membership() {
             .iter()
             .any(|b| b.contains(r#""event":"test""#))
     );
+    // … and a mail target through a local SMTP relay; its test goes to the asked recipient.
+    let relay = MailSink::start().unwrap();
+    ok(&cli(&[
+        "notification",
+        "target",
+        "add",
+        "oncall",
+        "--smtp-server",
+        &relay.addr,
+        "--from",
+        "ibs@example.org",
+        "--to",
+        "oncall@example.org",
+        "--min-severity",
+        "error",
+    ]));
+    ok(&cli(&[
+        "notification",
+        "target",
+        "test",
+        "oncall",
+        "--recipient",
+        "admin@example.org",
+    ]));
+    let mails = relay.mails();
+    assert!(
+        mails.len() == 1
+            && mails[0].starts_with("RCPT admin@example.org\n")
+            && mails[0].contains("Subject: [info] test notification"),
+        "{mails:?}"
+    );
 
     // A chunk of host/b lost on every node: verify fails and says so; host/b is marked failed.
     let lost = &chunk_copies(&c, "store1")
@@ -209,6 +240,17 @@ fn probe_stats_verify_repair_quarantine_gc_login_jobs_and_membership() {
             }))
         },
     )
+    .unwrap();
+    ironcore_cluster_tests::wait(
+        "the verify failure by mail",
+        std::time::Duration::from_secs(20),
+        || {
+            Ok(relay.mails().iter().any(|m| {
+                m.starts_with("RCPT oncall@example.org\n") && m.contains("Subject: [error] verify")
+            }))
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("{e}; received: {:?}", relay.mails()))
     .unwrap();
     assert!(
         !hook

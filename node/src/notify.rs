@@ -1,6 +1,6 @@
 //! Notifications: events — a task that ended, a backup abandoned by a node that went silent —
-//! sent as a JSON `POST` to every webhook target (kept in Raft) whose minimum severity they
-//! reach. Each node sends the events of its own tasks, in the background, three attempts per
+//! sent to every target (kept in Raft) whose minimum severity they reach: a JSON `POST` to a
+//! webhook, or a plain-text mail through an SMTP relay. Each node sends the events of its own tasks, in the background, three attempts per
 //! target with backoff (1 s, then 2 s); every delivery and failure is logged (`notify.log`).
 
 use std::sync::{Arc, Mutex, Weak};
@@ -10,7 +10,9 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
-use ironcore_types::records::{NotificationTarget, Severity, TaskRecord, TaskState};
+use ironcore_types::records::{
+    NotificationTarget, NotifyEndpoint, Severity, TaskRecord, TaskState,
+};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -146,7 +148,7 @@ pub async fn deliver_with_retries(target: &NotificationTarget, body: &[u8]) -> R
     let mut wait = Duration::from_secs(1);
     let mut last = String::new();
     for attempt in 1..=ATTEMPTS {
-        match tokio::time::timeout(ATTEMPT_TIMEOUT, deliver(&target.url, body)).await {
+        match tokio::time::timeout(ATTEMPT_TIMEOUT, deliver_to(target, body, None)).await {
             Ok(Ok(status)) => return Ok(status),
             Ok(Err(e)) => last = e,
             Err(_) => last = format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs()),
@@ -157,6 +159,104 @@ pub async fn deliver_with_retries(target: &NotificationTarget, body: &[u8]) -> R
         }
     }
     Err(format!("{last} (after {ATTEMPTS} attempts)"))
+}
+
+/// One delivery of `body` (the event's JSON) to `target`; for mail, `recipient` replaces the
+/// target's recipients (the test command's `--recipient`). The webhook's HTTP status, or 250
+/// for an accepted mail.
+pub async fn deliver_to(
+    target: &NotificationTarget,
+    body: &[u8],
+    recipient: Option<&str>,
+) -> Result<u16, String> {
+    match &target.endpoint {
+        NotifyEndpoint::Webhook { url } => deliver(url, body).await,
+        NotifyEndpoint::Smtp { server, from, to } => {
+            let to: Vec<String> = match recipient {
+                Some(r) => vec![r.to_string()],
+                None => to.clone(),
+            };
+            mail(server, from, &to, body).await
+        }
+    }
+}
+
+/// Sends the event as a plain-text mail through the relay at `server` (no authentication,
+/// no TLS: a relay on this host or a trusted network, such as the host's MTA).
+async fn mail(server: &str, from: &str, to: &[String], body: &[u8]) -> Result<u16, String> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let event: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let title = event["title"].as_str().unwrap_or("Ironcore Backup event");
+    let severity = event["severity"].as_str().unwrap_or("info");
+    let stream = TcpStream::connect(server)
+        .await
+        .map_err(|e| format!("connection refused: SMTP relay {server}: {e}"))?;
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read);
+    // Reads one (possibly multi-line) reply; an error unless its code is `want`.
+    async fn reply<R: tokio::io::AsyncBufRead + Unpin>(
+        lines: &mut R,
+        want: &str,
+        after: &str,
+    ) -> Result<(), String> {
+        loop {
+            let mut line = String::new();
+            if lines
+                .read_line(&mut line)
+                .await
+                .map_err(|e| e.to_string())?
+                == 0
+            {
+                return Err(format!(
+                    "the SMTP relay closed the connection after {after}"
+                ));
+            }
+            if line.len() < 4 || !line.starts_with(want) {
+                return Err(format!(
+                    "the SMTP relay answered {after} with: {}",
+                    line.trim_end()
+                ));
+            }
+            if line.as_bytes()[3] == b' ' {
+                return Ok(());
+            }
+        }
+    }
+    let say = async |w: &mut tokio::net::tcp::OwnedWriteHalf, line: String| {
+        w.write_all(line.as_bytes())
+            .await
+            .map_err(|e| e.to_string())
+    };
+    reply(&mut lines, "220", "the greeting").await?;
+    say(&mut write, "EHLO ironcore-backup\r\n".into()).await?;
+    reply(&mut lines, "250", "EHLO").await?;
+    say(&mut write, format!("MAIL FROM:<{from}>\r\n")).await?;
+    reply(&mut lines, "250", "MAIL FROM").await?;
+    for r in to {
+        say(&mut write, format!("RCPT TO:<{r}>\r\n")).await?;
+        reply(&mut lines, "25", &format!("RCPT TO {r}")).await?;
+    }
+    say(&mut write, "DATA\r\n".into()).await?;
+    reply(&mut lines, "354", "DATA").await?;
+    let pretty = serde_json::to_string_pretty(&event).unwrap_or_default();
+    let mut text = format!(
+        "From: {from}\r\nTo: {}\r\nSubject: [{severity}] {title}\r\nDate: {}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{title}\r\n\r\n",
+        to.join(", "),
+        chrono::Utc::now().to_rfc2822()
+    );
+    for line in pretty.lines() {
+        // Dot-stuffing: a line that starts with '.' gets one more.
+        if line.starts_with('.') {
+            text.push('.');
+        }
+        text.push_str(line);
+        text.push_str("\r\n");
+    }
+    text.push_str(".\r\n");
+    say(&mut write, text).await?;
+    reply(&mut lines, "250", "the message").await?;
+    let _ = say(&mut write, "QUIT\r\n".into()).await;
+    Ok(250)
 }
 
 /// The parts of a webhook URL.

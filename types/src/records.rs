@@ -343,15 +343,46 @@ impl std::fmt::Display for Severity {
     }
 }
 
-/// Where notifications go: a webhook that receives each event as a JSON `POST`.
+/// Where notifications go.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotificationTarget {
     /// Its name (`a-z`, `0-9`, `-`, `_`; up to 32).
     pub name: String,
-    /// `http://` or `https://` URL (https is checked against the system's CA certificates).
-    pub url: String,
+    /// How events get there.
+    pub endpoint: NotifyEndpoint,
     /// Events below this severity are not sent.
     pub min_severity: Severity,
     /// Free text.
     pub comment: String,
+}
+
+/// How a notification target is reached.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyEndpoint {
+    /// Each event as a JSON `POST` to this `http://` or `https://` URL (https is checked
+    /// against the system's CA certificates).
+    Webhook {
+        /// The URL.
+        url: String,
+    },
+    /// Each event as a plain-text mail through an SMTP relay that accepts it without
+    /// authentication (typically the host's own MTA on port 25).
+    Smtp {
+        /// `host:port` of the relay.
+        server: String,
+        /// The sender address.
+        from: String,
+        /// The recipients.
+        to: Vec<String>,
+    },
+}
+
+impl std::fmt::Display for NotifyEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Webhook { url } => write!(f, "webhook {url}"),
+            Self::Smtp { server, to, .. } => write!(f, "smtp {} via {server}", to.join(",")),
+        }
+    }
 }

@@ -1,5 +1,5 @@
-//! Notification targets: webhooks that receive events as JSON (see [`crate::notify`]); `test`
-//! sends one test event and says what the webhook answered.
+//! Notification targets: webhooks that receive events as JSON, or mail through an SMTP relay
+//! (see [`crate::notify`]); `test` sends one test event and says what the target answered.
 
 use std::sync::Arc;
 
@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use ironcore_raft::MetaCommand;
 use ironcore_types::Privilege;
-use ironcore_types::records::{NotificationTarget, Severity};
+use ironcore_types::records::{NotificationTarget, NotifyEndpoint, Severity};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -15,7 +15,7 @@ use super::{ApiResult, Auth};
 use crate::NodeError;
 use crate::auth::check;
 use crate::core::Node;
-use crate::notify::{Event, deliver};
+use crate::notify::{Event, deliver_to};
 
 /// The ACL path that guards notification settings.
 const PATH: &str = "/notification";
@@ -23,7 +23,7 @@ const PATH: &str = "/notification";
 fn view(t: &NotificationTarget) -> Value {
     json!({
         "name": t.name,
-        "url": t.url,
+        "endpoint": t.endpoint.to_string(),
         "min-severity": t.min_severity,
         "comment": t.comment,
     })
@@ -56,7 +56,16 @@ pub(crate) async fn list(
 #[serde(rename_all = "kebab-case")]
 pub struct AddTarget {
     name: String,
-    url: String,
+    /// A webhook URL, or …
+    #[serde(default)]
+    webhook: Option<String>,
+    /// … an SMTP relay (`host:port`) with `from` and `to`.
+    #[serde(default)]
+    smtp_server: Option<String>,
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    to: Vec<String>,
     #[serde(default = "default_severity")]
     min_severity: String,
     #[serde(default)]
@@ -77,9 +86,26 @@ pub(crate) async fn add(
         .min_severity
         .parse()
         .map_err(|e: String| NodeError::BadRequest(format!("min-severity: {e}")))?;
+    let endpoint = match (req.webhook, req.smtp_server) {
+        (Some(url), None) => NotifyEndpoint::Webhook { url },
+        (None, Some(server)) => NotifyEndpoint::Smtp {
+            server,
+            from: req
+                .from
+                .ok_or_else(|| NodeError::BadRequest("an SMTP target needs --from".into()))?,
+            to: req.to,
+        },
+        _ => {
+            return Err(NodeError::BadRequest(
+                "give either --webhook URL or --smtp-server HOST:PORT (with --from and --to)"
+                    .into(),
+            )
+            .into());
+        }
+    };
     let t = NotificationTarget {
         name: req.name,
-        url: req.url,
+        endpoint,
         min_severity,
         comment: req.comment,
     };
@@ -106,11 +132,19 @@ pub(crate) async fn remove(
     Ok(Json(json!({ "removed": name })))
 }
 
+/// Query of `POST …/test`: a recipient that replaces a mail target's own.
+#[derive(Debug, Default, Deserialize)]
+pub struct TestQuery {
+    #[serde(default)]
+    recipient: Option<String>,
+}
+
 /// Sends one test event to the target now (a single attempt) and reports the answer.
 pub(crate) async fn test(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
     Path(name): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<TestQuery>,
 ) -> ApiResult<Json<Value>> {
     check(node.meta(), &caller, PATH, Privilege::Manage)?;
     let t = target(&node, &name)?;
@@ -124,18 +158,18 @@ pub(crate) async fn test(
     };
     let status = tokio::time::timeout(
         std::time::Duration::from_secs(10),
-        deliver(&t.url, &event.body()),
+        deliver_to(&t, &event.body(), q.recipient.as_deref()),
     )
     .await
     .map_err(|_| {
         NodeError::BadRequest(format!(
             "notification target {name}: no answer from {} within 10 s",
-            t.url
+            t.endpoint
         ))
     })?
     .map_err(|e| {
         NodeError::BadRequest(format!(
-            "notification target {name}: {e}; check the URL and that the webhook is up"
+            "notification target {name}: {e}; check the address and that the target is up"
         ))
     })?;
     Ok(Json(

@@ -1,7 +1,7 @@
 //! Applying a [`MetaRequest`]: validate against the current state, then write every change of
 //! the command into one batch — or nothing but the audit record if it is refused.
 
-use ironcore_types::records::{AclEntry, AuditRecord, NodeRole, TaskState};
+use ironcore_types::records::{AclEntry, AuditRecord, NodeRole, NotifyEndpoint, TaskState};
 use rocksdb::WriteBatch;
 use serde::Serialize;
 
@@ -349,13 +349,34 @@ fn validate_and_stage(
                     t.name
                 ));
             }
-            if !(t.url.starts_with("http://") || t.url.starts_with("https://"))
-                || t.url.contains(char::is_whitespace)
-            {
-                return refuse(format!(
-                    "webhook URL '{}' must start with http:// or https://",
-                    t.url
-                ));
+            match &t.endpoint {
+                NotifyEndpoint::Webhook { url } => {
+                    if !(url.starts_with("http://") || url.starts_with("https://"))
+                        || url.contains(char::is_whitespace)
+                    {
+                        return refuse(format!(
+                            "webhook URL '{url}' must start with http:// or https://"
+                        ));
+                    }
+                }
+                NotifyEndpoint::Smtp { server, from, to } => {
+                    if server
+                        .rsplit_once(':')
+                        .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+                    {
+                        return refuse(format!("SMTP server '{server}' must be HOST:PORT"));
+                    }
+                    let bad = |a: &String| {
+                        !a.contains('@')
+                            || a.contains(|c: char| c.is_whitespace() || "<>\r\n".contains(c))
+                    };
+                    if to.is_empty() {
+                        return refuse("an SMTP target needs at least one recipient");
+                    }
+                    if let Some(a) = std::iter::once(from).chain(to).find(|a| bad(a)) {
+                        return refuse(format!("'{a}' is not a mail address"));
+                    }
+                }
             }
             if view.notification_target(&t.name)?.is_some() {
                 return refuse(format!("notification target {} already exists", t.name));

@@ -275,7 +275,7 @@ impl fmt::Display for MetaCommand {
             Self::CreateNotificationTarget(t) => write!(
                 f,
                 "create notification target {} ({}, {} and above)",
-                t.name, t.url, t.min_severity
+                t.name, t.endpoint, t.min_severity
             ),
             Self::RemoveNotificationTarget { name } => {
                 write!(f, "remove notification target {name}")
