@@ -25,6 +25,10 @@ pub enum GcCmd {
         /// nodes; default 3600).
         #[arg(long)]
         grace_secs: Option<i64>,
+        /// Which notification targets get the result: always, error (their own rules) or
+        /// never.
+        #[arg(long)]
+        notification_mode: Option<String>,
         /// Print the task's UPID and return instead of following it.
         #[arg(long)]
         no_wait: bool,
@@ -38,6 +42,10 @@ pub enum VerifyCmd {
     /// are short; record each snapshot's verdict.
     Start {
         store: DatastoreName,
+        /// Which notification targets get the result: always, error (their own rules) or
+        /// never.
+        #[arg(long)]
+        notification_mode: Option<String>,
         /// Print the task's UPID and return instead of following it.
         #[arg(long)]
         no_wait: bool,
@@ -65,12 +73,13 @@ pub fn gc(api: &ApiClient, cmd: GcCmd, out: Output) -> Result<()> {
     let GcCmd::Start {
         store,
         grace_secs,
+        notification_mode,
         no_wait,
     } = cmd;
     let started: Value = api.blocking(api.json(
         Method::POST,
         &store_path(&store, "gc"),
-        Some(&json!({ "grace-secs": grace_secs })),
+        Some(&json!({ "grace-secs": grace_secs, "notification-mode": notification_mode })),
     ))?;
     follow(api, &started, no_wait, out)
 }
@@ -78,10 +87,17 @@ pub fn gc(api: &ApiClient, cmd: GcCmd, out: Output) -> Result<()> {
 /// Runs `verify start|status`.
 pub fn verify(api: &ApiClient, cmd: VerifyCmd, out: Output) -> Result<()> {
     match cmd {
-        VerifyCmd::Start { store, no_wait } => {
+        VerifyCmd::Start {
+            store,
+            notification_mode,
+            no_wait,
+        } => {
+            let query = notification_mode
+                .map(|m| format!("?notification-mode={}", encode_segment(&m)))
+                .unwrap_or_default();
             let started: Value = api.blocking(api.json::<(), Value>(
                 Method::POST,
-                &store_path(&store, "verify"),
+                &format!("{}{query}", store_path(&store, "verify")),
                 None,
             ))?;
             follow(api, &started, no_wait, out)

@@ -327,6 +327,33 @@ fn probe_stats_verify_repair_quarantine_gc_login_jobs_and_membership() {
         restored.to_str().unwrap(),
     ]));
 
+    // `--notification-mode always`: a verify that passes reaches the error-only targets too.
+    let bad_mode = cli(&["verify", "start", "store1", "--notification-mode", "loud"]);
+    assert!(
+        text(&bad_mode).contains("is not always, error or never"),
+        "{}",
+        text(&bad_mode)
+    );
+    ok(&cli(&[
+        "verify",
+        "start",
+        "store1",
+        "--notification-mode",
+        "always",
+    ]));
+    ironcore_cluster_tests::wait(
+        "the passing verify at the webhook",
+        std::time::Duration::from_secs(20),
+        || {
+            Ok(hook.bodies().iter().any(|b| {
+                b.contains(r#""severity":"info""#)
+                    && b.contains(r#""kind":"verify""#)
+                    && b.contains(r#""outcome":"OK""#)
+            }))
+        },
+    )
+    .unwrap();
+
     password_login(&c);
     tasks_of_another_node(&c);
     remotes(&c, &a);

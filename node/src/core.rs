@@ -104,8 +104,8 @@ impl Node {
     /// Records a task in Raft (best effort: a task must not fail because its record could not
     /// be written; the local log has everything).
     pub async fn record_task(&self, record: TaskRecord) {
-        if let Some(event) = crate::notify::Event::task_ended(&record) {
-            self.notifier.send(event);
+        if record.state != ironcore_types::records::TaskState::Running {
+            self.notifier.task_ended(&record);
         }
         let actor = record.auth_id.clone();
         if let Err(e) = self.propose(&actor, MetaCommand::RecordTask(record)).await {

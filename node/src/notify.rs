@@ -24,6 +24,33 @@ pub const ATTEMPTS: u32 = 3;
 /// How long one attempt may take.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Which targets get a task's end: the targets' own rules (their minimum severity, the
+/// default, `error`), every target whatever the outcome (`always`), or none (`never`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NotifyMode {
+    /// Every target, whatever the outcome.
+    Always,
+    /// The targets' own minimum severity.
+    #[default]
+    Rules,
+    /// No target.
+    Never,
+}
+
+impl std::str::FromStr for NotifyMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "always" => Ok(Self::Always),
+            "error" => Ok(Self::Rules),
+            "never" => Ok(Self::Never),
+            other => Err(format!(
+                "notification mode '{other}' is not always, error or never"
+            )),
+        }
+    }
+}
+
 /// One event.
 #[derive(Clone, Debug)]
 pub struct Event {
@@ -33,6 +60,8 @@ pub struct Event {
     pub title: String,
     /// The JSON sent (the title and severity are added).
     pub fields: Value,
+    /// Which targets get it.
+    pub mode: NotifyMode,
 }
 
 impl Event {
@@ -61,6 +90,7 @@ impl Event {
                 "end": task.end,
                 "outcome": outcome,
             }),
+            mode: NotifyMode::Rules,
         })
     }
 
@@ -76,10 +106,12 @@ impl Event {
     }
 }
 
-/// The node's notification queue and the last outcome, for `status --services`.
+/// The node's notification queue, the modes its running tasks asked for, and the last
+/// outcome, for `status --services`.
 #[derive(Debug)]
 pub struct Notifier {
     tx: mpsc::UnboundedSender<Event>,
+    modes: Mutex<std::collections::HashMap<String, NotifyMode>>,
     last: Mutex<Option<String>>,
 }
 
@@ -90,6 +122,7 @@ impl Notifier {
         (
             Self {
                 tx,
+                modes: Mutex::new(Default::default()),
                 last: Mutex::new(None),
             },
             rx,
@@ -99,6 +132,27 @@ impl Notifier {
     /// Queues `event` for every target that wants it.
     pub fn send(&self, event: Event) {
         let _ = self.tx.send(event);
+    }
+
+    /// Task `upid` asks for `mode` when it ends (`--notification-mode`).
+    pub fn set_mode(&self, upid: &str, mode: NotifyMode) {
+        self.modes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(upid.to_string(), mode);
+    }
+
+    /// Queues the end of `task`, in the mode it asked for.
+    pub fn task_ended(&self, task: &TaskRecord) {
+        if let Some(mut event) = Event::task_ended(task) {
+            event.mode = self
+                .modes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&task.upid)
+                .unwrap_or_default();
+            self.send(event);
+        }
     }
 
     /// The last delivery's outcome.
@@ -123,10 +177,12 @@ pub async fn run(node: Weak<Node>, mut queue: mpsc::UnboundedReceiver<Event>) {
             }
         };
         let body = event.body();
-        for t in targets
-            .into_iter()
-            .filter(|t| event.severity >= t.min_severity)
-        {
+        let wanted = |t: &NotificationTarget| match event.mode {
+            NotifyMode::Always => true,
+            NotifyMode::Rules => event.severity >= t.min_severity,
+            NotifyMode::Never => false,
+        };
+        for t in targets.into_iter().filter(|t| wanted(t)) {
             let outcome = match deliver_with_retries(&t, &body).await {
                 Ok(status) => {
                     tracing::info!(target: "notify", to = %t.name, status, title = %event.title, "notification delivered");

@@ -16,6 +16,7 @@ use super::{ApiResult, Auth};
 use crate::auth::{Caller, check, datastore_path};
 use crate::core::Node;
 use crate::jobs::{JobOutput, LocalJob, run_on};
+use crate::notify::NotifyMode;
 use crate::{NodeError, gc, tasks, verify};
 
 fn datastore(node: &Node, store: &DatastoreName) -> Result<DatastoreConfig, NodeError> {
@@ -72,6 +73,32 @@ fn not_running(
 pub struct GcRequest {
     #[serde(default)]
     grace_secs: Option<i64>,
+    /// `always`, `error` (the targets' rules, default) or `never`.
+    #[serde(default)]
+    notification_mode: Option<String>,
+}
+
+/// `?notification-mode=` of a task start.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ModeQuery {
+    #[serde(default)]
+    notification_mode: Option<String>,
+}
+
+fn notify_mode(mode: Option<&str>) -> Result<NotifyMode, NodeError> {
+    mode.map_or(Ok(NotifyMode::Rules), |m| {
+        m.parse().map_err(NodeError::BadRequest)
+    })
+}
+
+/// The task's own upid, for the notifier.
+fn upid_of(task: &crate::tasks::RunningTask) -> String {
+    task.record
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .upid
+        .clone()
 }
 
 pub(crate) async fn gc_start(
@@ -93,6 +120,7 @@ pub(crate) async fn gc_start(
         ))
         .into());
     }
+    let mode = notify_mode(req.notification_mode.as_deref())?;
     not_running(&node, "garbage_collection", &store, "garbage collection")?;
     let ds = store.clone();
     let upid = tasks::spawn(
@@ -100,7 +128,10 @@ pub(crate) async fn gc_start(
         "garbage_collection",
         store.as_str(),
         &caller.auth_id,
-        move |node, task| async move { gc::run(&node, &task, &ds, grace).await },
+        move |node, task| async move {
+            node.notifier.set_mode(&upid_of(&task), mode);
+            gc::run(&node, &task, &ds, grace).await
+        },
     )
     .await?;
     Ok(Json(json!({ "upid": upid })))
@@ -110,8 +141,10 @@ pub(crate) async fn verify_start(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
     Path(store): Path<DatastoreName>,
+    Query(q): Query<ModeQuery>,
 ) -> ApiResult<Json<Value>> {
     admit(&node, &caller, &store, Privilege::Manage).await?;
+    let mode = notify_mode(q.notification_mode.as_deref())?;
     not_running(&node, "verify", &store, "verification")?;
     let (ds, actor) = (store.clone(), caller.auth_id.clone());
     let upid = tasks::spawn(
@@ -119,7 +152,10 @@ pub(crate) async fn verify_start(
         "verify",
         store.as_str(),
         &caller.auth_id,
-        move |node, task| async move { verify::run(&node, &task, &ds, &actor).await },
+        move |node, task| async move {
+            node.notifier.set_mode(&upid_of(&task), mode);
+            verify::run(&node, &task, &ds, &actor).await
+        },
     )
     .await?;
     Ok(Json(json!({ "upid": upid })))

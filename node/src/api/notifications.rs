@@ -155,6 +155,7 @@ pub(crate) async fn test(
             node.config.name, caller.auth_id
         ),
         fields: json!({ "event": "test", "node": node.config.name.to_string() }),
+        mode: crate::notify::NotifyMode::Always,
     };
     let status = tokio::time::timeout(
         std::time::Duration::from_secs(10),
