@@ -271,6 +271,66 @@ async fn leadership_transfer_moves_the_leader_to_the_chosen_node() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_offline_while_the_log_was_compacted_catches_up_by_snapshot() {
+    let mut cluster = Cluster::start(3).await.unwrap();
+    let leader = cluster.leader().await.unwrap();
+    let down = follower_of(&cluster, leader);
+    let first = cluster
+        .node(leader)
+        .write(set("before", "1"))
+        .await
+        .unwrap();
+    cluster.applied(down, first.log_id.index).await.unwrap();
+    cluster.stop(down).await.unwrap();
+    // While it is offline: more state than one snapshot segment, then a snapshot and a purge,
+    // so the entries it missed exist nowhere but in the snapshot.
+    let big = "y".repeat(600 << 10);
+    let mut last = 0;
+    for i in 0..10 {
+        last = cluster
+            .node(leader)
+            .write(set(&format!("while-down/{i}"), &big))
+            .await
+            .unwrap()
+            .log_id
+            .index;
+    }
+    let node = cluster.node(leader);
+    node.raft().trigger().snapshot().await.unwrap();
+    node.raft()
+        .wait(Some(WAIT))
+        .metrics(|m| m.snapshot.is_some_and(|s| s.index >= last), "snapshot")
+        .await
+        .unwrap();
+    node.raft().trigger().purge_log(last).await.unwrap();
+    node.raft()
+        .wait(Some(WAIT))
+        .metrics(|m| m.purged.is_some_and(|p| p.index >= last), "purged")
+        .await
+        .unwrap();
+    cluster.restart(down).await.unwrap();
+    cluster
+        .node(down)
+        .raft()
+        .wait(Some(WAIT))
+        .metrics(|m| m.snapshot.is_some_and(|s| s.index >= last), "installed")
+        .await
+        .unwrap();
+    cluster.applied(down, last).await.unwrap();
+    let local = cluster
+        .node(down)
+        .raft()
+        .with_state_machine(|sm: &mut ironcore_raft::RocksStateMachine| {
+            Box::pin(async move { (sm.get("before").unwrap(), sm.get("while-down/9").unwrap()) })
+        })
+        .await
+        .unwrap();
+    assert_eq!(local.0.as_deref(), Some(&b"1"[..]));
+    assert_eq!(local.1.map(|v| v.len()), Some(600 << 10));
+    cluster.finish().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_member_behind_a_purged_log_gets_a_snapshot_and_joins() {
     let cluster = Cluster::start_with_voters(4, 3).await.unwrap();
     let leader = cluster.leader_among(&[1, 2, 3]).await.unwrap();
