@@ -265,43 +265,37 @@ pub async fn run(node: &Arc<Node>, task: &RunningTask, job: &JobRecord) -> Resul
     let theirs = remote_snapshots(&api, remote, remote_store).await?;
     let ours = local_snapshots(node, ds)?;
     let limit = RateLimiter::new(*limit_mib);
-    let (mut copied, mut moved, mut bytes) = (0usize, 0usize, 0u64);
-    if *push {
-        let plan = missing(&ours, &theirs, &filters);
-        task.log(&format!(
-            "{ds} has {} snapshots; {} to push to {remote}:{remote_store}",
-            ours.len(),
-            plan.len()
-        ));
-        for s in &plan {
-            task.check()?;
-            let (n, b) =
-                push_snapshot(node, task, &api, remote, remote_store, ds, s, &limit).await?;
-            copied += 1;
-            moved += n;
-            bytes += b;
-        }
-        task.log(&format!(
-            "copied {copied} snapshots; sent {moved} chunks ({bytes} bytes) to {remote}"
-        ));
-        return Ok(TaskState::Ok);
-    }
-    let plan = missing(&theirs, &ours, &filters);
+    let (from, to) = if *push {
+        (&ours, &theirs)
+    } else {
+        (&theirs, &ours)
+    };
+    let (source, target) = (format!("{remote}:{remote_store}"), ds.to_string());
+    let (source, target) = if *push {
+        (target, source)
+    } else {
+        (source, target)
+    };
+    let plan = missing(from, to, &filters);
     task.log(&format!(
-        "{remote}:{remote_store} has {} snapshots; {} to copy into {ds}",
-        theirs.len(),
+        "{source} has {} snapshots; {} to copy to {target}",
+        from.len(),
         plan.len()
     ));
+    let (mut copied, mut moved, mut bytes) = (0usize, 0usize, 0u64);
     for s in &plan {
         task.check()?;
-        let (n, b) =
-            copy_snapshot(node, task, &api, remote, remote_store, ds, s, job, &limit).await?;
+        let (n, b) = if *push {
+            push_snapshot(node, task, &api, remote, remote_store, ds, s, &limit).await?
+        } else {
+            copy_snapshot(node, task, &api, remote, remote_store, ds, s, job, &limit).await?
+        };
         copied += 1;
         moved += n;
         bytes += b;
     }
     task.log(&format!(
-        "copied {copied} snapshots; fetched {moved} chunks ({bytes} bytes) from {remote}"
+        "copied {copied} snapshots; {moved} chunks ({bytes} bytes) went from {source} to {target}"
     ));
     Ok(TaskState::Ok)
 }

@@ -16,6 +16,23 @@ fn set(key: &str, value: &str) -> Command {
     }
 }
 
+/// Makes `node` take a snapshot up to at least `last` and purge its log up to it, so entries
+/// up to `last` can only reach another node inside a snapshot.
+async fn snapshot_and_purge(node: &ironcore_raft::RaftNode, last: u64) {
+    node.raft().trigger().snapshot().await.unwrap();
+    node.raft()
+        .wait(Some(WAIT))
+        .metrics(|m| m.snapshot.is_some_and(|s| s.index >= last), "snapshot")
+        .await
+        .unwrap();
+    node.raft().trigger().purge_log(last).await.unwrap();
+    node.raft()
+        .wait(Some(WAIT))
+        .metrics(|m| m.purged.is_some_and(|p| p.index >= last), "purged")
+        .await
+        .unwrap();
+}
+
 fn follower_of(cluster: &Cluster, leader: NodeId) -> NodeId {
     cluster
         .running()
@@ -295,19 +312,7 @@ async fn node_offline_while_the_log_was_compacted_catches_up_by_snapshot() {
             .log_id
             .index;
     }
-    let node = cluster.node(leader);
-    node.raft().trigger().snapshot().await.unwrap();
-    node.raft()
-        .wait(Some(WAIT))
-        .metrics(|m| m.snapshot.is_some_and(|s| s.index >= last), "snapshot")
-        .await
-        .unwrap();
-    node.raft().trigger().purge_log(last).await.unwrap();
-    node.raft()
-        .wait(Some(WAIT))
-        .metrics(|m| m.purged.is_some_and(|p| p.index >= last), "purged")
-        .await
-        .unwrap();
+    snapshot_and_purge(cluster.node(leader), last).await;
     cluster.restart(down).await.unwrap();
     cluster
         .node(down)
@@ -347,18 +352,7 @@ async fn new_member_behind_a_purged_log_gets_a_snapshot_and_joins() {
             .log_id
             .index;
     }
-    node.raft().trigger().snapshot().await.unwrap();
-    node.raft()
-        .wait(Some(WAIT))
-        .metrics(|m| m.snapshot.is_some_and(|s| s.index >= last), "snapshot")
-        .await
-        .unwrap();
-    node.raft().trigger().purge_log(last).await.unwrap();
-    node.raft()
-        .wait(Some(WAIT))
-        .metrics(|m| m.purged.is_some_and(|p| p.index >= last), "purged")
-        .await
-        .unwrap();
+    snapshot_and_purge(node, last).await;
     // Node 4 can only catch up from the snapshot: the entries it lacks are gone.
     node.add_learner(4, cluster.info(4)).await.unwrap();
     let m = cluster
