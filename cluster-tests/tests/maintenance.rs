@@ -668,6 +668,22 @@ fn sync_from_remote(c: &DaemonCluster, a: &Path) {
             &["datastore", "create", "store2", "--path", "/srv/store2"],
         )
         .unwrap());
+    // host/a from store2 through node `via` (with `extra` options) is identical to its source.
+    let restored_identical = |via: usize, name: &str, extra: &[&str]| {
+        let out = c.base.path().join(name);
+        let mut args = vec![
+            "restore",
+            "host/a",
+            out.to_str().unwrap(),
+            "--store",
+            "store2",
+        ];
+        args.extend_from_slice(extra);
+        ok(&c.cli(via, &args).unwrap());
+        ok(&c
+            .cli(0, &["compare", a.to_str().unwrap(), out.to_str().unwrap()])
+            .unwrap());
+    };
     // pull-a: store2 here <- store1 there; push-a: store3 here -> store2 there.
     let create = |direction: &str| {
         // The push job uses the manual's standard filter (the newest snapshot of each week).
@@ -732,22 +748,7 @@ fn sync_from_remote(c: &DaemonCluster, a: &Path) {
     assert!(again.contains("copied 0 snapshots"), "{again}");
     let after = diff();
     assert_eq!(after["only-remote"], serde_json::json!([]), "{after}");
-    let out = c.base.path().join("synced-a");
-    ok(&c
-        .cli(
-            2,
-            &[
-                "restore",
-                "host/a",
-                out.to_str().unwrap(),
-                "--store",
-                "store2",
-            ],
-        )
-        .unwrap());
-    ok(&c
-        .cli(0, &["compare", a.to_str().unwrap(), out.to_str().unwrap()])
-        .unwrap());
+    restored_identical(2, "synced-a", &[]);
     ok(&c.cli(0, &["sync", "remove", "--name", "pull-a"]).unwrap());
 
     // Push: a new snapshot of host/a in store3 is sent to store2 through the remote's backup
@@ -784,24 +785,7 @@ fn sync_from_remote(c: &DaemonCluster, a: &Path) {
     let again = ok(&c.cli(0, &["sync", "run", "--name", "push-a"]).unwrap());
     assert!(again.contains("copied 0 snapshots"), "{again}");
     let time = pushed_snap[0].rsplit_once('/').unwrap().1;
-    let out = c.base.path().join("pushed-a");
-    ok(&c
-        .cli(
-            1,
-            &[
-                "restore",
-                "host/a",
-                out.to_str().unwrap(),
-                "--store",
-                "store2",
-                "--at",
-                time,
-            ],
-        )
-        .unwrap());
-    ok(&c
-        .cli(0, &["compare", a.to_str().unwrap(), out.to_str().unwrap()])
-        .unwrap());
+    restored_identical(1, "pushed-a", &["--at", time]);
     ok(&c.cli(0, &["sync", "remove", "--name", "push-a"]).unwrap());
 }
 

@@ -61,7 +61,9 @@ pub async fn mark(node: &Arc<Node>, ds: &DatastoreName) -> Result<Marked> {
     Ok(out)
 }
 
-async fn load_index(
+/// Reads and decodes the index of archive `file` of a snapshot of `ds` (from any node holding
+/// it), checking it covers the size the manifest says.
+pub(crate) async fn load_index(
     node: &Arc<Node>,
     ds: &DatastoreName,
     file: &ironcore_chunkstore::ManifestFile,

@@ -14,9 +14,9 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use ironcore_chunkstore::envelope::{decode_chunk, verify_stored};
+use ironcore_chunkstore::Manifest;
+use ironcore_chunkstore::envelope::verify_stored;
 use ironcore_chunkstore::prune::{PruneCandidate, parse_timezone, plan_prune};
-use ironcore_chunkstore::{ArchiveIndex, Manifest};
 use ironcore_client::ApiClient;
 use ironcore_client::api_client::encode_segment;
 use ironcore_raft::MetaCommand;
@@ -28,6 +28,7 @@ use ironcore_types::{BackupGroup, ChunkId, DatastoreName, KeepOptions, Namespace
 use serde_json::Value;
 
 use crate::core::Node;
+use crate::mark::load_index;
 use crate::tasks::RunningTask;
 use crate::{NodeError, Result};
 
@@ -309,8 +310,7 @@ async fn chunks_of(
 ) -> Result<(Vec<ChunkId>, Vec<ChunkId>)> {
     let (mut indexes, mut data) = (Vec::new(), Vec::new());
     for file in &manifest.files {
-        let raw = node.fetch(ds, &file.index).await?;
-        let index = ArchiveIndex::decode(file.kind, &decode_chunk(&raw, &file.index, None)?)?;
+        let index = load_index(node, ds, file).await?;
         indexes.push(file.index);
         data.extend(index.chunk_ids());
     }
@@ -479,8 +479,7 @@ async fn copy_snapshot(
         let (n, b) = ensure(node, api, remote, remote_store, ds, &[file.index], limit).await?;
         fetched += n;
         bytes += b;
-        let raw = node.fetch(ds, &file.index).await?;
-        let index = ArchiveIndex::decode(file.kind, &decode_chunk(&raw, &file.index, None)?)?;
+        let index = load_index(node, ds, file).await?;
         ids.push(file.index);
         ids.extend(index.chunk_ids());
     }

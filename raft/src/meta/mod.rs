@@ -84,6 +84,26 @@ mod tests {
         .unwrap();
     }
 
+    /// Snapshot `host/web01` at `time` of `ds`, owned by `owner`.
+    fn host_web01(ds: &ironcore_types::DatastoreName, owner: &str, time: i64) -> SnapshotEntry {
+        SnapshotEntry {
+            datastore: ds.clone(),
+            snapshot: SnapshotRef {
+                ns: Namespace::root(),
+                group: BackupGroup::new(BackupType::Host, "web01").unwrap(),
+                time,
+            },
+            manifest: vec![1, 2, 3],
+            size: 3,
+            key_fingerprint: None,
+            protected: false,
+            verify: VerifyStatus::None,
+            verified_at: None,
+            owner: owner.parse().unwrap(),
+            nodes: vec!["n1".into()],
+        }
+    }
+
     /// A bootstrapped state machine in `dir` with datastore `store1`.
     fn with_store(dir: &std::path::Path) -> (RocksStateMachine, ironcore_types::DatastoreName) {
         let sm = RocksStateMachine::open(dir).unwrap();
@@ -175,22 +195,7 @@ mod tests {
     fn refused_snapshot_commit_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let (sm, ds) = with_store(dir.path());
-        let entry = |owner: &str, time| SnapshotEntry {
-            datastore: ds.clone(),
-            snapshot: SnapshotRef {
-                ns: Namespace::root(),
-                group: BackupGroup::new(BackupType::Host, "web01").unwrap(),
-                time,
-            },
-            manifest: vec![1, 2, 3],
-            size: 3,
-            key_fingerprint: None,
-            protected: false,
-            verify: VerifyStatus::None,
-            verified_at: None,
-            owner: owner.parse().unwrap(),
-            nodes: vec!["n1".into()],
-        };
+        let entry = |owner: &str, time| host_web01(&ds, owner, time);
         let commit = |owner, time| {
             run(
                 &sm,
@@ -229,22 +234,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (sm, ds) = with_store(dir.path());
         let owner = "alice@ironcore!backup";
-        let entry = |time| SnapshotEntry {
-            datastore: ds.clone(),
-            snapshot: SnapshotRef {
-                ns: Namespace::root(),
-                group: BackupGroup::new(BackupType::Host, "web01").unwrap(),
-                time,
-            },
-            manifest: vec![1, 2, 3],
-            size: 3,
-            key_fingerprint: None,
-            protected: false,
-            verify: VerifyStatus::None,
-            verified_at: None,
-            owner: owner.parse().unwrap(),
-            nodes: vec!["n1".into()],
-        };
+        let entry = |time| host_web01(&ds, owner, time);
         let task = |upid: &str| TaskRecord {
             upid: upid.into(),
             node: "n1".into(),
