@@ -86,11 +86,76 @@ impl ArchiveIndex {
         }
     }
 
+    /// The same layout with every chunk id replaced by `rename(id)` — what re-encrypting an
+    /// archive under another key needs (chunk boundaries stay, ids change).
+    pub fn with_ids(&self, mut rename: impl FnMut(&ChunkId) -> Result<ChunkId>) -> Result<Self> {
+        Ok(match self {
+            ArchiveIndex::Dynamic(idx) => {
+                let mut out = DynamicIndex::new();
+                for i in 0..idx.len() {
+                    let (start, end, id) = idx.chunk(i).expect("i < len");
+                    out.push(end - start, rename(&id)?);
+                }
+                ArchiveIndex::Dynamic(out)
+            }
+            ArchiveIndex::Fixed(idx) => {
+                let mut out = FixedIndex::new(idx.chunk_size())?;
+                for i in 0..idx.len() {
+                    let (start, end, id) = idx.chunk(i).expect("i < len");
+                    out.push(end - start, rename(&id)?)?;
+                }
+                ArchiveIndex::Fixed(out)
+            }
+        })
+    }
+
     /// Every chunk id, in order, with repeats.
     pub fn chunk_ids(&self) -> Box<dyn Iterator<Item = ChunkId> + '_> {
         match self {
             ArchiveIndex::Dynamic(i) => Box::new(i.chunk_ids()),
             ArchiveIndex::Fixed(i) => Box::new(i.chunk_ids()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> ChunkId {
+        ChunkId::from_bytes([n; 32])
+    }
+
+    #[test]
+    fn with_ids_keeps_the_layout_and_renames_every_chunk() {
+        let mut dynamic = DynamicIndex::new();
+        for (len, n) in [(100, 1), (50, 2), (100, 1)] {
+            dynamic.push(len, id(n));
+        }
+        let mut fixed = FixedIndex::new(4096).unwrap();
+        for (len, n) in [(4096, 3), (10, 4)] {
+            fixed.push(len, id(n)).unwrap();
+        }
+        for index in [ArchiveIndex::Dynamic(dynamic), ArchiveIndex::Fixed(fixed)] {
+            let renamed = index
+                .with_ids(|old| Ok(id(old.as_bytes()[0] + 10)))
+                .unwrap();
+            assert_eq!(renamed.kind(), index.kind());
+            assert_eq!(renamed.len(), index.len());
+            for i in 0..index.len() {
+                let (s, e, old) = index.chunk(i).unwrap();
+                assert_eq!(
+                    renamed.chunk(i).unwrap(),
+                    (s, e, id(old.as_bytes()[0] + 10))
+                );
+            }
+            let failed = index.with_ids(|_| {
+                Err(crate::Error::InvalidInput {
+                    what: "chunk",
+                    detail: "refused".into(),
+                })
+            });
+            assert!(failed.is_err());
         }
     }
 }

@@ -40,6 +40,10 @@ pub enum SyncCmd {
         /// MiB/s, 0 = unlimited.
         #[arg(long, default_value_t = 0)]
         bwlimit: u64,
+        /// Push only: encrypt unencrypted snapshots on the way with the project key (the
+        /// `[project-key]` of the node configuration; registered here and on the remote).
+        #[arg(long)]
+        encrypt: bool,
         #[arg(long, default_value = "")]
         comment: String,
     },
@@ -84,11 +88,13 @@ pub fn run(api: &ApiClient, cmd: SyncCmd, out: Output) -> Result<()> {
             schedule,
             include,
             bwlimit,
+            encrypt,
             comment,
         } => {
             let body = json!({ "id": name, "store": source, "kind": "sync", "schedule": schedule,
                 "remote": remote, "remote-store": remote_repository, "include": include,
-                "bwlimit": bwlimit, "direction": direction, "comment": comment });
+                "bwlimit": bwlimit, "direction": direction, "encrypt": encrypt,
+                "comment": comment });
             let v: Value = api.blocking(api.json(Method::POST, "/api2/json/jobs", Some(&body)))?;
             object(out, &v);
         }
@@ -104,6 +110,7 @@ pub fn run(api: &ApiClient, cmd: SyncCmd, out: Output) -> Result<()> {
                     row["remote"] = s["remote"].clone();
                     row["direction"] = json!(if s["push"] == true { "push" } else { "pull" });
                     row["remote-store"] = s["remote_store"].clone();
+                    row["encrypt"] = s["encrypt"].clone();
                     row["include"] = json!(
                         s["include"]
                             .as_array()
@@ -127,6 +134,7 @@ pub fn run(api: &ApiClient, cmd: SyncCmd, out: Output) -> Result<()> {
                     ("remote", "REMOTE"),
                     ("remote-store", "REMOTE-STORE"),
                     ("include", "INCLUDE"),
+                    ("encrypt", "ENCRYPT WITH"),
                     ("schedule", "SCHEDULE"),
                     ("last-run", "LAST RUN"),
                     ("next-run", "NEXT RUN"),

@@ -121,6 +121,12 @@ pub struct DaemonCluster {
 impl DaemonCluster {
     /// Starts `n` nodes in one site and waits until all are voters.
     pub fn start(n: usize) -> Result<Self> {
+        Self::start_with(n, |_| String::new())
+    }
+
+    /// [`DaemonCluster::start`] with `extra(i)` appended to node `i`'s configuration file
+    /// (0-based; TOML tables such as `[project-key]`).
+    pub fn start_with(n: usize, extra: impl Fn(usize) -> String) -> Result<Self> {
         let (node_bin, cli_bin) = binaries()?;
         let base = tempfile::tempdir()?;
         let mut cluster = Self {
@@ -139,7 +145,8 @@ impl DaemonCluster {
             std::fs::write(
                 &config,
                 format!(
-                    "name = \"{name}\"\nsite = \"primary\"\ndata-dir = \"{d}\"\nlisten = \"127.0.0.1:{quic}\"\napi-listen = \"127.0.0.1:{api}\"\ndatastore-prefix = \"{d}/storage\"\ntask-lease-secs = 3\n[raft]\nheartbeat-ms = 100\nelection-timeout-min-ms = 800\nelection-timeout-max-ms = 1600\n",
+                    "name = \"{name}\"\nsite = \"primary\"\ndata-dir = \"{d}\"\nlisten = \"127.0.0.1:{quic}\"\napi-listen = \"127.0.0.1:{api}\"\ndatastore-prefix = \"{d}/storage\"\ntask-lease-secs = 3\n[raft]\nheartbeat-ms = 100\nelection-timeout-min-ms = 800\nelection-timeout-max-ms = 1600\n{}",
+                    extra(i - 1),
                     d = dir.display()
                 ),
             )?;

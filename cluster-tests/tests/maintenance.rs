@@ -1,15 +1,16 @@
 //! Datastore maintenance against a live 3-node cluster: probe and stats, verify (a damaged
 //! copy is found and repaired, a lost chunk fails its snapshot), quarantine (no backups, no
 //! GC), garbage collection across the nodes (what a forgotten snapshot alone used goes,
-//! everything else stays and restores), password login with tickets, a scheduled job, and
-//! membership changes.
+//! everything else stays and restores), password login with tickets, a scheduled job,
+//! membership changes, remotes and sync (pull, push, and push encrypted with the project key).
 
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::Path;
-use std::process::Output;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
-use ironcore_cluster_tests::{DaemonCluster, MailSink, WebhookSink, chunk_copies};
+use ironcore_cluster_tests::{DaemonCluster, MailSink, WebhookSink, binaries, chunk_copies};
 
 fn text(o: &Output) -> String {
     format!(
@@ -49,9 +50,50 @@ fn chunk_names(c: &DaemonCluster) -> BTreeSet<String> {
         .collect()
 }
 
+const PASSPHRASE: &str = "project key passphrase";
+
+/// The project key nodes 1 and 2 encrypt with on push (node3's configuration has none).
+struct ProjectKey {
+    _dir: tempfile::TempDir,
+    keyfile: PathBuf,
+    config: String,
+}
+
+fn project_key() -> ProjectKey {
+    let dir = tempfile::tempdir().unwrap();
+    let keyfile = dir.path().join("project.key");
+    let pass = dir.path().join("project.pass");
+    std::fs::write(&pass, format!("{PASSPHRASE}\n")).unwrap();
+    std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (_, cli) = binaries().unwrap();
+    ok(&Command::new(cli)
+        .env("IRONCORE_KEY_PASSPHRASE", PASSPHRASE)
+        .args(["key", "create", "--keyfile", keyfile.to_str().unwrap()])
+        .output()
+        .unwrap());
+    let config = format!(
+        "[project-key]\nkeyfile = \"{}\"\npassphrase-file = \"{}\"\n",
+        keyfile.display(),
+        pass.display()
+    );
+    ProjectKey {
+        _dir: dir,
+        keyfile,
+        config,
+    }
+}
+
 #[test]
 fn probe_stats_verify_repair_quarantine_gc_login_jobs_and_membership() {
-    let c = DaemonCluster::start(3).expect("cluster starts");
+    let key = project_key();
+    let c = DaemonCluster::start_with(3, |i| {
+        if i < 2 {
+            key.config.clone()
+        } else {
+            String::new()
+        }
+    })
+    .expect("cluster starts");
     let base = c.base.path().to_path_buf();
     let (a, b) = (base.join("a"), base.join("b"));
     tree(&a, 1, 6);
@@ -356,7 +398,7 @@ fn probe_stats_verify_repair_quarantine_gc_login_jobs_and_membership() {
 
     password_login(&c);
     tasks_of_another_node(&c);
-    remotes(&c, &a);
+    remotes(&c, &a, &key);
     scheduled_job(&c);
     membership(&c, &a);
 }
@@ -606,7 +648,7 @@ fn membership(c: &DaemonCluster, a: &Path) {
 
 /// A remote registered with the right pin and token answers `remote test`; one pinned to another
 /// node's fingerprint is refused with the manuals' words; secrets are never listed.
-fn remotes(c: &DaemonCluster, a: &Path) {
+fn remotes(c: &DaemonCluster, a: &Path, key: &ProjectKey) {
     let (host, port) = c.nodes[1].api.rsplit_once(':').unwrap();
     let (auth_id, secret) = c.admin_token.rsplit_once(':').unwrap();
     let add = |name: &str, fingerprint: &str| {
@@ -651,6 +693,7 @@ fn remotes(c: &DaemonCluster, a: &Path) {
     );
     ok(&c.cli(0, &["remote", "remove", "wrong-pin"]).unwrap());
     sync_from_remote(c, a);
+    encrypted_push(c, key);
     ok(&c.cli(0, &["remote", "remove", "site-b"]).unwrap());
     assert_eq!(
         c.cli_json(0, &["remote", "list"]).unwrap(),
@@ -787,6 +830,134 @@ fn sync_from_remote(c: &DaemonCluster, a: &Path) {
     let time = pushed_snap[0].rsplit_once('/').unwrap().1;
     restored_identical(1, "pushed-a", &["--at", time]);
     ok(&c.cli(0, &["sync", "remove", "--name", "push-a"]).unwrap());
+}
+
+/// Chunk files of datastore `store` on every node.
+fn chunk_files(c: &DaemonCluster, store: &str) -> Vec<PathBuf> {
+    chunk_copies(c, store)
+        .into_iter()
+        .flat_map(|(_, paths)| paths)
+        .collect()
+}
+
+/// "Encrypt on push": an unencrypted snapshot of host/e in store3 is pushed to store2 (remote
+/// `site-b`) encrypted with the project key — no stored byte there holds its plaintext, it
+/// restores identical with the key file and not without it. Refused with the manuals' words:
+/// a key not registered, a node without the key, `--encrypt` on a pull job.
+fn encrypted_push(c: &DaemonCluster, key: &ProjectKey) {
+    let e = c.base.path().join("e");
+    tree(&e, 5, 2);
+    ok(&c
+        .cli(
+            0,
+            &[
+                "backup",
+                e.to_str().unwrap(),
+                "--store",
+                "store3",
+                "--group",
+                "host/e",
+            ],
+        )
+        .unwrap());
+    let create = |via: usize, name: &str, direction: &str| {
+        c.cli(
+            via,
+            &[
+                "sync",
+                "create",
+                "--name",
+                name,
+                "--source",
+                "store3",
+                "--remote",
+                "site-b",
+                "--remote-repository",
+                "store2",
+                "--direction",
+                direction,
+                "--schedule",
+                "daily",
+                "--include",
+                "backup-id:host/e",
+                "--encrypt",
+            ],
+        )
+        .unwrap()
+    };
+    let refused = |o: Output, words: &str| {
+        assert!(!o.status.success(), "{}", text(&o));
+        assert!(text(&o).contains(words), "{}", text(&o));
+    };
+    refused(create(0, "push-e", "push"), "encryption key not registered");
+    refused(create(0, "pull-e", "pull"), "push jobs only");
+    ok(&c
+        .cli_env(
+            0,
+            &[
+                ("IRONCORE_KEY_PASSPHRASE", PASSPHRASE),
+                ("IRONCORE_TOKEN", c.admin_token.as_str()),
+            ],
+            &[
+                "key",
+                "register",
+                "--keyfile",
+                key.keyfile.to_str().unwrap(),
+            ],
+        )
+        .unwrap());
+    refused(create(2, "push-e", "push"), "encryption key not found");
+    ok(&create(0, "push-e", "push"));
+    let listed = c.cli_json(0, &["sync", "list"]).unwrap();
+    assert!(listed[0]["encrypt"].is_string(), "{listed}");
+    // Run through node3, which lacks the key: refused, nothing sent.
+    refused(
+        c.cli(2, &["sync", "run", "--name", "push-e"]).unwrap(),
+        "encryption key not found",
+    );
+    let pushed = ok(&c.cli(1, &["sync", "run", "--name", "push-e"]).unwrap());
+    assert!(
+        pushed.contains("copied 1 snapshots") && pushed.contains("encrypted on push"),
+        "{pushed}"
+    );
+    let snap = c.snapshots_of(0, "store2", "host/e").unwrap();
+    assert_eq!(snap, c.snapshots_of(0, "store3", "host/e").unwrap());
+    // The plaintext is in store3's chunk files and in none of store2's.
+    let data = std::fs::read(e.join("data.bin")).unwrap();
+    let needle = &data[4096..4096 + 256];
+    let holds = |store: &str| {
+        chunk_files(c, store)
+            .iter()
+            .any(|p| std::fs::read(p).unwrap().windows(256).any(|w| w == needle))
+    };
+    assert!(holds("store3"), "the source holds the plaintext");
+    assert!(!holds("store2"), "store2 holds plaintext of host/e");
+    let out = c.base.path().join("e-restored");
+    let token = ("IRONCORE_TOKEN", c.admin_token.as_str());
+    let restore = |extra: &[(&str, &str)], keyfile: Option<&Path>| {
+        let mut args = vec![
+            "restore",
+            "host/e",
+            out.to_str().unwrap(),
+            "--store",
+            "store2",
+        ];
+        if let Some(k) = keyfile {
+            args.extend(["--keyfile", k.to_str().unwrap()]);
+        }
+        c.cli_env(1, extra, &args).unwrap()
+    };
+    refused(restore(&[token], None), "encryption key not found");
+    ok(&restore(
+        &[token, ("IRONCORE_KEY_PASSPHRASE", PASSPHRASE)],
+        Some(&key.keyfile),
+    ));
+    ok(&c
+        .cli(0, &["compare", e.to_str().unwrap(), out.to_str().unwrap()])
+        .unwrap());
+    let again = ok(&c.cli(0, &["sync", "run", "--name", "push-e"]).unwrap());
+    assert!(again.contains("copied 0 snapshots"), "{again}");
+    ok(&c.cli(0, &["sync", "remove", "--name", "push-e"]).unwrap());
 }
 
 /// Any node answers for tasks that run elsewhere: a backup running through node2 is cancelled,

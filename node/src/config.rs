@@ -27,6 +27,19 @@ struct RawConfig {
     #[serde(default)]
     raft: RawRaft,
     task_lease_secs: Option<u64>,
+    #[serde(default)]
+    project_key: Option<ProjectKeyConfig>,
+}
+
+/// `[project-key]`: the key file this node encrypts with on push, and the file holding its
+/// passphrase (readable by the daemon's user only).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ProjectKeyConfig {
+    /// The key file (`ironcore-backup key create`).
+    pub keyfile: PathBuf,
+    /// A file whose first line is the key file's passphrase.
+    pub passphrase_file: PathBuf,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -66,6 +79,9 @@ pub struct NodeConfig {
     /// How long this node's running tasks count as alive without a renewal (renewed every
     /// third of it); see [`crate::lease`].
     pub task_lease: Duration,
+    /// The project key, when push sync jobs may encrypt on this node (see
+    /// [`crate::project_key`]).
+    pub project_key: Option<ProjectKeyConfig>,
 }
 
 impl NodeConfig {
@@ -120,6 +136,19 @@ impl NodeConfig {
                 task_lease.as_secs()
             )));
         }
+        if let Some(k) = &raw.project_key {
+            for (key, path) in [
+                ("keyfile", &k.keyfile),
+                ("passphrase-file", &k.passphrase_file),
+            ] {
+                if !path.is_absolute() {
+                    return Err(bad(format!(
+                        "[project-key] {key} '{}' must be an absolute path",
+                        path.display()
+                    )));
+                }
+            }
+        }
         let advertise = raw.advertise.unwrap_or_else(|| raw.listen.to_string());
         let api_advertise = raw
             .api_advertise
@@ -145,6 +174,7 @@ impl NodeConfig {
             heartbeat,
             election_timeout: (min, max),
             task_lease,
+            project_key: raw.project_key,
         })
     }
 
@@ -212,5 +242,32 @@ advertise = "10.0.0.1:8007"
         )
         .unwrap_err();
         assert!(e.to_string().contains("heartbeat-ms <"), "{e}");
+    }
+
+    #[test]
+    fn a_project_key_needs_both_files_by_absolute_path() {
+        let section = "\n[project-key]\nkeyfile = \"/etc/k\"\npassphrase-file = \"/etc/p\"\n";
+        let c = NodeConfig::parse(Path::new("x"), &format!("{GOOD}{section}")).unwrap();
+        let k = c.project_key.unwrap();
+        assert_eq!(
+            (k.keyfile.as_path(), k.passphrase_file.as_path()),
+            (Path::new("/etc/k"), Path::new("/etc/p"))
+        );
+        let e = NodeConfig::parse(
+            Path::new("x"),
+            &format!("{GOOD}{}", section.replace("/etc/p", "p")),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("passphrase-file 'p' must be an absolute"),
+            "{e}"
+        );
+        let e = NodeConfig::parse(
+            Path::new("x"),
+            &format!("{GOOD}\n[project-key]\nkeyfile = \"/etc/k\"\n"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("passphrase-file"), "{e}");
     }
 }

@@ -59,6 +59,8 @@ pub struct Node {
     pub jobs: Jobs,
     /// Sends events to the notification targets.
     pub notifier: crate::notify::Notifier,
+    /// The project key, unlocked at start, when the configuration names one (encrypt on push).
+    pub project_key: Option<ironcore_chunkstore::CryptKey>,
 }
 
 /// A backup session whose client sent nothing for this long is abandoned (the client died):

@@ -53,6 +53,10 @@ pub fn identity(config: &NodeConfig) -> Result<NodeIdentity> {
 /// Runs the node until `shutdown` resolves.
 pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<()> {
     let identity = identity(&config)?;
+    let project_key = match &config.project_key {
+        Some(k) => Some(crate::project_key::unlock(k)?),
+        None => None,
+    };
     let mut state = ClusterState::load(&config.data_dir)?;
     let pins = PinSet::new();
     for p in &state.peers {
@@ -107,6 +111,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         down: Default::default(),
         jobs: Default::default(),
         notifier,
+        project_key,
         config: config.clone(),
     });
     tokio::spawn(crate::notify::run(Arc::downgrade(&node), notify_queue));

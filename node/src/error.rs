@@ -48,6 +48,12 @@ pub enum NodeError {
     /// The datastore is quarantined (new backups and GC refused).
     #[error("{}", ironcore_raft::quarantined_message(.0))]
     Quarantined(ironcore_types::DatastoreName),
+    /// A key needed to encrypt or decrypt is not held where it is needed.
+    #[error("encryption key not found: {0}")]
+    KeyNotFound(String),
+    /// A key the cluster (or a remote) has not registered.
+    #[error("encryption key not registered: {0}")]
+    KeyNotRegistered(String),
     /// The task was cancelled.
     #[error("task cancelled")]
     Cancelled,
@@ -81,7 +87,9 @@ impl NodeError {
             NodeError::Unauthenticated(_) => 401,
             NodeError::PermissionDenied(_) => 403,
             NodeError::NotFound(_) | NodeError::ChunkNotFound(_) => 404,
-            NodeError::BadRequest(_) => 400,
+            NodeError::BadRequest(_)
+            | NodeError::KeyNotFound(_)
+            | NodeError::KeyNotRegistered(_) => 400,
             NodeError::SourceBusy(_) | NodeError::Quarantined(_) => 409,
             NodeError::NoSpace(_) => 507,
             NodeError::Cancelled => 410,

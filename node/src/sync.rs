@@ -14,9 +14,9 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use ironcore_chunkstore::Manifest;
 use ironcore_chunkstore::envelope::verify_stored;
 use ironcore_chunkstore::prune::{PruneCandidate, parse_timezone, plan_prune};
+use ironcore_chunkstore::{CryptKey, Manifest};
 use ironcore_client::ApiClient;
 use ironcore_client::api_client::encode_segment;
 use ironcore_raft::MetaCommand;
@@ -24,16 +24,16 @@ use ironcore_transport::limit::RateLimiter;
 use ironcore_types::records::{
     JobKind, JobRecord, RemoteRecord, SnapshotEntry, TaskState, VerifyStatus,
 };
-use ironcore_types::{BackupGroup, ChunkId, DatastoreName, KeepOptions, Namespace, SnapshotRef};
+use ironcore_types::{
+    BackupGroup, ChunkId, DatastoreName, Fingerprint, KeepOptions, Namespace, SnapshotRef,
+};
 use serde_json::Value;
 
 use crate::core::Node;
 use crate::mark::load_index;
+use crate::sync_push::{ATTEMPTS, PushTarget, push_snapshot};
 use crate::tasks::RunningTask;
 use crate::{NodeError, Result};
-
-/// Attempts per chunk before the run fails.
-const ATTEMPTS: u32 = 3;
 
 /// One include filter (OR-combined with the others).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -235,6 +235,59 @@ pub fn local_snapshots(node: &Node, ds: &DatastoreName) -> Result<Vec<SnapshotRe
         .collect())
 }
 
+/// The fingerprint of this node's project key, for a push job created with `--encrypt`; the
+/// key must be registered in the cluster.
+pub fn project_key_fingerprint(node: &Node) -> Result<Fingerprint> {
+    let key = node.project_key.as_ref().ok_or_else(|| {
+        NodeError::KeyNotFound(format!(
+            "node {} has no project key to encrypt on push; add a [project-key] section (keyfile, passphrase-file) to its configuration — the same key on every node that runs sync jobs — and restart it",
+            node.config.name
+        ))
+    })?;
+    let fp = key.fingerprint();
+    if !node.meta().keys()?.iter().any(|k| k.fingerprint == fp) {
+        return Err(NodeError::KeyNotRegistered(format!(
+            "the project key {fp} is not registered in this cluster; register it with `ironcore-backup key register --keyfile FILE`"
+        )));
+    }
+    Ok(fp)
+}
+
+/// The key a push job encrypting with `fp` uses: this node's project key, which must be that
+/// one, and which the remote must have registered too (its restores need the same key).
+async fn encrypt_key(
+    node: &Node,
+    api: &ApiClient,
+    remote: &str,
+    fp: &Fingerprint,
+) -> Result<CryptKey> {
+    let key = node
+        .project_key
+        .clone()
+        .filter(|k| k.fingerprint() == *fp)
+        .ok_or_else(|| {
+            NodeError::KeyNotFound(format!(
+                "this job encrypts with project key {fp}, which node {} does not hold; give it that key in its [project-key] configuration section and restart it",
+                node.config.name
+            ))
+        })?;
+    let keys: Value = api
+        .get("/api2/json/keys")
+        .await
+        .map_err(remote_err(remote))?;
+    let registered = keys["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|k| k["fingerprint"].as_str().and_then(|s| s.parse().ok()) == Some(*fp));
+    if !registered {
+        return Err(NodeError::KeyNotRegistered(format!(
+            "remote {remote} has not registered project key {fp}; register the same key file there (`ironcore-backup key register`) before pushing encrypted snapshots to it"
+        )));
+    }
+    Ok(key)
+}
+
 /// Runs sync job `job` as `task`.
 pub async fn run(node: &Arc<Node>, task: &RunningTask, job: &JobRecord) -> Result<TaskState> {
     let JobKind::Sync {
@@ -243,6 +296,7 @@ pub async fn run(node: &Arc<Node>, task: &RunningTask, job: &JobRecord) -> Resul
         remote_store,
         include,
         limit_mib,
+        encrypt,
     } = &job.kind
     else {
         return Err(NodeError::BadRequest(format!(
@@ -261,6 +315,10 @@ pub async fn run(node: &Arc<Node>, task: &RunningTask, job: &JobRecord) -> Resul
         ))
     })?;
     let api = client(&record)?;
+    let key = match encrypt {
+        Some(fp) => Some(encrypt_key(node, &api, remote, fp).await?),
+        None => None,
+    };
     node.raft.linearize().await?;
     let ds = &job.datastore;
     let theirs = remote_snapshots(&api, remote, remote_store).await?;
@@ -287,7 +345,14 @@ pub async fn run(node: &Arc<Node>, task: &RunningTask, job: &JobRecord) -> Resul
     for s in &plan {
         task.check()?;
         let (n, b) = if *push {
-            push_snapshot(node, task, &api, remote, remote_store, ds, s, &limit).await?
+            let to = PushTarget {
+                api: &api,
+                remote,
+                store: remote_store,
+                limit: &limit,
+            };
+            let p = push_snapshot(node, task, &to, ds, s, key.as_ref()).await?;
+            (p.sent, p.bytes)
         } else {
             copy_snapshot(node, task, &api, remote, remote_store, ds, s, job, &limit).await?
         };
@@ -299,143 +364,6 @@ pub async fn run(node: &Arc<Node>, task: &RunningTask, job: &JobRecord) -> Resul
         "copied {copied} snapshots; {moved} chunks ({bytes} bytes) went from {source} to {target}"
     ));
     Ok(TaskState::Ok)
-}
-
-/// The index chunks and the data chunks of snapshot `entry` of `ds` (indexes read from any
-/// node here).
-async fn chunks_of(
-    node: &Arc<Node>,
-    ds: &DatastoreName,
-    manifest: &Manifest,
-) -> Result<(Vec<ChunkId>, Vec<ChunkId>)> {
-    let (mut indexes, mut data) = (Vec::new(), Vec::new());
-    for file in &manifest.files {
-        let index = load_index(node, ds, file).await?;
-        indexes.push(file.index);
-        data.extend(index.chunk_ids());
-    }
-    data.sort_unstable();
-    data.dedup();
-    Ok((indexes, data))
-}
-
-/// Pushes one snapshot through the remote's backup API: a session for the same snapshot, the
-/// chunks the remote lacks (index chunks always), then the manifest, which the remote commits
-/// only once every chunk is there. A failure cancels the remote session. Returns the chunks
-/// sent and their bytes.
-#[allow(clippy::too_many_arguments)]
-async fn push_snapshot(
-    node: &Arc<Node>,
-    task: &RunningTask,
-    api: &ApiClient,
-    remote: &str,
-    remote_store: &DatastoreName,
-    ds: &DatastoreName,
-    s: &SnapshotRef,
-    limit: &RateLimiter,
-) -> Result<(usize, u64)> {
-    let entry = node
-        .meta()
-        .snapshot(ds, s)?
-        .ok_or_else(|| NodeError::NotFound(format!("snapshot {s} does not exist in {ds}")))?;
-    let (manifest, _) = Manifest::decode(&entry.manifest)?;
-    let (indexes, data) = chunks_of(node, ds, &manifest).await?;
-    let ns = (!s.ns.is_root()).then(|| s.ns.to_string());
-    let started: Value = api
-        .json(
-            hyper::Method::POST,
-            "/api2/json/backup",
-            Some(&serde_json::json!({ "store": remote_store, "ns": ns,
-                "group": s.group.to_string(), "time": s.time })),
-        )
-        .await
-        .map_err(remote_err(remote))?;
-    let upid = started["upid"].as_str().unwrap_or_default().to_string();
-    let session = format!("/api2/json/backup/{}", encode_segment(&upid));
-    let sent = async {
-        let mut send: Vec<ChunkId> = indexes.clone();
-        for batch in data.chunks(8192) {
-            let asked: Vec<String> = batch.iter().map(|id| id.to_string()).collect();
-            let present: Value = api
-                .json(
-                    hyper::Method::POST,
-                    &format!("{session}/known"),
-                    Some(&serde_json::json!({ "ids": asked })),
-                )
-                .await
-                .map_err(remote_err(remote))?;
-            for (id, here) in batch.iter().zip(present["present"].as_array().into_iter().flatten()) {
-                if here != true {
-                    send.push(*id);
-                }
-            }
-        }
-        let mut bytes = 0u64;
-        for id in &send {
-            task.check()?;
-            let body = node.fetch(ds, id).await?;
-            limit.acquire(body.len() as u64).await;
-            bytes += body.len() as u64;
-            let body = bytes::Bytes::from(body);
-            let mut last = String::new();
-            let mut done = false;
-            for _ in 0..ATTEMPTS {
-                match api
-                    .raw(
-                        hyper::Method::PUT,
-                        &format!("{session}/chunk/{id}"),
-                        body.clone(),
-                        "application/octet-stream",
-                        &[],
-                    )
-                    .await
-                {
-                    Ok(_) => {
-                        done = true;
-                        break;
-                    }
-                    Err(e) => last = e.to_string(),
-                }
-            }
-            if !done {
-                return Err(NodeError::BadRequest(format!(
-                    "remote {remote}: chunk {id} not accepted after {ATTEMPTS} attempts ({last}); nothing was committed there — run the sync again"
-                )));
-            }
-        }
-        let _: Value = api
-            .json(
-                hyper::Method::POST,
-                &format!("{session}/finish"),
-                Some(&serde_json::json!({ "manifest": hex::encode(&entry.manifest) })),
-            )
-            .await
-            .map_err(remote_err(remote))?;
-        Ok((send.len(), bytes))
-    }
-    .await;
-    match sent {
-        Ok((n, b)) => {
-            task.log(&format!(
-                "{s}: {} chunks referenced, {n} sent ({b} bytes); committed on {remote}",
-                indexes.len() + data.len()
-            ));
-            Ok((n, b))
-        }
-        Err(e) => {
-            // Best effort: end the remote session now rather than when it idles out.
-            let _ = api
-                .raw(
-                    hyper::Method::DELETE,
-                    &format!("/api2/json/tasks/{}", encode_segment(&upid)),
-                    Default::default(),
-                    "application/json",
-                    &[],
-                )
-                .await;
-            Err(e)
-        }
-    }
 }
 
 /// Copies one snapshot: manifest, index chunks, missing data chunks, replication, commit.

@@ -262,6 +262,10 @@ pub enum JobKind {
         include: Vec<String>,
         /// Bandwidth limit in MiB/s (0 = unlimited).
         limit_mib: u64,
+        /// Push only: encrypt unencrypted snapshots on the way with the project key of this
+        /// fingerprint ("Encrypt on push"); `None` sends them as they are.
+        #[serde(default)]
+        encrypt: Option<crate::Fingerprint>,
     },
 }
 

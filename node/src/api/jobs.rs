@@ -93,6 +93,9 @@ pub struct CreateJob {
     /// Sync: `pull` (default) or `push`.
     #[serde(default)]
     direction: Option<String>,
+    /// Push sync: encrypt unencrypted snapshots with the answering node's project key.
+    #[serde(default)]
+    encrypt: bool,
     #[serde(default)]
     comment: String,
 }
@@ -148,12 +151,23 @@ pub(crate) async fn create(
                     .into());
                 }
             };
+            let encrypt = match (req.encrypt, push) {
+                (false, _) => None,
+                (true, false) => {
+                    return Err(NodeError::BadRequest(
+                        "--encrypt applies to push jobs only: a pull job stores what the remote holds".into(),
+                    )
+                    .into());
+                }
+                (true, true) => Some(crate::sync::project_key_fingerprint(&node)?),
+            };
             JobKind::Sync {
                 push,
                 remote,
                 remote_store,
                 include: req.include,
                 limit_mib: req.bwlimit,
+                encrypt,
             }
         }
         other => {
