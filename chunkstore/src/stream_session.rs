@@ -65,6 +65,17 @@ impl StreamSession {
         self.shared.key.as_ref()
     }
 
+    /// Records that the sink holds `ids` (its own answer to a presence query, such as the
+    /// previous snapshot's chunks): when a writer cuts one of them again it is counted as
+    /// reused without asking the sink once more.
+    pub fn known_present(&self, ids: impl IntoIterator<Item = ChunkId>) {
+        self.shared
+            .known
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(ids);
+    }
+
     /// What the session did so far.
     pub fn stats(&self) -> SessionStats {
         let c = &self.shared.counters;

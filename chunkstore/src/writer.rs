@@ -128,7 +128,9 @@ impl<'a> ArchiveWriter<'a> {
         chunking: Chunking,
         files: &'a mut Vec<ManifestFile>,
     ) -> Self {
-        let n = std::thread::available_parallelism().map_or(2, |n| n.get());
+        // Two more workers than cores: a worker waiting for a remote sink's answer (a presence
+        // query, an upload) uses no CPU, and the others keep hashing meanwhile.
+        let n = std::thread::available_parallelism().map_or(2, |n| n.get()) + 2;
         let (jobs_tx, jobs_rx) = bounded::<Job>(n * 2);
         let (res_tx, res_rx) = unbounded();
         let workers = (0..n)

@@ -62,6 +62,12 @@ pub fn backup(api: &Arc<ApiClient>, a: BackupArgs<'_>, out: Output) -> Result<()
             );
         }
     }
+    // Directories are read ahead from here on, while the session is prepared.
+    let scan = if a.image {
+        None
+    } else {
+        Some(ironcore_client::TreeScan::start(a.source)?)
+    };
     let ns = parse_ns(a.ns)?;
     let previous: Value =
         api.blocking(api.get(&format!("/api2/json/datastore/{}/snapshots", a.store)))?;
@@ -105,7 +111,18 @@ pub fn backup(api: &Arc<ApiClient>, a: BackupArgs<'_>, out: Output) -> Result<()
     let begun = std::time::Instant::now();
     let mut session =
         StreamSession::new(Arc::new(RemoteSink::new(api.clone(), &upid)), key.clone());
-    let (what, warnings) = if a.image {
+    let (what, warnings) = if let Some(scan) = &scan {
+        let mut bar = Progress::new("backup", None, out);
+        let w = ironcore_client::write_tree(&mut session, scan, prev_tree.as_ref(), &mut |n| {
+            bar.add(n)
+        })?;
+        bar.finish();
+        (
+            json!({ "files": w.files, "dirs": w.dirs, "others": w.others, "bytes": w.bytes,
+                    "reused-files": w.reused_files, "reused-bytes": w.reused_bytes }),
+            w.warnings,
+        )
+    } else {
         let name = format!(
             "{}.img",
             a.source
@@ -125,18 +142,6 @@ pub fn backup(api: &Arc<ApiClient>, a: BackupArgs<'_>, out: Output) -> Result<()
             ironcore_client::write_image(&mut session, a.source, &name, &mut |n| bar.add(n))?;
         bar.finish();
         (json!({ "archive": name, "bytes": bytes }), Vec::new())
-    } else {
-        let mut bar = Progress::new("backup", None, out);
-        let w =
-            ironcore_client::write_tree(&mut session, a.source, prev_tree.as_ref(), &mut |n| {
-                bar.add(n)
-            })?;
-        bar.finish();
-        (
-            json!({ "files": w.files, "dirs": w.dirs, "others": w.others, "bytes": w.bytes,
-                    "reused-files": w.reused_files, "reused-bytes": w.reused_bytes }),
-            w.warnings,
-        )
     };
     let stats = session.stats();
     let snapshot = SnapshotRef {

@@ -20,6 +20,7 @@ pub mod tree;
 mod tree_format;
 mod tree_restore;
 mod tree_reuse;
+mod tree_scan;
 
 pub use api_client::{ApiClient, ApiError};
 pub use compare::compare_trees;
@@ -32,3 +33,4 @@ pub use tree_restore::{
     RestoreReport, read_entries, read_entries_from, restore_tree, restore_tree_from,
 };
 pub use tree_reuse::PreviousTree;
+pub use tree_scan::TreeScan;

@@ -11,7 +11,7 @@ use std::fs::{self, File};
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,7 @@ use tracing::warn;
 
 use crate::tree_format::{Entry, EntryKind, encode_entry, header};
 use crate::tree_reuse::{PrevFile, PreviousTree, Run};
+use crate::tree_scan::TreeScan;
 use crate::{ClientError, Result};
 
 /// The payload archive's name.
@@ -53,7 +54,7 @@ pub struct BackupReport {
 }
 
 struct Walker<'w, 'a> {
-    root: PathBuf,
+    scan: &'w TreeScan,
     root_dev: u64,
     payload: &'w mut ArchiveWriter<'a>,
     offset: u64,
@@ -94,39 +95,33 @@ impl Walker<'_, '_> {
         self.warnings.push(msg);
     }
 
-    fn walk(&mut self, rel: Vec<u8>, meta: fs::Metadata) -> Result<()> {
-        let path = if rel.is_empty() {
-            self.root.clone()
-        } else {
-            self.root.join(std::ffi::OsStr::from_bytes(&rel))
-        };
-        self.entries.push(entry(&rel, EntryKind::Dir, &meta));
+    fn walk(&mut self, path: &Path, rel: Vec<u8>, meta: &fs::Metadata) -> Result<()> {
+        self.entries.push(entry(&rel, EntryKind::Dir, meta));
         self.dirs += 1;
         if meta.dev() != self.root_dev {
             return Ok(()); // another file system: keep the mount point, not its content
         }
-        let listing = match fs::read_dir(&path) {
+        let listing = match self.scan.listing(path) {
             Ok(l) => l,
             Err(e) if rel.is_empty() => {
-                return Err(ClientError::SourceNotReachable { path, source: e });
+                return Err(ClientError::SourceNotReachable {
+                    path: path.to_path_buf(),
+                    source: e,
+                });
             }
             Err(e) => {
                 self.warn(format!("skipped directory '{}': {e}", path.display()));
                 return Ok(());
             }
         };
-        let mut names: Vec<_> = listing
-            .filter_map(|e| e.ok().map(|e| e.file_name()))
-            .collect();
-        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        for name in names {
+        for (name, m) in listing {
             let mut child_rel = rel.clone();
             if !child_rel.is_empty() {
                 child_rel.push(b'/');
             }
             child_rel.extend_from_slice(name.as_bytes());
             let child = path.join(&name);
-            let m = match fs::symlink_metadata(&child) {
+            let m = match m {
                 Ok(m) => m,
                 Err(e) => {
                     self.warn(format!("skipped '{}': {e}", child.display()));
@@ -135,7 +130,7 @@ impl Walker<'_, '_> {
             };
             let ft = m.file_type();
             if ft.is_dir() {
-                self.walk(child_rel, m)?;
+                self.walk(&child, child_rel, &m)?;
                 continue;
             }
             if m.nlink() > 1 {
@@ -266,6 +261,7 @@ impl Walker<'_, '_> {
     /// Streams one regular file into the payload; `None` if it could not be opened. A
     /// datastore error (full, offline, cancelled) ends the backup.
     fn file(&mut self, path: &Path, meta: &fs::Metadata) -> Result<Option<EntryKind>> {
+        self.scan.reading(path);
         let mut f = match File::open(path) {
             Ok(f) => f,
             Err(e) => {
@@ -274,7 +270,9 @@ impl Walker<'_, '_> {
             }
         };
         let start = self.offset;
+        let mut ahead = ReadAhead::default();
         loop {
+            ahead.advise(&f, self.offset - start, meta.len());
             let n = match f.read(&mut self.buf) {
                 Ok(0) => break,
                 Ok(n) => n,
@@ -308,6 +306,31 @@ impl Walker<'_, '_> {
     }
 }
 
+/// Keeps the disk reading a file ahead of the walker: the kernel's own read-ahead window is
+/// small (128 KiB by default), so a cold file is otherwise read one request at a time while the
+/// chunker waits. Advice only: failures are ignored.
+#[derive(Default)]
+struct ReadAhead {
+    /// Asked for up to here.
+    until: u64,
+}
+
+impl ReadAhead {
+    /// Ask for the next window when less than half of one is left ahead of `pos`.
+    const WINDOW: u64 = 16 << 20;
+
+    fn advise(&mut self, f: &File, pos: u64, size: u64) {
+        if size <= self.until || pos + Self::WINDOW / 2 < self.until {
+            return;
+        }
+        let len = Self::WINDOW.min(size - self.until);
+        if let Some(len) = std::num::NonZeroU64::new(len) {
+            let _ = rustix::fs::fadvise(f, self.until, Some(len), rustix::fs::Advice::WillNeed);
+        }
+        self.until += len;
+    }
+}
+
 /// What [`write_tree`] wrote: the counts of a tree backup without its session's counters.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct TreeWritten {
@@ -327,36 +350,40 @@ pub struct TreeWritten {
     pub warnings: Vec<String>,
 }
 
-/// The metadata of `source`, which must be a readable directory.
-fn source_dir(source: &Path) -> Result<fs::Metadata> {
-    let meta = fs::metadata(source).map_err(|e| ClientError::SourceNotReachable {
-        path: source.to_path_buf(),
-        source: e,
-    })?;
-    if !meta.is_dir() {
-        return Err(ClientError::SourceNotReachable {
-            path: source.to_path_buf(),
-            source: std::io::Error::other("not a directory; back up images with the image backup"),
-        });
-    }
-    Ok(meta)
-}
-
-/// Writes the tree at `source` into `session` as its payload archive ([`PAYLOAD_ARCHIVE`]) and
+/// Writes the tree `scan` reads into `session` as its payload archive ([`PAYLOAD_ARCHIVE`]) and
 /// metadata archive ([`META_ARCHIVE`]); the caller commits. `progress` is called with the
-/// bytes read as they are read.
+/// bytes read as they are read. Start the scan early ([`TreeScan::start`]): it reads
+/// directories ahead while the caller prepares the session.
 pub fn write_tree(
     session: &mut StreamSession,
-    source: &Path,
+    scan: &TreeScan,
     previous: Option<&PreviousTree>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<TreeWritten> {
-    let meta = source_dir(source)?;
+    let meta = scan.root_meta().clone();
     let sink = session.sink();
+    // Small files to read are read ahead: every file, or those changed since `previous`.
+    match previous.map(PreviousTree::files) {
+        None => scan.prefetch_files(Box::new(|_, _| true)),
+        Some(files) => scan.prefetch_files(Box::new(move |rel, m| {
+            files
+                .get(rel)
+                .is_none_or(|p| !p.matches(&entry(rel, EntryKind::Fifo, m), m.len()))
+        })),
+    }
+    let mut present = HashMap::new();
+    if let Some(prev) = previous {
+        // One presence query for every chunk the previous payload has.
+        let ids = prev.chunk_ids();
+        let held = sink.has_chunks(&ids)?;
+        present.extend(ids.into_iter().zip(held));
+        // Re-read files are cut into many of the same chunks again: no need to ask about those.
+        session.known_present(present.iter().filter(|(_, held)| **held).map(|(id, _)| *id));
+    }
     let (entries, written) = {
         let mut payload = session.dynamic_writer(PAYLOAD_ARCHIVE)?;
         let mut walker = Walker {
-            root: source.to_path_buf(),
+            scan,
             root_dev: meta.dev(),
             payload: &mut payload,
             offset: 0,
@@ -370,19 +397,13 @@ pub fn write_tree(
             progress,
             prev: previous,
             run: Run::default(),
-            present: HashMap::new(),
+            present,
             sink,
             read_bytes: 0,
             reused_files: 0,
             reused_bytes: 0,
         };
-        if let Some(prev) = previous {
-            // One presence query for every chunk the previous payload has.
-            let ids = prev.chunk_ids();
-            let held = walker.sink.has_chunks(&ids)?;
-            walker.present.extend(ids.into_iter().zip(held));
-        }
-        walker.walk(Vec::new(), meta)?;
+        walker.walk(scan.root(), Vec::new(), &meta)?;
         walker.flush_run()?;
         let written = TreeWritten {
             files: walker.files,
@@ -416,9 +437,9 @@ pub fn backup_tree(
     progress: &mut dyn FnMut(u64),
 ) -> Result<BackupReport> {
     let started = Instant::now();
-    source_dir(source)?;
+    let scan = TreeScan::start(source)?;
     let mut session = ds.begin_backup(snapshot, key)?;
-    let written = write_tree(session.stream(), source, None, progress)?;
+    let written = write_tree(session.stream(), &scan, None, progress)?;
     let stats = session.stats();
     let manifest = session.commit()?;
     Ok(BackupReport {

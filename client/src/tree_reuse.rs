@@ -36,10 +36,23 @@ pub(crate) struct PrevFile {
     pub gid: u32,
 }
 
+impl PrevFile {
+    /// Whether `now` (this backup's entry, kind not yet set) of `size` bytes is this file
+    /// unchanged.
+    pub(crate) fn matches(&self, now: &Entry, size: u64) -> bool {
+        self.size == size
+            && self.mtime_sec == now.mtime_sec
+            && self.mtime_nsec == now.mtime_nsec
+            && self.mode == now.mode
+            && self.uid == now.uid
+            && self.gid == now.gid
+    }
+}
+
 /// The previous snapshot of a tree, as far as reuse needs it.
 #[derive(Debug, Default)]
 pub struct PreviousTree {
-    files: HashMap<Vec<u8>, PrevFile>,
+    files: Arc<HashMap<Vec<u8>, PrevFile>>,
     /// The payload's chunks: (start, end, id), in stream order.
     chunks: Vec<PrevChunk>,
 }
@@ -93,20 +106,22 @@ impl PreviousTree {
                 _ => None,
             })
             .collect();
-        Self { files, chunks }
+        Self {
+            files: Arc::new(files),
+            chunks,
+        }
+    }
+
+    /// The previous files by path, to be shared with other threads.
+    pub(crate) fn files(&self) -> Arc<HashMap<Vec<u8>, PrevFile>> {
+        self.files.clone()
     }
 
     /// The previous file at `path` if `now` (this backup's entry, kind not yet set) and `size`
     /// match it.
     pub(crate) fn unchanged(&self, path: &[u8], now: &Entry, size: u64) -> Option<PrevFile> {
         let p = self.files.get(path)?;
-        (p.size == size
-            && p.mtime_sec == now.mtime_sec
-            && p.mtime_nsec == now.mtime_nsec
-            && p.mode == now.mode
-            && p.uid == now.uid
-            && p.gid == now.gid)
-            .then_some(*p)
+        p.matches(now, size).then_some(*p)
     }
 
     /// The distinct chunks of the previous payload.

@@ -11,7 +11,7 @@ use ironcore_chunkstore::{
     open_manifest_bytes,
 };
 use ironcore_client::{
-    META_ARCHIVE, PAYLOAD_ARCHIVE, PreviousTree, compare_trees, read_entries_from,
+    META_ARCHIVE, PAYLOAD_ARCHIVE, PreviousTree, TreeScan, compare_trees, read_entries_from,
     restore_image_from, restore_tree_from, write_image, write_tree,
 };
 use ironcore_types::{ChunkId, SnapshotRef};
@@ -74,7 +74,13 @@ fn tree_written_to_a_memory_store_restores_identical() {
         let store = Arc::new(MemoryStore::default());
         let mut session = StreamSession::new(store.clone(), key.clone());
         let mut read = 0;
-        let written = write_tree(&mut session, &src, None, &mut |n| read += n).unwrap();
+        let written = write_tree(
+            &mut session,
+            &TreeScan::start(&src).unwrap(),
+            None,
+            &mut |n| read += n,
+        )
+        .unwrap();
         assert!(written.warnings.is_empty(), "{:?}", written.warnings);
         assert_eq!((written.files, written.dirs, written.others), (3, 5, 2));
         assert_eq!(written.bytes, read);
@@ -147,7 +153,13 @@ fn unchanged_files_are_reused_without_reading_and_restore_identical() {
         let store = Arc::new(MemoryStore::default());
         let backup = |time: i64, previous: Option<&PreviousTree>| {
             let mut session = StreamSession::new(store.clone(), key.clone());
-            let written = write_tree(&mut session, &src, previous, &mut |_| {}).unwrap();
+            let written = write_tree(
+                &mut session,
+                &TreeScan::start(&src).unwrap(),
+                previous,
+                &mut |_| {},
+            )
+            .unwrap();
             let stats = session.stats();
             let s = SnapshotRef { time, ..snap() };
             let bytes = session
