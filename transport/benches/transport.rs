@@ -134,7 +134,9 @@ fn bulk_transport_config() -> Arc<quinn::TransportConfig> {
     Arc::new(t)
 }
 
-async fn bare_quinn(streams: usize) -> f64 {
+/// `total` bytes over `streams` bare quinn streams; through the fault proxy with `one_way`
+/// delay each way when given.
+async fn bare_quinn(streams: usize, total: usize, one_way: Option<Duration>) -> f64 {
     let mut server_cfg = quinn::ServerConfig::with_crypto(Arc::new(
         quinn::crypto::rustls::QuicServerConfig::try_from(server_tls(b"bare"))
             .expect("quic server"),
@@ -142,8 +144,19 @@ async fn bare_quinn(streams: usize) -> f64 {
     server_cfg.transport_config(bulk_transport_config());
     let server =
         quinn::Endpoint::server(server_cfg, "127.0.0.1:0".parse().expect("addr")).expect("server");
-    let addr = server.local_addr().expect("addr");
-    let per = TOTAL / streams;
+    let mut addr = server.local_addr().expect("addr");
+    let proxy = match one_way {
+        Some(d) => {
+            let p = ironcore_transport::fault::FaultProxy::start(addr)
+                .await
+                .expect("proxy");
+            p.set_delay(ironcore_transport::fault::Direction::Both, d);
+            addr = p.addr();
+            Some(p)
+        }
+        None => None,
+    };
+    let per = total / streams;
     let recv_task = tokio::spawn(async move {
         let conn = server
             .accept()
@@ -204,6 +217,7 @@ async fn bare_quinn(streams: usize) -> f64 {
     }
     let got = recv_task.await.expect("join");
     assert_eq!(got, per * streams);
+    drop(proxy);
     mbps(got, t.elapsed().as_secs_f64())
 }
 
@@ -408,6 +422,8 @@ async fn main() {
     if args.iter().any(|a| a == "proxy-counters") {
         for ms in [0, 25] {
             through_proxy(Duration::from_millis(ms), 50 + ms as u32).await;
+            let bare = bare_quinn(1, 256 * MIB, Some(Duration::from_millis(ms))).await;
+            println!("  bare quinn through the proxy, {ms} ms each way: {bare:.0} MB/s");
         }
         return;
     }
@@ -430,9 +446,9 @@ async fn main() {
     println!("disk write+fsync              {disk:>8.0} MB/s");
     let tcp = median3(|_| async { tcp_rustls() }).await;
     println!("TCP + rustls TLS 1.3 (1 conn) {tcp:>8.0} MB/s");
-    let bare1 = median3(|_| bare_quinn(1)).await;
+    let bare1 = median3(|_| bare_quinn(1, TOTAL, None)).await;
     println!("bare quinn, 1 stream          {bare1:>8.0} MB/s");
-    let bare4 = median3(|_| bare_quinn(4)).await;
+    let bare4 = median3(|_| bare_quinn(4, TOTAL, None)).await;
     println!("bare quinn, 4 streams         {bare4:>8.0} MB/s");
     let ours1 = median3(|r| through_transport(1, r, false)).await;
     println!(
@@ -451,6 +467,11 @@ async fn main() {
     );
     let wan = median3(|r| through_proxy(Duration::from_millis(25), 30 + r)).await;
     println!("through the proxy, 50 ms RTT   {wan:>8.0} MB/s   (64 MiB windows; 256 MiB per run)");
+    let wan_bare = median3(|_| bare_quinn(1, 256 * MIB, Some(Duration::from_millis(25)))).await;
+    println!(
+        "  bare quinn, same proxy+delay {wan_bare:>8.0} MB/s   (what this emulated link carries: {:.2} of it filled)",
+        wan / wan_bare
+    );
 
     let (a, _b, store, peer) = transport_pair().await;
     let mut idle = rpc(&a, &peer, 3000, Duration::ZERO).await;
