@@ -191,7 +191,8 @@ pub fn client(remote: &RemoteRecord) -> Result<ApiClient> {
         .map_err(|e| NodeError::BadRequest(format!("remote {}: {e}", remote.name)))
 }
 
-fn remote_err(name: &str) -> impl Fn(ironcore_client::ApiError) -> NodeError + '_ {
+/// An error of remote `name`'s API, naming the remote.
+pub(crate) fn remote_err(name: &str) -> impl Fn(ironcore_client::ApiError) -> NodeError + '_ {
     move |e| NodeError::BadRequest(format!("remote {name}: {e}"))
 }
 

@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use crate::core::Node;
 use crate::mark::load_index;
 use crate::project_key::Reencryptor;
+use crate::sync::remote_err;
 use crate::tasks::RunningTask;
 use crate::{NodeError, Result};
 
@@ -48,10 +49,6 @@ struct RemoteSession<'a> {
     to: &'a PushTarget<'a>,
     upid: String,
     path: String,
-}
-
-fn remote_err(name: &str) -> impl Fn(ironcore_client::ApiError) -> NodeError + '_ {
-    move |e| NodeError::BadRequest(format!("remote {name}: {e}"))
 }
 
 impl<'a> RemoteSession<'a> {
