@@ -109,8 +109,13 @@ pub fn backup(api: &Arc<ApiClient>, a: BackupArgs<'_>, out: Output) -> Result<()
         .context("node answered without a UPID")?
         .to_string();
     let begun = std::time::Instant::now();
-    let mut session =
-        StreamSession::new(Arc::new(RemoteSink::new(api.clone(), &upid)), key.clone());
+    let sink = RemoteSink::new(api.clone(), &upid);
+    let sink = if prev_tree.is_some() {
+        sink.upload_without_asking()
+    } else {
+        sink
+    };
+    let mut session = StreamSession::new(Arc::new(sink), key.clone());
     let (what, warnings) = if let Some(scan) = &scan {
         let mut bar = Progress::new("backup", None, out);
         let w = ironcore_client::write_tree(&mut session, scan, prev_tree.as_ref(), &mut |n| {

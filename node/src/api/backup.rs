@@ -218,10 +218,15 @@ pub(crate) async fn upload(
     let id = chunk_id(&id)?;
     let stores = node.stores.clone();
     let ds = s.datastore.clone();
-    tokio::task::spawn_blocking(move || stores.put(&ds, &id, &body))
+    let inserted = tokio::task::spawn_blocking(move || stores.put(&ds, &id, &body))
         .await
         .map_err(|e| NodeError::BadRequest(e.to_string()))??;
-    Ok(StatusCode::CREATED)
+    // 201: stored now; 200: the node held it already (a client that uploads without asking
+    // first counts it as reused).
+    Ok(match inserted {
+        ironcore_chunkstore::Inserted::New(_) => StatusCode::CREATED,
+        ironcore_chunkstore::Inserted::Existing => StatusCode::OK,
+    })
 }
 
 /// `POST /api2/json/backup/{upid}/finish`.

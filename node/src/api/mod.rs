@@ -178,7 +178,7 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     (
         "PUT",
         "/api2/json/backup/{upid}/chunk/{id}",
-        "upload a chunk",
+        "upload a chunk (201: stored; 200: already held)",
     ),
     (
         "POST",
