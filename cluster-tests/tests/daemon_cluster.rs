@@ -331,6 +331,48 @@ fn backup_restore_incremental_image_failover_and_access_control() {
         new < chunks && new <= 3,
         "incremental uploaded {new} of {chunks} chunks: {second}"
     );
+    // A copy of the tree as another group, changed to new content and then back to what
+    // host/web01's incremental stored: an incremental uploads without asking first, and the
+    // node answers that it holds that chunk already, so it is not counted as new again.
+    let copy = c.base.path().join("src-copy");
+    let cp = std::process::Command::new("cp")
+        .args(["-a", s, copy.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    let backup_copy = |config: Option<&str>| {
+        if let Some(text) = config {
+            std::thread::sleep(std::time::Duration::from_millis(1100));
+            std::fs::write(copy.join("etc/app/config.toml"), text).unwrap();
+        }
+        let v = c
+            .cli_json(
+                0,
+                &[
+                    "backup",
+                    copy.to_str().unwrap(),
+                    "--store",
+                    "store1",
+                    "--group",
+                    "host/web02",
+                ],
+            )
+            .unwrap();
+        v["new-chunks"].as_u64().unwrap()
+    };
+    backup_copy(None);
+    let changed = backup_copy(Some("listen = 3\n"));
+    let back = backup_copy(Some("listen = 2\n"));
+    assert_eq!(
+        back + 1,
+        changed,
+        "content the datastore held was counted as new again"
+    );
+    for snap in c.snapshots_of(0, "store1", "host/web02").unwrap() {
+        ok(&c
+            .cli(0, &["snapshot", "forget", &snap, "--store", "store1"])
+            .unwrap());
+    }
 
     // A disk image, byte-identical.
     let img = c.base.path().join("disk.raw");
