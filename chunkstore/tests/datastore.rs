@@ -30,6 +30,27 @@ fn same_data_twice_is_stored_once() {
 }
 
 #[test]
+fn chunk_boundaries_do_not_depend_on_how_the_stream_is_appended() {
+    let f = Fixture::new();
+    let data = [random_data(3, 20 << 20), text_data(4, 12 << 20)].concat();
+    backup(&f.ds, &snap("host/a", 100), &data, None).unwrap();
+    for (time, piece) in [(200, 100_003), (300, 1 << 20), (400, 3_000_017)] {
+        let mut session = f.ds.begin_backup(snap("host/a", time), None).unwrap();
+        let mut w = session.dynamic_writer("data.bin").unwrap();
+        for part in data.chunks(piece) {
+            w.append(part).unwrap();
+        }
+        w.finish().unwrap();
+        let stats = session.stats();
+        session.commit().unwrap();
+        assert_eq!(
+            stats.new_chunks, 0,
+            "appended in {piece}-byte pieces: {stats:?}"
+        );
+    }
+}
+
+#[test]
 fn plain_round_trip_is_byte_identical_and_compressed() {
     let f = Fixture::new();
     let data = [
