@@ -33,6 +33,23 @@ async fn snapshot_and_purge(node: &ironcore_raft::RaftNode, last: u64) {
         .unwrap();
 }
 
+/// A 3-node cluster whose follower applied `before = 1` and was then stopped: the cluster, its
+/// leader, the stopped node, and the last log index that node had applied.
+async fn follower_stopped_after_a_write() -> (Cluster, NodeId, NodeId, Option<u64>) {
+    let mut cluster = Cluster::start(3).await.unwrap();
+    let leader = cluster.leader().await.unwrap();
+    let down = follower_of(&cluster, leader);
+    let first = cluster
+        .node(leader)
+        .write(set("before", "1"))
+        .await
+        .unwrap();
+    cluster.applied(down, first.log_id.index).await.unwrap();
+    let applied = cluster.node(down).metrics().last_applied.map(|l| l.index);
+    cluster.stop(down).await.unwrap();
+    (cluster, leader, down, applied)
+}
+
 fn follower_of(cluster: &Cluster, leader: NodeId) -> NodeId {
     cluster
         .running()
@@ -212,17 +229,7 @@ async fn partitioned_minority_cannot_commit_while_the_majority_can() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_restarted_from_its_disk_keeps_its_state_and_catches_up() {
-    let mut cluster = Cluster::start(3).await.unwrap();
-    let leader = cluster.leader().await.unwrap();
-    let down = follower_of(&cluster, leader);
-    let first = cluster
-        .node(leader)
-        .write(set("before", "1"))
-        .await
-        .unwrap();
-    cluster.applied(down, first.log_id.index).await.unwrap();
-    let applied_before = cluster.node(down).metrics().last_applied;
-    cluster.stop(down).await.unwrap();
+    let (mut cluster, leader, down, applied_before) = follower_stopped_after_a_write().await;
     let second = cluster
         .node(leader)
         .write(set("while-down", "2"))
@@ -234,10 +241,10 @@ async fn node_restarted_from_its_disk_keeps_its_state_and_catches_up() {
         .node(down)
         .raft()
         .wait(Some(WAIT))
-        .applied_index_at_least(applied_before.map(|l| l.index), "recovered")
+        .applied_index_at_least(applied_before, "recovered")
         .await
         .unwrap();
-    assert!(m.last_applied >= applied_before);
+    assert!(m.last_applied.map(|l| l.index) >= applied_before);
     let local = cluster
         .node(down)
         .raft()
@@ -289,16 +296,7 @@ async fn leadership_transfer_moves_the_leader_to_the_chosen_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_offline_while_the_log_was_compacted_catches_up_by_snapshot() {
-    let mut cluster = Cluster::start(3).await.unwrap();
-    let leader = cluster.leader().await.unwrap();
-    let down = follower_of(&cluster, leader);
-    let first = cluster
-        .node(leader)
-        .write(set("before", "1"))
-        .await
-        .unwrap();
-    cluster.applied(down, first.log_id.index).await.unwrap();
-    cluster.stop(down).await.unwrap();
+    let (mut cluster, leader, down, _) = follower_stopped_after_a_write().await;
     // While it is offline: more state than one snapshot segment, then a snapshot and a purge,
     // so the entries it missed exist nowhere but in the snapshot.
     let big = "y".repeat(600 << 10);
