@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 
+use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use ironcore_types::ChunkId;
 
@@ -36,9 +37,15 @@ pub(crate) enum Chunking {
     Fixed(u32),
 }
 
+/// Bytes [`ArchiveWriter::read_from`] reads at a time.
+const READ_SIZE: usize = 1 << 20;
+/// Buffers whose chunks are out with the workers, kept for reuse.
+const SPENT_KEPT: usize = 4;
+
 struct Job {
     seq: usize,
-    data: Vec<u8>,
+    /// A slice of the buffer it was cut from (no copy).
+    data: Bytes,
 }
 
 struct Done {
@@ -55,6 +62,8 @@ pub struct ArchiveWriter<'a> {
     chunking: Chunking,
     files: &'a mut Vec<ManifestFile>,
     buf: Vec<u8>,
+    /// Earlier buffers, each reusable once the workers dropped its chunks.
+    spent: Vec<Bytes>,
     jobs: Option<Sender<Job>>,
     results: Receiver<Result<Done>>,
     workers: Vec<JoinHandle<()>>,
@@ -145,6 +154,7 @@ impl<'a> ArchiveWriter<'a> {
             chunking,
             files,
             buf: Vec::new(),
+            spent: Vec::new(),
             jobs: Some(jobs_tx),
             results: res_rx,
             workers,
@@ -161,6 +171,22 @@ impl<'a> ArchiveWriter<'a> {
             return Err(e);
         }
         self.buf.extend_from_slice(data);
+        self.cut_ready()
+    }
+
+    /// Reads the next bytes of `src` (at most a MiB) straight into the archive's buffer;
+    /// `Ok(0)` at its end. Errors are the source's: call [`ArchiveWriter::cut_ready`] after
+    /// each read to send what is ready.
+    pub fn read_from(&mut self, src: impl io::Read) -> io::Result<usize> {
+        self.buf.reserve(READ_SIZE);
+        io::Read::read_to_end(&mut src.take(READ_SIZE as u64), &mut self.buf)
+    }
+
+    /// Sends the chunks the buffer holds once it holds enough to cut.
+    pub fn cut_ready(&mut self) -> Result<()> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
         let threshold = match self.chunking {
             Chunking::Dynamic => 2 * CDC_MAX,
             Chunking::Fixed(size) => size as usize,
@@ -233,15 +259,49 @@ impl<'a> ArchiveWriter<'a> {
                 pieces.last().map_or(0, |p| p.1)
             }
         };
-        for (start, end) in pieces {
-            let data = self.buf[start..end].to_vec();
-            self.send(data)?;
+        if consumed > 0 {
+            // The pieces become slices of the buffer as it is; only the uncut tail is copied
+            // into a fresh buffer for what comes next.
+            let whole = Bytes::from(std::mem::take(&mut self.buf));
+            self.buf = self.fresh_buffer();
+            self.buf.extend_from_slice(&whole[consumed..]);
+            for (start, end) in pieces {
+                self.send(whole.slice(start..end))?;
+            }
+            if self.spent.len() == SPENT_KEPT {
+                self.spent.remove(0);
+            }
+            self.spent.push(whole);
         }
-        self.buf.drain(..consumed);
         self.shared.sink.keep_alive()
     }
 
-    fn send(&mut self, data: Vec<u8>) -> Result<()> {
+    /// An empty buffer with room to fill: one whose chunks the workers are done with, or a
+    /// new one. (A reused buffer's memory is already mapped: a new one costs a page fault per
+    /// 4 KiB as it fills.)
+    fn fresh_buffer(&mut self) -> Vec<u8> {
+        let room = self.room();
+        while let Some(i) = self.spent.iter().position(Bytes::is_unique) {
+            if let Ok(mut done) = self.spent.swap_remove(i).try_into_mut() {
+                done.clear();
+                let buf = Vec::from(done);
+                if buf.capacity() >= room {
+                    return buf;
+                }
+            }
+        }
+        Vec::with_capacity(room)
+    }
+
+    /// The buffer's capacity: enough to cut, and one read more.
+    fn room(&self) -> usize {
+        match self.chunking {
+            Chunking::Dynamic => 2 * CDC_MAX + READ_SIZE,
+            Chunking::Fixed(size) => size as usize + READ_SIZE,
+        }
+    }
+
+    fn send(&mut self, data: Bytes) -> Result<()> {
         self.collect(false)?;
         let job = Job {
             seq: self.sent,

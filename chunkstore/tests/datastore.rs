@@ -50,6 +50,46 @@ fn chunk_boundaries_do_not_depend_on_how_the_stream_is_appended() {
     }
 }
 
+/// Gives at most `max` bytes per read, like a pipe or a slow file.
+struct Trickle<'a> {
+    data: &'a [u8],
+    max: usize,
+}
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.max).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_stream_read_into_the_writer_is_cut_as_appended_and_restores_intact() {
+    let f = Fixture::new();
+    // Enough for many buffers: the writer reuses a buffer once its chunks are stored.
+    let data = [random_data(7, 40 << 20), text_data(8, 16 << 20)].concat();
+    backup(&f.ds, &snap("host/a", 100), &data, None).unwrap();
+    for (time, max) in [(200, usize::MAX), (300, 100_003)] {
+        let s = snap("host/a", time);
+        let mut session = f.ds.begin_backup(s.clone(), None).unwrap();
+        let mut w = session.dynamic_writer("data.bin").unwrap();
+        let mut src = Trickle { data: &data, max };
+        while w.read_from(&mut src).unwrap() > 0 {
+            w.cut_ready().unwrap();
+        }
+        w.finish().unwrap();
+        let stats = session.stats();
+        session.commit().unwrap();
+        assert_eq!(stats.new_chunks, 0, "read {max} bytes at a time: {stats:?}");
+        assert!(
+            restore(&f.ds, &s, None).unwrap() == data,
+            "read {max} at a time"
+        );
+    }
+}
+
 #[test]
 fn plain_round_trip_is_byte_identical_and_compressed() {
     let f = Fixture::new();

@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
@@ -61,7 +60,6 @@ struct Walker<'w, 'a> {
     entries: Vec<Entry>,
     inodes: HashMap<(u64, u64), Vec<u8>>,
     warnings: Vec<String>,
-    buf: Vec<u8>,
     files: u64,
     dirs: u64,
     others: u64,
@@ -262,7 +260,7 @@ impl Walker<'_, '_> {
     /// datastore error (full, offline, cancelled) ends the backup.
     fn file(&mut self, path: &Path, meta: &fs::Metadata) -> Result<Option<EntryKind>> {
         self.scan.reading(path);
-        let mut f = match File::open(path) {
+        let f = match File::open(path) {
             Ok(f) => f,
             Err(e) => {
                 self.warn(format!("skipped file '{}': {e}", path.display()));
@@ -273,7 +271,7 @@ impl Walker<'_, '_> {
         let mut ahead = ReadAhead::default();
         loop {
             ahead.advise(&f, self.offset - start, meta.len());
-            let n = match f.read(&mut self.buf) {
+            let n = match self.payload.read_from(&f) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -285,7 +283,7 @@ impl Walker<'_, '_> {
                     break;
                 }
             };
-            self.payload.append(&self.buf[..n])?;
+            self.payload.cut_ready()?;
             self.offset += n as u64;
             self.read_bytes += n as u64;
             (self.progress)(n as u64);
@@ -307,8 +305,9 @@ impl Walker<'_, '_> {
 }
 
 /// Keeps the disk reading a file ahead of the walker: the kernel's own read-ahead window is
-/// small (128 KiB by default), so a cold file is otherwise read one request at a time while the
-/// chunker waits. Advice only: failures are ignored.
+/// often small (128 KiB by default), so a cold file is otherwise read a request at a time while
+/// the chunker waits. The kernel caps one `WILLNEED` request at its read-ahead size, so the
+/// window is asked for in steps. Advice only: failures are ignored.
 #[derive(Default)]
 struct ReadAhead {
     /// Asked for up to here.
@@ -316,18 +315,19 @@ struct ReadAhead {
 }
 
 impl ReadAhead {
-    /// Ask for the next window when less than half of one is left ahead of `pos`.
-    const WINDOW: u64 = 16 << 20;
+    /// How far ahead of the walker the disk is kept reading.
+    const WINDOW: u64 = 32 << 20;
+    /// One request.
+    const STEP: u64 = 4 << 20;
 
     fn advise(&mut self, f: &File, pos: u64, size: u64) {
-        if size <= self.until || pos + Self::WINDOW / 2 < self.until {
-            return;
+        while self.until < size && self.until < pos + Self::WINDOW {
+            let len = Self::STEP.min(size - self.until);
+            if let Some(len) = std::num::NonZeroU64::new(len) {
+                let _ = rustix::fs::fadvise(f, self.until, Some(len), rustix::fs::Advice::WillNeed);
+            }
+            self.until += len;
         }
-        let len = Self::WINDOW.min(size - self.until);
-        if let Some(len) = std::num::NonZeroU64::new(len) {
-            let _ = rustix::fs::fadvise(f, self.until, Some(len), rustix::fs::Advice::WillNeed);
-        }
-        self.until += len;
     }
 }
 
@@ -390,7 +390,6 @@ pub fn write_tree(
             entries: Vec::new(),
             inodes: HashMap::new(),
             warnings: Vec::new(),
-            buf: vec![0u8; 1 << 20],
             files: 0,
             dirs: 0,
             others: 0,

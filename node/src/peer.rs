@@ -138,9 +138,9 @@ impl RpcHandler for PeerService {
                 PeerRequest::Has { datastore, ids } => {
                     let stores = node.stores.clone();
                     let held = tokio::task::spawn_blocking(move || {
-                        ids.iter()
-                            .map(|id| stores.has(&datastore, id).unwrap_or(false))
-                            .collect::<Vec<bool>>()
+                        stores
+                            .has_many(&datastore, &ids)
+                            .unwrap_or_else(|_| vec![false; ids.len()])
                     })
                     .await
                     .map_err(|e| e.to_string())?;

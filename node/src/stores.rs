@@ -71,6 +71,41 @@ impl NodeStores {
             .map_err(NodeError::io(format!("checking chunk {id} of {ds}")))
     }
 
+    /// Whether each of `ids` of `ds` is here, in order. Each check waits for the disk when
+    /// the chunk directory is cold, so several threads check slices of a long list at once.
+    pub fn has_many(&self, ds: &DatastoreName, ids: &[ChunkId]) -> Result<Vec<bool>> {
+        const THREADS: usize = 8;
+        const MIN_SLICE: usize = 64;
+        let dir = self.dir(ds)?;
+        let slice = ids.len().div_ceil(THREADS).max(MIN_SLICE);
+        let check = |part: &[ChunkId]| -> Result<Vec<bool>> {
+            part.iter()
+                .map(|id| {
+                    dir.touch_if_present(id)
+                        .map_err(NodeError::io(format!("checking chunk {id} of {ds}")))
+                })
+                .collect()
+        };
+        if ids.len() <= slice {
+            return check(ids);
+        }
+        let parts: Vec<Result<Vec<bool>>> = std::thread::scope(|scope| {
+            let running: Vec<_> = ids
+                .chunks(slice)
+                .map(|part| scope.spawn(|| check(part)))
+                .collect();
+            running
+                .into_iter()
+                .map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        let mut held = Vec::with_capacity(ids.len());
+        for part in parts {
+            held.extend(part?);
+        }
+        Ok(held)
+    }
+
     /// Verifies and stores chunk `id` of `ds` (its envelope's stored digest and id must match).
     pub fn put(&self, ds: &DatastoreName, id: &ChunkId, bytes: &[u8]) -> Result<Inserted> {
         verify_stored(bytes, id)?;

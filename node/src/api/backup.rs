@@ -189,14 +189,9 @@ pub(crate) async fn known(
         .collect::<Result<Vec<_>, _>>()?;
     let (stores, ds) = (node.stores.clone(), s.datastore.clone());
     let asked = ids.clone();
-    let mut present = tokio::task::spawn_blocking(move || {
-        asked
-            .iter()
-            .map(|id| stores.has(&ds, id))
-            .collect::<Result<Vec<bool>, NodeError>>()
-    })
-    .await
-    .map_err(|e| NodeError::BadRequest(e.to_string()))??;
+    let mut present = tokio::task::spawn_blocking(move || stores.has_many(&ds, &asked))
+        .await
+        .map_err(|e| NodeError::BadRequest(e.to_string()))??;
     // The node that receives a backup is not special: chunks other storage nodes hold count
     // too (the commit pulls them here before it replicates).
     let absent: Vec<usize> = (0..ids.len()).filter(|i| !present[*i]).collect();
@@ -289,12 +284,16 @@ async fn commit(
             let raw = n.stores.get(&ds, &f.index)?;
             let index = ArchiveIndex::decode(f.kind, &decode_chunk(&raw, &f.index, None)?)?;
             ids.push(f.index);
-            for id in index.chunk_ids() {
-                if !n.stores.has(&ds, &id)? {
-                    absent.push(id);
-                }
-                ids.push(id);
-            }
+            let chunks: Vec<ChunkId> = index.chunk_ids().collect();
+            let held = n.stores.has_many(&ds, &chunks)?;
+            absent.extend(
+                chunks
+                    .iter()
+                    .zip(held)
+                    .filter(|(_, h)| !h)
+                    .map(|(id, _)| *id),
+            );
+            ids.extend(chunks);
         }
         ids.sort();
         ids.dedup();
