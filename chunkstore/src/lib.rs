@@ -18,6 +18,7 @@
 mod catalog;
 mod chunk_dir;
 mod crypto;
+mod cut_guide;
 mod datastore;
 mod dynamic_index;
 pub mod envelope;
@@ -41,6 +42,7 @@ mod writer;
 pub use catalog::{Catalog, DatastoreRecord, SessionLease, SnapshotRecord, VerifyState};
 pub use chunk_dir::{ChunkDir, ChunkFile, Inserted};
 pub use crypto::CryptKey;
+pub use cut_guide::CutGuide;
 pub use datastore::{Datastore, DatastoreOptions};
 pub use dynamic_index::DynamicIndex;
 pub use error::{Error, Result};

@@ -17,6 +17,7 @@ use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use ironcore_types::ChunkId;
 
 use crate::chunk_dir::Inserted;
+use crate::cut_guide::CutGuide;
 use crate::envelope::chunk_id;
 use crate::index::{ArchiveIndex, IndexKind};
 use crate::manifest::ManifestFile;
@@ -46,6 +47,8 @@ struct Job {
     seq: usize,
     /// A slice of the buffer it was cut from (no copy).
     data: Bytes,
+    /// Its id, when the cutter hashed it already.
+    id: Option<ChunkId>,
 }
 
 struct Done {
@@ -64,6 +67,10 @@ pub struct ArchiveWriter<'a> {
     buf: Vec<u8>,
     /// Earlier buffers, each reusable once the workers dropped its chunks.
     spent: Vec<Bytes>,
+    /// The previous stream's chunks to cut along ([`ArchiveWriter::guide`]).
+    guide: Option<Arc<CutGuide>>,
+    /// The chunk the guide expects next.
+    expect: Option<(u64, ChunkId)>,
     jobs: Option<Sender<Job>>,
     results: Receiver<Result<Done>>,
     workers: Vec<JoinHandle<()>>,
@@ -95,7 +102,7 @@ fn process(shared: &Shared, job: &Job) -> Result<Done> {
         return Err(Error::Cancelled);
     }
     let key = shared.key.as_ref();
-    let id = chunk_id(&job.data, key);
+    let id = job.id.unwrap_or_else(|| chunk_id(&job.data, key));
     let len = job.data.len() as u64;
     let c = &shared.counters;
     c.chunks.fetch_add(1, Ordering::Relaxed);
@@ -155,6 +162,8 @@ impl<'a> ArchiveWriter<'a> {
             files,
             buf: Vec::new(),
             spent: Vec::new(),
+            guide: None,
+            expect: None,
             jobs: Some(jobs_tx),
             results: res_rx,
             workers,
@@ -197,6 +206,15 @@ impl<'a> ArchiveWriter<'a> {
         Ok(())
     }
 
+    /// Cuts what is appended from now on along the previous stream's chunks where the bytes are
+    /// the same (see [`CutGuide`]): the hashing moves to this thread and the content-defined
+    /// scan is skipped for chunks found again. Only stream archives take a guide.
+    pub fn guide(&mut self, guide: Arc<CutGuide>) {
+        if matches!(self.chunking, Chunking::Dynamic) {
+            self.guide = Some(guide);
+        }
+    }
+
     /// Appends chunks the sink already holds, by reference, without their bytes (an unchanged
     /// file of the previous snapshot). The bytes appended before end here as chunks of their
     /// own. Each `(len, id)` must be a chunk of this session's key that the sink holds (check
@@ -214,6 +232,9 @@ impl<'a> ArchiveWriter<'a> {
         if !self.buf.is_empty() {
             self.cut(true)?;
         }
+        // What follows starts a new cut; the chunk after these in the previous stream is
+        // rarely what comes next (the next file read is a changed one).
+        self.expect = None;
         let c = &self.shared.counters;
         for (len, id) in chunks {
             let seq = self.sent;
@@ -231,31 +252,28 @@ impl<'a> ArchiveWriter<'a> {
 
     /// Cuts the buffer into chunks and sends them; keeps an incomplete tail unless `last`.
     fn cut(&mut self, last: bool) -> Result<()> {
-        let mut pieces = Vec::new();
+        let mut pieces: Vec<(usize, usize, Option<ChunkId>)> = Vec::new();
         let consumed = match self.chunking {
             Chunking::Fixed(size) => {
                 let size = size as usize;
                 let mut at = 0;
                 while self.buf.len() - at >= size || (last && at < self.buf.len()) {
                     let end = (at + size).min(self.buf.len());
-                    pieces.push((at, end));
+                    pieces.push((at, end, None));
                     at = end;
                 }
                 at
             }
+            Chunking::Dynamic if self.guide.is_some() => self.cut_guided(last, &mut pieces),
             Chunking::Dynamic => {
-                let cuts: Vec<(usize, usize)> =
-                    fastcdc::v2020::FastCDC::new(&self.buf, CDC_MIN, CDC_AVG, CDC_MAX)
-                        .map(|c| (c.offset, c.offset + c.length))
-                        .collect();
+                let cuts = fastcdc::v2020::FastCDC::new(&self.buf, CDC_MIN, CDC_AVG, CDC_MAX)
+                    .map(|c| (c.offset, c.offset + c.length, None));
+                pieces.extend(cuts);
                 // The last piece ends where the buffer ends, not at a content-defined point;
                 // keep it for the next round unless the stream is complete.
-                let keep = if last {
-                    cuts.len()
-                } else {
-                    cuts.len().saturating_sub(1)
-                };
-                pieces.extend_from_slice(&cuts[..keep]);
+                if !last {
+                    pieces.pop();
+                }
                 pieces.last().map_or(0, |p| p.1)
             }
         };
@@ -265,8 +283,8 @@ impl<'a> ArchiveWriter<'a> {
             let whole = Bytes::from(std::mem::take(&mut self.buf));
             self.buf = self.fresh_buffer();
             self.buf.extend_from_slice(&whole[consumed..]);
-            for (start, end) in pieces {
-                self.send(whole.slice(start..end))?;
+            for (start, end, id) in pieces {
+                self.send(whole.slice(start..end), id)?;
             }
             if self.spent.len() == SPENT_KEPT {
                 self.spent.remove(0);
@@ -274,6 +292,78 @@ impl<'a> ArchiveWriter<'a> {
             self.spent.push(whole);
         }
         self.shared.sink.keep_alive()
+    }
+
+    /// [`ArchiveWriter::cut`] along the guide: each piece is the chunk the guide expects when
+    /// the bytes hash to it, else the next content-defined chunk; every piece is hashed here.
+    /// Returns the bytes cut.
+    fn cut_guided(
+        &mut self,
+        last: bool,
+        pieces: &mut Vec<(usize, usize, Option<ChunkId>)>,
+    ) -> usize {
+        let (Some(guide), key) = (self.guide.clone(), self.shared.key.as_ref()) else {
+            return 0;
+        };
+        let mut at = 0;
+        while at < self.buf.len() {
+            let rest = &self.buf[at..];
+            if let Some((len, want)) = self.expect {
+                let len = usize::try_from(len).unwrap_or(usize::MAX);
+                if rest.len() < len && !last {
+                    break; // the expected chunk is not all here yet
+                }
+                if rest.len() >= len {
+                    // The two expected chunks are hashed at once when both are here (the
+                    // second on another thread): this thread is the backup's critical path.
+                    let second = guide
+                        .after(&want)
+                        .map(|(l, w)| (usize::try_from(l).unwrap_or(usize::MAX), w))
+                        .filter(|(l, _)| rest.len() - len >= *l);
+                    let (first, next) = std::thread::scope(|scope| {
+                        let next = second.map(|(l, w)| {
+                            let bytes = &rest[len..len + l];
+                            (l, w, scope.spawn(move || chunk_id(bytes, key)))
+                        });
+                        let first = chunk_id(&rest[..len], key);
+                        let next = next.map(|(l, w, hashing)| {
+                            let id = hashing
+                                .join()
+                                .unwrap_or_else(|p| std::panic::resume_unwind(p));
+                            (l, w, id)
+                        });
+                        (first, next)
+                    });
+                    if first == want {
+                        pieces.push((at, at + len, Some(first)));
+                        at += len;
+                        self.expect = guide.after(&first);
+                        if let Some((l, w, id)) = next {
+                            if id == w {
+                                pieces.push((at, at + l, Some(id)));
+                                at += l;
+                                self.expect = guide.after(&id);
+                            } else {
+                                self.expect = None;
+                            }
+                        }
+                        continue;
+                    }
+                }
+                self.expect = None;
+            }
+            let len = fastcdc::v2020::FastCDC::new(rest, CDC_MIN, CDC_AVG, CDC_MAX)
+                .next()
+                .map_or(rest.len(), |c| c.length);
+            if len == rest.len() && !last {
+                break; // ends where the buffer ends, not at a content-defined point
+            }
+            let id = chunk_id(&rest[..len], key);
+            pieces.push((at, at + len, Some(id)));
+            at += len;
+            self.expect = guide.after(&id);
+        }
+        at
     }
 
     /// An empty buffer with room to fill: one whose chunks the workers are done with, or a
@@ -301,11 +391,12 @@ impl<'a> ArchiveWriter<'a> {
         }
     }
 
-    fn send(&mut self, data: Bytes) -> Result<()> {
+    fn send(&mut self, data: Bytes, id: Option<ChunkId>) -> Result<()> {
         self.collect(false)?;
         let job = Job {
             seq: self.sent,
             data,
+            id,
         };
         self.sent += 1;
         let jobs = self.jobs.as_ref().ok_or(Error::Cancelled)?;

@@ -6,7 +6,11 @@ mod common;
 use std::fs;
 
 use common::*;
-use ironcore_chunkstore::{CryptKey, Error, IndexKind};
+use std::sync::Arc;
+
+use ironcore_chunkstore::envelope::chunk_id;
+use ironcore_chunkstore::{CryptKey, CutGuide, Error, IndexKind};
+use ironcore_types::{ChunkId, SnapshotRef};
 
 #[test]
 fn same_data_twice_is_stored_once() {
@@ -88,6 +92,92 @@ fn a_stream_read_into_the_writer_is_cut_as_appended_and_restores_intact() {
             "read {max} at a time"
         );
     }
+}
+
+/// The (length, id) of every chunk of archive `data.bin` of snapshot `s`.
+fn chunks_of(f: &Fixture, s: &SnapshotRef, key: Option<&CryptKey>) -> Vec<(u64, ChunkId)> {
+    let reader = f.ds.open_archive(s, "data.bin", key).unwrap();
+    let index = reader.index();
+    (0..index.len())
+        .map(|i| index.chunk(i).map(|(a, b, id)| (b - a, id)).unwrap())
+        .collect()
+}
+
+/// Backs `data` up as `data.bin` of `s`, cut along `guide`; returns the new chunks stored.
+fn guided_backup(
+    f: &Fixture,
+    s: &SnapshotRef,
+    data: &[u8],
+    key: Option<&CryptKey>,
+    guide: CutGuide,
+) -> u64 {
+    let mut session = f.ds.begin_backup(s.clone(), key.cloned()).unwrap();
+    let mut w = session.dynamic_writer("data.bin").unwrap();
+    w.guide(Arc::new(guide));
+    for piece in data.chunks(1 << 20) {
+        w.append(piece).unwrap();
+    }
+    w.finish().unwrap();
+    let stats = session.stats();
+    session.commit().unwrap();
+    stats.new_chunks
+}
+
+#[test]
+fn a_guided_writer_follows_the_previous_chunks_where_the_bytes_are_theirs() {
+    let f = Fixture::new();
+    let key = CryptKey::generate();
+    let data = [random_data(9, 10 << 20), text_data(10, 6 << 20)].concat();
+    // A previous stream cut where content-defined cutting would not cut: its first chunk as
+    // the content decides, then pieces of 700,001 bytes.
+    let s1 = snap("host/a", 100);
+    backup(&f.ds, &s1, &data, Some(&key)).unwrap();
+    let first = chunks_of(&f, &s1, Some(&key))[0];
+    let mut previous = vec![first];
+    let mut at = first.0 as usize;
+    while at < data.len() {
+        let end = (at + 700_001).min(data.len());
+        previous.push(((end - at) as u64, chunk_id(&data[at..end], Some(&key))));
+        at = end;
+    }
+    let s2 = snap("host/a", 200);
+    guided_backup(&f, &s2, &data, Some(&key), CutGuide::new(previous.clone()));
+    assert_eq!(
+        chunks_of(&f, &s2, Some(&key)),
+        previous,
+        "cut along the guide"
+    );
+    assert!(restore(&f.ds, &s2, Some(&key)).unwrap() == data);
+}
+
+#[test]
+fn a_guided_writer_finds_its_way_back_after_changed_bytes() {
+    let f = Fixture::new();
+    let data = [random_data(11, 24 << 20), text_data(12, 8 << 20)].concat();
+    let s1 = snap("host/a", 100);
+    backup(&f.ds, &s1, &data, None).unwrap();
+    let previous = chunks_of(&f, &s1, None);
+    // 100 bytes inserted (everything after shifts) and 1 MiB overwritten further on.
+    let mut changed = data.clone();
+    changed.splice(9 << 20..9 << 20, random_data(13, 100));
+    changed.splice(20 << 20..21 << 20, random_data(14, 1 << 20));
+    let s2 = snap("host/a", 200);
+    let new = guided_backup(&f, &s2, &changed, None, CutGuide::new(previous.clone()));
+    assert!(restore(&f.ds, &s2, None).unwrap() == changed);
+    // Each change costs the chunks it touches and the one resynchronising after it.
+    assert!(new <= 8, "{new} new chunks for two changes");
+    let now = chunks_of(&f, &s2, None);
+    let reused = now.iter().filter(|c| previous.contains(c)).count();
+    assert!(
+        reused + 8 >= previous.len(),
+        "{reused} of {} chunks reused",
+        previous.len()
+    );
+    // A guide of another stream changes nothing but the work done.
+    let s3 = snap("host/b", 300);
+    let unrelated = CutGuide::new([(1000, ChunkId::from_bytes([7; 32]))]);
+    assert_eq!(guided_backup(&f, &s3, &changed, None, unrelated), 0);
+    assert_eq!(chunks_of(&f, &s3, None), now);
 }
 
 #[test]

@@ -23,7 +23,7 @@ use tracing::warn;
 
 use crate::tree_format::{Entry, EntryKind, encode_entry, header};
 use crate::tree_reuse::{PrevFile, PreviousTree, Run};
-use crate::tree_scan::TreeScan;
+use crate::tree_scan::{TreeScan, will_need};
 use crate::{ClientError, Result};
 
 /// The payload archive's name.
@@ -306,8 +306,7 @@ impl Walker<'_, '_> {
 
 /// Keeps the disk reading a file ahead of the walker: the kernel's own read-ahead window is
 /// often small (128 KiB by default), so a cold file is otherwise read a request at a time while
-/// the chunker waits. The kernel caps one `WILLNEED` request at its read-ahead size, so the
-/// window is asked for in steps. Advice only: failures are ignored.
+/// the chunker waits.
 #[derive(Default)]
 struct ReadAhead {
     /// Asked for up to here.
@@ -317,16 +316,14 @@ struct ReadAhead {
 impl ReadAhead {
     /// How far ahead of the walker the disk is kept reading.
     const WINDOW: u64 = 32 << 20;
-    /// One request.
+    /// Asked for at a time, when the walker has come this close to `until`.
     const STEP: u64 = 4 << 20;
 
     fn advise(&mut self, f: &File, pos: u64, size: u64) {
-        while self.until < size && self.until < pos + Self::WINDOW {
-            let len = Self::STEP.min(size - self.until);
-            if let Some(len) = std::num::NonZeroU64::new(len) {
-                let _ = rustix::fs::fadvise(f, self.until, Some(len), rustix::fs::Advice::WillNeed);
-            }
-            self.until += len;
+        let want = (pos + Self::WINDOW).min(size);
+        if want >= self.until + Self::STEP || (want == size && want > self.until) {
+            will_need(f, self.until, want - self.until);
+            self.until = want;
         }
     }
 }
@@ -382,6 +379,9 @@ pub fn write_tree(
     }
     let (entries, written) = {
         let mut payload = session.dynamic_writer(PAYLOAD_ARCHIVE)?;
+        if let Some(prev) = previous {
+            payload.guide(prev.cut_guide());
+        }
         let mut walker = Walker {
             scan,
             root_dev: meta.dev(),

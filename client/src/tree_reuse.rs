@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use ironcore_chunkstore::{ArchiveReader, ChunkSource, CryptKey, Manifest};
+use ironcore_chunkstore::{ArchiveReader, ChunkSource, CryptKey, CutGuide, Manifest};
 use ironcore_types::ChunkId;
 
 use crate::tree::{META_ARCHIVE, PAYLOAD_ARCHIVE};
@@ -122,6 +122,11 @@ impl PreviousTree {
     pub(crate) fn unchanged(&self, path: &[u8], now: &Entry, size: u64) -> Option<PrevFile> {
         let p = self.files.get(path)?;
         p.matches(now, size).then_some(*p)
+    }
+
+    /// The previous payload's chunks as a guide for cutting re-read files.
+    pub(crate) fn cut_guide(&self) -> Arc<CutGuide> {
+        Arc::new(CutGuide::new(self.chunks.iter().map(|c| (c.1 - c.0, c.2))))
     }
 
     /// The distinct chunks of the previous payload.

@@ -34,11 +34,11 @@ const THREADS: usize = 8;
 /// with 512 and 0.05 s with 4,096). A listing is ~200 bytes per entry.
 pub const AHEAD: usize = 4096;
 
-/// Bytes read ahead of each file: a small file whole, the start of a larger one (whose rest the
-/// walker reads ahead itself as it goes).
-pub const PREFETCH_HEAD: u64 = 1 << 20;
-/// Bytes of small files asked for and not yet read by the walker, at most.
-pub const PREFETCH_BUDGET: u64 = 64 << 20;
+/// Bytes read ahead of each file: a smaller file whole, the start of a larger one (whose rest
+/// the walker reads ahead itself as it goes).
+pub const PREFETCH_HEAD: u64 = 32 << 20;
+/// Bytes of files asked for and not yet read by the walker, at most.
+pub const PREFETCH_BUDGET: u64 = 256 << 20;
 
 /// Which files the walker will read: (path relative to the root, metadata) → read it?
 pub type WillRead = Box<dyn Fn(&[u8], &Metadata) -> bool + Send + Sync>;
@@ -89,6 +89,21 @@ fn read_listing(dir: &Path) -> Listing {
         .collect();
     out.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     Ok(out)
+}
+
+/// Asks the kernel to read bytes `start..start + len` of `f` ahead. The kernel caps one request
+/// at its read-ahead size (128 KiB by default), so a long range is asked for in steps. Advice
+/// only: failures are ignored.
+pub(crate) fn will_need(f: &fs::File, start: u64, len: u64) {
+    const STEP: u64 = 4 << 20;
+    let mut at = start;
+    while at < start + len {
+        let n = STEP.min(start + len - at);
+        if let Some(n) = std::num::NonZeroU64::new(n) {
+            let _ = rustix::fs::fadvise(f, at, Some(n), rustix::fs::Advice::WillNeed);
+        }
+        at += n;
+    }
 }
 
 /// The subdirectories of `dir` on file system `dev`, last first (so the first is read next).
@@ -153,12 +168,7 @@ impl Shared {
                 s.prefetched.insert(path.clone(), len);
             }
             if let Ok(f) = fs::File::open(&path) {
-                let _ = rustix::fs::fadvise(
-                    &f,
-                    0,
-                    std::num::NonZeroU64::new(len),
-                    rustix::fs::Advice::WillNeed,
-                );
+                will_need(&f, 0, len);
             }
         }
     }
