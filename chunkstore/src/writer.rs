@@ -17,6 +17,7 @@ use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use ironcore_types::ChunkId;
 
 use crate::chunk_dir::Inserted;
+use crate::crypto::CryptKey;
 use crate::cut_guide::CutGuide;
 use crate::envelope::chunk_id;
 use crate::index::{ArchiveIndex, IndexKind};
@@ -40,6 +41,10 @@ pub(crate) enum Chunking {
 
 /// Bytes [`ArchiveWriter::read_from`] reads at a time.
 const READ_SIZE: usize = 1 << 20;
+/// Chunks the guided cutter hashes at once at most. On two cores, interleaved incremental runs
+/// of the reference change took 1.81–1.92 s with 2 against 1.92–2.01 s with 4: more threads
+/// only take the CPU from the chunk workers.
+const HASHED_AT_ONCE: usize = 2;
 /// Buffers whose chunks are out with the workers, kept for reuse.
 const SPENT_KEPT: usize = 4;
 
@@ -134,6 +139,33 @@ fn process(shared: &Shared, job: &Job) -> Result<Done> {
         seq: job.seq,
         len,
         id,
+    })
+}
+
+/// The ids of the consecutive pieces of `data` of lengths `pieces` (which fit in it), each on a
+/// thread of its own but the first.
+fn hash_at_once(data: &[u8], pieces: &[(usize, ChunkId)], key: Option<&CryptKey>) -> Vec<ChunkId> {
+    let mut spans = Vec::with_capacity(pieces.len());
+    let mut at = 0;
+    for (len, _) in pieces {
+        spans.push(&data[at..at + len]);
+        at += len;
+    }
+    let Some((first, others)) = spans.split_first() else {
+        return Vec::new();
+    };
+    std::thread::scope(|scope| {
+        let hashing: Vec<_> = others
+            .iter()
+            .map(|bytes| scope.spawn(move || chunk_id(bytes, key)))
+            .collect();
+        let mut ids = vec![chunk_id(first, key)];
+        ids.extend(
+            hashing
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))),
+        );
+        ids
     })
 }
 
@@ -308,49 +340,38 @@ impl<'a> ArchiveWriter<'a> {
         let mut at = 0;
         while at < self.buf.len() {
             let rest = &self.buf[at..];
-            if let Some((len, want)) = self.expect {
-                let len = usize::try_from(len).unwrap_or(usize::MAX);
-                if rest.len() < len && !last {
-                    break; // the expected chunk is not all here yet
-                }
-                if rest.len() >= len {
-                    // The two expected chunks are hashed at once when both are here (the
-                    // second on another thread): this thread is the backup's critical path.
-                    let second = guide
-                        .after(&want)
-                        .map(|(l, w)| (usize::try_from(l).unwrap_or(usize::MAX), w))
-                        .filter(|(l, _)| rest.len() - len >= *l);
-                    let (first, next) = std::thread::scope(|scope| {
-                        let next = second.map(|(l, w)| {
-                            let bytes = &rest[len..len + l];
-                            (l, w, scope.spawn(move || chunk_id(bytes, key)))
-                        });
-                        let first = chunk_id(&rest[..len], key);
-                        let next = next.map(|(l, w, hashing)| {
-                            let id = hashing
-                                .join()
-                                .unwrap_or_else(|p| std::panic::resume_unwind(p));
-                            (l, w, id)
-                        });
-                        (first, next)
-                    });
-                    if first == want {
-                        pieces.push((at, at + len, Some(first)));
-                        at += len;
-                        self.expect = guide.after(&first);
-                        if let Some((l, w, id)) = next {
-                            if id == w {
-                                pieces.push((at, at + l, Some(id)));
-                                at += l;
-                                self.expect = guide.after(&id);
-                            } else {
-                                self.expect = None;
-                            }
-                        }
-                        continue;
+            if let Some((len, _)) = self.expect {
+                if rest.len() < usize::try_from(len).unwrap_or(usize::MAX) {
+                    if !last {
+                        break; // the expected chunk is not all here yet
                     }
+                    self.expect = None;
+                } else {
+                    // The next expected chunks that are all here, hashed at once (all but the
+                    // first on other threads): this thread is the backup's critical path.
+                    let mut expected: Vec<(usize, ChunkId)> = Vec::new();
+                    let (mut next, mut end) = (self.expect, 0);
+                    while let Some((l, want)) = next.filter(|_| expected.len() < HASHED_AT_ONCE) {
+                        let l = usize::try_from(l).unwrap_or(usize::MAX);
+                        if rest.len() - end < l {
+                            break;
+                        }
+                        expected.push((l, want));
+                        end += l;
+                        next = guide.after(&want);
+                    }
+                    let ids = hash_at_once(rest, &expected, key);
+                    for ((l, want), id) in expected.into_iter().zip(ids) {
+                        if id != want {
+                            self.expect = None;
+                            break;
+                        }
+                        pieces.push((at, at + l, Some(id)));
+                        at += l;
+                        self.expect = guide.after(&id);
+                    }
+                    continue;
                 }
-                self.expect = None;
             }
             let len = fastcdc::v2020::FastCDC::new(rest, CDC_MIN, CDC_AVG, CDC_MAX)
                 .next()
