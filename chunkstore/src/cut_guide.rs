@@ -31,10 +31,11 @@ impl CutGuide {
     }
 
     /// The chunk that followed chunk `id` in the previous stream (after its first occurrence),
-    /// if any.
+    /// if any. An empty chunk (which no writer cuts, but a damaged index may list) is never
+    /// expected: cutting it would not move the cutter on.
     pub fn after(&self, id: &ChunkId) -> Option<(u64, ChunkId)> {
         let i = *self.first_at.get(id)?;
-        self.chunks.get(i + 1).copied()
+        self.chunks.get(i + 1).copied().filter(|(len, _)| *len > 0)
     }
 }
 
@@ -53,5 +54,7 @@ mod tests {
         assert_eq!(g.after(&id(2)), Some((30, id(1))));
         assert_eq!(g.after(&id(3)), None, "the last chunk has no successor");
         assert_eq!(g.after(&id(9)), None, "an unknown chunk has none");
+        let g = CutGuide::new([(10, id(1)), (0, id(1))]);
+        assert_eq!(g.after(&id(1)), None, "an empty chunk is not expected");
     }
 }
