@@ -259,7 +259,7 @@ impl Walker<'_, '_> {
     /// Streams one regular file into the payload; `None` if it could not be opened. A
     /// datastore error (full, offline, cancelled) ends the backup.
     fn file(&mut self, path: &Path, meta: &fs::Metadata) -> Result<Option<EntryKind>> {
-        self.scan.reading(path);
+        let asked = self.scan.reading(path);
         let f = match File::open(path) {
             Ok(f) => f,
             Err(e) => {
@@ -268,7 +268,7 @@ impl Walker<'_, '_> {
             }
         };
         let start = self.offset;
-        let mut ahead = ReadAhead::default();
+        let mut ahead = ReadAhead { until: asked };
         loop {
             ahead.advise(&f, self.offset - start, meta.len());
             let n = match self.payload.read_from(&f) {
@@ -307,7 +307,6 @@ impl Walker<'_, '_> {
 /// Keeps the disk reading a file ahead of the walker: the kernel's own read-ahead window is
 /// often small (128 KiB by default), so a cold file is otherwise read a request at a time while
 /// the chunker waits.
-#[derive(Default)]
 struct ReadAhead {
     /// Asked for up to here.
     until: u64,

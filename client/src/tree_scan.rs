@@ -274,11 +274,12 @@ impl TreeScan {
     }
 
     /// The walker starts reading `path`: it no longer counts against the read-ahead budget.
-    pub fn reading(&self, path: &Path) {
+    /// Returns how many of its first bytes were asked for already (0 if none).
+    pub fn reading(&self, path: &Path) -> u64 {
         let mut s = self.shared.lock();
-        if let Some(len) = s.prefetched.remove(path) {
-            s.prefetched_bytes -= len;
-        }
+        let len = s.prefetched.remove(path).unwrap_or(0);
+        s.prefetched_bytes -= len;
+        len
     }
 
     /// The listing of directory `dir` of this tree: taken from the helpers when they read it
@@ -445,7 +446,9 @@ mod tests {
             "{asked:?}"
         );
         for p in &asked {
-            scan.reading(p);
+            let head = if p.ends_with("big") { PREFETCH_HEAD } else { 1 };
+            assert_eq!(scan.reading(p), head, "{}", p.display());
+            assert_eq!(scan.reading(p), 0, "asked for once");
         }
         let s = scan.shared.lock();
         assert!(s.prefetched.is_empty() && s.prefetched_bytes == 0);
