@@ -3,7 +3,8 @@
 //! One 32-byte secret yields, through HKDF-SHA256 with distinct labels: the AES-256-GCM key that
 //! encrypts chunk payloads, the HMAC key that names encrypted chunks (so the server cannot
 //! confirm a guess of their content and deduplication stays within one key), the HMAC key that
-//! signs manifests, and the key's public fingerprint. The cipher sits behind this one small type
+//! signs manifests, the BLAKE3 key of quick hashes ([`crate::QuickHash`]), and the key's public
+//! fingerprint. The cipher sits behind this one small type
 //! so it can be swapped if measurement says so (DESIGN.md §2).
 
 use aes_gcm::aead::{AeadInOut, KeyInit};
@@ -28,6 +29,7 @@ pub struct CryptKey {
     cipher: Aes256Gcm,
     id_key: [u8; 32],
     sign_key: [u8; 32],
+    quick_key: [u8; 32],
     fingerprint: Fingerprint,
 }
 
@@ -67,6 +69,7 @@ impl CryptKey {
             cipher,
             id_key: derive(&secret, b"chunk-id"),
             sign_key: derive(&secret, b"manifest-signature"),
+            quick_key: derive(&secret, b"quick-hash"),
             fingerprint: Fingerprint::from_bytes(derive(&secret, b"fingerprint")),
         }
     }
@@ -84,6 +87,12 @@ impl CryptKey {
     /// The id of an encrypted chunk: HMAC-SHA256 of its plaintext under the id key.
     pub fn chunk_id(&self, plain: &[u8]) -> ChunkId {
         ChunkId::from_bytes(hmac(&self.id_key, &[plain]))
+    }
+
+    /// The key of this key's quick hashes (keyed BLAKE3), so the server cannot confirm a
+    /// guess of a chunk's content from the quick hash an index records either.
+    pub(crate) fn quick_key(&self) -> &[u8; 32] {
+        &self.quick_key
     }
 
     /// Encrypts `buf` in place (appending the tag) under a fresh random nonce, binding the
@@ -143,6 +152,7 @@ mod tests {
         assert_eq!(k.fingerprint(), again.fingerprint());
         assert_eq!(k.chunk_id(b"x"), again.chunk_id(b"x"));
         assert_ne!(k.id_key, k.sign_key);
+        assert_ne!(k.quick_key, k.id_key);
         assert_ne!(
             k.fingerprint(),
             CryptKey::from_secret([8; 32]).fingerprint()

@@ -3,7 +3,7 @@
 use ironcore_types::ChunkId;
 use serde::{Deserialize, Serialize};
 
-use crate::{DynamicIndex, FixedIndex, Result};
+use crate::{DynamicIndex, FixedIndex, IndexChunk, Result};
 
 /// How an archive was chunked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -78,6 +78,18 @@ impl ArchiveIndex {
         }
     }
 
+    /// Chunk `i` with its quick hash (a fixed index records none).
+    pub fn index_chunk(&self, i: usize) -> Option<IndexChunk> {
+        match self {
+            ArchiveIndex::Dynamic(idx) => idx.index_chunk(i),
+            ArchiveIndex::Fixed(idx) => idx.chunk(i).map(|(start, end, id)| IndexChunk {
+                len: end - start,
+                id,
+                quick: None,
+            }),
+        }
+    }
+
     /// The chunk holding byte `offset`.
     pub fn find(&self, offset: u64) -> Option<usize> {
         match self {
@@ -87,7 +99,8 @@ impl ArchiveIndex {
     }
 
     /// The same layout with every chunk id replaced by `rename(id)` — what re-encrypting an
-    /// archive under another key needs (chunk boundaries stay, ids change).
+    /// archive under another key needs (chunk boundaries stay, ids change). Quick hashes are
+    /// dropped: they were taken under the old key.
     pub fn with_ids(&self, mut rename: impl FnMut(&ChunkId) -> Result<ChunkId>) -> Result<Self> {
         Ok(match self {
             ArchiveIndex::Dynamic(idx) => {

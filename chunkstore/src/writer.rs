@@ -1,8 +1,9 @@
 //! The chunk pipeline of a backup: cut → (workers: hash → dedup check → compress → encrypt →
 //! write) → index.
 //!
-//! The caller's thread cuts the stream (FastCDC for streams, fixed pieces for images) and hands
-//! chunks to one worker per core through a bounded queue, so memory stays bounded and a slow
+//! The caller's thread cuts the stream (FastCDC for streams, fixed pieces for images; along the
+//! previous stream's chunks where it has a [`CutGuide`]) and hands chunks to one worker per core
+//! through a bounded queue, so memory stays bounded and a slow
 //! disk slows the client instead of filling RAM. Workers only compress and encrypt chunks the
 //! datastore does not hold. Results come back out of order and are put in stream order when the
 //! archive is finished.
@@ -17,11 +18,12 @@ use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use ironcore_types::ChunkId;
 
 use crate::chunk_dir::Inserted;
-use crate::crypto::CryptKey;
 use crate::cut_guide::CutGuide;
+use crate::dynamic_index::IndexChunk;
 use crate::envelope::chunk_id;
 use crate::index::{ArchiveIndex, IndexKind};
 use crate::manifest::ManifestFile;
+use crate::quick_hash::QuickHash;
 use crate::stream_session::Shared;
 use crate::{DynamicIndex, Error, FixedIndex, Result};
 
@@ -41,25 +43,28 @@ pub(crate) enum Chunking {
 
 /// Bytes [`ArchiveWriter::read_from`] reads at a time.
 const READ_SIZE: usize = 1 << 20;
-/// Chunks the guided cutter hashes at once at most. On two cores, interleaved incremental runs
-/// of the reference change took 1.81–1.92 s with 2 against 1.92–2.01 s with 4: more threads
-/// only take the CPU from the chunk workers.
-const HASHED_AT_ONCE: usize = 2;
 /// Buffers whose chunks are out with the workers, kept for reuse.
 const SPENT_KEPT: usize = 4;
+
+/// A chunk cut from the buffer: its span, and what the cutter knows of it already.
+struct Piece {
+    start: usize,
+    end: usize,
+    /// Its id, when the guide gave it.
+    id: Option<ChunkId>,
+    quick: Option<QuickHash>,
+}
 
 struct Job {
     seq: usize,
     /// A slice of the buffer it was cut from (no copy).
     data: Bytes,
-    /// Its id, when the cutter hashed it already.
+    /// Its id, when the cutter knows it already.
     id: Option<ChunkId>,
-}
-
-struct Done {
-    seq: usize,
-    len: u64,
-    id: ChunkId,
+    /// Its quick hash, when the cutter took it already.
+    quick: Option<QuickHash>,
+    /// Whether the index records quick hashes (stream archives do).
+    wants_quick: bool,
 }
 
 /// Writes one archive of a backup session. Feed it with [`ArchiveWriter::append`] (or as an
@@ -75,13 +80,13 @@ pub struct ArchiveWriter<'a> {
     /// The previous stream's chunks to cut along ([`ArchiveWriter::guide`]).
     guide: Option<Arc<CutGuide>>,
     /// The chunk the guide expects next.
-    expect: Option<(u64, ChunkId)>,
+    expect: Option<IndexChunk>,
     jobs: Option<Sender<Job>>,
-    results: Receiver<Result<Done>>,
+    results: Receiver<Result<(usize, IndexChunk)>>,
     workers: Vec<JoinHandle<()>>,
     sent: usize,
     received: usize,
-    done: Vec<Option<(u64, ChunkId)>>,
+    done: Vec<Option<IndexChunk>>,
     failed: Option<Error>,
 }
 
@@ -91,7 +96,7 @@ impl std::fmt::Debug for ArchiveWriter<'_> {
     }
 }
 
-fn worker(shared: Arc<Shared>, jobs: Receiver<Job>, results: Sender<Result<Done>>) {
+fn worker(shared: Arc<Shared>, jobs: Receiver<Job>, results: Sender<Result<(usize, IndexChunk)>>) {
     for job in jobs {
         let out = process(&shared, &job);
         let failed = out.is_err();
@@ -102,12 +107,16 @@ fn worker(shared: Arc<Shared>, jobs: Receiver<Job>, results: Sender<Result<Done>
     }
 }
 
-fn process(shared: &Shared, job: &Job) -> Result<Done> {
+fn process(shared: &Shared, job: &Job) -> Result<(usize, IndexChunk)> {
     if shared.cancel.is_cancelled() {
         return Err(Error::Cancelled);
     }
     let key = shared.key.as_ref();
     let id = job.id.unwrap_or_else(|| chunk_id(&job.data, key));
+    let quick = match job.quick {
+        None if job.wants_quick => Some(QuickHash::of(&job.data, key)),
+        known => known,
+    };
     let len = job.data.len() as u64;
     let c = &shared.counters;
     c.chunks.fetch_add(1, Ordering::Relaxed);
@@ -135,38 +144,7 @@ fn process(shared: &Shared, job: &Job) -> Result<Done> {
             }
         }
     }
-    Ok(Done {
-        seq: job.seq,
-        len,
-        id,
-    })
-}
-
-/// The ids of the consecutive pieces of `data` of lengths `pieces` (which fit in it), each on a
-/// thread of its own but the first.
-fn hash_at_once(data: &[u8], pieces: &[(usize, ChunkId)], key: Option<&CryptKey>) -> Vec<ChunkId> {
-    let mut spans = Vec::with_capacity(pieces.len());
-    let mut at = 0;
-    for (len, _) in pieces {
-        spans.push(&data[at..at + len]);
-        at += len;
-    }
-    let Some((first, others)) = spans.split_first() else {
-        return Vec::new();
-    };
-    std::thread::scope(|scope| {
-        let hashing: Vec<_> = others
-            .iter()
-            .map(|bytes| scope.spawn(move || chunk_id(bytes, key)))
-            .collect();
-        let mut ids = vec![chunk_id(first, key)];
-        ids.extend(
-            hashing
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))),
-        );
-        ids
-    })
+    Ok((job.seq, IndexChunk { len, id, quick }))
 }
 
 impl<'a> ArchiveWriter<'a> {
@@ -239,8 +217,8 @@ impl<'a> ArchiveWriter<'a> {
     }
 
     /// Cuts what is appended from now on along the previous stream's chunks where the bytes are
-    /// the same (see [`CutGuide`]): the hashing moves to this thread and the content-defined
-    /// scan is skipped for chunks found again. Only stream archives take a guide.
+    /// the same (see [`CutGuide`]): chunks found again by their quick hash skip the
+    /// content-defined scan and the hashing of their id. Only stream archives take a guide.
     pub fn guide(&mut self, guide: Arc<CutGuide>) {
         if matches!(self.chunking, Chunking::Dynamic) {
             self.guide = Some(guide);
@@ -249,9 +227,10 @@ impl<'a> ArchiveWriter<'a> {
 
     /// Appends chunks the sink already holds, by reference, without their bytes (an unchanged
     /// file of the previous snapshot). The bytes appended before end here as chunks of their
-    /// own. Each `(len, id)` must be a chunk of this session's key that the sink holds (check
-    /// with [`crate::ChunkSink::has_chunk`]); only dynamic (stream) archives take them.
-    pub fn append_known(&mut self, chunks: &[(u64, ChunkId)]) -> Result<()> {
+    /// own. Each must be a chunk of this session's key that the sink holds (check with
+    /// [`crate::ChunkSink::has_chunk`]), as the previous index lists it; only dynamic (stream)
+    /// archives take them.
+    pub fn append_known(&mut self, chunks: &[IndexChunk]) -> Result<()> {
         if let Some(e) = self.failed.take() {
             return Err(e);
         }
@@ -268,30 +247,36 @@ impl<'a> ArchiveWriter<'a> {
         // rarely what comes next (the next file read is a changed one).
         self.expect = None;
         let c = &self.shared.counters;
-        for (len, id) in chunks {
+        for chunk in chunks {
             let seq = self.sent;
             self.sent += 1;
             if self.done.len() <= seq {
                 self.done.resize(seq + 1, None);
             }
-            self.done[seq] = Some((*len, *id));
+            self.done[seq] = Some(*chunk);
             self.received += 1;
             c.chunks.fetch_add(1, Ordering::Relaxed);
-            c.bytes.fetch_add(*len, Ordering::Relaxed);
+            c.bytes.fetch_add(chunk.len, Ordering::Relaxed);
         }
         Ok(())
     }
 
     /// Cuts the buffer into chunks and sends them; keeps an incomplete tail unless `last`.
     fn cut(&mut self, last: bool) -> Result<()> {
-        let mut pieces: Vec<(usize, usize, Option<ChunkId>)> = Vec::new();
+        let mut pieces: Vec<Piece> = Vec::new();
+        let piece = |start, end| Piece {
+            start,
+            end,
+            id: None,
+            quick: None,
+        };
         let consumed = match self.chunking {
             Chunking::Fixed(size) => {
                 let size = size as usize;
                 let mut at = 0;
                 while self.buf.len() - at >= size || (last && at < self.buf.len()) {
                     let end = (at + size).min(self.buf.len());
-                    pieces.push((at, end, None));
+                    pieces.push(piece(at, end));
                     at = end;
                 }
                 at
@@ -299,14 +284,14 @@ impl<'a> ArchiveWriter<'a> {
             Chunking::Dynamic if self.guide.is_some() => self.cut_guided(last, &mut pieces),
             Chunking::Dynamic => {
                 let cuts = fastcdc::v2020::FastCDC::new(&self.buf, CDC_MIN, CDC_AVG, CDC_MAX)
-                    .map(|c| (c.offset, c.offset + c.length, None));
+                    .map(|c| piece(c.offset, c.offset + c.length));
                 pieces.extend(cuts);
                 // The last piece ends where the buffer ends, not at a content-defined point;
                 // keep it for the next round unless the stream is complete.
                 if !last {
                     pieces.pop();
                 }
-                pieces.last().map_or(0, |p| p.1)
+                pieces.last().map_or(0, |p| p.end)
             }
         };
         if consumed > 0 {
@@ -315,8 +300,8 @@ impl<'a> ArchiveWriter<'a> {
             let whole = Bytes::from(std::mem::take(&mut self.buf));
             self.buf = self.fresh_buffer();
             self.buf.extend_from_slice(&whole[consumed..]);
-            for (start, end, id) in pieces {
-                self.send(whole.slice(start..end), id)?;
+            for p in pieces {
+                self.send(whole.slice(p.start..p.end), p.id, p.quick)?;
             }
             if self.spent.len() == SPENT_KEPT {
                 self.spent.remove(0);
@@ -327,50 +312,37 @@ impl<'a> ArchiveWriter<'a> {
     }
 
     /// [`ArchiveWriter::cut`] along the guide: each piece is the chunk the guide expects when
-    /// the bytes hash to it, else the next content-defined chunk; every piece is hashed here.
+    /// the bytes give its quick hash, else the next content-defined chunk. Every piece's quick
+    /// hash is taken here (5.6 GB/s); ids of chunks not found again are left to the workers.
     /// Returns the bytes cut.
-    fn cut_guided(
-        &mut self,
-        last: bool,
-        pieces: &mut Vec<(usize, usize, Option<ChunkId>)>,
-    ) -> usize {
+    fn cut_guided(&mut self, last: bool, pieces: &mut Vec<Piece>) -> usize {
         let (Some(guide), key) = (self.guide.clone(), self.shared.key.as_ref()) else {
             return 0;
         };
         let mut at = 0;
         while at < self.buf.len() {
             let rest = &self.buf[at..];
-            if let Some((len, _)) = self.expect {
-                if rest.len() < usize::try_from(len).unwrap_or(usize::MAX) {
+            if let Some(want) = self.expect {
+                let len = usize::try_from(want.len).unwrap_or(usize::MAX);
+                if rest.len() < len {
                     if !last {
                         break; // the expected chunk is not all here yet
                     }
                     self.expect = None;
                 } else {
-                    // The next expected chunks that are all here, hashed at once (all but the
-                    // first on other threads): this thread is the backup's critical path.
-                    let mut expected: Vec<(usize, ChunkId)> = Vec::new();
-                    let (mut next, mut end) = (self.expect, 0);
-                    while let Some((l, want)) = next.filter(|_| expected.len() < HASHED_AT_ONCE) {
-                        let l = usize::try_from(l).unwrap_or(usize::MAX);
-                        if rest.len() - end < l {
-                            break;
-                        }
-                        expected.push((l, want));
-                        end += l;
-                        next = guide.after(&want);
+                    let quick = QuickHash::of(&rest[..len], key);
+                    self.expect = None;
+                    if Some(quick) == want.quick {
+                        pieces.push(Piece {
+                            start: at,
+                            end: at + len,
+                            id: Some(want.id),
+                            quick: Some(quick),
+                        });
+                        at += len;
+                        self.expect = guide.after(&quick);
+                        continue;
                     }
-                    let ids = hash_at_once(rest, &expected, key);
-                    for ((l, want), id) in expected.into_iter().zip(ids) {
-                        if id != want {
-                            self.expect = None;
-                            break;
-                        }
-                        pieces.push((at, at + l, Some(id)));
-                        at += l;
-                        self.expect = guide.after(&id);
-                    }
-                    continue;
                 }
             }
             let len = fastcdc::v2020::FastCDC::new(rest, CDC_MIN, CDC_AVG, CDC_MAX)
@@ -379,10 +351,15 @@ impl<'a> ArchiveWriter<'a> {
             if len == rest.len() && !last {
                 break; // ends where the buffer ends, not at a content-defined point
             }
-            let id = chunk_id(&rest[..len], key);
-            pieces.push((at, at + len, Some(id)));
+            let quick = QuickHash::of(&rest[..len], key);
+            pieces.push(Piece {
+                start: at,
+                end: at + len,
+                id: None,
+                quick: Some(quick),
+            });
             at += len;
-            self.expect = guide.after(&id);
+            self.expect = guide.after(&quick);
         }
         at
     }
@@ -412,12 +389,14 @@ impl<'a> ArchiveWriter<'a> {
         }
     }
 
-    fn send(&mut self, data: Bytes, id: Option<ChunkId>) -> Result<()> {
+    fn send(&mut self, data: Bytes, id: Option<ChunkId>, quick: Option<QuickHash>) -> Result<()> {
         self.collect(false)?;
         let job = Job {
             seq: self.sent,
             data,
             id,
+            quick,
+            wants_quick: matches!(self.chunking, Chunking::Dynamic),
         };
         self.sent += 1;
         let jobs = self.jobs.as_ref().ok_or(Error::Cancelled)?;
@@ -443,11 +422,11 @@ impl<'a> ArchiveWriter<'a> {
             let Some(result) = got else {
                 return if all { Err(Error::Cancelled) } else { Ok(()) };
             };
-            let done = result?;
-            if self.done.len() <= done.seq {
-                self.done.resize(done.seq + 1, None);
+            let (seq, chunk) = result?;
+            if self.done.len() <= seq {
+                self.done.resize(seq + 1, None);
             }
-            self.done[done.seq] = Some((done.len, done.id));
+            self.done[seq] = Some(chunk);
             self.received += 1;
         }
     }
@@ -467,15 +446,15 @@ impl<'a> ArchiveWriter<'a> {
         let index = match self.chunking {
             Chunking::Dynamic => {
                 let mut idx = DynamicIndex::new();
-                for (len, id) in self.done.iter().flatten() {
-                    idx.push(*len, *id);
+                for chunk in self.done.iter().flatten() {
+                    idx.push_chunk(*chunk);
                 }
                 ArchiveIndex::Dynamic(idx)
             }
             Chunking::Fixed(size) => {
                 let mut idx = FixedIndex::new(size)?;
-                for (len, id) in self.done.iter().flatten() {
-                    idx.push(*len, *id)?;
+                for chunk in self.done.iter().flatten() {
+                    idx.push(chunk.len, chunk.id)?;
                 }
                 ArchiveIndex::Fixed(idx)
             }

@@ -9,7 +9,7 @@ use common::*;
 use std::sync::Arc;
 
 use ironcore_chunkstore::envelope::chunk_id;
-use ironcore_chunkstore::{CryptKey, CutGuide, Error, IndexKind};
+use ironcore_chunkstore::{CryptKey, CutGuide, Error, IndexChunk, IndexKind, QuickHash};
 use ironcore_types::{ChunkId, SnapshotRef};
 
 #[test]
@@ -94,13 +94,22 @@ fn a_stream_read_into_the_writer_is_cut_as_appended_and_restores_intact() {
     }
 }
 
-/// The (length, id) of every chunk of archive `data.bin` of snapshot `s`.
-fn chunks_of(f: &Fixture, s: &SnapshotRef, key: Option<&CryptKey>) -> Vec<(u64, ChunkId)> {
+/// Every chunk of archive `data.bin` of snapshot `s`, as its index lists it.
+fn chunks_of(f: &Fixture, s: &SnapshotRef, key: Option<&CryptKey>) -> Vec<IndexChunk> {
     let reader = f.ds.open_archive(s, "data.bin", key).unwrap();
     let index = reader.index();
     (0..index.len())
-        .map(|i| index.chunk(i).map(|(a, b, id)| (b - a, id)).unwrap())
+        .map(|i| index.index_chunk(i).unwrap())
         .collect()
+}
+
+/// The chunk of `data[at..end]` as a writer under `key` would list it.
+fn chunk_of(data: &[u8], at: usize, end: usize, key: Option<&CryptKey>) -> IndexChunk {
+    IndexChunk {
+        len: (end - at) as u64,
+        id: chunk_id(&data[at..end], key),
+        quick: Some(QuickHash::of(&data[at..end], key)),
+    }
 }
 
 /// Backs `data` up as `data.bin` of `s`, cut along `guide`; returns the new chunks stored.
@@ -132,12 +141,22 @@ fn a_guided_writer_follows_the_previous_chunks_where_the_bytes_are_theirs() {
     // the content decides, then pieces of 700,001 bytes.
     let s1 = snap("host/a", 100);
     backup(&f.ds, &s1, &data, Some(&key)).unwrap();
+    let mut at = 0;
+    for c in chunks_of(&f, &s1, Some(&key)) {
+        let end = at + c.len as usize;
+        assert_eq!(
+            c,
+            chunk_of(&data, at, end, Some(&key)),
+            "quick hash recorded"
+        );
+        at = end;
+    }
     let first = chunks_of(&f, &s1, Some(&key))[0];
     let mut previous = vec![first];
-    let mut at = first.0 as usize;
+    let mut at = first.len as usize;
     while at < data.len() {
         let end = (at + 700_001).min(data.len());
-        previous.push(((end - at) as u64, chunk_id(&data[at..end], Some(&key))));
+        previous.push(chunk_of(&data, at, end, Some(&key)));
         at = end;
     }
     let s2 = snap("host/a", 200);
@@ -175,7 +194,11 @@ fn a_guided_writer_finds_its_way_back_after_changed_bytes() {
     );
     // A guide of another stream changes nothing but the work done.
     let s3 = snap("host/b", 300);
-    let unrelated = CutGuide::new([(1000, ChunkId::from_bytes([7; 32]))]);
+    let unrelated = CutGuide::new([IndexChunk {
+        len: 1000,
+        id: ChunkId::from_bytes([7; 32]),
+        quick: Some(QuickHash::of(b"other", None)),
+    }]);
     assert_eq!(guided_backup(&f, &s3, &changed, None, unrelated), 0);
     assert_eq!(chunks_of(&f, &s3, None), now);
 }

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ironcore_chunkstore::{
-    ArchiveWriter, ChunkSink, CryptKey, Datastore, Manifest, SessionStats, StreamSession,
+    ArchiveWriter, ChunkSink, CryptKey, Datastore, IndexChunk, Manifest, SessionStats,
+    StreamSession,
 };
 use ironcore_types::{ChunkId, SnapshotRef};
 use serde::Serialize;
@@ -214,7 +215,7 @@ impl Walker<'_, '_> {
         let Some((_, chunks)) = prev.covering(p.offset, p.offset + p.size) else {
             return Ok(None);
         };
-        for (_, _, id) in chunks {
+        for id in chunks.iter().map(|c| &c.chunk.id) {
             let held = match self.present.get(id) {
                 Some(h) => *h,
                 None => {
@@ -238,10 +239,10 @@ impl Walker<'_, '_> {
         let (base, chunks) = prev.covering(start, end).ok_or_else(|| {
             ClientError::Format("reused range outside the previous payload".into())
         })?;
-        let list: Vec<(u64, ChunkId)> = chunks.iter().map(|c| (c.1 - c.0, c.2)).collect();
+        let list: Vec<IndexChunk> = chunks.iter().map(|c| c.chunk).collect();
         let new_base = self.offset;
         self.payload.append_known(&list)?;
-        self.offset += list.iter().map(|c| c.0).sum::<u64>();
+        self.offset += list.iter().map(|c| c.len).sum::<u64>();
         for (idx, old, size) in self.run.items.drain(..) {
             if let Some(e) = self.entries.get_mut(idx) {
                 e.kind = EntryKind::File {

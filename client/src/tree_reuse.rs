@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use ironcore_chunkstore::{ArchiveReader, ChunkSource, CryptKey, CutGuide, Manifest};
+use ironcore_chunkstore::{ArchiveReader, ChunkSource, CryptKey, CutGuide, IndexChunk, Manifest};
 use ironcore_types::ChunkId;
 
 use crate::tree::{META_ARCHIVE, PAYLOAD_ARCHIVE};
@@ -21,8 +21,18 @@ use crate::tree_format::{Entry, EntryKind};
 use crate::tree_restore::read_entries_from;
 use crate::{ClientError, Result};
 
-/// One chunk of the previous payload: start, end, id.
-pub(crate) type PrevChunk = (u64, u64, ChunkId);
+/// One chunk of the previous payload, and where it starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PrevChunk {
+    pub start: u64,
+    pub chunk: IndexChunk,
+}
+
+impl PrevChunk {
+    pub(crate) fn end(&self) -> u64 {
+        self.start + self.chunk.len
+    }
+}
 
 /// What a previous file looked like.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,7 +63,7 @@ impl PrevFile {
 #[derive(Debug, Default)]
 pub struct PreviousTree {
     files: Arc<HashMap<Vec<u8>, PrevFile>>,
-    /// The payload's chunks: (start, end, id), in stream order.
+    /// The payload's chunks, in stream order.
     chunks: Vec<PrevChunk>,
 }
 
@@ -77,11 +87,15 @@ impl PreviousTree {
         let entries = read_entries_from(source.clone(), manifest, key)?;
         let payload = ArchiveReader::open(source, manifest, PAYLOAD_ARCHIVE, key)?;
         let index = payload.index();
+        let mut start = 0;
         let chunks = (0..index.len())
             .map(|i| {
-                index.chunk(i).ok_or_else(|| {
+                let chunk = index.index_chunk(i).ok_or_else(|| {
                     ClientError::Format(format!("payload index ends before chunk {i}"))
-                })
+                })?;
+                let prev = PrevChunk { start, chunk };
+                start = prev.end();
+                Ok(prev)
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Some(Self::from_parts(&entries, chunks)))
@@ -126,12 +140,12 @@ impl PreviousTree {
 
     /// The previous payload's chunks as a guide for cutting re-read files.
     pub(crate) fn cut_guide(&self) -> Arc<CutGuide> {
-        Arc::new(CutGuide::new(self.chunks.iter().map(|c| (c.1 - c.0, c.2))))
+        Arc::new(CutGuide::new(self.chunks.iter().map(|c| c.chunk)))
     }
 
     /// The distinct chunks of the previous payload.
     pub(crate) fn chunk_ids(&self) -> Vec<ChunkId> {
-        let mut ids: Vec<ChunkId> = self.chunks.iter().map(|c| c.2).collect();
+        let mut ids: Vec<ChunkId> = self.chunks.iter().map(|c| c.chunk.id).collect();
         ids.sort();
         ids.dedup();
         ids
@@ -143,10 +157,10 @@ impl PreviousTree {
         if end <= start {
             return None;
         }
-        let i = self.chunks.partition_point(|c| c.1 <= start);
-        let j = self.chunks.partition_point(|c| c.1 < end);
+        let i = self.chunks.partition_point(|c| c.end() <= start);
+        let j = self.chunks.partition_point(|c| c.end() < end);
         let run = self.chunks.get(i..=j)?;
-        Some((run.first()?.0, run))
+        Some((run.first()?.start, run))
     }
 }
 
@@ -180,9 +194,19 @@ mod tests {
 
     #[test]
     fn covering_finds_the_chunks_of_a_byte_range() {
-        let p =
-            PreviousTree::from_parts(&[], vec![(0, 10, id(1)), (10, 25, id(2)), (25, 40, id(3))]);
-        let ids = |r: &[(u64, u64, ChunkId)]| r.iter().map(|c| c.2).collect::<Vec<_>>();
+        let chunk = |start, end, b| PrevChunk {
+            start,
+            chunk: IndexChunk {
+                len: end - start,
+                id: id(b),
+                quick: None,
+            },
+        };
+        let p = PreviousTree::from_parts(
+            &[],
+            vec![chunk(0, 10, 1), chunk(10, 25, 2), chunk(25, 40, 3)],
+        );
+        let ids = |r: &[PrevChunk]| r.iter().map(|c| c.chunk.id).collect::<Vec<_>>();
         let (start, run) = p.covering(0, 10).unwrap();
         assert_eq!((start, ids(run)), (0, vec![id(1)]));
         let (start, run) = p.covering(12, 26).unwrap();
