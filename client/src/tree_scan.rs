@@ -10,11 +10,13 @@
 //!
 //! Once the walker says which files it will read ([`TreeScan::prefetch_files`]), the helpers
 //! also ask the kernel to read them ahead (`posix_fadvise(WILLNEED)`; [`PREFETCH_HEAD`] bytes of
-//! each), at most [`PREFETCH_BUDGET`] bytes not yet read by the walker: every file costs the
-//! walker a disk round trip of latency before its first byte, and an incremental backup reads
-//! a few files scattered among thousands.
+//! each), the next ones in the walker's order first, at most [`PREFETCH_BUDGET`] bytes not yet
+//! read by the walker: every file costs the walker a disk round trip of latency before its first
+//! byte, and many requests in flight at once are what the disk serves fastest (here the cold
+//! reference `text/usr`, 783 MiB in 51,000 files, takes 5.2 s read one file at a time and 1.6 s
+//! read 64 at a time). An incremental backup reads a few files scattered among thousands.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsString;
 use std::fs::{self, Metadata};
 use std::io;
@@ -39,6 +41,8 @@ pub const AHEAD: usize = 4096;
 pub const PREFETCH_HEAD: u64 = 32 << 20;
 /// Bytes of files asked for and not yet read by the walker, at most.
 pub const PREFETCH_BUDGET: u64 = 256 << 20;
+/// Files a helper asks for per turn.
+const PREFETCH_BATCH: usize = 32;
 
 /// Which files the walker will read: (path relative to the root, metadata) → read it?
 pub type WillRead = Box<dyn Fn(&[u8], &Metadata) -> bool + Send + Sync>;
@@ -65,6 +69,8 @@ struct Shared {
     will_read: std::sync::OnceLock<WillRead>,
     /// Listings read ahead at most ([`AHEAD`]; fewer in tests).
     ahead: usize,
+    /// Bytes asked for and not yet read, at most ([`PREFETCH_BUDGET`]; less in tests).
+    budget: u64,
 }
 
 #[derive(Debug, Default)]
@@ -75,7 +81,10 @@ struct State {
     busy: HashSet<PathBuf>,
     /// Read, waiting for the walker.
     ready: HashMap<PathBuf, Listing>,
-    /// Small files asked for and not yet read by the walker, with their sizes.
+    /// Files the walker will read, not yet asked for (over the budget), with the bytes to ask
+    /// for. In path order, which is the walker's (depth-first, names sorted).
+    pending: BTreeMap<PathBuf, u64>,
+    /// Files asked for and not yet read by the walker, with the bytes asked for.
     prefetched: HashMap<PathBuf, u64>,
     prefetched_bytes: u64,
     stop: bool,
@@ -155,27 +164,43 @@ impl Shared {
             .collect()
     }
 
-    /// Asks the kernel to read `files` ahead, within the budget. Advice only: failures are
-    /// ignored.
+    /// Queues `files` to be read ahead; the helpers ask for them as the budget allows.
     fn prefetch(&self, files: Vec<(PathBuf, u64)>) {
-        for (path, len) in files {
-            {
-                let mut s = self.lock();
-                if s.prefetched_bytes + len > PREFETCH_BUDGET {
-                    return;
-                }
-                s.prefetched_bytes += len;
-                s.prefetched.insert(path.clone(), len);
-            }
-            if let Ok(f) = fs::File::open(&path) {
-                will_need(&f, 0, len);
-            }
+        if files.is_empty() {
+            return;
         }
+        let mut s = self.lock();
+        s.pending.extend(files);
+        self.changed.notify_all();
+    }
+
+    /// Takes the next queued files that fit in the budget (at least one when nothing is asked
+    /// for), counting them as asked for.
+    fn next_prefetch(&self, s: &mut State) -> Vec<(PathBuf, u64)> {
+        let mut batch = Vec::new();
+        while batch.len() < PREFETCH_BATCH {
+            let Some(entry) = s.pending.first_entry() else {
+                break;
+            };
+            let len = *entry.get();
+            if s.prefetched_bytes > 0 && s.prefetched_bytes + len > self.budget {
+                break;
+            }
+            let path = entry.remove_entry().0;
+            s.prefetched_bytes += len;
+            s.prefetched.insert(path.clone(), len);
+            batch.push((path, len));
+        }
+        batch
     }
 
     fn helper(&self) {
+        enum Work {
+            List(PathBuf),
+            Ask(Vec<(PathBuf, u64)>),
+        }
         loop {
-            let dir = {
+            let work = {
                 let mut s = self.lock();
                 loop {
                     if s.stop {
@@ -185,19 +210,35 @@ impl Shared {
                         && let Some(d) = s.todo.pop()
                     {
                         s.busy.insert(d.clone());
-                        break d;
+                        break Work::List(d);
+                    }
+                    let batch = self.next_prefetch(&mut s);
+                    if !batch.is_empty() {
+                        break Work::Ask(batch);
                     }
                     s = self.changed.wait(s).unwrap_or_else(|p| p.into_inner());
                 }
             };
-            let listing = read_listing(&dir);
-            self.prefetch(self.wanted(&dir, &listing));
-            let subs = subdirs(&dir, &listing, self.dev);
-            let mut s = self.lock();
-            s.busy.remove(&dir);
-            s.todo.extend(subs);
-            s.ready.insert(dir, listing);
-            self.changed.notify_all();
+            match work {
+                Work::List(dir) => {
+                    let listing = read_listing(&dir);
+                    self.prefetch(self.wanted(&dir, &listing));
+                    let subs = subdirs(&dir, &listing, self.dev);
+                    let mut s = self.lock();
+                    s.busy.remove(&dir);
+                    s.todo.extend(subs);
+                    s.ready.insert(dir, listing);
+                    self.changed.notify_all();
+                }
+                // Advice only: failures are ignored.
+                Work::Ask(files) => {
+                    for (path, len) in files {
+                        if let Ok(f) = fs::File::open(&path) {
+                            will_need(&f, 0, len);
+                        }
+                    }
+                }
+            }
         }
     }
 }
@@ -205,11 +246,12 @@ impl Shared {
 impl TreeScan {
     /// Starts reading the tree at `source`, which must be a readable directory.
     pub fn start(source: &Path) -> Result<Self> {
-        Self::start_with_limit(source, AHEAD)
+        Self::start_with_limits(source, AHEAD, PREFETCH_BUDGET)
     }
 
-    /// [`TreeScan::start`] reading at most `ahead` listings ahead.
-    fn start_with_limit(source: &Path, ahead: usize) -> Result<Self> {
+    /// [`TreeScan::start`] reading at most `ahead` listings ahead and asking for at most
+    /// `budget` bytes of files ahead.
+    fn start_with_limits(source: &Path, ahead: usize, budget: u64) -> Result<Self> {
         let root_meta = fs::metadata(source).map_err(|e| ClientError::SourceNotReachable {
             path: source.to_path_buf(),
             source: e,
@@ -231,6 +273,7 @@ impl TreeScan {
             root: root.clone(),
             will_read: std::sync::OnceLock::new(),
             ahead,
+            budget,
         });
         let threads = (0..THREADS)
             .map(|_| {
@@ -273,12 +316,17 @@ impl TreeScan {
         self.shared.prefetch(files);
     }
 
-    /// The walker starts reading `path`: it no longer counts against the read-ahead budget.
-    /// Returns how many of its first bytes were asked for already (0 if none).
+    /// The walker starts reading `path`: it no longer counts against the read-ahead budget (and
+    /// is no longer asked for if it was still queued). Returns how many of its first bytes
+    /// were asked for already (0 if none).
     pub fn reading(&self, path: &Path) -> u64 {
         let mut s = self.shared.lock();
+        s.pending.remove(path);
         let len = s.prefetched.remove(path).unwrap_or(0);
         s.prefetched_bytes -= len;
+        if len > 0 {
+            self.shared.changed.notify_all();
+        }
         len
     }
 
@@ -393,11 +441,26 @@ mod tests {
     /// A read-ahead limit the test trees exceed.
     const LIMIT: usize = 512;
 
+    /// Waits until the helpers asked for every queued file they may (within the budget).
+    fn settled(scan: &TreeScan) {
+        for _ in 0..1000 {
+            {
+                let s = scan.shared.lock();
+                let next = s.pending.values().next().copied();
+                if next.is_none_or(|len| s.prefetched_bytes + len > scan.shared.budget) {
+                    return;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("the helpers did not ask for the queued files");
+    }
+
     #[test]
     fn helpers_stop_reading_ahead_at_the_limit() {
         let dir = tempfile::tempdir().unwrap();
         tree(dir.path(), 24); // 600 directories: more than the limit
-        let scan = TreeScan::start_with_limit(dir.path(), LIMIT).unwrap();
+        let scan = TreeScan::start_with_limits(dir.path(), LIMIT, PREFETCH_BUDGET).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(300));
         assert!(scan.shared.lock().ready.len() <= LIMIT);
         let mut seen = Vec::new();
@@ -415,7 +478,7 @@ mod tests {
             vec![1u8; (PREFETCH_HEAD + 1) as usize],
         )
         .unwrap();
-        let scan = TreeScan::start_with_limit(dir.path(), LIMIT).unwrap();
+        let scan = TreeScan::start_with_limits(dir.path(), LIMIT, PREFETCH_BUDGET).unwrap();
         // Let the helpers stop at the limit: those listings are covered when the filter is set.
         while scan.shared.lock().ready.len() < LIMIT - THREADS {
             std::thread::sleep(std::time::Duration::from_millis(10));
@@ -423,6 +486,7 @@ mod tests {
         scan.prefetch_files(Box::new(|rel, _| {
             rel.ends_with(b"/m") || rel.ends_with(b"big")
         }));
+        settled(&scan);
         assert!(
             scan.shared
                 .lock()
@@ -431,6 +495,7 @@ mod tests {
         );
         let mut seen = Vec::new();
         walk(&scan, dir.path(), &mut seen);
+        settled(&scan);
         // Every wanted file was asked for, nothing else; the big one only its head.
         let asked: Vec<PathBuf> = {
             let s = scan.shared.lock();
@@ -452,6 +517,45 @@ mod tests {
         }
         let s = scan.shared.lock();
         assert!(s.prefetched.is_empty() && s.prefetched_bytes == 0);
+    }
+
+    #[test]
+    fn files_over_the_budget_are_asked_for_in_walk_order_as_the_walker_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["b", "a/y", "a/x"] {
+            fs::create_dir_all(dir.path().join(d)).unwrap();
+            for f in ["2", "1"] {
+                fs::write(dir.path().join(d).join(f), [0u8; 1000]).unwrap();
+            }
+        }
+        // Room for two 1000-byte files at a time.
+        let scan = TreeScan::start_with_limits(dir.path(), LIMIT, 2500).unwrap();
+        while scan.shared.lock().ready.len() < 5 {
+            std::thread::sleep(std::time::Duration::from_millis(10)); // every listing read
+        }
+        scan.prefetch_files(Box::new(|_, _| true));
+        let order = ["a/x/1", "a/x/2", "a/y/1", "a/y/2", "b/1", "b/2"];
+        let asked = || {
+            settled(&scan);
+            let s = scan.shared.lock();
+            let mut a: Vec<PathBuf> = s.prefetched.keys().cloned().collect();
+            a.sort();
+            a
+        };
+        let path = |rel: &str| dir.path().join(rel);
+        assert_eq!(asked(), [path(order[0]), path(order[1])]);
+        // The walker reads the first: the next in its order is asked for.
+        assert_eq!(scan.reading(&path(order[0])), 1000);
+        assert_eq!(asked(), [path(order[1]), path(order[2])]);
+        // The walker reads one never asked for: it is not asked for afterwards.
+        assert_eq!(scan.reading(&path(order[3])), 0);
+        assert_eq!(scan.reading(&path(order[1])), 1000);
+        assert_eq!(asked(), [path(order[2]), path(order[4])]);
+        for rel in [order[2], order[4], order[5]] {
+            scan.reading(&path(rel));
+        }
+        let s = scan.shared.lock();
+        assert!(s.pending.is_empty(), "{:?}", s.pending);
     }
 
     #[test]
