@@ -62,6 +62,18 @@ pub struct ChunkDir {
     tmp_counter: AtomicU64,
 }
 
+/// Starts writing `file`'s `len` new bytes to the disk now, without waiting for it
+/// (`posix_fadvise(DONTNEED)` starts write-back of dirty pages; pages still being written stay
+/// cached). Without it the kernel keeps a backup's chunks dirty until the commit's `syncfs`,
+/// which then writes them all while the client waits (about 1.5 s of a 9 s initial backup of
+/// the reference set here); with it the disk writes them while the backup goes on. Advice only:
+/// failures are ignored, and the commit's `syncfs` still makes everything durable.
+fn start_writeback(file: &File, len: usize) {
+    if let Some(len) = std::num::NonZeroU64::new(len as u64) {
+        let _ = rustix::fs::fadvise(file, 0, Some(len), rustix::fs::Advice::DontNeed);
+    }
+}
+
 impl ChunkDir {
     /// The chunk directory of the datastore at `root` (created by [`ChunkDir::create`]).
     pub fn new(root: &Path) -> Self {
@@ -142,6 +154,7 @@ impl ChunkDir {
             let _ = fs::remove_file(&tmp);
             return Err(e);
         }
+        start_writeback(&file, bytes.len());
         drop(file);
         let _guard = self.lock(id);
         if let Err(e) = fs::rename(&tmp, &path) {
