@@ -32,6 +32,41 @@ pub fn parse_ns(ns: Option<&str>) -> Result<Namespace> {
     Ok(out)
 }
 
+/// The time of a new snapshot of a group.
+#[derive(Debug, PartialEq, Eq)]
+enum BackupTime {
+    /// This machine's clock.
+    Now(i64),
+    /// Just after the group's newest snapshot, once the clock has passed it.
+    After { wait_secs: u64, time: i64 },
+    /// The newest snapshot is too far ahead of this machine's clock to wait for.
+    ClockBehind { newest: i64, now: i64 },
+}
+
+/// Seconds a backup waits at most for the clock to pass the group's newest snapshot (a backup
+/// of the same second, or a client whose clock was slightly ahead).
+const MAX_CLOCK_WAIT: i64 = 5;
+
+/// Snapshot times are whole seconds, unique and increasing within a group: a backup started in
+/// the same second as the previous one waits for the next.
+fn backup_time(now: i64, newest: Option<i64>) -> BackupTime {
+    match newest {
+        Some(n) if n >= now && n - now < MAX_CLOCK_WAIT => BackupTime::After {
+            wait_secs: (n + 1 - now) as u64,
+            time: n + 1,
+        },
+        Some(n) if n >= now => BackupTime::ClockBehind { newest: n, now },
+        _ => BackupTime::Now(now),
+    }
+}
+
+fn iso(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0).map_or_else(
+        || t.to_string(),
+        |d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    )
+}
+
 /// What to back up.
 pub struct BackupArgs<'a> {
     pub source: &'a Path,
@@ -84,6 +119,16 @@ pub fn backup(api: &Arc<ApiClient>, a: BackupArgs<'_>, out: Output) -> Result<()
         })
         .filter_map(|s| s["time"].as_i64())
         .max();
+    let newest: Option<i64> = previous["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| {
+            s["group"].as_str() == Some(&a.group.to_string())
+                && s["ns"].as_str() == Some(&ns.to_string())
+        })
+        .filter_map(|s| s["time"].as_i64())
+        .max();
     let incremental = base.is_some();
     let prev_tree = match (base, a.image || a.reread) {
         (Some(t), false) => load_base(
@@ -98,7 +143,21 @@ pub fn backup(api: &Arc<ApiClient>, a: BackupArgs<'_>, out: Output) -> Result<()
         ),
         _ => None,
     };
-    let time = chrono::Utc::now().timestamp();
+    let time = match backup_time(chrono::Utc::now().timestamp(), newest) {
+        BackupTime::Now(t) => t,
+        BackupTime::After { wait_secs, time } => {
+            // The group's newest snapshot is from this second (a backup just ran) or a moment
+            // ahead of this machine's clock: snapshot times are unique and increasing.
+            std::thread::sleep(std::time::Duration::from_secs(wait_secs));
+            time
+        }
+        BackupTime::ClockBehind { newest, now } => bail!(
+            "the newest snapshot of {} is from {}, later than this machine's clock ({}); a new snapshot must be newer: fix the clock (NTP) of this machine or of the client that made that snapshot",
+            a.group,
+            iso(newest),
+            iso(now)
+        ),
+    };
     let started: Value = api.blocking(api.json(
         Method::POST,
         "/api2/json/backup",
@@ -345,4 +404,38 @@ pub fn restore(
         }),
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_snapshot_is_newer_than_the_groups_newest() {
+        assert_eq!(backup_time(100, None), BackupTime::Now(100));
+        assert_eq!(backup_time(100, Some(99)), BackupTime::Now(100));
+        assert_eq!(
+            backup_time(100, Some(100)),
+            BackupTime::After {
+                wait_secs: 1,
+                time: 101
+            },
+            "a backup in the same second waits for the next"
+        );
+        assert_eq!(
+            backup_time(100, Some(103)),
+            BackupTime::After {
+                wait_secs: 4,
+                time: 104
+            }
+        );
+        assert_eq!(
+            backup_time(100, Some(105)),
+            BackupTime::ClockBehind {
+                newest: 105,
+                now: 100
+            }
+        );
+        assert_eq!(iso(0), "1970-01-01T00:00:00Z");
+    }
 }
