@@ -3,7 +3,7 @@
 //! ```text
 //! offset size field
 //!      0    4 magic "ICCK"
-//!      4    1 version (1)
+//!      4    1 version (2; 1 is still read)
 //!      5    1 flags: bit 0 compressed (zstd), bit 1 encrypted (AES-256-GCM); others must be 0
 //!      6    2 reserved, zero
 //!      8    4 raw length: plaintext bytes (u32 LE, at most MAX_CHUNK_SIZE)
@@ -11,14 +11,19 @@
 //!     16   12 nonce (zero when not encrypted)
 //!     28    4 reserved, zero
 //!     32   32 chunk id
-//!     64   32 stored digest: SHA-256 of bytes 0..64 followed by the payload
+//!     64   32 stored digest (see below)
 //!     96    - payload: plaintext, zstd frame, or ciphertext followed by the 16-byte GCM tag
 //! ```
 //!
 //! Data is compressed before it is encrypted, and only when zstd makes it smaller. Encryption
 //! binds bytes 0..64 of the header (which include the chunk id) as associated data, so no header
 //! field can be changed without the tag failing. The stored digest lets any node verify a chunk
-//! — encrypted or not — without the key.
+//! — encrypted or not — without the key: it is the SHA-256 of bytes 0..64 followed by the
+//! payload, except for a version 2 chunk stored as plain bytes (neither compressed nor
+//! encrypted). There the payload *is* the plaintext and the chunk id is already its SHA-256, so
+//! the stored digest covers bytes 0..64 alone (which include the id) and the payload is checked
+//! against the id: every byte is still covered by SHA-256, and neither the writer nor a restore
+//! hashes a plain chunk twice.
 
 use ironcore_types::ChunkId;
 use sha2::{Digest, Sha256};
@@ -28,8 +33,9 @@ use crate::{Error, Result};
 
 /// The magic that opens every stored chunk.
 pub const CHUNK_MAGIC: [u8; 4] = *b"ICCK";
-/// The envelope version this code writes and reads.
-pub const CHUNK_VERSION: u8 = 1;
+/// The envelope version this code writes; version 1 (the stored digest always covers the
+/// payload) is still read.
+pub const CHUNK_VERSION: u8 = 2;
 /// Bytes of the envelope header.
 pub const HEADER_LEN: usize = 96;
 /// The largest plaintext a chunk may hold.
@@ -45,6 +51,8 @@ const FLAG_ENCRYPTED: u8 = 2;
 /// The parsed header of a stored chunk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChunkHeader {
+    /// The envelope version (1 or 2).
+    pub version: u8,
     /// The chunk id recorded in the envelope.
     pub id: ChunkId,
     /// Whether the payload is a zstd frame (after decryption).
@@ -57,8 +65,17 @@ pub struct ChunkHeader {
     pub payload_len: usize,
     /// The GCM nonce (zero when not encrypted).
     pub nonce: [u8; NONCE_LEN],
-    /// SHA-256 of header bytes 0..64 and the payload.
+    /// SHA-256 of header bytes 0..64 and the payload (only of bytes 0..64 when
+    /// [`ChunkHeader::payload_is_id`]).
     pub stored_digest: [u8; 32],
+}
+
+impl ChunkHeader {
+    /// Whether the payload is the plaintext and is checked against the chunk id rather than
+    /// the stored digest (version 2, neither compressed nor encrypted).
+    pub fn payload_is_id(&self) -> bool {
+        self.version >= 2 && !self.compressed && !self.encrypted
+    }
 }
 
 /// The id of a plaintext chunk: SHA-256, or the key's HMAC for encrypted data.
@@ -117,7 +134,9 @@ pub fn encode_chunk(
     }
     let mut h = Sha256::new();
     h.update(&header[0..64]);
-    h.update(&payload);
+    if flags != 0 {
+        h.update(&payload);
+    }
     header[64..96].copy_from_slice(&h.finalize());
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(&header);
@@ -180,12 +199,12 @@ pub fn parse_header(bytes: &[u8]) -> Result<ChunkHeader> {
     if bytes[0..4] != CHUNK_MAGIC {
         return Err(Error::corrupt("chunk", "bad magic: not an Ironcore chunk"));
     }
-    if bytes[4] != CHUNK_VERSION {
+    let version = bytes[4];
+    if !(1..=CHUNK_VERSION).contains(&version) {
         return Err(Error::corrupt(
             "chunk",
             format!(
-                "envelope version {} is not supported (this build reads {CHUNK_VERSION})",
-                bytes[4]
+                "envelope version {version} is not supported (this build reads 1 to {CHUNK_VERSION})"
             ),
         ));
     }
@@ -219,6 +238,7 @@ pub fn parse_header(bytes: &[u8]) -> Result<ChunkHeader> {
     let mut nonce = [0u8; NONCE_LEN];
     nonce.copy_from_slice(&bytes[16..28]);
     Ok(ChunkHeader {
+        version,
         id: ChunkId::from_bytes(array32(&bytes[32..64])),
         compressed: flags & FLAG_COMPRESSED != 0,
         encrypted: flags & FLAG_ENCRYPTED != 0,
@@ -251,9 +271,16 @@ pub fn verify_stored(bytes: &[u8], expected: &ChunkId) -> Result<ChunkHeader> {
     }
     let mut h = Sha256::new();
     h.update(&bytes[0..64]);
-    h.update(&bytes[HEADER_LEN..]);
+    let payload = &bytes[HEADER_LEN..];
+    let mut id_matches = true;
+    if header.payload_is_id() {
+        let id_digest: [u8; 32] = Sha256::digest(payload).into();
+        id_matches = id_digest == *expected.as_bytes();
+    } else {
+        h.update(payload);
+    }
     let digest: [u8; 32] = h.finalize().into();
-    if digest != header.stored_digest {
+    if digest != header.stored_digest || !id_matches {
         return Err(Error::corrupt(
             "chunk",
             format!(
@@ -293,7 +320,8 @@ pub fn decode_chunk(bytes: &[u8], expected: &ChunkId, key: Option<&CryptKey>) ->
                 ));
             }
             let plain = finish(header, bytes[HEADER_LEN..].to_vec())?;
-            if chunk_id(&plain, None) != *expected {
+            // A version 2 plain payload was checked against the id by `verify_stored`.
+            if !header.payload_is_id() && chunk_id(&plain, None) != *expected {
                 return Err(Error::corrupt(
                     "chunk",
                     format!("plaintext of chunk {expected} does not hash to its id"),
@@ -348,13 +376,69 @@ mod tests {
 
     #[test]
     fn incompressible_chunk_is_stored_raw() {
-        let mut data = vec![0u8; 50_000];
-        rand::RngCore::fill_bytes(&mut rand::rng(), &mut data);
+        let data = random(50_000);
         let id = chunk_id(&data, None);
         let bytes = encode_chunk(&id, &data, None, 1).unwrap();
         assert!(!parse_header(&bytes).unwrap().compressed);
         assert_eq!(bytes.len(), HEADER_LEN + data.len());
         assert_eq!(decode_chunk(&bytes, &id, None).unwrap(), data);
+    }
+
+    fn random(n: usize) -> Vec<u8> {
+        let mut data = vec![0u8; n];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut data);
+        data
+    }
+
+    #[test]
+    fn plain_chunk_payload_is_checked_against_its_id() {
+        let data = random(40_000);
+        let id = chunk_id(&data, None);
+        let bytes = encode_chunk(&id, &data, None, DEFAULT_ZSTD_LEVEL).unwrap();
+        let header = verify_stored(&bytes, &id).unwrap();
+        assert!(header.payload_is_id());
+        for at in [HEADER_LEN, HEADER_LEN + 20_000, bytes.len() - 1] {
+            let mut bad = bytes.clone();
+            bad[at] ^= 0x04;
+            let err = verify_stored(&bad, &id).unwrap_err().to_string();
+            assert!(err.contains("stored digest of chunk"), "{err}");
+            assert!(decode_chunk(&bad, &id, None).is_err());
+        }
+        // A changed header byte (here the raw length) fails the stored digest.
+        let mut bad = bytes.clone();
+        bad[8] ^= 0x01;
+        assert!(verify_stored(&bad, &id).is_err());
+        // A version 2 plain chunk relabelled as version 1 no longer verifies.
+        let mut old = bytes.clone();
+        old[4] = 1;
+        assert!(verify_stored(&old, &id).is_err());
+    }
+
+    #[test]
+    fn version_1_chunks_are_still_read() {
+        for data in [random(30_000), text(30_000)] {
+            let id = chunk_id(&data, None);
+            let mut bytes = encode_chunk(&id, &data, None, 1).unwrap();
+            // Re-seal as version 1 wrote it: the stored digest always covers the payload.
+            bytes[4] = 1;
+            let mut h = Sha256::new();
+            h.update(&bytes[0..64]);
+            h.update(&bytes[HEADER_LEN..]);
+            let digest: [u8; 32] = h.finalize().into();
+            bytes[64..96].copy_from_slice(&digest);
+            let header = verify_stored(&bytes, &id).unwrap();
+            assert_eq!(header.version, 1);
+            assert!(!header.payload_is_id());
+            assert_eq!(decode_chunk(&bytes, &id, None).unwrap(), data);
+            let mut bad = bytes.clone();
+            let last = bad.len() - 1;
+            bad[last] ^= 0x01;
+            assert!(verify_stored(&bad, &id).is_err());
+        }
+        let mut future = encode_chunk(&chunk_id(b"x", None), b"x", None, 1).unwrap();
+        future[4] = 3;
+        let err = parse_header(&future).unwrap_err().to_string();
+        assert!(err.contains("envelope version 3 is not supported"), "{err}");
     }
 
     #[test]
