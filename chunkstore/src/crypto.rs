@@ -95,23 +95,27 @@ impl CryptKey {
         &self.quick_key
     }
 
-    /// Encrypts `buf` in place (appending the tag) under a fresh random nonce, binding the
-    /// associated data `aad_a ++ aad_b` (the envelope header fields, chunk id included).
-    /// Returns the nonce.
+    /// Encrypts `buf` in place under a fresh random nonce, binding the associated data
+    /// `aad_a ++ aad_b` (the envelope header fields, chunk id included). Returns the nonce and
+    /// the tag, which goes after the ciphertext.
     pub(crate) fn encrypt_with_aad(
         &self,
         aad_a: &[u8],
         aad_b: &[u8],
-        buf: &mut Vec<u8>,
-    ) -> [u8; NONCE_LEN] {
+        buf: &mut [u8],
+    ) -> ([u8; NONCE_LEN], [u8; TAG_LEN]) {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rng().fill_bytes(&mut nonce);
         let aad = [aad_a, aad_b].concat();
-        // Invariant: a Vec grows as needed, so the only failure (buffer full) cannot happen.
-        self.cipher
-            .encrypt_in_place(&Nonce::from(nonce), &aad, buf)
-            .expect("Vec buffer cannot overflow");
-        nonce
+        // Invariant: the only failure is a message over GCM's 64 GiB limit; chunks are at most
+        // MAX_CHUNK_SIZE.
+        let tag = self
+            .cipher
+            .encrypt_inout_detached(&Nonce::from(nonce), &aad, buf.into())
+            .expect("a chunk is far below AES-GCM's message limit");
+        let mut out = [0u8; TAG_LEN];
+        out.copy_from_slice(&tag);
+        (nonce, out)
     }
 
     /// Decrypts `buf` in place (removing the tag). `Err(())` if authentication fails: the bytes
@@ -164,8 +168,9 @@ mod tests {
         let k = CryptKey::generate();
         let id = k.chunk_id(b"hello");
         let mut buf = b"hello".to_vec();
-        let nonce = k.encrypt_with_aad(b"hdr", id.as_bytes(), &mut buf);
-        assert_eq!(buf.len(), 5 + TAG_LEN);
+        let (nonce, tag) = k.encrypt_with_aad(b"hdr", id.as_bytes(), &mut buf);
+        assert_ne!(buf, b"hello");
+        buf.extend_from_slice(&tag);
         let mut wrong_id = buf.clone();
         let other = k.chunk_id(b"other");
         assert!(
