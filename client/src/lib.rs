@@ -13,6 +13,7 @@
 
 pub mod api_client;
 pub mod compare;
+mod direct_read;
 mod error;
 pub mod image;
 pub mod remote;

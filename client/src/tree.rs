@@ -22,6 +22,7 @@ use ironcore_types::{ChunkId, SnapshotRef};
 use serde::Serialize;
 use tracing::warn;
 
+use crate::direct_read::{DIRECT_MIN, DirectPool};
 use crate::tree_format::{Entry, EntryKind, encode_entry, header};
 use crate::tree_reuse::{PrevFile, PreviousTree, Run};
 use crate::tree_scan::{TreeScan, will_need};
@@ -74,6 +75,8 @@ struct Walker<'w, 'a> {
     read_bytes: u64,
     reused_files: u64,
     reused_bytes: u64,
+    /// Blocks for reading large files direct.
+    direct: DirectPool,
 }
 
 fn entry(rel: &[u8], kind: EntryKind, m: &fs::Metadata) -> Entry {
@@ -269,10 +272,27 @@ impl Walker<'_, '_> {
             }
         };
         let start = self.offset;
+        let mut direct = if meta.len() >= DIRECT_MIN {
+            match self.direct.open(path) {
+                Ok(d) => d,
+                Err(e) => {
+                    self.warn(format!("skipped file '{}': {e}", path.display()));
+                    return Ok(None);
+                }
+            }
+        } else {
+            None
+        };
         let mut ahead = ReadAhead { until: asked };
         loop {
-            ahead.advise(&f, self.offset - start, meta.len());
-            let n = match self.payload.read_from(&f) {
+            let read = match &mut direct {
+                Some(d) => self.payload.read_from(d),
+                None => {
+                    ahead.advise(&f, self.offset - start, meta.len());
+                    self.payload.read_from(&f)
+                }
+            };
+            let n = match read {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -398,6 +418,7 @@ pub fn write_tree(
             run: Run::default(),
             present,
             sink,
+            direct: DirectPool::default(),
             read_bytes: 0,
             reused_files: 0,
             reused_bytes: 0,

@@ -9,8 +9,8 @@
 //! yet (so the walker never waits for a directory nobody is reading).
 //!
 //! Once the walker says which files it will read ([`TreeScan::prefetch_files`]), the helpers
-//! also ask the kernel to read them ahead (`posix_fadvise(WILLNEED)`; [`PREFETCH_HEAD`] bytes of
-//! each), the next ones in the walker's order first, at most [`PREFETCH_BUDGET`] bytes not yet
+//! also ask the kernel to read those under `DIRECT_MIN` ahead (`posix_fadvise(WILLNEED)`;
+//! larger ones are read around the page cache, see `direct_read`), the next ones in the walker's order first, at most [`PREFETCH_BUDGET`] bytes not yet
 //! read by the walker: every file costs the walker a disk round trip of latency before its first
 //! byte, and many requests in flight at once are what the disk serves fastest (here the cold
 //! reference `text/usr`, 783 MiB in 51,000 files, takes 5.2 s read one file at a time and 1.6 s
@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
+use crate::direct_read::DIRECT_MIN;
 use crate::{ClientError, Result};
 
 /// Helper threads: they mostly wait for the disk, so more than the cores.
@@ -36,9 +37,6 @@ const THREADS: usize = 8;
 /// with 512 and 0.04–0.05 s with 4,096). A listing is ~200 bytes per entry.
 pub const AHEAD: usize = 4096;
 
-/// Bytes read ahead of each file: a smaller file whole, the start of a larger one (whose rest
-/// the walker reads ahead itself as it goes).
-pub const PREFETCH_HEAD: u64 = 32 << 20;
 /// Bytes of files asked for and not yet read by the walker, at most.
 pub const PREFETCH_BUDGET: u64 = 256 << 20;
 /// Files a helper asks for per turn.
@@ -154,12 +152,12 @@ impl Shared {
             .iter()
             .filter_map(|(name, m)| {
                 let m = m.as_ref().ok()?;
-                if !m.is_file() || m.len() == 0 {
+                // Large files are read around the page cache, by the walker (`direct_read`).
+                if !m.is_file() || m.len() == 0 || m.len() >= DIRECT_MIN {
                     return None;
                 }
                 let rel = rel_dir.join(name);
-                will_read(rel.as_os_str().as_bytes(), m)
-                    .then(|| (dir.join(name), m.len().min(PREFETCH_HEAD)))
+                will_read(rel.as_os_str().as_bytes(), m).then(|| (dir.join(name), m.len()))
             })
             .collect()
     }
@@ -473,11 +471,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // More directories than the limit: the last ones are read only after the filter is set.
         tree(dir.path(), 25);
-        fs::write(
-            dir.path().join("d24/big"),
-            vec![1u8; (PREFETCH_HEAD + 1) as usize],
-        )
-        .unwrap();
+        fs::write(dir.path().join("d24/big"), vec![1u8; DIRECT_MIN as usize]).unwrap();
         let scan = TreeScan::start_with_limits(dir.path(), LIMIT, PREFETCH_BUDGET).unwrap();
         // Let the helpers stop at the limit: those listings are covered when the filter is set.
         while scan.shared.lock().ready.len() < LIMIT - THREADS {
@@ -496,23 +490,12 @@ mod tests {
         let mut seen = Vec::new();
         walk(&scan, dir.path(), &mut seen);
         settled(&scan);
-        // Every wanted file was asked for, nothing else; the big one only its head.
-        let asked: Vec<PathBuf> = {
-            let s = scan.shared.lock();
-            assert_eq!(
-                s.prefetched.get(&dir.path().join("d24/big")),
-                Some(&PREFETCH_HEAD)
-            );
-            s.prefetched.keys().cloned().collect()
-        };
-        assert_eq!(asked.len(), 25 * 25 + 1);
-        assert!(
-            asked.iter().all(|p| p.ends_with("m") || p.ends_with("big")),
-            "{asked:?}"
-        );
+        // Every wanted file was asked for, nothing else; the big one is read direct, not here.
+        let asked: Vec<PathBuf> = scan.shared.lock().prefetched.keys().cloned().collect();
+        assert_eq!(asked.len(), 25 * 25);
+        assert!(asked.iter().all(|p| p.ends_with("m")), "{asked:?}");
         for p in &asked {
-            let head = if p.ends_with("big") { PREFETCH_HEAD } else { 1 };
-            assert_eq!(scan.reading(p), head, "{}", p.display());
+            assert_eq!(scan.reading(p), 1, "{}", p.display());
             assert_eq!(scan.reading(p), 0, "asked for once");
         }
         let s = scan.shared.lock();
