@@ -22,7 +22,7 @@ use ironcore_types::{ChunkId, SnapshotRef};
 use serde::Serialize;
 use tracing::warn;
 
-use crate::direct_read::{DIRECT_MIN, DirectPool};
+use crate::direct_read::DIRECT_MIN;
 use crate::tree_format::{Entry, EntryKind, encode_entry, header};
 use crate::tree_reuse::{PrevFile, PreviousTree, Run};
 use crate::tree_scan::{TreeScan, will_need};
@@ -75,8 +75,6 @@ struct Walker<'w, 'a> {
     read_bytes: u64,
     reused_files: u64,
     reused_bytes: u64,
-    /// Blocks for reading large files direct.
-    direct: DirectPool,
 }
 
 fn entry(rel: &[u8], kind: EntryKind, m: &fs::Metadata) -> Entry {
@@ -273,7 +271,7 @@ impl Walker<'_, '_> {
         };
         let start = self.offset;
         let mut direct = if meta.len() >= DIRECT_MIN {
-            match self.direct.open(path) {
+            match self.scan.read_direct(path) {
                 Ok(d) => d,
                 Err(e) => {
                     self.warn(format!("skipped file '{}': {e}", path.display()));
@@ -418,7 +416,6 @@ pub fn write_tree(
             run: Run::default(),
             present,
             sink,
-            direct: DirectPool::default(),
             read_bytes: 0,
             reused_files: 0,
             reused_bytes: 0,
