@@ -74,6 +74,65 @@ fn start_writeback(file: &File, len: usize) {
     }
 }
 
+/// Alignment of direct writes' memory, offsets and lengths: a page, which every block
+/// device's logical block size divides.
+const DIRECT_ALIGN: usize = 4096;
+
+thread_local! {
+    /// This thread's aligned buffer for direct writes, grown to the largest chunk it wrote.
+    static ALIGNED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Creates the new file `tmp` holding `bytes`. Written around the page cache (`O_DIRECT`)
+/// where the file system allows it: a chunk is written once and rarely read back soon, and a
+/// buffered write costs the kernel a page-cache page per 4 KiB to allocate, fill, write back
+/// and reclaim (on the reference machine about 1 s of CPU per 1.4 GiB of chunks, 5.9% of an
+/// initial backup's CPU). Elsewhere (tmpfs) it is written buffered and its write-back started
+/// at once. Either way nothing is durable before the commit's `syncfs`.
+fn write_new(tmp: &Path, bytes: &[u8]) -> io::Result<()> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
+    match rustix::fs::open(tmp, flags | OFlags::DIRECT, Mode::from_raw_mode(0o666)) {
+        Ok(fd) => match write_direct(&File::from(fd), bytes) {
+            Ok(()) => return Ok(()),
+            // The file system took O_DIRECT at open but not for writing: write it buffered.
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {}
+            Err(e) => return Err(e),
+        },
+        Err(rustix::io::Errno::INVAL) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(tmp)?;
+    file.write_all(bytes)?;
+    start_writeback(&file, bytes.len());
+    Ok(())
+}
+
+/// Writes `bytes` to the empty `file` opened with `O_DIRECT`: through an aligned buffer, padded
+/// to the alignment with zeros and then cut back to its length.
+fn write_direct(file: &File, bytes: &[u8]) -> io::Result<()> {
+    let padded = bytes.len().div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN;
+    ALIGNED.with(|cell| {
+        let mut buf = cell.borrow_mut();
+        if buf.len() < padded + DIRECT_ALIGN {
+            *buf = vec![0u8; padded + DIRECT_ALIGN];
+        }
+        let off = buf.as_ptr().align_offset(DIRECT_ALIGN);
+        let block = &mut buf[off..off + padded];
+        block[..bytes.len()].copy_from_slice(bytes);
+        block[bytes.len()..].fill(0);
+        (&*file).write_all(block)?;
+        if padded != bytes.len() {
+            file.set_len(bytes.len() as u64)?;
+        }
+        Ok(())
+    })
+}
+
 impl ChunkDir {
     /// The chunk directory of the datastore at `root` (created by [`ChunkDir::create`]).
     pub fn new(root: &Path) -> Self {
@@ -134,8 +193,7 @@ impl ChunkDir {
         let dir = path.parent().unwrap_or(&self.base);
         let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
         let tmp = dir.join(format!("{}.{}.{n}.tmp", id.to_hex(), std::process::id()));
-        let mut file = match OpenOptions::new().write(true).create_new(true).open(&tmp) {
-            Ok(f) => f,
+        let written = match write_new(&tmp, bytes) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 // Only the prefix directory may be created here, never `.chunks` or the root:
                 // if those are gone the datastore is unmounted or removed, and creating them
@@ -145,17 +203,14 @@ impl ChunkDir {
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                     Err(e) => return Err(e),
                 }
-                OpenOptions::new().write(true).create_new(true).open(&tmp)?
+                write_new(&tmp, bytes)
             }
-            Err(e) => return Err(e),
+            other => other,
         };
-        if let Err(e) = file.write_all(bytes) {
-            drop(file);
+        if let Err(e) = written {
             let _ = fs::remove_file(&tmp);
             return Err(e);
         }
-        start_writeback(&file, bytes.len());
-        drop(file);
         let _guard = self.lock(id);
         if let Err(e) = fs::rename(&tmp, &path) {
             let _ = fs::remove_file(&tmp);
@@ -269,6 +324,25 @@ mod tests {
         assert_eq!(listing.chunks.len(), 1);
         assert!(listing.temps.is_empty());
         cd.sync().unwrap();
+    }
+
+    #[test]
+    fn chunks_of_every_size_are_written_whole_direct_or_buffered() {
+        // /var/tmp is on a disk (direct writes); the temp dir may be tmpfs (buffered).
+        for base in [Path::new("/var/tmp"), &std::env::temp_dir()] {
+            let dir = tempfile::tempdir_in(base).unwrap();
+            ChunkDir::create(dir.path()).unwrap();
+            let cd = ChunkDir::new(dir.path());
+            let sizes = [1, 4095, 4096, 4097, 100_000, 1 << 20, (4 << 20) + 3, 1000];
+            for (i, size) in sizes.into_iter().enumerate() {
+                let bytes: Vec<u8> = (0..size).map(|j| (j * 7 + i) as u8).collect();
+                let id = id(100 + i as u8);
+                assert_eq!(cd.insert(&id, &bytes).unwrap(), Inserted::New(size as u64));
+                assert!(cd.read(&id).unwrap() == bytes, "size {size}");
+                assert_eq!(fs::metadata(cd.path(&id)).unwrap().len(), size as u64);
+            }
+            assert!(cd.list().unwrap().temps.is_empty());
+        }
     }
 
     #[test]
