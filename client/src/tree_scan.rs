@@ -9,15 +9,15 @@
 //! yet (so the walker never waits for a directory nobody is reading).
 //!
 //! Once the walker says which files it will read ([`TreeScan::prefetch_files`]), the helpers
-//! also ask the kernel to read those under `DIRECT_MIN` ahead (`posix_fadvise(WILLNEED)`) and
-//! open the next [`DIRECT_AHEAD`] larger ones for direct reading (`direct_read`), whose threads
-//! start reading them at once, the next ones in the walker's order first, at most [`PREFETCH_BUDGET`] bytes not yet
-//! read by the walker: every file costs the walker a disk round trip of latency before its first
-//! byte, and many requests in flight at once are what the disk serves fastest (here the cold
-//! reference `text/usr`, 783 MiB in 51,000 files, takes 5.2 s read one file at a time and 1.6 s
-//! read 64 at a time). An incremental backup reads a few files scattered among thousands.
+//! also ask the kernel to read those under `DIRECT_MIN` ahead (`posix_fadvise(WILLNEED)`), the
+//! next ones in the walker's order first, at most [`PREFETCH_BUDGET`] bytes not yet read by the
+//! walker, and open the next [`DIRECT_AHEAD`] larger ones for direct reading (`direct_read`),
+//! whose threads start reading them at once: every file costs the walker a disk round trip of
+//! latency before its first byte, and many requests in flight at once are what the disk serves
+//! fastest (here the cold reference `text/usr`, 783 MiB in 51,000 files, takes 5.2 s read one
+//! file at a time and 1.6 s read 64 at a time). An incremental backup reads a few files scattered among thousands.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ffi::OsString;
 use std::fs::{self, Metadata};
 use std::io;
@@ -94,7 +94,7 @@ struct State {
     prefetched: HashMap<PathBuf, u64>,
     prefetched_bytes: u64,
     /// Large files the walker will read, not yet opened, in the walker's order.
-    pending_direct: BTreeMap<PathBuf, ()>,
+    pending_direct: BTreeSet<PathBuf>,
     /// Being opened by a helper.
     opening: HashSet<PathBuf>,
     /// Opened for direct reading (or why not), waiting for the walker, in its order.
@@ -165,7 +165,6 @@ impl Shared {
             .iter()
             .filter_map(|(name, m)| {
                 let m = m.as_ref().ok()?;
-                // Large files are read around the page cache, by the walker (`direct_read`).
                 if !m.is_file() || m.len() == 0 {
                     return None;
                 }
@@ -184,7 +183,7 @@ impl Shared {
         let mut s = self.lock();
         for (path, len) in files {
             if len >= DIRECT_MIN {
-                s.pending_direct.insert(path, ());
+                s.pending_direct.insert(path);
             } else {
                 s.pending.insert(path, len);
             }
@@ -232,7 +231,7 @@ impl Shared {
                         break Work::List(d);
                     }
                     if s.opened.len() + s.opening.len() < DIRECT_AHEAD
-                        && let Some((path, ())) = s.pending_direct.pop_first()
+                        && let Some(path) = s.pending_direct.pop_first()
                     {
                         s.opening.insert(path.clone());
                         break Work::Open(path);
