@@ -155,7 +155,7 @@ const SAMPLE: usize = 16 << 10;
 /// 128 KiB and more are judged by three 16 KiB samples (start, middle, end), compressed at
 /// level 1 and at `level`:
 /// - level 1 saves less than 3%: random or already-compressed data (media, archives,
-///   encrypted disks) costs two small attempts instead of a full one thrown away;
+///   encrypted disks) costs one small attempt instead of a full one thrown away;
 /// - `level` does no better than 1% over level 1: highly repetitive data (logs, where level 1
 ///   even comes out smaller) is compressed at level 1, about twice as fast;
 /// - else `level`. Smaller chunks are compressed at `level`.

@@ -22,7 +22,7 @@ use ironcore_types::{ChunkId, SnapshotRef};
 use serde::Serialize;
 use tracing::warn;
 
-use crate::direct_read::DIRECT_MIN;
+use crate::direct_read::{DIRECT_MIN, DirectFile};
 use crate::tree_format::{Entry, EntryKind, encode_entry, header};
 use crate::tree_reuse::{PrevFile, PreviousTree, Run};
 use crate::tree_scan::{TreeScan, will_need};
@@ -262,32 +262,31 @@ impl Walker<'_, '_> {
     /// datastore error (full, offline, cancelled) ends the backup.
     fn file(&mut self, path: &Path, meta: &fs::Metadata) -> Result<Option<EntryKind>> {
         let asked = self.scan.reading(path);
-        let f = match File::open(path) {
-            Ok(f) => f,
+        // A large file is read direct (opened ahead by the scan), others through the page cache.
+        let opened = if meta.len() >= DIRECT_MIN {
+            self.scan.read_direct(path)
+        } else {
+            Ok(None)
+        };
+        let opened = match opened {
+            Ok(Some(d)) => Ok(Source::Direct(d)),
+            Ok(None) => File::open(path).map(|f| Source::Buffered(f, ReadAhead { until: asked })),
+            Err(e) => Err(e),
+        };
+        let mut source = match opened {
+            Ok(s) => s,
             Err(e) => {
                 self.warn(format!("skipped file '{}': {e}", path.display()));
                 return Ok(None);
             }
         };
         let start = self.offset;
-        let mut direct = if meta.len() >= DIRECT_MIN {
-            match self.scan.read_direct(path) {
-                Ok(d) => d,
-                Err(e) => {
-                    self.warn(format!("skipped file '{}': {e}", path.display()));
-                    return Ok(None);
-                }
-            }
-        } else {
-            None
-        };
-        let mut ahead = ReadAhead { until: asked };
         loop {
-            let read = match &mut direct {
-                Some(d) => self.payload.read_from(d),
-                None => {
-                    ahead.advise(&f, self.offset - start, meta.len());
-                    self.payload.read_from(&f)
+            let read = match &mut source {
+                Source::Direct(d) => self.payload.read_from(d),
+                Source::Buffered(f, ahead) => {
+                    ahead.advise(f, self.offset - start, meta.len());
+                    self.payload.read_from(&*f)
                 }
             };
             let n = match read {
@@ -321,6 +320,14 @@ impl Walker<'_, '_> {
             size,
         }))
     }
+}
+
+/// Where a file's bytes come from.
+enum Source {
+    /// Read around the page cache, blocks ahead on a thread of its own.
+    Direct(DirectFile),
+    /// Read through the page cache, asked for ahead of the walker.
+    Buffered(File, ReadAhead),
 }
 
 /// Keeps the disk reading a file ahead of the walker: the kernel's own read-ahead window is
