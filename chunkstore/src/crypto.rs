@@ -86,7 +86,12 @@ impl CryptKey {
 
     /// The id of an encrypted chunk: HMAC-SHA256 of its plaintext under the id key.
     pub fn chunk_id(&self, plain: &[u8]) -> ChunkId {
-        ChunkId::from_bytes(hmac(&self.id_key, &[plain]))
+        ChunkId::from_bytes(crate::sha256::hmac(&self.id_key, plain))
+    }
+
+    /// The ids of two encrypted chunks, hashed together.
+    pub(crate) fn chunk_id_pair(&self, a: &[u8], b: &[u8]) -> ([u8; 32], [u8; 32]) {
+        crate::sha256::hmac_pair(&self.id_key, a, b)
     }
 
     /// The key of this key's quick hashes (keyed BLAKE3), so the server cannot confirm a

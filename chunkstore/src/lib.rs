@@ -34,6 +34,9 @@ pub mod prune;
 mod quick_hash;
 mod reader;
 mod session;
+pub mod sha256;
+#[cfg(target_arch = "x86_64")]
+mod sha256_ni;
 mod sink;
 mod stats;
 mod stream_session;

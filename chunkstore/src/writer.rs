@@ -20,7 +20,7 @@ use ironcore_types::ChunkId;
 use crate::chunk_dir::Inserted;
 use crate::cut_guide::CutGuide;
 use crate::dynamic_index::IndexChunk;
-use crate::envelope::chunk_id;
+use crate::envelope::{chunk_id, chunk_id_pair};
 use crate::index::{ArchiveIndex, IndexKind};
 use crate::manifest::ManifestFile;
 use crate::quick_hash::QuickHash;
@@ -97,22 +97,42 @@ impl std::fmt::Debug for ArchiveWriter<'_> {
 }
 
 fn worker(shared: Arc<Shared>, jobs: Receiver<Job>, results: Sender<Result<(usize, IndexChunk)>>) {
-    for job in jobs {
-        let out = process(&shared, &job);
-        let failed = out.is_err();
-        if results.send(out).is_err() || failed {
-            // The writer is gone or this session failed: stop taking work.
-            return;
+    while let Ok(first) = jobs.recv() {
+        // A chunk to hash takes a second one along when one is waiting: two are hashed
+        // together about 1.25 times as fast as one after the other (`sha256`).
+        let second = match first.id {
+            None => jobs.try_recv().ok(),
+            Some(_) => None,
+        };
+        let key = shared.key.as_ref();
+        let ids = match &second {
+            Some(s) if s.id.is_none() => {
+                let (a, b) = chunk_id_pair(&first.data, &s.data, key);
+                [Some(a), Some(b)]
+            }
+            _ => [None, None],
+        };
+        for (job, id) in std::iter::once(first).chain(second).zip(ids) {
+            let out = process(&shared, &job, id);
+            let failed = out.is_err();
+            if results.send(out).is_err() || failed {
+                // The writer is gone or this session failed: stop taking work.
+                return;
+            }
         }
     }
 }
 
-fn process(shared: &Shared, job: &Job) -> Result<(usize, IndexChunk)> {
+/// Stores `job`'s chunk; `hashed` is its id when the worker computed it already.
+fn process(shared: &Shared, job: &Job, hashed: Option<ChunkId>) -> Result<(usize, IndexChunk)> {
     if shared.cancel.is_cancelled() {
         return Err(Error::Cancelled);
     }
     let key = shared.key.as_ref();
-    let id = job.id.unwrap_or_else(|| chunk_id(&job.data, key));
+    let id = job
+        .id
+        .or(hashed)
+        .unwrap_or_else(|| chunk_id(&job.data, key));
     let quick = match job.quick {
         None if job.wants_quick => Some(QuickHash::of(&job.data, key)),
         known => known,
