@@ -16,6 +16,7 @@
 //! [`ArchiveReader::open`], [`open_manifest_bytes`].
 
 mod catalog;
+pub mod cdc;
 mod chunk_dir;
 mod crypto;
 mod cut_guide;

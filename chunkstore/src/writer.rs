@@ -1,7 +1,7 @@
 //! The chunk pipeline of a backup: cut → (workers: hash → dedup check → compress → encrypt →
 //! write) → index.
 //!
-//! The caller's thread cuts the stream (FastCDC for streams, fixed pieces for images; along the
+//! The caller's thread cuts the stream (FastCDC for streams, see `cdc`; fixed pieces for images; along the
 //! previous stream's chunks where it has a [`CutGuide`]) and hands chunks to one worker per core
 //! through a bounded queue, so memory stays bounded and a slow
 //! disk slows the client instead of filling RAM. Workers only compress and encrypt chunks the
@@ -9,14 +9,15 @@
 //! archive is finished.
 
 use std::io;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, LazyLock};
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use ironcore_types::ChunkId;
 
+use crate::cdc::Cdc;
 use crate::chunk_dir::Inserted;
 use crate::cut_guide::CutGuide;
 use crate::dynamic_index::IndexChunk;
@@ -33,6 +34,9 @@ pub const CDC_MIN: usize = 256 << 10;
 pub const CDC_AVG: usize = 1 << 20;
 /// See [`CDC_MIN`].
 pub const CDC_MAX: usize = 4 << 20;
+
+/// The chunker of file archives.
+static CDC: LazyLock<Cdc> = LazyLock::new(|| Cdc::new(CDC_MIN, CDC_AVG, CDC_MAX));
 
 /// How an archive is cut.
 #[derive(Clone, Copy, Debug)]
@@ -303,8 +307,9 @@ impl<'a> ArchiveWriter<'a> {
             }
             Chunking::Dynamic if self.guide.is_some() => self.cut_guided(last, &mut pieces),
             Chunking::Dynamic => {
-                let cuts = fastcdc::v2020::FastCDC::new(&self.buf, CDC_MIN, CDC_AVG, CDC_MAX)
-                    .map(|c| piece(c.offset, c.offset + c.length));
+                let cuts = CDC
+                    .chunks(&self.buf)
+                    .map(|(offset, len)| piece(offset, offset + len));
                 pieces.extend(cuts);
                 // The last piece ends where the buffer ends, not at a content-defined point;
                 // keep it for the next round unless the stream is complete.
@@ -365,9 +370,7 @@ impl<'a> ArchiveWriter<'a> {
                     }
                 }
             }
-            let len = fastcdc::v2020::FastCDC::new(rest, CDC_MIN, CDC_AVG, CDC_MAX)
-                .next()
-                .map_or(rest.len(), |c| c.length);
+            let len = CDC.cut(rest);
             if len == rest.len() && !last {
                 break; // ends where the buffer ends, not at a content-defined point
             }

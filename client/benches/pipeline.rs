@@ -63,10 +63,13 @@ fn text(len: usize) -> Vec<u8> {
 
 struct Limits {
     sha256: f64,
+    sha256_ours: f64,
+    sha256_pair: f64,
     aes_gcm: f64,
     zstd_text: f64,
     zstd_random: f64,
     fastcdc: f64,
+    cdc_ours: f64,
 }
 
 fn measure_cpu() -> Limits {
@@ -77,6 +80,19 @@ fn measure_cpu() -> Limits {
         }
     });
     let sha256 = rate(buf.len() as u64, t);
+    let (_, t) = time(|| {
+        for c in buf.chunks(1 << 20) {
+            std::hint::black_box(ironcore_chunkstore::sha256::Sha256::digest(c));
+        }
+    });
+    let sha256_ours = rate(buf.len() as u64, t);
+    let (_, t) = time(|| {
+        for c in buf.chunks(2 << 20) {
+            let (a, b) = c.split_at(c.len() / 2);
+            std::hint::black_box(ironcore_chunkstore::sha256::Sha256::digest_pair(a, b));
+        }
+    });
+    let sha256_pair = rate(buf.len() as u64, t);
     let cipher = Aes256Gcm::new_from_slice(&[7u8; 32]).expect("32-byte key");
     let mut piece = buf[..1 << 20].to_vec();
     let (_, t) = time(|| {
@@ -110,13 +126,19 @@ fn measure_cpu() -> Limits {
         )
     });
     let fastcdc = rate(buf.len() as u64, t);
+    let cdc = ironcore_chunkstore::cdc::Cdc::new(256 << 10, 1 << 20, 4 << 20);
+    let (_, t) = time(|| std::hint::black_box(cdc.chunks(&buf).count()));
+    let cdc_ours = rate(buf.len() as u64, t);
 
     Limits {
         sha256,
+        sha256_ours,
+        sha256_pair,
         aes_gcm,
         zstd_text,
         zstd_random,
         fastcdc,
+        cdc_ours,
     }
 }
 
@@ -192,11 +214,14 @@ fn main() -> anyhow::Result<()> {
     let disk_before = measure_disk(&work);
     settle(&work)?;
     println!("\n== machine limits (measured now; hashing/crypto/compression on one core)");
-    println!("SHA-256                     {:>8.0} MB/s", l.sha256);
+    println!("SHA-256 (sha2 crate)        {:>8.0} MB/s", l.sha256);
+    println!("SHA-256 (ours, one chunk)   {:>8.0} MB/s", l.sha256_ours);
+    println!("SHA-256 (ours, two at once) {:>8.0} MB/s", l.sha256_pair);
     println!("AES-256-GCM (aes-gcm)       {:>8.0} MB/s", l.aes_gcm);
     println!("zstd-1, log text            {:>8.0} MB/s", l.zstd_text);
     println!("zstd-1, random data         {:>8.0} MB/s", l.zstd_random);
-    println!("FastCDC (1 MiB avg)         {:>8.0} MB/s", l.fastcdc);
+    println!("FastCDC (fastcdc crate)     {:>8.0} MB/s", l.fastcdc);
+    println!("FastCDC (ours, two lanes)   {:>8.0} MB/s", l.cdc_ours);
 
     println!(
         "\n== pipeline (walk, FastCDC, hash, zstd-1, AES-256-GCM, durable write; {cores} workers)"
