@@ -225,6 +225,20 @@ impl<'a> ArchiveWriter<'a> {
         io::Read::read_to_end(&mut src.take(READ_SIZE as u64), &mut self.buf)
     }
 
+    /// Lets `add` append at most the given number of bytes (a MiB) to the archive's buffer
+    /// directly, for a source that copies from memory of its own; returns what `add` returns.
+    /// Call [`ArchiveWriter::cut_ready`] after.
+    pub fn append_with(
+        &mut self,
+        add: impl FnOnce(&mut Vec<u8>, usize) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        self.buf.reserve(READ_SIZE);
+        let before = self.buf.len();
+        let added = add(&mut self.buf, READ_SIZE);
+        debug_assert!(self.buf.len() - before <= READ_SIZE);
+        added
+    }
+
     /// Sends the chunks the buffer holds once it holds enough to cut.
     pub fn cut_ready(&mut self) -> Result<()> {
         if let Some(e) = self.failed.take() {

@@ -199,19 +199,28 @@ pub struct DirectFile {
     pool: DirectPool,
 }
 
-impl Read for DirectFile {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+impl DirectFile {
+    /// Appends the file's next bytes (at most `max`) to `buf`; `Ok(0)` at the end. Unlike
+    /// [`Read::read_to_end`], this does not zero the room in `buf` before copying into it.
+    pub(crate) fn append_to(&mut self, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+        let bytes = self.next_bytes(max)?;
+        buf.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    /// Up to `max` of the next bytes, taken; empty at the end.
+    fn next_bytes(&mut self, max: usize) -> io::Result<&[u8]> {
         loop {
-            if let Some(block) = &self.current
-                && self.at < self.len
-            {
-                let n = out.len().min(self.len - self.at);
-                out[..n].copy_from_slice(&block.bytes()[self.at..self.at + n]);
+            if self.current.is_some() && self.at < self.len {
+                let (from, n) = (self.at, max.min(self.len - self.at));
                 self.at += n;
-                return Ok(n);
+                return Ok(self
+                    .current
+                    .as_ref()
+                    .map_or(&[][..], |b| &b.bytes()[from..from + n]));
             }
             if self.done {
-                return Ok(0);
+                return Ok(&[]);
             }
             if let (Some(block), Some(empty)) = (self.current.take(), &self.empty) {
                 // Cannot block: the channel holds every block.
@@ -232,6 +241,14 @@ impl Read for DirectFile {
                 }
             }
         }
+    }
+}
+
+impl Read for DirectFile {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let bytes = self.next_bytes(out.len())?;
+        out[..bytes.len()].copy_from_slice(bytes);
+        Ok(bytes.len())
     }
 }
 
@@ -319,6 +336,29 @@ mod tests {
         // The next file reuses them and reads correctly.
         assert!(read_all(&pool, &path) == data);
         assert_eq!(pool.free.lock().unwrap().len(), BLOCKS);
+    }
+
+    #[test]
+    fn appending_in_pieces_gives_the_same_bytes_as_reading() {
+        let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+        let path = dir.path().join("big");
+        let data = pattern(3 * BLOCK + 12_345);
+        std::fs::write(&path, &data).unwrap();
+        let pool = DirectPool::default();
+        let Some(mut f) = pool.open(&path).unwrap() else {
+            return; // no O_DIRECT here: the caller reads buffered
+        };
+        let mut out = Vec::new();
+        // Pieces that end inside blocks and across their ends.
+        for max in [1, 4095, 1 << 20, BLOCK, 3].into_iter().cycle() {
+            let before = out.len();
+            let n = f.append_to(&mut out, max).unwrap();
+            assert!(n <= max && out.len() == before + n);
+            if n == 0 {
+                break;
+            }
+        }
+        assert!(out == data);
     }
 
     #[test]

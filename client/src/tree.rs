@@ -283,7 +283,7 @@ impl Walker<'_, '_> {
         let start = self.offset;
         loop {
             let read = match &mut source {
-                Source::Direct(d) => self.payload.read_from(d),
+                Source::Direct(d) => self.payload.append_with(|buf, max| d.append_to(buf, max)),
                 Source::Buffered(f, ahead) => {
                     ahead.advise(f, self.offset - start, meta.len());
                     self.payload.read_from(&*f)
