@@ -224,15 +224,19 @@ fn compress_after(plain: &[u8], out: &mut Vec<u8>, level: i32) -> std::io::Resul
 
 /// Parses and checks the header's structure (magic, version, flags, lengths against `bytes`).
 pub fn parse_header(bytes: &[u8]) -> Result<ChunkHeader> {
-    if bytes.len() < HEADER_LEN {
+    parse_header_of(bytes, bytes.len())
+}
+
+/// [`parse_header`] of a chunk of `total` bytes that begins with `head` (its first
+/// [`HEADER_LEN`] bytes, or all of them when it is shorter).
+fn parse_header_of(head: &[u8], total: usize) -> Result<ChunkHeader> {
+    if total < HEADER_LEN || head.len() < HEADER_LEN {
         return Err(Error::corrupt(
             "chunk",
-            format!(
-                "{} bytes is shorter than the {HEADER_LEN}-byte header (truncated)",
-                bytes.len()
-            ),
+            format!("{total} bytes is shorter than the {HEADER_LEN}-byte header (truncated)"),
         ));
     }
+    let bytes = &head[..HEADER_LEN];
     if bytes[0..4] != CHUNK_MAGIC {
         return Err(Error::corrupt("chunk", "bad magic: not an Ironcore chunk"));
     }
@@ -263,12 +267,12 @@ pub fn parse_header(bytes: &[u8]) -> Result<ChunkHeader> {
             format!("raw length {raw_len} exceeds the chunk limit"),
         ));
     }
-    if bytes.len() - HEADER_LEN != payload_len {
+    if total - HEADER_LEN != payload_len {
         return Err(Error::corrupt(
             "chunk",
             format!(
                 "payload is {} bytes but the header says {payload_len} (truncated or extended)",
-                bytes.len() - HEADER_LEN
+                total - HEADER_LEN
             ),
         ));
     }
@@ -299,33 +303,97 @@ fn array32(b: &[u8]) -> [u8; 32] {
 /// Checks a stored chunk without the key: structure, the expected id, and the stored digest.
 /// This is what verification and peer transfer use; it catches any flipped or missing byte.
 pub fn verify_stored(bytes: &[u8], expected: &ChunkId) -> Result<ChunkHeader> {
-    let header = parse_header(bytes)?;
-    if header.id != *expected {
-        return Err(Error::corrupt(
-            "chunk",
-            format!("file holds chunk {} but {expected} was expected", header.id),
-        ));
+    let mut check = StoredCheck::new();
+    check.update(bytes);
+    check.finish(expected)
+}
+
+/// [`verify_stored`] of a chunk that arrives in pieces: each piece is hashed as it comes,
+/// while it is still in the CPU's cache, and [`StoredCheck::finish`] checks the header and
+/// the digests once all of it is here.
+#[derive(Clone, Debug)]
+pub struct StoredCheck {
+    head: [u8; HEADER_LEN],
+    seen: usize,
+    /// Decided from the header's version and flags once its bytes are here.
+    payload_is_id: bool,
+    stored: Sha256,
+    id: Sha256,
+}
+
+impl Default for StoredCheck {
+    fn default() -> Self {
+        Self::new()
     }
-    let mut h = Sha256::new();
-    h.update(&bytes[0..64]);
-    let payload = &bytes[HEADER_LEN..];
-    let mut id_matches = true;
-    if header.payload_is_id() {
-        let id_digest = Sha256::digest(payload);
-        id_matches = id_digest == *expected.as_bytes();
-    } else {
-        h.update(payload);
+}
+
+impl StoredCheck {
+    /// A check of a chunk none of whose bytes are here yet.
+    pub fn new() -> Self {
+        Self {
+            head: [0; HEADER_LEN],
+            seen: 0,
+            payload_is_id: false,
+            stored: Sha256::new(),
+            id: Sha256::new(),
+        }
     }
-    let digest = h.finalize();
-    if digest != header.stored_digest || !id_matches {
-        return Err(Error::corrupt(
-            "chunk",
-            format!(
-                "stored digest of chunk {expected} does not match its bytes (bit rot or tampering)"
-            ),
-        ));
+
+    /// Bytes taken so far.
+    pub fn len(&self) -> usize {
+        self.seen
     }
-    Ok(header)
+
+    /// Whether no byte was taken yet.
+    pub fn is_empty(&self) -> bool {
+        self.seen == 0
+    }
+
+    /// Takes the chunk's next bytes.
+    pub fn update(&mut self, mut piece: &[u8]) {
+        if self.seen < HEADER_LEN {
+            let take = (HEADER_LEN - self.seen).min(piece.len());
+            self.head[self.seen..self.seen + take].copy_from_slice(&piece[..take]);
+            self.seen += take;
+            piece = &piece[take..];
+            if self.seen == HEADER_LEN {
+                self.stored.update(&self.head[..64]);
+                let (version, flags) = (self.head[4], self.head[5]);
+                self.payload_is_id =
+                    version >= 2 && flags & (FLAG_COMPRESSED | FLAG_ENCRYPTED) == 0;
+            }
+        }
+        if !piece.is_empty() {
+            if self.payload_is_id {
+                self.id.update(piece);
+            } else {
+                self.stored.update(piece);
+            }
+            self.seen += piece.len();
+        }
+    }
+
+    /// Checks the structure, the expected id and the digests of all the bytes taken.
+    pub fn finish(self, expected: &ChunkId) -> Result<ChunkHeader> {
+        let header = parse_header_of(&self.head[..self.seen.min(HEADER_LEN)], self.seen)?;
+        if header.id != *expected {
+            return Err(Error::corrupt(
+                "chunk",
+                format!("file holds chunk {} but {expected} was expected", header.id),
+            ));
+        }
+        debug_assert_eq!(header.payload_is_id(), self.payload_is_id);
+        let id_matches = !self.payload_is_id || self.id.finalize() == *expected.as_bytes();
+        if self.stored.finalize() != header.stored_digest || !id_matches {
+            return Err(Error::corrupt(
+                "chunk",
+                format!(
+                    "stored digest of chunk {expected} does not match its bytes (bit rot or tampering)"
+                ),
+            ));
+        }
+        Ok(header)
+    }
 }
 
 /// Opens a stored chunk and returns its plaintext, checked against `expected`.
@@ -399,6 +467,42 @@ mod tests {
         (0..n)
             .map(|i| b"abcdefgh"[i % 8] ^ (i / 977) as u8)
             .collect()
+    }
+
+    #[test]
+    fn a_chunk_checked_in_pieces_gets_the_verdict_of_verify_stored() {
+        let key = CryptKey::generate();
+        let mut chunks = Vec::new();
+        for data in [random(50_000), text(50_000), b"x".to_vec()] {
+            for k in [None, Some(&key)] {
+                let id = chunk_id(&data, k);
+                chunks.push((encode_chunk(&id, &data, k, 3).unwrap(), id));
+            }
+        }
+        let mut cases = Vec::new();
+        for (bytes, id) in &chunks {
+            cases.push((bytes.clone(), *id));
+            cases.push((bytes.clone(), ChunkId::from_bytes([3; 32])));
+            for at in [4, 5, 40, 70, 96, bytes.len() - 1] {
+                let mut bad = bytes.clone();
+                bad[at] ^= 0x10;
+                cases.push((bad, *id));
+            }
+            cases.push((bytes[..bytes.len() - 1].to_vec(), *id));
+            cases.push((bytes[..50].to_vec(), *id));
+        }
+        for (bytes, id) in &cases {
+            let whole = verify_stored(bytes, id).map_err(|e| e.to_string());
+            for piece in [1, 7, 95, 96, 97, 4096] {
+                let mut check = StoredCheck::new();
+                for p in bytes.chunks(piece) {
+                    check.update(p);
+                }
+                assert_eq!(check.len(), bytes.len());
+                let pieces = check.finish(id).map_err(|e| e.to_string());
+                assert_eq!(pieces, whole, "pieces of {piece}");
+            }
+        }
     }
 
     #[test]

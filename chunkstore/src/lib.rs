@@ -17,6 +17,7 @@
 
 mod catalog;
 pub mod cdc;
+mod chunk_buf;
 mod chunk_dir;
 mod crypto;
 mod cut_guide;
@@ -45,6 +46,7 @@ mod verify;
 mod writer;
 
 pub use catalog::{Catalog, DatastoreRecord, SessionLease, SnapshotRecord, VerifyState};
+pub use chunk_buf::ChunkBuf;
 pub use chunk_dir::{ChunkDir, ChunkFile, Inserted};
 pub use crypto::CryptKey;
 pub use cut_guide::CutGuide;

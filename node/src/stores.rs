@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
-use ironcore_chunkstore::envelope::verify_stored;
+use ironcore_chunkstore::ChunkBuf;
+use ironcore_chunkstore::envelope::{StoredCheck, verify_stored};
 use ironcore_chunkstore::{ChunkDir, Inserted};
 use ironcore_raft::MetaView;
 use ironcore_transport::ChunkStore;
@@ -110,16 +111,22 @@ impl NodeStores {
     pub fn put(&self, ds: &DatastoreName, id: &ChunkId, bytes: &[u8]) -> Result<Inserted> {
         verify_stored(bytes, id)?;
         let dir = self.dir(ds)?;
-        dir.insert(id, bytes).map_err(|e| {
-            if e.raw_os_error() == Some(28) {
-                NodeError::NoSpace(ds.to_string())
-            } else {
-                NodeError::Io {
-                    what: format!("storing chunk {id} of {ds}"),
-                    source: e,
-                }
-            }
-        })
+        dir.insert(id, bytes).map_err(|e| storing_failed(e, ds, id))
+    }
+
+    /// [`Stores::put`] of a chunk received in pieces: `check` hashed them as they came and
+    /// `buf` holds them, ready to be written without another copy.
+    pub fn put_received(
+        &self,
+        ds: &DatastoreName,
+        id: &ChunkId,
+        check: StoredCheck,
+        buf: ChunkBuf,
+    ) -> Result<Inserted> {
+        check.finish(id)?;
+        let dir = self.dir(ds)?;
+        dir.insert_buf(id, buf)
+            .map_err(|e| storing_failed(e, ds, id))
     }
 
     /// Reads chunk `id` of `ds` from this node (`chunk not found` if it is not here).
@@ -209,5 +216,17 @@ impl ChunkStore for TransportStores {
             .routed(id)
             .ok_or_else(|| format!("chunk {id} was not announced for any datastore"))?;
         s.get(&ds, id).map(Into::into).map_err(|e| e.to_string())
+    }
+}
+
+/// A chunk that could not be written: `no space left on datastore` when the disk is full.
+fn storing_failed(e: std::io::Error, ds: &DatastoreName, id: &ChunkId) -> NodeError {
+    if e.raw_os_error() == Some(28) {
+        NodeError::NoSpace(ds.to_string())
+    } else {
+        NodeError::Io {
+            what: format!("storing chunk {id} of {ds}"),
+            source: e,
+        }
     }
 }

@@ -8,11 +8,14 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
-use ironcore_chunkstore::envelope::decode_chunk;
-use ironcore_chunkstore::{ArchiveIndex, Manifest};
+use axum::http::header::CONTENT_LENGTH;
+use http_body_util::BodyExt;
+use ironcore_chunkstore::envelope::{StoredCheck, decode_chunk};
+use ironcore_chunkstore::{ArchiveIndex, ChunkBuf, Manifest};
 use ironcore_raft::MetaCommand;
 use ironcore_types::records::{SnapshotEntry, TaskState, VerifyStatus};
 use ironcore_types::{BackupGroup, ChunkId, DatastoreName, Namespace, Privilege, SnapshotRef};
@@ -207,13 +210,15 @@ pub(crate) async fn upload(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
     Path((upid, id)): Path<(String, String)>,
-    body: Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> ApiResult<StatusCode> {
     let s = session(&node, &caller, &upid)?;
     let id = chunk_id(&id)?;
+    let (check, buf) = receive_chunk(&headers, body).await?;
     let stores = node.stores.clone();
     let ds = s.datastore.clone();
-    let inserted = tokio::task::spawn_blocking(move || stores.put(&ds, &id, &body))
+    let inserted = tokio::task::spawn_blocking(move || stores.put_received(&ds, &id, check, buf))
         .await
         .map_err(|e| NodeError::BadRequest(e.to_string()))??;
     // 201: stored now; 200: the node held it already (a client that uploads without asking
@@ -222,6 +227,40 @@ pub(crate) async fn upload(
         ironcore_chunkstore::Inserted::New(_) => StatusCode::CREATED,
         ironcore_chunkstore::Inserted::Existing => StatusCode::OK,
     })
+}
+
+/// The largest chunk upload taken: a chunk's envelope is at most the largest plaintext plus
+/// zstd's worst case and the header (well under this).
+const MAX_UPLOAD: usize = 32 << 20;
+
+/// Reads a chunk upload as it arrives: each piece is hashed for the chunk's check while it is
+/// still in the cache, and kept where the chunk directory can write it without another copy.
+async fn receive_chunk(headers: &HeaderMap, mut body: Body) -> ApiResult<(StoredCheck, ChunkBuf)> {
+    let announced = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut check = StoredCheck::new();
+    let mut buf = ChunkBuf::with_capacity(announced.min(MAX_UPLOAD));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            NodeError::BadRequest(format!(
+                "the chunk upload broke off: {e}; the client retries it"
+            ))
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        if buf.len() + data.len() > MAX_UPLOAD {
+            return Err(NodeError::BadRequest(format!(
+                "chunk upload larger than {MAX_UPLOAD} bytes: not a chunk envelope"
+            ))
+            .into());
+        }
+        check.update(&data);
+        buf.extend_from_slice(&data);
+    }
+    Ok((check, buf))
 }
 
 /// `POST /api2/json/backup/{upid}/finish`.
