@@ -377,7 +377,10 @@ mod tests {
             let dir = tempfile::tempdir_in(base).unwrap();
             ChunkDir::create(dir.path()).unwrap();
             let cd = ChunkDir::new(dir.path());
-            for (i, size) in [0usize, 1, 4096, 4097, 1 << 20, 300_001].into_iter().enumerate() {
+            for (i, size) in [0usize, 1, 4096, 4097, 1 << 20, 300_001]
+                .into_iter()
+                .enumerate()
+            {
                 let bytes: Vec<u8> = (0..size).map(|j| (j * 13 + i) as u8).collect();
                 // Announced right, announced short (the buffer grows and may move off the
                 // alignment: written by copying then).
