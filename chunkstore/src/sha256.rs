@@ -3,7 +3,7 @@
 //!
 //! Every chunk a backup writes is hashed for its id and every chunk a node receives is hashed
 //! again to verify it, so this is one of the hottest loops of the product. Where the CPU has
-//! the x86-64 SHA extensions the blocks go through [`crate::sha256_ni`] (two messages
+//! the x86-64 SHA extensions the blocks go through `sha256_ni` (two messages
 //! interleaved when the caller has two, see [`Sha256::update_pair`]); elsewhere through the
 //! `sha2` crate's block function. Both give the same digests (FIPS 180-4); the tests hold them
 //! to `sha2`'s.

@@ -114,7 +114,7 @@ impl NodeStores {
         dir.insert(id, bytes).map_err(|e| storing_failed(e, ds, id))
     }
 
-    /// [`Stores::put`] of a chunk received in pieces: `check` hashed them as they came and
+    /// [`NodeStores::put`] of a chunk received in pieces: `check` hashed them as they came and
     /// `buf` holds them, ready to be written without another copy.
     pub fn put_received(
         &self,
