@@ -205,18 +205,7 @@ impl<'a> Lane<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn random(len: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    }
+    use crate::test_data::pseudo_random as random;
 
     fn reference(buf: &[u8], min: usize, avg: usize, max: usize) -> Vec<(usize, usize)> {
         fastcdc::v2020::FastCDC::new(buf, min, avg, max)

@@ -42,6 +42,8 @@ mod sha256_ni;
 mod sink;
 mod stats;
 mod stream_session;
+#[cfg(test)]
+mod test_data;
 mod verify;
 mod writer;
 

@@ -188,20 +188,9 @@ fn compress_pair(sa: &mut [u32; 8], a: &[[u8; 64]], sb: &mut [u32; 8], b: &[[u8;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_data::pseudo_random as data;
     use hmac::{KeyInit, Mac};
     use sha2::Digest;
-
-    fn data(len: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    }
 
     fn reference(d: &[u8]) -> [u8; 32] {
         sha2::Sha256::digest(d).into()

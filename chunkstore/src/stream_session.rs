@@ -164,6 +164,11 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+    use crate::test_data::pseudo_random;
+
+    fn data(seed: u64, len: usize) -> Vec<u8> {
+        pseudo_random(len, seed)
+    }
     use crate::chunk_dir::Inserted;
     use crate::sink::{ChunkSource, encode_for_sink};
     use crate::{ArchiveReader, open_manifest_bytes};
@@ -199,18 +204,6 @@ mod tests {
                 .cloned()
                 .ok_or(Error::ChunkNotFound { id: *id })
         }
-    }
-
-    fn data(seed: u64, len: usize) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
     }
 
     fn snap() -> SnapshotRef {
