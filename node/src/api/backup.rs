@@ -245,7 +245,7 @@ async fn receive_chunk(headers: &HeaderMap, mut body: Body) -> ApiResult<(Stored
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| {
             NodeError::BadRequest(format!(
-                "the chunk upload broke off: {e}; the client retries it"
+                "the chunk upload broke off before its end: {e}; run the backup again"
             ))
         })?;
         let Ok(data) = frame.into_data() else {
