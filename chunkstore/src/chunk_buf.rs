@@ -60,3 +60,35 @@ impl ChunkBuf {
         Some(&self.mem[self.off..])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_buffer_is_padded_for_a_direct_write_only_where_it_is_aligned() {
+        let mut buf = ChunkBuf::with_capacity(10_000);
+        buf.extend_from_slice(&[9u8; 10_000]);
+        let block = buf.pad_for_direct_write().unwrap();
+        assert_eq!(block.len(), 12_288);
+        assert_eq!(block.as_ptr().align_offset(DIRECT_ALIGN), 0);
+        assert!(block[..10_000].iter().all(|b| *b == 9) && block[10_000..].iter().all(|b| *b == 0));
+        // Grown past its capacity it moved: padded in place only where it still happens to
+        // start on the alignment with room for the padding, and then still zero-padded.
+        let mut small = ChunkBuf::with_capacity(0);
+        small.extend_from_slice(&[1u8; 3 * DIRECT_ALIGN + 5]);
+        let aligned = small.as_slice().as_ptr().align_offset(DIRECT_ALIGN) == 0;
+        match small.pad_for_direct_write() {
+            None => assert!(!aligned || small.mem.capacity() < small.off + 4 * DIRECT_ALIGN),
+            Some(block) => {
+                assert!(aligned && block.len() == 4 * DIRECT_ALIGN);
+                assert!(block[3 * DIRECT_ALIGN + 5..].iter().all(|b| *b == 0));
+            }
+        }
+        assert!(
+            small.as_slice()[..3 * DIRECT_ALIGN + 5]
+                .iter()
+                .all(|b| *b == 1)
+        );
+    }
+}

@@ -401,22 +401,6 @@ mod tests {
     }
 
     #[test]
-    fn a_buffer_is_padded_for_a_direct_write_only_where_it_is_aligned() {
-        let mut buf = ChunkBuf::with_capacity(10_000);
-        buf.extend_from_slice(&[9u8; 10_000]);
-        let block = buf.pad_for_direct_write().unwrap();
-        assert_eq!(block.len(), 12_288);
-        assert_eq!(block.as_ptr().align_offset(DIRECT_ALIGN), 0);
-        assert!(block[..10_000].iter().all(|b| *b == 9) && block[10_000..].iter().all(|b| *b == 0));
-        // Past its capacity there is no room to pad in place.
-        let mut small = ChunkBuf::with_capacity(0);
-        small.extend_from_slice(&[1u8; 3 * DIRECT_ALIGN]);
-        if small.as_slice().as_ptr().align_offset(DIRECT_ALIGN) != 0 {
-            assert!(small.pad_for_direct_write().is_none());
-        }
-    }
-
-    #[test]
     fn remove_respects_the_cutoff_and_move_aside_frees_the_name() {
         let dir = tempfile::tempdir().unwrap();
         ChunkDir::create(dir.path()).unwrap();

@@ -75,8 +75,14 @@ impl ChunkHeader {
     /// Whether the payload is the plaintext and is checked against the chunk id rather than
     /// the stored digest (version 2, neither compressed nor encrypted).
     pub fn payload_is_id(&self) -> bool {
-        self.version >= 2 && !self.compressed && !self.encrypted
+        payload_is_id(self.version, self.compressed, self.encrypted)
     }
+}
+
+/// Whether an envelope of `version` with these flags holds the plaintext checked against the
+/// chunk id (version 2 on, neither compressed nor encrypted).
+fn payload_is_id(version: u8, compressed: bool, encrypted: bool) -> bool {
+    version >= 2 && !compressed && !encrypted
 }
 
 /// The id of a plaintext chunk: SHA-256, or the key's HMAC for encrypted data.
@@ -359,8 +365,11 @@ impl StoredCheck {
             if self.seen == HEADER_LEN {
                 self.stored.update(&self.head[..64]);
                 let (version, flags) = (self.head[4], self.head[5]);
-                self.payload_is_id =
-                    version >= 2 && flags & (FLAG_COMPRESSED | FLAG_ENCRYPTED) == 0;
+                self.payload_is_id = payload_is_id(
+                    version,
+                    flags & FLAG_COMPRESSED != 0,
+                    flags & FLAG_ENCRYPTED != 0,
+                );
             }
         }
         if !piece.is_empty() {
