@@ -192,10 +192,16 @@ impl ApiClient {
         content_type: &str,
         allow: &[StatusCode],
     ) -> Result<(StatusCode, Bytes), ApiError> {
+        // A pooled connection comes back the moment its answer is read, usually before its
+        // connection task has seen the exchange through: wait for that rather than take it for
+        // closed (which opened a new TLS connection for most requests).
         let pooled = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let mut sender = match pooled {
-            Some(s) if s.is_ready() => s,
-            _ => self.connect().await?,
+            Some(mut s) => match s.ready().await {
+                Ok(()) => s,
+                Err(_) => self.connect().await?,
+            },
+            None => self.connect().await?,
         };
         let mut req = Request::builder()
             .method(method)
