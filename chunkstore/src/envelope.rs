@@ -110,6 +110,30 @@ pub fn encode_chunk(
     key: Option<&CryptKey>,
     zstd_level: i32,
 ) -> Result<Vec<u8>> {
+    Ok(match encode_chunk_parts(id, plain, key, zstd_level)? {
+        Encoded::Envelope(bytes) => bytes,
+        Encoded::HeaderOfPlain(header) => [&header[..], plain].concat(),
+    })
+}
+
+/// An encoded chunk, as [`encode_chunk_parts`] leaves it.
+#[derive(Debug)]
+pub enum Encoded {
+    /// The whole envelope.
+    Envelope(Vec<u8>),
+    /// The header of an envelope whose payload is the plaintext as it is (not compressed, not
+    /// encrypted): the envelope is this header followed by the plaintext, which a caller that
+    /// sends or writes it in pieces need not copy.
+    HeaderOfPlain([u8; HEADER_LEN]),
+}
+
+/// [`encode_chunk`], leaving a chunk stored as plain bytes as its header alone.
+pub fn encode_chunk_parts(
+    id: &ChunkId,
+    plain: &[u8],
+    key: Option<&CryptKey>,
+    zstd_level: i32,
+) -> Result<Encoded> {
     if plain.len() > MAX_CHUNK_SIZE {
         return Err(Error::InvalidInput {
             what: "chunk",
@@ -123,44 +147,60 @@ pub fn encode_chunk(
     // (zstd frame, or the plaintext copied once), encrypted in place, then the tag.
     let mut out = Vec::with_capacity(HEADER_LEN + plain.len() + TAG_LEN);
     out.resize(HEADER_LEN, 0);
-    let mut flags = 0u8;
     // zstd writes into the spare capacity; a frame that would not be smaller than the input
     // does not fit, fails fast, and the chunk is stored raw.
     let compressed = compression_level(plain, zstd_level).is_some_and(
         |level| matches!(compress_after(plain, &mut out, level), Ok(n) if n < plain.len()),
     );
+    let Some(k) = key else {
+        if !compressed {
+            // Plain bytes: the stored digest covers the header's first 64 bytes alone.
+            let mut header = [0u8; HEADER_LEN];
+            fill_header(&mut header, 0, plain.len(), plain.len(), id);
+            let digest = Sha256::digest(&header[0..64]);
+            header[64..96].copy_from_slice(&digest);
+            return Ok(Encoded::HeaderOfPlain(header));
+        }
+        let payload_len = out.len() - HEADER_LEN;
+        fill_header(&mut out, FLAG_COMPRESSED, plain.len(), payload_len, id);
+        seal_digest(&mut out);
+        return Ok(Encoded::Envelope(out));
+    };
+    let mut flags = FLAG_ENCRYPTED;
     if compressed {
         flags |= FLAG_COMPRESSED;
     } else {
+        // A frame no smaller than the input may have fit in the room: it is dropped.
         out.truncate(HEADER_LEN);
         out.extend_from_slice(plain);
     }
+    let payload_len = out.len() - HEADER_LEN + TAG_LEN;
+    fill_header(&mut out, flags, plain.len(), payload_len, id);
+    let (header, payload) = out.split_at_mut(HEADER_LEN);
+    let (nonce, tag) = k.encrypt_with_aad(&header[0..16], &header[32..64], payload);
+    out[16..28].copy_from_slice(&nonce);
+    out.extend_from_slice(&tag);
+    seal_digest(&mut out);
+    Ok(Encoded::Envelope(out))
+}
+
+/// Writes the header fields other than the nonce and the stored digest.
+fn fill_header(out: &mut [u8], flags: u8, raw_len: usize, payload_len: usize, id: &ChunkId) {
     out[0..4].copy_from_slice(&CHUNK_MAGIC);
     out[4] = CHUNK_VERSION;
-    out[8..12].copy_from_slice(&(plain.len() as u32).to_le_bytes());
+    out[5] = flags;
+    out[8..12].copy_from_slice(&(raw_len as u32).to_le_bytes());
+    out[12..16].copy_from_slice(&(payload_len as u32).to_le_bytes());
     out[32..64].copy_from_slice(id.as_bytes());
-    if let Some(k) = key {
-        flags |= FLAG_ENCRYPTED;
-        out[5] = flags;
-        let payload_len = out.len() - HEADER_LEN + TAG_LEN;
-        out[12..16].copy_from_slice(&(payload_len as u32).to_le_bytes());
-        let (header, payload) = out.split_at_mut(HEADER_LEN);
-        let (nonce, tag) = k.encrypt_with_aad(&header[0..16], &header[32..64], payload);
-        out[16..28].copy_from_slice(&nonce);
-        out.extend_from_slice(&tag);
-    } else {
-        out[5] = flags;
-        let payload_len = out.len() - HEADER_LEN;
-        out[12..16].copy_from_slice(&(payload_len as u32).to_le_bytes());
-    }
+}
+
+/// Sets the stored digest of a compressed or encrypted envelope: bytes 0..64 and the payload.
+fn seal_digest(out: &mut [u8]) {
     let mut h = Sha256::new();
     h.update(&out[0..64]);
-    if flags != 0 {
-        h.update(&out[HEADER_LEN..]);
-    }
+    h.update(&out[HEADER_LEN..]);
     let digest = h.finalize();
     out[64..96].copy_from_slice(&digest);
-    Ok(out)
 }
 
 /// Bytes of each of the three samples [`compression_level`] tries.
@@ -663,6 +703,44 @@ mod tests {
         assert!(compression_level(&mixed, DEFAULT_ZSTD_LEVEL).is_some());
         // Small chunks are not sampled.
         assert_eq!(compression_level(&random[..4096], 5), Some(5));
+    }
+
+    #[test]
+    fn a_plain_chunk_is_left_as_its_header_and_the_rest_as_whole_envelopes() {
+        let key = CryptKey::generate();
+        let (noise, words) = (random(200_000), text(200_000));
+        // Small random data is not sampled: zstd is tried, and its frame (no smaller than the
+        // input) may fit the room; it must not end up in front of the plaintext.
+        let small = random(4096);
+        for (data, k) in [
+            (&noise, None),
+            (&small, None),
+            (&words, None),
+            (&noise, Some(&key)),
+            (&small, Some(&key)),
+            (&words, Some(&key)),
+        ] {
+            let id = chunk_id(data, k);
+            let whole = encode_chunk(&id, data, k, DEFAULT_ZSTD_LEVEL).unwrap();
+            let parts = encode_chunk_parts(&id, data, k, DEFAULT_ZSTD_LEVEL).unwrap();
+            let joined = match parts {
+                Encoded::HeaderOfPlain(header) => {
+                    assert!(k.is_none() && !std::ptr::eq(data, &words), "plain bytes only");
+                    [&header[..], &data[..]].concat()
+                }
+                Encoded::Envelope(bytes) => {
+                    assert!(k.is_some() || std::ptr::eq(data, &words), "whole envelope");
+                    bytes
+                }
+            };
+            let header = verify_stored(&joined, &id).unwrap();
+            assert_eq!(decode_chunk(&joined, &id, k).unwrap(), *data);
+            if k.is_none() {
+                assert_eq!(joined, whole, "the same bytes either way");
+            } else {
+                assert_eq!(header.payload_len, whole.len() - HEADER_LEN);
+            }
+        }
     }
 
     #[test]

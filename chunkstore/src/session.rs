@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use ironcore_types::{ChunkId, SnapshotRef};
 use serde::Serialize;
 use tracing::{info, warn};
@@ -89,7 +90,7 @@ struct LeasedDatastore {
 }
 
 impl ChunkSink for LeasedDatastore {
-    fn store_chunk(&self, id: &ChunkId, plain: &[u8], key: Option<&CryptKey>) -> Result<Inserted> {
+    fn store_chunk(&self, id: &ChunkId, plain: &Bytes, key: Option<&CryptKey>) -> Result<Inserted> {
         self.ds.store_chunk(id, plain, key)
     }
 

@@ -5,6 +5,7 @@
 //! holds a chunk, and builds and uploads the envelope (see [`encode_for_sink`]) only when it
 //! does not.
 
+use bytes::Bytes;
 use ironcore_types::ChunkId;
 
 use crate::Result;
@@ -16,8 +17,9 @@ use crate::envelope::{DEFAULT_ZSTD_LEVEL, encode_chunk};
 /// Where a backup's chunks go: a local datastore, or a node over the network.
 pub trait ChunkSink: Send + Sync + std::fmt::Debug {
     /// Stores chunk `id` (plaintext `plain`) unless the sink already holds it; encodes the
-    /// envelope (zstd, encryption with `key`) only when the chunk is new.
-    fn store_chunk(&self, id: &ChunkId, plain: &[u8], key: Option<&CryptKey>) -> Result<Inserted>;
+    /// envelope (zstd, encryption with `key`) only when the chunk is new. `plain` is shared, so
+    /// a sink may send it on as it is where the envelope holds the plaintext unchanged.
+    fn store_chunk(&self, id: &ChunkId, plain: &Bytes, key: Option<&CryptKey>) -> Result<Inserted>;
 
     /// Called by writers now and then so a sink holding a lease can renew it.
     fn keep_alive(&self) -> Result<()> {
@@ -52,7 +54,7 @@ pub fn encode_for_sink(id: &ChunkId, plain: &[u8], key: Option<&CryptKey>) -> Re
 }
 
 impl ChunkSink for Datastore {
-    fn store_chunk(&self, id: &ChunkId, plain: &[u8], key: Option<&CryptKey>) -> Result<Inserted> {
+    fn store_chunk(&self, id: &ChunkId, plain: &Bytes, key: Option<&CryptKey>) -> Result<Inserted> {
         Datastore::store_chunk(self, id, plain, key)
     }
 

@@ -181,7 +181,7 @@ mod tests {
         fn store_chunk(
             &self,
             id: &ChunkId,
-            plain: &[u8],
+            plain: &bytes::Bytes,
             key: Option<&CryptKey>,
         ) -> Result<Inserted> {
             let mut map = self.0.lock().unwrap();

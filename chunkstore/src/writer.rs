@@ -505,7 +505,7 @@ impl<'a> ArchiveWriter<'a> {
             }
         };
         // An index is an unencrypted chunk named by its plain SHA-256.
-        let bytes = index.encode();
+        let bytes = Bytes::from(index.encode());
         let index_id = chunk_id(&bytes, None);
         self.shared.sink.store_chunk(&index_id, &bytes, None)?;
         let file = ManifestFile {

@@ -172,7 +172,7 @@ pub(crate) fn follow(api: &ApiClient, started: &Value, no_wait: bool, out: Outpu
     let (_, log) = api.blocking(api.raw(
         Method::GET,
         &format!("/api2/json/tasks/{}/log", encode_segment(upid)),
-        Default::default(),
+        ironcore_client::Pieces::default(),
         "text/plain",
         &[],
     ))?;

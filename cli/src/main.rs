@@ -748,7 +748,7 @@ fn run(cli: Cli) -> Result<()> {
             let (_, body) = api.blocking(api.raw(
                 Method::GET,
                 &format!("/api2/json/tasks/{}/log", encode_segment(&upid)),
-                Default::default(),
+                ironcore_client::Pieces::default(),
                 "text/plain",
                 &[],
             ))?;

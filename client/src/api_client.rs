@@ -7,11 +7,13 @@
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use ironcore_types::Fingerprint;
+
+use crate::pieces::Pieces;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::net::TcpStream;
@@ -67,7 +69,7 @@ pub struct ApiClient {
     tls: TlsConnector,
     token: Option<String>,
     ticket: Option<String>,
-    pool: Mutex<Vec<SendRequest<Full<Bytes>>>>,
+    pool: Mutex<Vec<SendRequest<Pieces>>>,
     runtime: Option<Arc<tokio::runtime::Runtime>>,
 }
 
@@ -140,7 +142,7 @@ impl ApiClient {
         }
     }
 
-    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, ApiError> {
+    async fn connect(&self) -> Result<SendRequest<Pieces>, ApiError> {
         let tcp =
             TcpStream::connect(&self.addr)
                 .await
@@ -188,7 +190,7 @@ impl ApiClient {
         &self,
         method: Method,
         path: &str,
-        body: Bytes,
+        body: impl Into<Pieces>,
         content_type: &str,
         allow: &[StatusCode],
     ) -> Result<(StatusCode, Bytes), ApiError> {
@@ -213,7 +215,7 @@ impl ApiClient {
         } else if let Some(t) = &self.token {
             req = req.header(hyper::header::AUTHORIZATION, format!("IBSAPIToken {t}"));
         }
-        let req = req.body(Full::new(body)).map_err(|e| ApiError::Protocol {
+        let req = req.body(body.into()).map_err(|e| ApiError::Protocol {
             addr: self.addr.clone(),
             detail: e.to_string(),
         })?;

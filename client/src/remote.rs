@@ -4,10 +4,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use hyper::{Method, StatusCode};
-use ironcore_chunkstore::{ChunkSink, ChunkSource, CryptKey, Error, Inserted, encode_for_sink};
+use ironcore_chunkstore::envelope::{DEFAULT_ZSTD_LEVEL, Encoded, encode_chunk_parts};
+use ironcore_chunkstore::{ChunkSink, ChunkSource, CryptKey, Error, Inserted};
 use ironcore_types::{ChunkId, DatastoreName};
 
 use crate::api_client::{ApiClient, ApiError, encode_segment};
+use crate::pieces::Pieces;
 
 /// `410 Gone` is how a node says the session's task was cancelled.
 fn cancelled_or_remote(e: ApiError) -> Error {
@@ -106,7 +108,7 @@ impl ChunkSink for RemoteSink {
     fn store_chunk(
         &self,
         id: &ChunkId,
-        plain: &[u8],
+        plain: &Bytes,
         key: Option<&CryptKey>,
     ) -> ironcore_chunkstore::Result<Inserted> {
         let path = format!(
@@ -129,17 +131,19 @@ impl ChunkSink for RemoteSink {
                 return Ok(Inserted::Existing);
             }
         }
-        let bytes = encode_for_sink(id, plain, key)?;
-        let len = bytes.len() as u64;
+        let body = match encode_chunk_parts(id, plain, key, DEFAULT_ZSTD_LEVEL)? {
+            Encoded::Envelope(bytes) => Pieces::from(Bytes::from(bytes)),
+            Encoded::HeaderOfPlain(header) => {
+                Pieces::new([Bytes::copy_from_slice(&header), plain.clone()])
+            }
+        };
+        let len = body.len();
         let (status, _) = self
             .api
-            .blocking(self.api.raw(
-                Method::PUT,
-                &path,
-                bytes.into(),
-                "application/octet-stream",
-                &[],
-            ))
+            .blocking(
+                self.api
+                    .raw(Method::PUT, &path, body, "application/octet-stream", &[]),
+            )
             .map_err(cancelled_or_remote)?;
         Ok(if status == StatusCode::OK {
             Inserted::Existing
@@ -173,7 +177,7 @@ impl ChunkSource for RemoteSource {
             "application/json",
             &[],
         )) {
-            Ok((_, b)) => Ok(b.to_vec()),
+            Ok((_, b)) => Ok(Vec::from(b)),
             Err(ApiError::Status {
                 status: 404,
                 message,

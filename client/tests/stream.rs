@@ -21,7 +21,12 @@ use ironcore_types::{ChunkId, SnapshotRef};
 struct MemoryStore(Mutex<HashMap<ChunkId, Vec<u8>>>);
 
 impl ChunkSink for MemoryStore {
-    fn store_chunk(&self, id: &ChunkId, plain: &[u8], key: Option<&CryptKey>) -> Result<Inserted> {
+    fn store_chunk(
+        &self,
+        id: &ChunkId,
+        plain: &bytes::Bytes,
+        key: Option<&CryptKey>,
+    ) -> Result<Inserted> {
         let mut map = self.0.lock().unwrap();
         if map.contains_key(id) {
             return Ok(Inserted::Existing);

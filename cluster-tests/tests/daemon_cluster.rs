@@ -63,7 +63,8 @@ fn unauthenticated_calls_are_refused(c: &DaemonCluster) {
         } else {
             "{}"
         };
-        let answer = api.blocking(api.raw(m, &path, body.into(), "application/json", &[]));
+        let answer =
+            api.blocking(api.raw(m, &path, body.as_bytes().to_vec(), "application/json", &[]));
         if path.ends_with("/health") {
             assert!(answer.is_ok(), "health must answer without a token");
             continue;
@@ -90,7 +91,7 @@ fn unauthenticated_calls_are_refused(c: &DaemonCluster) {
         .blocking(api.raw(
             hyper::Method::GET,
             "/metrics",
-            Default::default(),
+            ironcore_client::Pieces::default(),
             "text/plain",
             &[],
         ))

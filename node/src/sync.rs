@@ -472,7 +472,7 @@ async fn ensure(
                 .raw(
                     hyper::Method::GET,
                     &format!("/api2/json/datastore/{remote_store}/chunk/{id}"),
-                    Default::default(),
+                    bytes::Bytes::new(),
                     "application/octet-stream",
                     &[],
                 )

@@ -155,7 +155,7 @@ impl<'a> RemoteSession<'a> {
             .raw(
                 hyper::Method::DELETE,
                 &format!("/api2/json/tasks/{}", encode_segment(&self.upid)),
-                Default::default(),
+                bytes::Bytes::new(),
                 "application/json",
                 &[],
             )
