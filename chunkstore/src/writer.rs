@@ -189,7 +189,10 @@ impl<'a> ArchiveWriter<'a> {
         // backup with 4 workers, 8-12% with 6, and 6-9% with 8.
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let n = 2 * cores + 4;
-        let (jobs_tx, jobs_rx) = bounded::<Job>(n * 2);
+        // Chunks waiting for a worker keep the workers going while the walker waits for a
+        // disk (its next block, a file's first bytes). With 64 the CPUs were idle or waiting
+        // 6.4-8.6% of the initial backup above, against 7.8-10.7% with 16 (six runs each).
+        let (jobs_tx, jobs_rx) = bounded::<Job>((n * 2).max(64));
         let (res_tx, res_rx) = unbounded();
         let workers = (0..n)
             .map(|_| {
