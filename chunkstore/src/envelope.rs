@@ -725,7 +725,10 @@ mod tests {
             let parts = encode_chunk_parts(&id, data, k, DEFAULT_ZSTD_LEVEL).unwrap();
             let joined = match parts {
                 Encoded::HeaderOfPlain(header) => {
-                    assert!(k.is_none() && !std::ptr::eq(data, &words), "plain bytes only");
+                    assert!(
+                        k.is_none() && !std::ptr::eq(data, &words),
+                        "plain bytes only"
+                    );
                     [&header[..], &data[..]].concat()
                 }
                 Encoded::Envelope(bytes) => {
