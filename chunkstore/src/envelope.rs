@@ -144,7 +144,8 @@ pub fn encode_chunk_parts(
         });
     }
     // The envelope is built in one buffer: header, then the payload written straight after it
-    // (zstd frame, or the plaintext copied once), encrypted in place, then the tag.
+    // (zstd frame, or the plaintext copied once for encryption), encrypted in place, then the
+    // tag. Plain bytes are not copied here at all: the caller has them.
     let mut out = Vec::with_capacity(HEADER_LEN + plain.len() + TAG_LEN);
     out.resize(HEADER_LEN, 0);
     // zstd writes into the spare capacity; a frame that would not be smaller than the input

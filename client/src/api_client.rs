@@ -12,12 +12,12 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use ironcore_types::Fingerprint;
-
-use crate::pieces::Pieces;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+
+use crate::pieces::Pieces;
 
 /// What went wrong talking to a node.
 #[derive(Debug, thiserror::Error)]
