@@ -174,13 +174,37 @@ impl Shared {
             .collect()
     }
 
+    /// The files of a listing to read ahead, worked out before the state is locked when the
+    /// walker's filter is known by then (`None` when it was not).
+    fn wanted_early(&self, dir: &Path, listing: &Listing) -> Option<Vec<(PathBuf, u64)>> {
+        self.will_read
+            .get()
+            .is_some()
+            .then(|| self.wanted(dir, listing))
+    }
+
+    /// Queues the files of `dir`'s listing, which is published (to the walker or as read)
+    /// under the same lock: [`TreeScan::prefetch_files`] sets the filter and covers the
+    /// listings published so far under this lock too, so each listing is covered exactly once,
+    /// by whichever comes second. `early` is [`Shared::wanted_early`]; without it the filter
+    /// may have been set since, and the files are worked out now.
+    fn queue_listing(
+        &self,
+        s: &mut State,
+        dir: &Path,
+        listing: &Listing,
+        early: Option<Vec<(PathBuf, u64)>>,
+    ) {
+        let files = early.unwrap_or_else(|| self.wanted(dir, listing));
+        self.queue(s, files);
+    }
+
     /// Queues `files` to be read ahead; the helpers ask for small ones as the budget allows
     /// and open large ones for direct reading.
-    fn prefetch(&self, files: Vec<(PathBuf, u64)>) {
+    fn queue(&self, s: &mut State, files: Vec<(PathBuf, u64)>) {
         if files.is_empty() {
             return;
         }
-        let mut s = self.lock();
         for (path, len) in files {
             if len >= DIRECT_MIN {
                 s.pending_direct.insert(path);
@@ -246,9 +270,10 @@ impl Shared {
             match work {
                 Work::List(dir) => {
                     let listing = read_listing(&dir);
-                    self.prefetch(self.wanted(&dir, &listing));
+                    let early = self.wanted_early(&dir, &listing);
                     let subs = subdirs(&dir, &listing, self.dev);
                     let mut s = self.lock();
+                    self.queue_listing(&mut s, &dir, &listing, early);
                     s.busy.remove(&dir);
                     s.todo.extend(subs);
                     s.ready.insert(dir, listing);
@@ -334,18 +359,18 @@ impl TreeScan {
     /// From now on, read ahead the small files for which `will_read` (given the path relative
     /// to the root and the metadata) says the walker will read them. Only the first call counts.
     pub fn prefetch_files(&self, will_read: WillRead) {
+        // Set under the lock that publishes listings (see `Shared::queue_listing`).
+        let mut s = self.shared.lock();
         if self.shared.will_read.set(will_read).is_err() {
             return;
         }
         // The listings read before now, waiting for the walker, are the next it needs.
-        let files: Vec<(PathBuf, u64)> = {
-            let s = self.shared.lock();
-            s.ready
-                .iter()
-                .flat_map(|(dir, listing)| self.shared.wanted(dir, listing))
-                .collect()
-        };
-        self.shared.prefetch(files);
+        let files: Vec<(PathBuf, u64)> = s
+            .ready
+            .iter()
+            .flat_map(|(dir, listing)| self.shared.wanted(dir, listing))
+            .collect();
+        self.shared.queue(&mut s, files);
     }
 
     /// The walker starts reading `path`: it no longer counts against the read-ahead budget (and
@@ -426,9 +451,12 @@ impl TreeScan {
         }
         drop(s);
         let listing = read_listing(dir);
-        self.shared.prefetch(self.shared.wanted(dir, &listing));
+        let early = self.shared.wanted_early(dir, &listing);
         let subs = subdirs(dir, &listing, self.shared.dev);
-        self.shared.lock().todo.extend(subs);
+        let mut s = self.shared.lock();
+        self.shared.queue_listing(&mut s, dir, &listing, early);
+        s.todo.extend(subs);
+        drop(s);
         self.shared.changed.notify_all();
         listing
     }
