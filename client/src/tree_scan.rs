@@ -183,11 +183,12 @@ impl Shared {
             .then(|| self.wanted(dir, listing))
     }
 
-    /// Queues the files of `dir`'s listing, which is published (to the walker or as read)
-    /// under the same lock: [`TreeScan::prefetch_files`] sets the filter and covers the
-    /// listings published so far under this lock too, so each listing is covered exactly once,
-    /// by whichever comes second. `early` is [`Shared::wanted_early`]; without it the filter
-    /// may have been set since, and the files are worked out now.
+    /// Queues the files of `dir`'s listing under the lock that publishes it. A helper's listing
+    /// goes into `ready` under it, and [`TreeScan::prefetch_files`] sets the filter and covers
+    /// the listings in `ready` under it too, so each is covered exactly once, by whichever
+    /// comes second. (A listing the walker reads itself is queued only when the filter is set
+    /// by then.) `early` is [`Shared::wanted_early`]; without it the filter may have been set
+    /// since, and the files are worked out now.
     fn queue_listing(
         &self,
         s: &mut State,
