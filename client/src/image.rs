@@ -122,9 +122,8 @@ pub fn restore_image_from(
         .truncate(false)
         .open(target)
         .map_err(not_writable)?;
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut written = 0u64;
-    for chunk in reader.stream(workers) {
+    for chunk in reader.stream() {
         let chunk = chunk?;
         if chunk.iter().all(|b| *b == 0) {
             out.seek(SeekFrom::Current(chunk.len() as i64))

@@ -81,16 +81,28 @@ struct Sink {
 }
 
 impl Sink {
+    /// Writes `data`: each run of whole zero blocks is skipped (a hole), each run of other
+    /// blocks is written with one call. Block by block, a restore made a write call per 4 KiB,
+    /// and the file system cleared the rest of its page-cache folio on each (7% of a restore's
+    /// CPU).
     fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
-        for block in data.chunks(HOLE_BLOCK) {
-            if block.len() == HOLE_BLOCK && block.iter().all(|b| *b == 0) {
-                self.file.seek(SeekFrom::Current(HOLE_BLOCK as i64))?;
-                self.pending_hole = true;
+        let is_hole = |b: &[u8]| b.len() == HOLE_BLOCK && b.iter().all(|x| *x == 0);
+        let mut rest = data;
+        while !rest.is_empty() {
+            let hole = is_hole(&rest[..rest.len().min(HOLE_BLOCK)]);
+            let run = rest
+                .chunks(HOLE_BLOCK)
+                .take_while(|b| is_hole(b) == hole)
+                .map(<[u8]>::len)
+                .sum::<usize>();
+            if hole {
+                self.file.seek(SeekFrom::Current(run as i64))?;
             } else {
-                self.file.write_all(block)?;
-                self.pending_hole = false;
+                self.file.write_all(&rest[..run])?;
             }
-            self.written += block.len() as u64;
+            self.pending_hole = hole;
+            self.written += run as u64;
+            rest = &rest[run..];
         }
         Ok(())
     }
@@ -198,9 +210,8 @@ fn restore_prepared(
     };
 
     // Whole tree: one sequential, parallel-decoded pass over the payload.
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut cursor = only.is_none().then(|| PayloadCursor {
-        stream: payload.stream(workers),
+        stream: payload.stream(),
         carry: Vec::new(),
         at: 0,
         pos: 0,
@@ -381,4 +392,46 @@ fn copy_range(
         at += n as u64;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn a_sink_writes_runs_of_data_and_leaves_whole_zero_blocks_as_holes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let data = |n: usize, v: u8| vec![v; n];
+        // Data, a 64 KiB hole, data that ends in a partial zero block (written, not a hole),
+        // then pieces that end in a hole, so the file is extended to its length at the end.
+        let pieces = [
+            [
+                data(3 * HOLE_BLOCK, 7),
+                data(16 * HOLE_BLOCK, 0),
+                data(100, 9),
+            ]
+            .concat(),
+            data(HOLE_BLOCK / 2, 0),
+            [data(HOLE_BLOCK, 5), data(32 * HOLE_BLOCK, 0)].concat(),
+        ];
+        let mut sink = Sink {
+            file: File::create(&path).unwrap(),
+            written: 0,
+            pending_hole: false,
+        };
+        for p in &pieces {
+            sink.write(p).unwrap();
+        }
+        sink.finish().unwrap();
+        let want = pieces.concat();
+        assert_eq!(fs::read(&path).unwrap(), want);
+        let blocks = fs::metadata(&path).unwrap().blocks() * 512;
+        assert!(
+            blocks < want.len() as u64 / 2,
+            "{blocks} bytes allocated for {} with 48 hole blocks",
+            want.len()
+        );
+    }
 }
