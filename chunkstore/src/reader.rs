@@ -181,7 +181,8 @@ impl ArchiveReader {
         Ok(n)
     }
 
-    /// The chunks in order, read and decoded by [`read_workers`] threads ahead of the consumer.
+    /// The chunks in order, read and decoded ahead of the consumer by twice as many threads as
+    /// cores, and four more.
     pub fn stream(&self) -> ChunkStream {
         ChunkStream::new(self, read_workers())
     }
