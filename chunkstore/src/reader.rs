@@ -1,10 +1,11 @@
 //! Reading an archive back: random access with a one-chunk cache, and an in-order stream of
 //! chunks decoded in parallel (one worker per core, a bounded window ahead of the consumer).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use ironcore_types::{ChunkId, SnapshotRef};
 
@@ -204,16 +205,32 @@ impl ArchiveReader {
 /// cores, and four more. A thread waiting for a chunk (a cold disk, a node's answer) uses no
 /// CPU; with one per core a full restore of the reference set through a node left the CPUs
 /// idle 23% of the time.
-fn read_workers() -> usize {
+pub(crate) fn read_workers() -> usize {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     2 * cores + 4
 }
 
+/// Chunks a stream reads ahead of its consumer, per read thread.
+pub(crate) const WINDOW_PER_WORKER: usize = 3;
+
 /// An in-order iterator over an archive's decoded chunks.
+///
+/// A chunk the index names again within the read-ahead window is read and decoded once: an
+/// incremental backup that reuses runs of unchanged files appends the previous chunks covering
+/// each run, so a chunk holding the end of one run and the start of the next (a changed file
+/// between them) appears twice in a row, give or take a new chunk. On the reference set after
+/// its 5% change that is most chunks of the small files' part.
 pub struct ChunkStream {
+    index: Arc<ArchiveIndex>,
     jobs: Option<Sender<usize>>,
-    results: Receiver<(usize, Result<Vec<u8>>)>,
-    pending: BTreeMap<usize, Result<Vec<u8>>>,
+    results: Receiver<(usize, Result<Bytes>)>,
+    pending: BTreeMap<usize, Result<Bytes>>,
+    /// Positions handed out whose chunk an earlier position in the window reads.
+    repeats: HashMap<usize, ChunkId>,
+    /// For each chunk being read or kept: the last position handed out that yields it.
+    last_use: HashMap<ChunkId, usize>,
+    /// Chunks already yielded that a repeat further on yields again.
+    kept: HashMap<ChunkId, Bytes>,
     next_send: usize,
     next_yield: usize,
     total: usize,
@@ -240,7 +257,8 @@ impl ChunkStream {
                 let results = res_tx.clone();
                 std::thread::spawn(move || {
                     for i in jobs {
-                        let out = read_one(source.as_ref(), &index, key.as_ref(), i);
+                        let out =
+                            read_one(source.as_ref(), &index, key.as_ref(), i).map(Bytes::from);
                         if results.send((i, out)).is_err() {
                             return;
                         }
@@ -249,13 +267,17 @@ impl ChunkStream {
             })
             .collect();
         let mut s = Self {
+            index: reader.index.clone(),
             jobs: Some(jobs_tx),
             results: res_rx,
             pending: BTreeMap::new(),
+            repeats: HashMap::new(),
+            last_use: HashMap::new(),
+            kept: HashMap::new(),
             next_send: 0,
             next_yield: 0,
             total: reader.index.len(),
-            window: workers * 3,
+            window: workers * WINDOW_PER_WORKER,
             handles,
         };
         s.fill();
@@ -264,11 +286,56 @@ impl ChunkStream {
 
     fn fill(&mut self) {
         while self.next_send < self.total && self.next_send < self.next_yield + self.window {
-            if let Some(jobs) = &self.jobs {
-                let _ = jobs.send(self.next_send);
-            }
+            let at = self.next_send;
             self.next_send += 1;
+            if let Some(id) = self.id_at(at)
+                && let Some(last) = self.last_use.insert(id, at)
+            {
+                debug_assert!(last < at);
+                self.repeats.insert(at, id);
+                continue;
+            }
+            if let Some(jobs) = &self.jobs {
+                let _ = jobs.send(at);
+            }
         }
+    }
+
+    fn id_at(&self, at: usize) -> Option<ChunkId> {
+        self.index.chunk(at).map(|(_, _, id)| id)
+    }
+
+    /// The chunk at `next_yield`, once read (or kept from an earlier position).
+    fn take_next(&mut self) -> Result<Bytes> {
+        let at = self.next_yield;
+        let repeat = self.repeats.remove(&at);
+        let data = match repeat {
+            Some(id) => self.kept.get(&id).cloned().ok_or_else(|| {
+                Error::corrupt("archive stream", format!("chunk {id} was not read"))
+            })?,
+            None => loop {
+                if let Some(r) = self.pending.remove(&at) {
+                    break r?;
+                }
+                match self.results.recv() {
+                    Ok((i, r)) => {
+                        self.pending.insert(i, r);
+                    }
+                    Err(_) => {
+                        return Err(Error::corrupt("archive stream", "decoder threads stopped"));
+                    }
+                }
+            },
+        };
+        if let Some(id) = self.id_at(at) {
+            if self.last_use.get(&id) == Some(&at) {
+                self.last_use.remove(&id);
+                self.kept.remove(&id);
+            } else if repeat.is_none() {
+                self.kept.insert(id, data.clone());
+            }
+        }
+        Ok(data)
     }
 
     /// The id of every chunk this stream will yield, for callers that report progress.
@@ -283,30 +350,16 @@ impl ChunkStream {
 }
 
 impl Iterator for ChunkStream {
-    type Item = Result<Vec<u8>>;
+    type Item = Result<Bytes>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.next_yield >= self.total {
             return None;
         }
-        loop {
-            if let Some(r) = self.pending.remove(&self.next_yield) {
-                self.next_yield += 1;
-                self.fill();
-                return Some(r);
-            }
-            match self.results.recv() {
-                Ok((i, r)) => {
-                    self.pending.insert(i, r);
-                }
-                Err(_) => {
-                    return Some(Err(Error::corrupt(
-                        "archive stream",
-                        "decoder threads stopped",
-                    )));
-                }
-            }
-        }
+        let r = self.take_next();
+        self.next_yield += 1;
+        self.fill();
+        Some(r)
     }
 }
 

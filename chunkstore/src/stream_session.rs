@@ -173,9 +173,12 @@ mod tests {
     use crate::sink::{ChunkSource, encode_for_sink};
     use crate::{ArchiveReader, open_manifest_bytes};
 
-    /// A chunk store in memory, sink and source at once.
+    /// A chunk store in memory, sink and source at once, counting the reads of each chunk.
     #[derive(Debug, Default)]
-    struct MemoryStore(Mutex<HashMap<ChunkId, Vec<u8>>>);
+    struct MemoryStore(
+        Mutex<HashMap<ChunkId, Vec<u8>>>,
+        Mutex<HashMap<ChunkId, usize>>,
+    );
 
     impl ChunkSink for MemoryStore {
         fn store_chunk(
@@ -197,6 +200,7 @@ mod tests {
 
     impl ChunkSource for MemoryStore {
         fn read_chunk(&self, id: &ChunkId) -> Result<Vec<u8>> {
+            *self.1.lock().unwrap().entry(*id).or_default() += 1;
             self.0
                 .lock()
                 .unwrap()
@@ -306,5 +310,35 @@ mod tests {
         assert_eq!((stats.chunks, stats.new_chunks), (4, 1));
         // The chunk and the index.
         assert_eq!(store.0.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_chunk_named_again_within_the_read_ahead_is_read_once() {
+        let store = Arc::new(MemoryStore::default());
+        let mut session = StreamSession::new(store.clone(), None);
+        let block = |seed: u64| data(seed, 65536);
+        // A chunk repeated at once and a few chunks on (as an incremental backup that reuses
+        // runs of files leaves them), and once more far beyond any read-ahead window.
+        let mut seeds = vec![1, 1, 2, 1, 3, 3, 3, 4, 2];
+        let window = crate::reader::WINDOW_PER_WORKER * crate::reader::read_workers();
+        let far = 100 + window as u64 + 10;
+        seeds.extend(100..far);
+        seeds.push(1);
+        let mut w = session.fixed_writer("disk0.img", 65536).unwrap();
+        for s in &seeds {
+            w.append(&block(*s)).unwrap();
+        }
+        w.finish().unwrap();
+        let manifest = session.manifest(snap(), 1);
+        let source: Arc<dyn ChunkSource> = store.clone();
+        let reader = ArchiveReader::open(source, &manifest, "disk0.img", None).unwrap();
+        let mut out = Vec::new();
+        reader.copy_to(&mut out).unwrap();
+        let want: Vec<u8> = seeds.iter().flat_map(|s| block(*s)).collect();
+        assert!(out == want, "the archive reads back in order");
+        let reads = store.1.lock().unwrap();
+        let of = |s: u64| reads[&crate::envelope::chunk_id(&block(s), None)];
+        assert_eq!((of(1), of(2), of(3), of(4)), (2, 1, 1, 1));
+        assert!((100..far).all(|s| of(s) == 1));
     }
 }

@@ -14,6 +14,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use ironcore_chunkstore::{ArchiveReader, ChunkSource, ChunkStream, CryptKey, Datastore, Manifest};
 use ironcore_types::SnapshotRef;
 use rustix::fs::{AtFlags, CWD, FileType, Mode, Timespec, Timestamps, UTIME_OMIT};
@@ -212,7 +213,7 @@ fn restore_prepared(
     // Whole tree: one sequential, parallel-decoded pass over the payload.
     let mut cursor = only.is_none().then(|| PayloadCursor {
         stream: payload.stream(),
-        carry: Vec::new(),
+        carry: Bytes::new(),
         at: 0,
         pos: 0,
     });
@@ -345,7 +346,7 @@ fn restore_prepared(
 /// The payload read once, in order, decoded ahead by worker threads.
 struct PayloadCursor {
     stream: ChunkStream,
-    carry: Vec<u8>,
+    carry: Bytes,
     at: usize,
     /// Stream offset of `carry[at]`.
     pos: u64,
