@@ -1,5 +1,5 @@
 //! Reading an archive back: random access with a one-chunk cache, and an in-order stream of
-//! chunks decoded in parallel (one worker per core, a bounded window ahead of the consumer).
+//! chunks read and decoded in parallel (a bounded window ahead of the consumer).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
