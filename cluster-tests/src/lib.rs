@@ -353,7 +353,8 @@ pub fn chunk_copies(c: &DaemonCluster, store: &str) -> Vec<(u64, Vec<PathBuf>)> 
         let Ok(shards) = std::fs::read_dir(&base) else {
             continue;
         };
-        for shard in shards.flatten() {
+        // The shard directories (`.chunks` also holds the datastore's layout file).
+        for shard in shards.flatten().filter(|e| e.path().is_dir()) {
             for f in std::fs::read_dir(shard.path()).unwrap().flatten() {
                 let len = f.metadata().unwrap().len();
                 let e = by_name

@@ -101,8 +101,10 @@ pub fn restore(ds: &Arc<Datastore>, s: &SnapshotRef, key: Option<&CryptKey>) -> 
 /// Every chunk file path under the datastore.
 pub fn chunk_files(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    for prefix in std::fs::read_dir(root.join(".chunks")).unwrap() {
-        for f in std::fs::read_dir(prefix.unwrap().path()).unwrap() {
+    // The shard directories (`.chunks` also holds the datastore's layout file).
+    let shards = std::fs::read_dir(root.join(".chunks")).unwrap();
+    for prefix in shards.map(|e| e.unwrap().path()).filter(|p| p.is_dir()) {
+        for f in std::fs::read_dir(prefix).unwrap() {
             out.push(f.unwrap().path());
         }
     }
