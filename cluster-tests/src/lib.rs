@@ -99,6 +99,36 @@ impl DaemonNode {
     }
 }
 
+impl DaemonNode {
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// CPU time (user + system) the process used so far, from `/proc/PID/stat`.
+    pub fn cpu_time(&self) -> Result<Duration> {
+        let pid = self.pid().context("the node does not run")?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        // Fields after the command name (which may hold spaces) start after the last ')'.
+        let rest = stat.rsplit_once(')').context("odd /proc stat")?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
+        let hz = 100; // USER_HZ, fixed at 100 on Linux
+        Ok(Duration::from_millis(ticks * 1000 / hz))
+    }
+
+    /// The bytes of every file in the node's log dir.
+    pub fn log_bytes(&self) -> u64 {
+        std::fs::read_dir(self.dir.join("log"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum()
+    }
+}
+
 impl Drop for DaemonNode {
     fn drop(&mut self) {
         self.kill();

@@ -30,6 +30,13 @@ fn subsystem(target: &str) -> &'static str {
     }
 }
 
+/// What is logged unless `RUST_LOG` says otherwise. openraft's replication and heartbeat
+/// workers warn on every failed RPC (several a second while a voter is down); the network
+/// layer logs each peer's changes of state once instead (`ironcore_raft::reachability`), so
+/// theirs are kept to errors.
+pub const DEFAULT_FILTER: &str =
+    "info,quinn=warn,openraft=warn,openraft::replication=error,openraft::core::heartbeat=error";
+
 /// Installs the subscriber (once, in the binary). `RUST_LOG` overrides the default `info`.
 pub fn init(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)
@@ -48,8 +55,8 @@ pub fn init(dir: &Path) -> Result<()> {
             .boxed();
         layers.push(layer);
     }
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,quinn=warn,openraft=warn"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     tracing_subscriber::registry()
         .with(filter)
         .with(layers)

@@ -169,13 +169,26 @@ impl RaftLink {
     }
 
     /// Sends `request` and waits at most `timeout` for the answer. A peer marked down is
-    /// probed first (or, while another probe runs or before its interval ends, not tried).
+    /// probed first when its probe is due (or, before then, not tried).
     pub async fn send(
         &self,
         request: &RaftRequest,
         timeout: Duration,
     ) -> Result<RaftResponse, SendError> {
         self.send_via(request, timeout, false).await
+    }
+
+    /// The probe of this link's peer: a `Ping`, answered with a `Pong`.
+    fn probe(&self) -> BoxFuture<'static, Result<(), String>> {
+        let link = self.clone();
+        Box::pin(async move {
+            let timeout = link.reach.policy().timeout;
+            match link.exchange(&RaftRequest::Ping, timeout, false).await {
+                Ok(RaftResponse::Pong) => Ok(()),
+                Ok(other) => Err(link.mismatch("ping", &other).to_string()),
+                Err((e, _)) => Err(e.to_string()),
+            }
+        })
     }
 
     /// [`Self::send`], on the transport's bulk path when `bulk` (for requests that carry
@@ -187,33 +200,17 @@ impl RaftLink {
         bulk: bool,
     ) -> Result<RaftResponse, SendError> {
         let started = tokio::time::Instant::now();
-        match self.reach.gate(self.target) {
+        match self.reach.gate(self.target, || self.probe()) {
             Gate::Send => {}
             Gate::FailFast => {
                 return Err(self.not_sent("it did not answer recently; waiting for the next probe"));
             }
-            Gate::Probe => {
-                let claim = self.reach.claim(self.target);
-                let turn = tokio::time::timeout(timeout, self.reach.probe_turn()).await;
-                let Ok(_turn) = turn else {
-                    claim.down();
-                    return Err(self.not_sent("no turn to probe it in time"));
-                };
-                let left = timeout.saturating_sub(started.elapsed());
-                let probe_timeout = self.reach.policy().timeout.min(left);
-                match self
-                    .exchange(&RaftRequest::Ping, probe_timeout, false)
-                    .await
-                {
-                    Ok(RaftResponse::Pong) => claim.up(),
-                    Ok(other) => {
-                        claim.down();
-                        return Err(self.mismatch("ping", &other));
-                    }
-                    Err((e, _)) => {
-                        claim.down();
-                        return Err(self.not_sent(format!("probe failed: {e}")));
-                    }
+            Gate::AwaitProbe => {
+                let outcome = tokio::time::timeout(timeout, self.reach.probe_outcome(self.target));
+                match outcome.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(self.not_sent(e)),
+                    Err(_) => return Err(self.not_sent("its probe did not finish in time")),
                 }
             }
         }
@@ -225,7 +222,7 @@ impl RaftLink {
             }
             Err((e, silent)) => {
                 if silent {
-                    self.reach.down(self.target);
+                    self.reach.down(self.target, &e.to_string());
                 }
                 Err(e)
             }
@@ -279,13 +276,15 @@ impl RaftLink {
         RaftResponse::decode(&answer).map_err(|e| (self.network(e), false))
     }
 
-    /// Opens an append stream to the peer (probing it first if it was down).
+    /// Opens an append stream to the peer. A peer that is down is waited for until its next
+    /// probe has settled (openraft's backoff only paces the requests of an open stream: failing
+    /// here at once would make it retry in a tight loop).
     async fn open_append_stream(&self, timeout: Duration) -> Result<MessageStream, SendError> {
         if !self.reach.is_up(self.target) {
-            match self.send(&RaftRequest::Ping, timeout).await? {
-                RaftResponse::Pong => {}
-                other => return Err(self.mismatch("ping", &other)),
-            }
+            self.reach
+                .wait_reachable(self.target, || self.probe())
+                .await
+                .map_err(|e| self.not_sent(e))?;
         }
         let peer = self.peer().await?;
         let opened =
@@ -293,8 +292,9 @@ impl RaftLink {
                 .await
                 .map_err(|_| self.unreachable("no append stream opened in time"))?;
         opened.map_err(|e| {
-            self.reach.down(self.target);
-            self.unreachable(e)
+            let e = self.unreachable(e);
+            self.reach.down(self.target, &e.to_string());
+            e
         })
     }
 
@@ -302,8 +302,9 @@ impl RaftLink {
     fn stream_fault(&self, fault: StreamFault) -> RPCError<TypeConfig> {
         match fault {
             StreamFault::Silent(detail) => {
-                self.reach.down(self.target);
-                self.unreachable(detail).into_rpc()
+                let e = self.unreachable(detail);
+                self.reach.down(self.target, &e.to_string());
+                e.into_rpc()
             }
             StreamFault::Garbled(detail) => self.network(detail).into_rpc(),
         }

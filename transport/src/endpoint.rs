@@ -236,10 +236,16 @@ impl Transport {
             })?;
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic));
         server.transport_config(transport_config(&config, true));
-        let endpoint = Endpoint::server(server, addr).map_err(|source| TransportError::Io {
-            action: "binding the QUIC endpoint",
-            source,
-        })?;
+        let io_err = |action| move |source| TransportError::Io { action, source };
+        let socket =
+            std::net::UdpSocket::bind(addr).map_err(io_err("binding the QUIC endpoint"))?;
+        let endpoint = Endpoint::new(
+            quinn::EndpointConfig::new(Arc::new(identity.reset_key())),
+            Some(server),
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )
+        .map_err(io_err("starting the QUIC endpoint"))?;
         let inner = Arc::new(Inner {
             epoch: AtomicU64::new(config.epoch),
             config,

@@ -1,0 +1,182 @@
+//! A voter down for a minute, then back: what it costs the leader, and how soon the restarted
+//! node serves. Real daemon processes on loopback, killed with SIGKILL.
+
+use std::time::{Duration, Instant};
+
+use ironcore_cluster_tests::{DaemonCluster, wait};
+
+fn ok(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "command failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The index (0-based) of the node whose Raft id is `id`, from `cluster status`.
+fn index_of(c: &DaemonCluster, id: u64) -> usize {
+    let status = c.cli_json(0, &["cluster", "status"]).unwrap();
+    let name = status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"].as_u64() == Some(id))
+        .and_then(|n| n["name"].as_str())
+        .unwrap()
+        .to_string();
+    c.nodes.iter().position(|n| n.name == name).unwrap()
+}
+
+#[test]
+fn a_dead_voter_costs_the_leader_little_and_serves_soon_after_its_restart() {
+    let mut c = DaemonCluster::start(3).expect("cluster starts");
+    let src = c.base.path().join("src");
+    std::fs::create_dir_all(src.join("etc")).unwrap();
+    std::fs::write(src.join("etc/hosts"), "127.0.0.1 localhost\n").unwrap();
+    let s = src.to_str().unwrap().to_string();
+    ok(&c
+        .cli(
+            0,
+            &[
+                "datastore",
+                "create",
+                "store1",
+                "--path",
+                "/srv/s1",
+                "--copies",
+                "2",
+            ],
+        )
+        .unwrap());
+    ok(&c
+        .cli(0, &["backup", &s, "--store", "store1", "--group", "host/a"])
+        .unwrap());
+
+    let status = c.cli_json(0, &["cluster", "status"]).unwrap();
+    let leader = index_of(&c, status["leader"].as_u64().unwrap());
+    let victim = (0..3).find(|&i| i != leader).unwrap();
+    let witness = (0..3).find(|&i| i != leader && i != victim).unwrap();
+
+    // A minute with one voter dead: the leader's logs and CPU.
+    c.nodes[victim].kill();
+    std::thread::sleep(Duration::from_secs(2));
+    let (log0, cpu0) = (
+        c.nodes[leader].log_bytes(),
+        c.nodes[leader].cpu_time().unwrap(),
+    );
+    let window = Duration::from_secs(60);
+    std::thread::sleep(window);
+    let (log1, cpu1) = (
+        c.nodes[leader].log_bytes(),
+        c.nodes[leader].cpu_time().unwrap(),
+    );
+    let (grown, busy) = (log1 - log0, cpu1 - cpu0);
+    eprintln!(
+        "leader {} with {} down for {} s: logs grew {grown} bytes, CPU {} ms ({:.1}% of a core)",
+        c.nodes[leader].name,
+        c.nodes[victim].name,
+        window.as_secs(),
+        busy.as_millis(),
+        busy.as_secs_f64() * 100.0 / window.as_secs_f64()
+    );
+    assert!(
+        grown < 1 << 20,
+        "the leader's logs grew {grown} bytes in a minute"
+    );
+    assert!(
+        busy < window / 10,
+        "the leader used {} ms of CPU in a minute with one voter down",
+        busy.as_millis()
+    );
+    // The cluster still takes backups meanwhile...
+    ok(&c
+        .cli(
+            witness,
+            &["backup", &s, "--store", "store1", "--group", "host/b"],
+        )
+        .unwrap());
+    // ...but not into a datastore that keeps a copy on every node: refused, not acknowledged
+    // with fewer copies than it promises.
+    ok(&c
+        .cli(
+            witness,
+            &[
+                "datastore",
+                "create",
+                "store3",
+                "--path",
+                "/srv/s3",
+                "--copies",
+                "3",
+            ],
+        )
+        .unwrap());
+    let short = c
+        .cli(
+            witness,
+            &["backup", &s, "--store", "store3", "--group", "host/c"],
+        )
+        .unwrap();
+    let err = String::from_utf8_lossy(&short.stderr);
+    assert!(
+        !short.status.success(),
+        "a backup short of copies was acknowledged"
+    );
+    assert!(
+        err.contains("keeps 3 copies") && err.contains(&c.nodes[victim].name),
+        "{err}"
+    );
+    assert!(
+        c.snapshots_of(leader, "store3", "host/c")
+            .unwrap()
+            .is_empty()
+    );
+
+    // The victim comes back: it answers and takes a backup within seconds of its start.
+    let started = Instant::now();
+    c.spawn(victim).unwrap();
+    wait(
+        "the restarted node to list snapshots",
+        Duration::from_secs(30),
+        || {
+            Ok(c.cli(victim, &["snapshot", "list", "--store", "store1"])?
+                .status
+                .success())
+        },
+    )
+    .unwrap();
+    let listed = started.elapsed();
+    std::fs::write(src.join("etc/hosts"), "127.0.0.1 localhost restarted\n").unwrap();
+    ok(&c
+        .cli(
+            victim,
+            &["backup", &s, "--store", "store1", "--group", "host/a"],
+        )
+        .unwrap());
+    let backed_up = started.elapsed();
+    eprintln!(
+        "restarted {}: snapshot list answered {} ms and a backup done {} ms after its start",
+        c.nodes[victim].name,
+        listed.as_millis(),
+        backed_up.as_millis()
+    );
+    assert!(
+        listed < Duration::from_secs(5),
+        "snapshot list took {listed:?}"
+    );
+    assert!(
+        backed_up < Duration::from_secs(5),
+        "the backup ended {backed_up:?} after start"
+    );
+    assert_eq!(c.snapshots_of(leader, "store1", "host/a").unwrap().len(), 2);
+    // With every node back, the same backup gets its three copies.
+    ok(&c
+        .cli(
+            victim,
+            &["backup", &s, "--store", "store3", "--group", "host/c"],
+        )
+        .unwrap());
+    assert_eq!(c.snapshots_of(leader, "store3", "host/c").unwrap().len(), 1);
+}
