@@ -63,6 +63,19 @@ pub struct Node {
     pub project_key: Option<ironcore_chunkstore::CryptKey>,
 }
 
+/// Where the copies of one [`Node::replicate`] call went so far.
+#[derive(Debug, Default)]
+struct Placing {
+    /// Nodes that failed (or are passed over as recently down).
+    failed: Vec<String>,
+    /// Nodes a transfer was attempted to.
+    tried: Vec<String>,
+    /// Nodes that hold copies (this node first).
+    holders: Vec<String>,
+    /// Which nodes got which chunk.
+    done: HashMap<ChunkId, Vec<String>>,
+}
+
 /// A backup session whose client sent nothing for this long is abandoned (the client died):
 /// its task ends with an error and the group is free again. Nothing was committed.
 pub const SESSION_IDLE: std::time::Duration = std::time::Duration::from_secs(600);
@@ -97,8 +110,8 @@ impl Node {
                 Some(r) => Err(NodeError::PermissionDenied(r.to_string())),
                 None => Err(NodeError::BadRequest(reason)),
             },
-            other => Err(NodeError::BadRequest(format!(
-                "unexpected result {other:?}"
+            other => Err(NodeError::Internal(format!(
+                "the state machine answered a metadata command with {other:?}"
             ))),
         }
     }
@@ -156,7 +169,7 @@ impl Node {
             .node(id)?
             .ok_or_else(|| NodeError::NotFound(format!("node {id} is not a member")))?;
         let addr = record.address.parse().map_err(|e| {
-            NodeError::BadRequest(format!(
+            NodeError::Internal(format!(
                 "node {} has a bad address {}: {e}",
                 record.name, record.address
             ))
@@ -165,7 +178,7 @@ impl Node {
             node: record
                 .name
                 .parse()
-                .map_err(|e| NodeError::BadRequest(format!("{e}")))?,
+                .map_err(|e| NodeError::Internal(format!("node record {}: {e}", record.name)))?,
             addr,
         })
     }
@@ -189,13 +202,15 @@ impl Node {
     /// Makes sure every chunk of `ids` (held here) is on `copies` nodes: its placement nodes,
     /// or — when one of them cannot be reached — the next nodes in its rendezvous order, so a
     /// dead node never costs a copy. One verified transfer per target node. Returns the names
-    /// of the nodes that hold copies.
+    /// of the nodes that hold copies; fails with [`NodeError::UnderReplicated`] when fewer
+    /// storage nodes than the datastore's copies could take them (never a silent short copy).
     pub async fn replicate(&self, ds: &DatastoreName, ids: &[ChunkId]) -> Result<Vec<String>> {
         let (nodes, copies) = self.storage_nodes(ds)?;
         let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
-        let me = self.config.name.to_string();
         let copies = copies.min(names.len());
-        let mut failed: Vec<String> = {
+        // Peers that failed recently are passed over first; if that leaves too few nodes,
+        // they are tried again before the copies are declared short.
+        let recently_down: Vec<String> = {
             let d = self.down.lock().unwrap_or_else(|p| p.into_inner());
             nodes
                 .iter()
@@ -203,23 +218,63 @@ impl Node {
                 .map(|n| n.name.clone())
                 .collect()
         };
-        let mut holders = vec![me.clone()];
+        let mut round = Placing {
+            failed: recently_down,
+            holders: vec![self.config.name.to_string()],
+            ..Placing::default()
+        };
+        self.place_copies(ds, &nodes, copies, ids, &mut round).await;
+        if names.len().saturating_sub(round.failed.len()) < copies {
+            round.failed.retain(|f| round.tried.contains(f));
+            self.place_copies(ds, &nodes, copies, ids, &mut round).await;
+        }
+        let reachable = names.len().saturating_sub(round.failed.len());
+        if reachable < copies {
+            // Every chunk has a copy on each reachable storage node it was placed on, which
+            // is fewer than the datastore keeps: refuse, so nothing is acknowledged short.
+            let (site, down) = (
+                nodes
+                    .first()
+                    .map(|n| n.site.to_string())
+                    .unwrap_or_default(),
+                round.failed.join(", "),
+            );
+            tracing::warn!(datastore = %ds, copies, reachable, down, "chunks cannot get the copies their datastore keeps");
+            return Err(NodeError::UnderReplicated(format!(
+                "datastore {ds} keeps {copies} copies of every chunk at site {site}, but only {reachable} of its {} storage nodes could take them ({down} did not answer); nothing was committed — bring {down} back (see `ironcore-backup cluster status`) and run it again",
+                names.len()
+            )));
+        }
+        Ok(round.holders)
+    }
+
+    /// One pass of [`Self::replicate`]: sends each chunk of `ids` to its first `copies`
+    /// placement nodes not in `round.failed` (this node counts when placement picks it), and
+    /// moves a target that fails to `round.failed`, its chunks to the next nodes.
+    async fn place_copies(
+        &self,
+        ds: &DatastoreName,
+        nodes: &[NodeRecord],
+        copies: usize,
+        ids: &[ChunkId],
+        round: &mut Placing,
+    ) {
+        let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+        let me = self.config.name.to_string();
         let mut pending: Vec<ChunkId> = ids.to_vec();
-        // Which nodes already got which chunk in this call.
-        let mut done: HashMap<ChunkId, Vec<String>> = HashMap::new();
         while !pending.is_empty() {
             let mut per_target: BTreeMap<String, Vec<ChunkId>> = BTreeMap::new();
             for id in &pending {
-                // This node always keeps what it received; it counts as a copy when placement
-                // picks it.
                 let ranked = place(id, &names, names.len());
-                let chosen: Vec<&str> = ranked
+                let chosen = ranked
                     .into_iter()
-                    .filter(|n| !failed.iter().any(|f| f == n))
-                    .take(copies)
-                    .collect();
+                    .filter(|n| !round.failed.iter().any(|f| f == n))
+                    .take(copies);
                 for target in chosen {
-                    let have = done.get(id).is_some_and(|d| d.iter().any(|n| n == target));
+                    let have = round
+                        .done
+                        .get(id)
+                        .is_some_and(|d| d.iter().any(|n| n == target));
                     if target != me && !have {
                         per_target.entry(target.to_string()).or_default().push(*id);
                     }
@@ -230,13 +285,14 @@ impl Node {
             }
             let mut retry = Vec::new();
             for (target, chunk_ids) in per_target {
-                match self.send_to(ds, &nodes, &target, &chunk_ids).await {
+                round.tried.push(target.clone());
+                match self.send_to(ds, nodes, &target, &chunk_ids).await {
                     Ok(()) => {
                         for id in &chunk_ids {
-                            done.entry(*id).or_default().push(target.clone());
+                            round.done.entry(*id).or_default().push(target.clone());
                         }
-                        if !holders.contains(&target) {
-                            holders.push(target);
+                        if !round.holders.contains(&target) {
+                            round.holders.push(target);
                         }
                     }
                     Err(e) => {
@@ -247,18 +303,13 @@ impl Node {
                                 .unwrap_or_else(|p| p.into_inner())
                                 .insert(n.id, Instant::now());
                         }
-                        failed.push(target);
+                        round.failed.push(target);
                         retry.extend(chunk_ids);
                     }
                 }
             }
             pending = retry;
         }
-        let reachable = names.len().saturating_sub(failed.len());
-        if reachable < copies {
-            tracing::warn!(datastore = %ds, copies, reachable, "fewer storage nodes reachable than copies; chunks have {reachable} copies");
-        }
-        Ok(holders)
     }
 
     async fn send_to(
@@ -276,7 +327,7 @@ impl Node {
             datastore: ds.clone(),
             ids: chunk_ids.to_vec(),
         })
-        .map_err(NodeError::BadRequest)?;
+        .map_err(NodeError::Internal)?;
         self.raft.call_service(record.id, &ask).await?;
         self.stores.route(ds, chunk_ids);
         let sent = self
@@ -339,7 +390,7 @@ impl Node {
                 ids: vec![*id],
                 to: me,
             })
-            .map_err(NodeError::BadRequest)?;
+            .map_err(NodeError::Internal)?;
             let answer = self.raft.call_service(record.id, &ask).await;
             self.stores.unroute(&[*id]);
             match answer.map(|a| peer::decode::<PeerResponse>(&a)) {
@@ -378,7 +429,7 @@ impl Node {
             datastore: ds.clone(),
             ids: ids.to_vec(),
         })
-        .map_err(NodeError::BadRequest)?;
+        .map_err(NodeError::Internal)?;
         let others: Vec<&NodeRecord> = nodes.iter().filter(|n| n.id != me).collect();
         let calls = others.iter().map(|n| self.raft.call_service(n.id, &ask));
         for (n, answer) in others
@@ -421,7 +472,7 @@ impl Node {
                     ids: batch.to_vec(),
                     to: me,
                 })
-                .map_err(NodeError::BadRequest)?;
+                .map_err(NodeError::Internal)?;
                 let answer = self.raft.call_service(n.id, &ask).await;
                 self.stores.unroute(batch);
                 if let Err(e) = answer {
@@ -469,14 +520,16 @@ impl Node {
             .ok_or_else(|| {
                 NodeError::NotFound(format!("node {name}, where the task ran, is not a member"))
             })?;
-        let ask = peer::encode(request).map_err(NodeError::BadRequest)?;
+        let ask = peer::encode(request).map_err(NodeError::Internal)?;
         let answer = self.raft.call_service(record.id, &ask).await?;
-        match peer::decode::<PeerResponse>(&answer).map_err(NodeError::BadRequest)? {
+        let bad = |detail| NodeError::BadPeerAnswer {
+            node: name.to_string(),
+            detail,
+        };
+        match peer::decode::<PeerResponse>(&answer).map_err(bad)? {
             PeerResponse::Text(Ok(text)) => Ok(text),
             PeerResponse::Text(Err(e)) => Err(NodeError::NotFound(format!("node {name}: {e}"))),
-            other => Err(NodeError::BadRequest(format!(
-                "node {name} answered {other:?}"
-            ))),
+            other => Err(bad(format!("{other:?}"))),
         }
     }
 }

@@ -69,6 +69,26 @@ pub enum NodeError {
     /// Transport failure.
     #[error("transport: {0}")]
     Transport(#[from] ironcore_transport::TransportError),
+    /// A chunk could not be given the copies its datastore keeps at the writing site (storage
+    /// nodes down): nothing was committed.
+    #[error("{0}")]
+    UnderReplicated(String),
+    /// Another node answered with something this node cannot read (a version mismatch or a
+    /// fault on that node).
+    #[error("node {node} answered badly: {detail}")]
+    BadPeerAnswer {
+        /// The node asked.
+        node: String,
+        /// What was wrong with its answer.
+        detail: String,
+    },
+    /// The cluster cannot serve this now (no leader known, a node lost its work); try again.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A fault of this node's own (a worker thread that panicked, a state that should not be
+    /// possible); its logs say more.
+    #[error("internal error: {0}; the node's logs (node.log, worker.log) say more")]
+    Internal(String),
     /// Local I/O failure.
     #[error("{what}: {source}")]
     Io {
@@ -98,9 +118,18 @@ impl NodeError {
                 ironcore_chunkstore::Error::NoSpace { .. } => 507,
                 _ => 500,
             },
-            NodeError::Cluster(_) => 503,
+            NodeError::Cluster(_) | NodeError::UnderReplicated(_) | NodeError::Unavailable(_) => {
+                503
+            }
+            NodeError::BadPeerAnswer { .. } => 502,
             _ => 500,
         }
+    }
+
+    /// For `spawn_blocking(..).await`: a worker that panicked or was cancelled is this
+    /// node's fault, not the client's.
+    pub(crate) fn join(what: &'static str) -> impl FnOnce(tokio::task::JoinError) -> NodeError {
+        move |e| NodeError::Internal(format!("{what}: worker thread failed: {e}"))
     }
 
     pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> NodeError {
@@ -111,3 +140,21 @@ impl NodeError {
 
 /// The crate's result type.
 pub type Result<T, E = NodeError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_faults_are_5xx_and_only_client_mistakes_are_4xx() {
+        assert_eq!(NodeError::Internal("x".into()).status(), 500);
+        assert_eq!(NodeError::UnderReplicated("x".into()).status(), 503);
+        let peer = NodeError::BadPeerAnswer {
+            node: "node2".into(),
+            detail: "garbage".into(),
+        };
+        assert_eq!(peer.status(), 502);
+        assert_eq!(NodeError::BadRequest("x".into()).status(), 400);
+        assert_eq!(NodeError::PermissionDenied("x".into()).status(), 403);
+    }
+}

@@ -170,7 +170,7 @@ pub async fn run_job(node: &Arc<Node>, job: LocalJob) -> Result<JobOutput> {
                     .map(|r| (referenced.len() as u64, r))
             })
             .await
-            .map_err(|e| NodeError::BadRequest(format!("sweep worker: {e}")))?
+            .map_err(NodeError::join("the sweep worker"))?
             .map_err(NodeError::io(format!("sweeping datastore {datastore}")))?;
             Ok(JobOutput::Swept {
                 referenced: report.0,
@@ -195,7 +195,7 @@ pub async fn run_job(node: &Arc<Node>, job: LocalJob) -> Result<JobOutput> {
                 Ok(out)
             })
             .await
-            .map_err(|e| NodeError::BadRequest(format!("check worker: {e}")))?
+            .map_err(NodeError::join("the check worker"))?
             .map_err(NodeError::io(format!("checking chunks of {datastore}")))?;
             Ok(JobOutput::Checked(states))
         }
@@ -227,7 +227,7 @@ pub async fn run_job(node: &Arc<Node>, job: LocalJob) -> Result<JobOutput> {
                 }
             })
             .await
-            .map_err(|e| NodeError::BadRequest(format!("inspect worker: {e}")))?;
+            .map_err(NodeError::join("the inspect worker"))?;
             Ok(JobOutput::Inspected(info))
         }
     }
@@ -239,17 +239,20 @@ pub async fn run_on(node: &Arc<Node>, target: &NodeRecord, job: LocalJob) -> Res
         return run_job(node, job).await;
     }
     let call = |req: PeerRequest| async move {
-        let bytes = peer::encode(&req).map_err(NodeError::BadRequest)?;
+        let bytes = peer::encode(&req).map_err(NodeError::Internal)?;
         let answer = node.raft.call_service(target.id, &bytes).await?;
-        peer::decode::<PeerResponse>(&answer).map_err(NodeError::BadRequest)
+        peer::decode::<PeerResponse>(&answer).map_err(|detail| NodeError::BadPeerAnswer {
+            node: target.name.clone(),
+            detail,
+        })
     };
     let id = match call(PeerRequest::StartJob(job)).await? {
         PeerResponse::Started(id) => id,
         other => {
-            return Err(NodeError::BadRequest(format!(
-                "node {} answered {other:?} to a job",
-                target.name
-            )));
+            return Err(NodeError::BadPeerAnswer {
+                node: target.name.clone(),
+                detail: format!("{other:?} to a job"),
+            });
         }
     };
     loop {
@@ -258,22 +261,19 @@ pub async fn run_on(node: &Arc<Node>, target: &NodeRecord, job: LocalJob) -> Res
             PeerResponse::Job(JobStatus::Running) => continue,
             PeerResponse::Job(JobStatus::Done(out)) => return Ok(out),
             PeerResponse::Job(JobStatus::Failed(e)) => {
-                return Err(NodeError::BadRequest(format!(
-                    "on node {}: {e}",
-                    target.name
-                )));
+                return Err(NodeError::Internal(format!("on node {}: {e}", target.name)));
             }
             PeerResponse::Job(JobStatus::Unknown) => {
-                return Err(NodeError::BadRequest(format!(
-                    "node {} lost the job (it restarted?)",
+                return Err(NodeError::Unavailable(format!(
+                    "node {} lost the job (it restarted?); run it again",
                     target.name
                 )));
             }
             other => {
-                return Err(NodeError::BadRequest(format!(
-                    "node {} answered {other:?} to a poll",
-                    target.name
-                )));
+                return Err(NodeError::BadPeerAnswer {
+                    node: target.name.clone(),
+                    detail: format!("{other:?} to a poll"),
+                });
             }
         }
     }

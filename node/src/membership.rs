@@ -69,17 +69,19 @@ pub async fn change(
                 op,
                 target,
             })
-            .map_err(NodeError::BadRequest)?;
+            .map_err(NodeError::Internal)?;
             let answer = node.raft.call_service(l, &ask).await?;
-            match peer::decode::<PeerResponse>(&answer).map_err(NodeError::BadRequest)? {
+            let bad = |detail| NodeError::BadPeerAnswer {
+                node: format!("{l} (the leader)"),
+                detail,
+            };
+            match peer::decode::<PeerResponse>(&answer).map_err(bad)? {
                 PeerResponse::Changed(Ok(what)) => Ok(what),
                 PeerResponse::Changed(Err(e)) => Err(NodeError::BadRequest(e)),
-                other => Err(NodeError::BadRequest(format!(
-                    "the leader answered {other:?}"
-                ))),
+                other => Err(bad(format!("{other:?}"))),
             }
         }
-        None => Err(NodeError::BadRequest(
+        None => Err(NodeError::Unavailable(
             "no Raft leader is known; membership cannot change without a quorum".into(),
         )),
     }

@@ -421,7 +421,7 @@ async fn copy_snapshot(
     let (n2, d2) = (node.clone(), ds.clone());
     tokio::task::spawn_blocking(move || n2.stores.sync(&d2))
         .await
-        .map_err(|e| NodeError::BadRequest(e.to_string()))??;
+        .map_err(NodeError::join("a chunk store call"))??;
     let nodes = node.replicate(ds, &ids).await?;
     task.check()?;
     let entry = SnapshotEntry {
@@ -499,7 +499,7 @@ async fn ensure(
         let (n, d) = (node.clone(), ds.clone());
         tokio::task::spawn_blocking(move || n.stores.put(&d, &id, &body).map(|_| ()))
             .await
-            .map_err(|e| NodeError::BadRequest(e.to_string()))??;
+            .map_err(NodeError::join("a chunk store call"))??;
     }
     Ok((fetched, bytes))
 }

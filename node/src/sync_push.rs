@@ -290,7 +290,7 @@ async fn send_encrypted(
                     .collect::<Result<Vec<_>>>()
             })
             .await
-            .map_err(|e| NodeError::BadRequest(e.to_string()))??;
+            .map_err(NodeError::join("a chunk store call"))??;
             let new_ids: Vec<ChunkId> = done.iter().map(|(_, new, _)| *new).collect();
             let lacking = session.lacking(&new_ids).await?;
             for (old, new, body) in done {

@@ -88,7 +88,7 @@ pub(crate) async fn set_password(
     let password = req.password;
     let hash = tokio::task::spawn_blocking(move || ticket::hash_password(&password))
         .await
-        .map_err(|e| NodeError::BadRequest(e.to_string()))??;
+        .map_err(NodeError::join("a chunk store call"))??;
     node.propose(
         &caller.auth_id,
         MetaCommand::SetPassword {

@@ -257,10 +257,11 @@ pub(crate) async fn join(
             }
         }
     });
-    let info = node
-        .meta()
-        .cluster()?
-        .ok_or_else(|| NodeError::BadRequest("cluster not bootstrapped".into()))?;
+    let info = node.meta().cluster()?.ok_or_else(|| {
+        NodeError::Unavailable(
+            "cluster not bootstrapped yet; try again once `ironcore-node init` has finished".into(),
+        )
+    })?;
     Ok(Json(
         json!({ "cluster-id": info.cluster_id, "epoch": info.epoch, "nodes": node.meta().nodes()? }),
     ))

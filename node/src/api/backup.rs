@@ -194,7 +194,7 @@ pub(crate) async fn known(
     let asked = ids.clone();
     let mut present = tokio::task::spawn_blocking(move || stores.has_many(&ds, &asked))
         .await
-        .map_err(|e| NodeError::BadRequest(e.to_string()))??;
+        .map_err(NodeError::join("a chunk store call"))??;
     // The node that receives a backup is not special: chunks other storage nodes hold count
     // too (the commit pulls them here before it replicates).
     let absent: Vec<usize> = (0..ids.len()).filter(|i| !present[*i]).collect();
@@ -220,7 +220,7 @@ pub(crate) async fn upload(
     let ds = s.datastore.clone();
     let inserted = tokio::task::spawn_blocking(move || stores.put_received(&ds, &id, check, buf))
         .await
-        .map_err(|e| NodeError::BadRequest(e.to_string()))??;
+        .map_err(NodeError::join("a chunk store call"))??;
     // 201: stored now; 200: the node held it already (a client that uploads without asking
     // first counts it as reused).
     Ok(match inserted {
@@ -341,7 +341,7 @@ async fn commit(
         Ok((ids, absent))
     })
     .await
-    .map_err(|e| NodeError::BadRequest(e.to_string()))??;
+    .map_err(NodeError::join("a chunk store call"))??;
     if !absent.is_empty() {
         s.task.log(&format!(
             "{} chunks are held by other nodes; pulling them here",
@@ -356,7 +356,7 @@ async fn commit(
     let (n, ds) = (node.clone(), s.datastore.clone());
     tokio::task::spawn_blocking(move || n.stores.sync(&ds))
         .await
-        .map_err(|e| NodeError::BadRequest(e.to_string()))??;
+        .map_err(NodeError::join("a chunk store call"))??;
     s.task
         .log(&format!("{} chunks referenced; replicating", ids.len()));
     s.task.check()?;
