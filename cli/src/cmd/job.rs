@@ -41,37 +41,7 @@ pub enum JobCmd {
 /// Runs a `job` command.
 pub fn run(api: &ApiClient, cmd: JobCmd, out: Output) -> Result<()> {
     match cmd {
-        JobCmd::List => {
-            let v: Value = api.blocking(api.get("/api2/json/jobs"))?;
-            let rows: Vec<Value> = v["data"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|j| {
-                    let mut j = j.clone();
-                    // {"prune": {...}} or "verify": the kind's name for the table.
-                    j["kind-name"] = match &j["kind"] {
-                        Value::String(s) => json!(s),
-                        Value::Object(m) => json!(m.keys().next().cloned().unwrap_or_default()),
-                        _ => Value::Null,
-                    };
-                    j
-                })
-                .collect();
-            table(
-                out,
-                &rows,
-                &[
-                    ("id", "JOB"),
-                    ("store", "DATASTORE"),
-                    ("kind-name", "KIND"),
-                    ("schedule", "SCHEDULE"),
-                    ("last-run", "LAST RUN"),
-                    ("next-run", "NEXT RUN"),
-                    ("owner", "OWNER"),
-                ],
-            );
-        }
+        JobCmd::List => list(api, out)?,
         JobCmd::Create {
             id,
             store,
@@ -100,5 +70,39 @@ pub fn run(api: &ApiClient, cmd: JobCmd, out: Output) -> Result<()> {
             object(out, &v);
         }
     }
+    Ok(())
+}
+
+/// `job list`.
+fn list(api: &ApiClient, out: Output) -> Result<()> {
+    let v: Value = api.blocking(api.get("/api2/json/jobs"))?;
+    let rows: Vec<Value> = v["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|j| {
+            let mut j = j.clone();
+            // {"prune": {...}} or "verify": the kind's name for the table.
+            j["kind-name"] = match &j["kind"] {
+                Value::String(s) => json!(s),
+                Value::Object(m) => json!(m.keys().next().cloned().unwrap_or_default()),
+                _ => Value::Null,
+            };
+            j
+        })
+        .collect();
+    table(
+        out,
+        &rows,
+        &[
+            ("id", "JOB"),
+            ("store", "DATASTORE"),
+            ("kind-name", "KIND"),
+            ("schedule", "SCHEDULE"),
+            ("last-run", "LAST RUN"),
+            ("next-run", "NEXT RUN"),
+            ("owner", "OWNER"),
+        ],
+    );
     Ok(())
 }

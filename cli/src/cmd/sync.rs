@@ -98,49 +98,7 @@ pub fn run(api: &ApiClient, cmd: SyncCmd, out: Output) -> Result<()> {
             let v: Value = api.blocking(api.json(Method::POST, "/api2/json/jobs", Some(&body)))?;
             object(out, &v);
         }
-        SyncCmd::List => {
-            let v: Value = api.blocking(api.get("/api2/json/jobs"))?;
-            let rows: Vec<Value> = v["data"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|j| {
-                    let s = j["kind"].get("sync")?;
-                    let mut row = j.clone();
-                    row["remote"] = s["remote"].clone();
-                    row["direction"] = json!(if s["push"] == true { "push" } else { "pull" });
-                    row["remote-store"] = s["remote_store"].clone();
-                    row["encrypt"] = s["encrypt"].clone();
-                    row["include"] = json!(
-                        s["include"]
-                            .as_array()
-                            .map(|a| a
-                                .iter()
-                                .filter_map(|f| f.as_str())
-                                .collect::<Vec<_>>()
-                                .join(","))
-                            .unwrap_or_default()
-                    );
-                    Some(row)
-                })
-                .collect();
-            table(
-                out,
-                &rows,
-                &[
-                    ("id", "NAME"),
-                    ("store", "STORE"),
-                    ("direction", "DIRECTION"),
-                    ("remote", "REMOTE"),
-                    ("remote-store", "REMOTE-STORE"),
-                    ("include", "INCLUDE"),
-                    ("encrypt", "ENCRYPT WITH"),
-                    ("schedule", "SCHEDULE"),
-                    ("last-run", "LAST RUN"),
-                    ("next-run", "NEXT RUN"),
-                ],
-            );
-        }
+        SyncCmd::List => list(api, out)?,
         SyncCmd::Remove { name } => {
             let v: Value = api.blocking(api.json::<(), Value>(
                 Method::DELETE,
@@ -155,32 +113,89 @@ pub fn run(api: &ApiClient, cmd: SyncCmd, out: Output) -> Result<()> {
                 &format!("/api2/json/jobs/{}/run", encode_segment(&name)),
                 None,
             ))?;
-            crate::datastore_ops::follow(api, &started, no_wait, out)?;
+            crate::follow::follow(api, &started, no_wait, out)?;
         }
         SyncCmd::Diff {
             source,
             remote,
             remote_repository,
             include,
-        } => {
-            let v: Value = api.blocking(api.get(&format!(
-                "/api2/json/sync/diff?store={source}&remote={}&remote-store={remote_repository}&include={}",
-                encode_segment(&remote),
-                encode_segment(&include.join(","))
-            )))?;
-            if out == Output::Json {
-                object(out, &v);
-            } else {
-                for (key, label) in [
-                    ("only-remote", "only on the remote"),
-                    ("only-local", "only here"),
-                ] {
-                    let list = v[key].as_array().cloned().unwrap_or_default();
-                    println!("{label}: {}", list.len());
-                    for s in list {
-                        println!("  {}", s.as_str().unwrap_or_default());
-                    }
-                }
+        } => diff(api, &source, &remote, &remote_repository, &include, out)?,
+    }
+    Ok(())
+}
+
+/// `sync list`: the sync jobs among the cluster's jobs.
+fn list(api: &ApiClient, out: Output) -> Result<()> {
+    let v: Value = api.blocking(api.get("/api2/json/jobs"))?;
+    let rows: Vec<Value> = v["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|j| {
+            let s = j["kind"].get("sync")?;
+            let mut row = j.clone();
+            row["remote"] = s["remote"].clone();
+            row["direction"] = json!(if s["push"] == true { "push" } else { "pull" });
+            row["remote-store"] = s["remote_store"].clone();
+            row["encrypt"] = s["encrypt"].clone();
+            row["include"] = json!(
+                s["include"]
+                    .as_array()
+                    .map(|a| a
+                        .iter()
+                        .filter_map(|f| f.as_str())
+                        .collect::<Vec<_>>()
+                        .join(","))
+                    .unwrap_or_default()
+            );
+            Some(row)
+        })
+        .collect();
+    table(
+        out,
+        &rows,
+        &[
+            ("id", "NAME"),
+            ("store", "STORE"),
+            ("direction", "DIRECTION"),
+            ("remote", "REMOTE"),
+            ("remote-store", "REMOTE-STORE"),
+            ("include", "INCLUDE"),
+            ("encrypt", "ENCRYPT WITH"),
+            ("schedule", "SCHEDULE"),
+            ("last-run", "LAST RUN"),
+            ("next-run", "NEXT RUN"),
+        ],
+    );
+    Ok(())
+}
+
+/// `sync diff`: the snapshots only the remote's datastore or only `source` holds.
+fn diff(
+    api: &ApiClient,
+    source: &DatastoreName,
+    remote: &str,
+    remote_repository: &DatastoreName,
+    include: &[String],
+    out: Output,
+) -> Result<()> {
+    let v: Value = api.blocking(api.get(&format!(
+        "/api2/json/sync/diff?store={source}&remote={}&remote-store={remote_repository}&include={}",
+        encode_segment(remote),
+        encode_segment(&include.join(","))
+    )))?;
+    if out == Output::Json {
+        object(out, &v);
+    } else {
+        for (key, label) in [
+            ("only-remote", "only on the remote"),
+            ("only-local", "only here"),
+        ] {
+            let list = v[key].as_array().cloned().unwrap_or_default();
+            println!("{label}: {}", list.len());
+            for s in list {
+                println!("  {}", s.as_str().unwrap_or_default());
             }
         }
     }

@@ -1,0 +1,55 @@
+//! `acl list|set`: access control entries.
+
+use anyhow::Result;
+use clap::Subcommand;
+use hyper::Method;
+use ironcore_client::ApiClient;
+use serde_json::json;
+
+use crate::api::{get, rows, send};
+use crate::output::{Output, object, table};
+
+/// `acl …`.
+#[derive(Subcommand)]
+pub enum AclCmd {
+    /// List ACL entries.
+    List,
+    /// Grant ROLE on PATH to a user or token.
+    Set {
+        path: String,
+        auth_id: String,
+        role: String,
+    },
+}
+
+/// Runs an `acl` command.
+pub fn run(api: &ApiClient, cmd: AclCmd, out: Output) -> Result<()> {
+    match cmd {
+        AclCmd::List => table(
+            out,
+            &rows(&get(api, "/api2/json/access/acl")?),
+            &[
+                ("path", "PATH"),
+                ("auth_id", "USER/TOKEN"),
+                ("role", "ROLE"),
+            ],
+        ),
+        AclCmd::Set {
+            path,
+            auth_id,
+            role,
+        } => {
+            let role: ironcore_types::Role = role.parse()?;
+            object(
+                out,
+                &send(
+                    api,
+                    Method::PUT,
+                    "/api2/json/access/acl",
+                    json!({ "path": path, "auth_id": auth_id, "role": role }),
+                )?,
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! `cluster status|join-token|add|promote|demote|remove|transfer`: the cluster's members.
+
+use anyhow::Result;
+use clap::Subcommand;
+use hyper::Method;
+use ironcore_client::ApiClient;
+use serde_json::json;
+
+use crate::api::{get, rows, send};
+use crate::output::{Output, object, table};
+
+/// `cluster …`.
+#[derive(Subcommand)]
+pub enum ClusterCmd {
+    /// Members, roles and the leader.
+    Status,
+    /// A one-time token for `ironcore-node join --token` (valid for --ttl seconds).
+    JoinToken {
+        #[arg(long, default_value_t = 3600)]
+        ttl: i64,
+    },
+    /// Add a node: prints a one-time token and the command to run on the new node.
+    Add {
+        /// Join it as a learner (tape node, extra storage) instead of a voter.
+        #[arg(long)]
+        learner: bool,
+        /// Seconds the token stays valid.
+        #[arg(long, default_value_t = 3600)]
+        ttl: i64,
+    },
+    /// Make a learner a voter.
+    Promote {
+        /// Node name or Raft id.
+        node: String,
+    },
+    /// Make a voter a learner (it keeps the log and its chunks, but no longer votes).
+    Demote {
+        /// Node name or Raft id.
+        node: String,
+    },
+    /// Remove a node from the cluster.
+    Remove {
+        /// Node name or Raft id.
+        node: String,
+    },
+    /// Hand Raft leadership to a voter.
+    Transfer {
+        /// Node name or Raft id.
+        node: String,
+    },
+}
+
+/// Runs a `cluster` command.
+pub fn run(api: &ApiClient, cmd: ClusterCmd, out: Output) -> Result<()> {
+    match cmd {
+        ClusterCmd::Status => status(api, out),
+        ClusterCmd::JoinToken { ttl } => {
+            object(
+                out,
+                &send(
+                    api,
+                    Method::POST,
+                    "/api2/json/cluster/join-token",
+                    json!({ "ttl_secs": ttl }),
+                )?,
+            );
+            Ok(())
+        }
+        ClusterCmd::Add { learner, ttl } => add(api, learner, ttl, out),
+        ClusterCmd::Promote { node } => membership(api, "promote", node, out),
+        ClusterCmd::Demote { node } => membership(api, "demote", node, out),
+        ClusterCmd::Remove { node } => membership(api, "remove", node, out),
+        ClusterCmd::Transfer { node } => membership(api, "transfer", node, out),
+    }
+}
+
+/// `cluster status`.
+fn status(api: &ApiClient, out: Output) -> Result<()> {
+    let s = get(api, "/api2/json/cluster/status")?;
+    if out == Output::Json {
+        object(out, &s);
+    } else {
+        println!(
+            "cluster {} epoch {} term {}",
+            s["cluster-id"].as_str().unwrap_or("-"),
+            s["epoch"],
+            s["term"]
+        );
+        table(
+            out,
+            &rows(&json!({ "data": s["nodes"] })),
+            &[
+                ("name", "NODE"),
+                ("id", "RAFT ID"),
+                ("site", "SITE"),
+                ("role", "ROLE"),
+                ("voter", "VOTER"),
+                ("leader", "LEADER"),
+                ("api-address", "API"),
+            ],
+        );
+    }
+    Ok(())
+}
+
+/// `cluster add`: a join token and the command that uses it.
+fn add(api: &ApiClient, learner: bool, ttl: i64, out: Output) -> Result<()> {
+    let t = send(
+        api,
+        Method::POST,
+        "/api2/json/cluster/join-token",
+        json!({ "ttl_secs": ttl }),
+    )?;
+    let token = t["token"].as_str().unwrap_or_default();
+    let command = format!(
+        "ironcore-node --config /etc/ironcore-backup/node.toml join --token '{token}'{}",
+        if learner { " --learner" } else { "" }
+    );
+    if out == Output::Json {
+        object(out, &json!({ "token": token, "command": command }));
+    } else {
+        println!(
+            "On the new node, with its config written (see deploy/ironcore-node.toml), run within {ttl} s:\n\n  {command}\n\nthen start it (`ironcore-node run`) and check `ironcore-backup cluster status`. The token works once."
+        );
+    }
+    Ok(())
+}
+
+/// `cluster promote|demote|remove|transfer`: membership change `op` of `node`.
+fn membership(api: &ApiClient, op: &str, node: String, out: Output) -> Result<()> {
+    let v = send(
+        api,
+        Method::POST,
+        "/api2/json/cluster/membership",
+        json!({ "op": op, "node": node }),
+    )?;
+    if out == Output::Json {
+        object(out, &v);
+    } else {
+        println!("{}", v["result"].as_str().unwrap_or_default());
+    }
+    Ok(())
+}
