@@ -117,6 +117,28 @@ impl DaemonNode {
         Ok(Duration::from_millis(ticks * 1000 / hz))
     }
 
+    /// Sends SIGTERM and waits (at most `limit`) for the process to exit: how long it took
+    /// and its exit status. Fails if it is still running after `limit` (it is then killed).
+    pub fn terminate(&mut self, limit: Duration) -> Result<(Duration, std::process::ExitStatus)> {
+        let mut child = self.child.take().context("the node does not run")?;
+        let started = Instant::now();
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()?;
+        if !sent.success() {
+            bail!("kill -TERM {} failed", child.id());
+        }
+        while started.elapsed() < limit {
+            if let Some(status) = child.try_wait()? {
+                return Ok((started.elapsed(), status));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        bail!("{} still ran {limit:?} after SIGTERM", self.name)
+    }
+
     /// The bytes of every file in the node's log dir.
     pub fn log_bytes(&self) -> u64 {
         std::fs::read_dir(self.dir.join("log"))

@@ -180,3 +180,55 @@ fn a_dead_voter_costs_the_leader_little_and_serves_soon_after_its_restart() {
         .unwrap());
     assert_eq!(c.snapshots_of(leader, "store3", "host/c").unwrap().len(), 1);
 }
+
+#[test]
+fn sigterm_stops_a_node_quickly_and_ends_its_running_tasks() {
+    let mut c = DaemonCluster::start(3).expect("cluster starts");
+    ok(&c
+        .cli(
+            0,
+            &[
+                "datastore",
+                "create",
+                "store1",
+                "--path",
+                "/srv/s1",
+                "--copies",
+                "2",
+            ],
+        )
+        .unwrap());
+    // A backup that stays running (its client reads from a FIFO that is kept open).
+    let (mut client, writer, upid) = c.fifo_backup(1, "store1", "vm/100").unwrap();
+    let (took, status) = c.nodes[1].terminate(Duration::from_secs(30)).unwrap();
+    eprintln!(
+        "node2 stopped {} ms after SIGTERM: {status}",
+        took.as_millis()
+    );
+    assert!(status.success(), "the node exited with {status} on SIGTERM");
+    assert!(
+        took < Duration::from_secs(5),
+        "the node took {took:?} to stop"
+    );
+    drop(writer);
+    let _ = client.wait();
+    // The cluster learned at once that the task ended, and why (not after a lease ran out).
+    let tasks = c.cli_json(0, &["task", "list"]).unwrap();
+    let task = tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["upid"] == upid.as_str())
+        .unwrap_or_else(|| panic!("task {upid} not listed: {tasks}"));
+    let state = task["state"].to_string();
+    assert!(state.contains("shut down"), "task {upid} is {state}");
+    assert!(c.snapshots_of(0, "store1", "vm/100").unwrap().is_empty());
+    // It starts again and serves.
+    c.spawn(1).unwrap();
+    wait("node2 to serve again", Duration::from_secs(30), || {
+        Ok(c.cli(1, &["snapshot", "list", "--store", "store1"])?
+            .status
+            .success())
+    })
+    .unwrap();
+}

@@ -510,6 +510,24 @@ impl Node {
         true
     }
 
+    /// Cancels every task running on this node and ends it with `reason` (its records, to
+    /// write to Raft, are returned); backup sessions end with it, having committed nothing.
+    pub fn end_local_tasks(&self, reason: &str) -> Vec<TaskRecord> {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        self.tasks
+            .running()
+            .into_iter()
+            .map(|task| {
+                task.cancel.cancel();
+                self.tasks
+                    .finish(&task, TaskState::Error(reason.to_string()))
+            })
+            .collect()
+    }
+
     /// Asks node `name` (where a task ran) to serve `request`; its text answer.
     pub async fn ask_task_node(&self, name: &str, request: &PeerRequest) -> Result<String> {
         let record = self

@@ -114,7 +114,9 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         project_key,
         config: config.clone(),
     });
-    tokio::spawn(crate::notify::run(Arc::downgrade(&node), notify_queue));
+    // Every background loop of the node, stopped together at shutdown.
+    let mut workers = tokio::task::JoinSet::new();
+    workers.spawn(crate::notify::run(Arc::downgrade(&node), notify_queue));
     raft.set_service(Arc::new(PeerService(Arc::downgrade(&node))));
     tracing::info!(node = %config.name, site = %config.site, raft_id = state.raft_id, fingerprint = %identity.fingerprint(), "node started");
 
@@ -123,19 +125,19 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         state.bootstrap_pending = false;
         state.save(&config.data_dir)?;
     }
-    let watcher = tokio::spawn(watch_membership(node.clone(), pins, book));
-    tokio::spawn(fail_stale_tasks(node.clone()));
-    tokio::spawn(crate::lease::run(Arc::downgrade(&node), config.task_lease));
-    let scheduler = tokio::spawn(crate::scheduler::run(Arc::downgrade(&node)));
-    let reaper = {
+    workers.spawn(watch_membership(node.clone(), pins, book));
+    workers.spawn(fail_stale_tasks(node.clone()));
+    workers.spawn(crate::lease::run(Arc::downgrade(&node), config.task_lease));
+    workers.spawn(crate::scheduler::run(Arc::downgrade(&node)));
+    {
         let node = node.clone();
-        tokio::spawn(async move {
+        workers.spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(30)).await;
                 node.reap_idle_sessions(crate::core::SESSION_IDLE).await;
             }
-        })
-    };
+        });
+    }
 
     let listener = TcpListener::bind(config.api_listen)
         .await
@@ -145,19 +147,54 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         )))?;
     tracing::info!(api = %config.api_listen, "HTTPS API listening");
     let tls = Arc::new(https_server_config(&identity)?);
+    let (stop_api, api_stopping) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(crate::https::serve(
         listener,
         tls,
         crate::api::router(node.clone()),
+        api_stopping,
     ));
     shutdown.await;
-    tracing::info!("shutting down");
-    server.abort();
-    watcher.abort();
-    reaper.abort();
-    scheduler.abort();
+    stop(&node, server, stop_api, workers).await;
     raft.shutdown().await?;
+    tracing::info!("stopped");
     Ok(())
+}
+
+/// How long requests in flight get to finish once a shutdown begins.
+const API_GRACE: Duration = Duration::from_secs(2);
+
+/// How long the end of this node's running tasks may take to reach Raft at shutdown.
+const RECORD_GRACE: Duration = Duration::from_secs(3);
+
+/// Stops the node's work in order: the API takes no new requests, running tasks are cancelled
+/// and recorded as ended (so the cluster does not wait for their lease to run out), requests
+/// in flight get [`API_GRACE`] to answer, and every background loop ends.
+async fn stop(
+    node: &Arc<Node>,
+    server: tokio::task::JoinHandle<()>,
+    stop_api: tokio::sync::watch::Sender<bool>,
+    mut workers: tokio::task::JoinSet<()>,
+) {
+    tracing::info!("shutting down");
+    let _ = stop_api.send(true);
+    let ended = node.end_local_tasks("the node shut down while it ran; run it again");
+    let count = ended.len();
+    let record = async {
+        for record in ended {
+            node.record_task(record).await;
+        }
+    };
+    if tokio::time::timeout(RECORD_GRACE, record).await.is_err() {
+        tracing::warn!(
+            "the end of running tasks could not be recorded in the cluster in time; their leases end them"
+        );
+    }
+    if tokio::time::timeout(API_GRACE, server).await.is_err() {
+        tracing::warn!("API requests still running after the grace period were cut off");
+    }
+    workers.shutdown().await;
+    tracing::info!(tasks_ended = count, "background work stopped");
 }
 
 async fn bootstrap(

@@ -110,5 +110,8 @@ fn main() -> anyhow::Result<()> {
             .context("the node stopped with an error")?;
         }
     }
+    // Blocking work still running (a chunk write, a sweep) must not hold the exit: what it
+    // did not finish was never acknowledged.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
     Ok(())
 }

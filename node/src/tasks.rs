@@ -117,9 +117,14 @@ impl Tasks {
         Ok(task)
     }
 
-    /// Ends a task with `state`; returns its final record.
+    /// Ends a task with `state`; returns its final record. A task that ended already keeps
+    /// its first end (a body that notices its cancellation after the node ended it at
+    /// shutdown does not overwrite why).
     pub fn finish(&self, task: &RunningTask, state: TaskState) -> TaskRecord {
         let mut r = task.record.lock().unwrap_or_else(|p| p.into_inner());
+        if r.end.is_some() {
+            return r.clone();
+        }
         r.end = Some(chrono::Utc::now().timestamp());
         r.state = state.clone();
         task.log(&format!(
@@ -137,6 +142,16 @@ impl Tasks {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&r.upid);
         r.clone()
+    }
+
+    /// Every task running here.
+    pub fn running(&self) -> Vec<Arc<RunningTask>> {
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// A running task.
