@@ -5,11 +5,12 @@
 mod apply;
 mod command;
 mod keys;
+mod validate;
 mod view;
 
 pub(crate) use apply::apply;
-pub use apply::quarantined_message;
 pub use command::{MetaCommand, MetaRequest};
+pub use validate::snapshots::quarantined_message;
 pub use view::MetaView;
 
 #[cfg(test)]
