@@ -329,18 +329,15 @@ impl Node {
         })
         .map_err(NodeError::Internal)?;
         self.raft.call_service(record.id, &ask).await?;
-        self.stores.route(ds, chunk_ids);
-        let sent = self
+        let options = TransferOptions {
+            scope: ds.to_string(),
+            ..TransferOptions::default()
+        };
+        let report = self
             .raft
             .transport()
-            .send_chunks(
-                &self.peer(record.id)?,
-                chunk_ids,
-                &TransferOptions::default(),
-            )
-            .await;
-        self.stores.unroute(chunk_ids);
-        let report = sent?;
+            .send_chunks(&self.peer(record.id)?, chunk_ids, &options)
+            .await?;
         tracing::info!(datastore = %ds, target, offered = report.offered, sent = report.wanted, retries = report.retries, "replicated chunks");
         Ok(())
     }
@@ -384,7 +381,6 @@ impl Node {
             if record.id == me {
                 continue;
             }
-            self.stores.route(ds, &[*id]);
             let ask = peer::encode(&PeerRequest::PushTo {
                 datastore: ds.clone(),
                 ids: vec![*id],
@@ -392,7 +388,6 @@ impl Node {
             })
             .map_err(NodeError::Internal)?;
             let answer = self.raft.call_service(record.id, &ask).await;
-            self.stores.unroute(&[*id]);
             match answer.map(|a| peer::decode::<PeerResponse>(&a)) {
                 Ok(Ok(PeerResponse::Done(n))) if n > 0 => return self.stores.get(ds, id),
                 Ok(Ok(_)) => tried.push(format!("{name}: not there")),
@@ -466,7 +461,6 @@ impl Node {
         for n in nodes.iter().filter(|n| n.id != me) {
             let mut still = Vec::new();
             for batch in missing.chunks(BATCH) {
-                self.stores.route(ds, batch);
                 let ask = peer::encode(&PeerRequest::PushTo {
                     datastore: ds.clone(),
                     ids: batch.to_vec(),
@@ -474,7 +468,6 @@ impl Node {
                 })
                 .map_err(NodeError::Internal)?;
                 let answer = self.raft.call_service(n.id, &ask).await;
-                self.stores.unroute(batch);
                 if let Err(e) = answer {
                     tracing::warn!(node = %n.name, error = %e, "could not pull chunks");
                 }

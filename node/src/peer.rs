@@ -14,7 +14,8 @@ use crate::membership::{self, MembershipOp};
 /// A request to another node's service. Versioned by the enclosing `[1] ++ postcard` encoding.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum PeerRequest {
-    /// The chunks `ids` of `datastore` are about to be sent to you.
+    /// The chunks `ids` of `datastore` are about to be sent to you: see the metadata the
+    /// sender saw (the datastore may be new) before they arrive.
     Expect {
         /// The datastore.
         datastore: DatastoreName,
@@ -114,24 +115,24 @@ impl RpcHandler for PeerService {
                 node.raft.linearize().await.map_err(|e| e.to_string())?;
             }
             let answer = match request {
-                PeerRequest::Expect { datastore, ids } => {
-                    node.stores.route(&datastore, &ids);
-                    PeerResponse::Done(0)
-                }
+                // Linearized above: the datastore is known here before its chunks arrive.
+                PeerRequest::Expect { .. } => PeerResponse::Done(0),
                 PeerRequest::PushTo { datastore, ids, to } => {
                     let held: Vec<ChunkId> = ids
                         .into_iter()
                         .filter(|id| node.stores.has(&datastore, id).unwrap_or(false))
                         .collect();
-                    node.stores.route(&datastore, &held);
                     let peer = node.peer(to).map_err(|e| e.to_string())?;
-                    let sent = node
+                    let options = TransferOptions {
+                        scope: datastore.to_string(),
+                        ..TransferOptions::default()
+                    };
+                    let report = node
                         .raft
                         .transport()
-                        .send_chunks(&peer, &held, &TransferOptions::default())
-                        .await;
-                    node.stores.unroute(&held);
-                    let report = sent.map_err(|e| e.to_string())?;
+                        .send_chunks(&peer, &held, &options)
+                        .await
+                        .map_err(|e| e.to_string())?;
                     tracing::debug!(to = %from.node, chunks = report.wanted, "pushed chunks on request");
                     PeerResponse::Done(report.wanted)
                 }

@@ -1,12 +1,14 @@
 //! The chunk directories of this node's datastores, and the transport's view of them.
 //!
-//! Chunk transfers carry ids only, so before chunks of a datastore move between nodes both ends
-//! note which datastore each id belongs to ([`NodeStores::route`]); the transport's
-//! [`ChunkStore`] then finds the right directory.
+//! Every chunk transfer names its datastore as its scope ([`TransferOptions::scope`]), which
+//! the transport hands to [`ChunkStore`] with each chunk: two transfers of the same id into
+//! different datastores at once each find their own directory.
+//!
+//! [`TransferOptions::scope`]: ironcore_transport::TransferOptions::scope
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 use ironcore_chunkstore::ChunkBuf;
 use ironcore_chunkstore::envelope::{StoredCheck, verify_stored};
@@ -24,7 +26,6 @@ pub struct NodeStores {
     config: NodeConfig,
     meta: MetaView,
     dirs: RwLock<HashMap<DatastoreName, Arc<ChunkDir>>>,
-    routes: Mutex<HashMap<ChunkId, DatastoreName>>,
 }
 
 impl NodeStores {
@@ -34,7 +35,6 @@ impl NodeStores {
             config,
             meta,
             dirs: RwLock::new(HashMap::new()),
-            routes: Mutex::new(HashMap::new()),
         })
     }
 
@@ -150,30 +150,6 @@ impl NodeStores {
             .sync()
             .map_err(NodeError::io(format!("syncing datastore {ds}")))
     }
-
-    /// Notes that the chunks `ids` moving next belong to `ds`.
-    pub fn route(&self, ds: &DatastoreName, ids: &[ChunkId]) {
-        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
-        for id in ids {
-            routes.insert(*id, ds.clone());
-        }
-    }
-
-    /// Forgets the routes of `ids` once their transfer ended.
-    pub fn unroute(&self, ids: &[ChunkId]) {
-        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
-        for id in ids {
-            routes.remove(id);
-        }
-    }
-
-    fn routed(&self, id: &ChunkId) -> Option<DatastoreName> {
-        self.routes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .cloned()
-    }
 }
 
 /// The transport's view of [`NodeStores`]. The transport is bound before the Raft state
@@ -190,31 +166,42 @@ impl TransportStores {
     }
 }
 
+impl TransportStores {
+    fn datastore(scope: &str) -> std::result::Result<DatastoreName, String> {
+        scope
+            .parse()
+            .map_err(|e| format!("a chunk transfer names no datastore ({scope:?}): {e}"))
+    }
+}
+
 impl ChunkStore for TransportStores {
-    fn has(&self, id: &ChunkId) -> bool {
-        let Ok(s) = self.stores() else { return false };
-        s.routed(id)
-            .is_some_and(|ds| s.has(&ds, id).unwrap_or(false))
+    fn has(&self, scope: &str, id: &ChunkId) -> bool {
+        let (Ok(s), Ok(ds)) = (self.stores(), Self::datastore(scope)) else {
+            return false;
+        };
+        s.has(&ds, id).unwrap_or(false)
     }
 
-    fn verify(&self, id: &ChunkId, bytes: &[u8]) -> bool {
-        verify_stored(bytes, id).is_ok()
+    /// One hash over the bytes: the envelope's stored digest and id are checked as the chunk
+    /// is taken, then it is written.
+    fn accept(
+        &self,
+        scope: &str,
+        id: &ChunkId,
+        bytes: Vec<u8>,
+    ) -> std::result::Result<bool, String> {
+        let (s, ds) = (self.stores()?, Self::datastore(scope)?);
+        if verify_stored(&bytes, id).is_err() {
+            return Ok(false);
+        }
+        let dir = s.dir(&ds).map_err(|e| e.to_string())?;
+        dir.insert(id, &bytes)
+            .map(|_| true)
+            .map_err(|e| storing_failed(e, &ds, id).to_string())
     }
 
-    fn put(&self, id: &ChunkId, bytes: Vec<u8>) -> std::result::Result<(), String> {
-        let s = self.stores()?;
-        let ds = s
-            .routed(id)
-            .ok_or_else(|| format!("chunk {id} was not announced for any datastore"))?;
-        s.put(&ds, id, &bytes).map_err(|e| e.to_string())?;
-        Ok(())
-    }
-
-    fn get(&self, id: &ChunkId) -> std::result::Result<bytes::Bytes, String> {
-        let s = self.stores()?;
-        let ds = s
-            .routed(id)
-            .ok_or_else(|| format!("chunk {id} was not announced for any datastore"))?;
+    fn get(&self, scope: &str, id: &ChunkId) -> std::result::Result<bytes::Bytes, String> {
+        let (s, ds) = (self.stores()?, Self::datastore(scope)?);
         s.get(&ds, id).map(Into::into).map_err(|e| e.to_string())
     }
 }

@@ -6,8 +6,10 @@
 //! receiver verifies every chunk with its store's check and acknowledges it good or bad; a bad
 //! or lost chunk is resent, at most 3 attempts in all, then the transfer fails naming it.
 //!
-//! What a valid chunk is belongs to the caller ([`ChunkStore::verify`]): the transport only
-//! knows an id and bytes.
+//! What a valid chunk is belongs to the caller ([`ChunkStore::accept`], which checks and stores
+//! a chunk in one pass over its bytes): the transport only knows an id and bytes. Each transfer
+//! names its scope ([`TransferOptions::scope`], the node's datastore), which both stores see
+//! with every call, so two transfers of the same id into different datastores never mix.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,17 +32,23 @@ pub const MAX_ATTEMPTS: u32 = 3;
 /// Ids per offer; larger sets go in several rounds.
 const OFFER_BATCH: usize = 65_536;
 
-/// Where chunks come from and go to, on both ends of a transfer.
+/// Where chunks come from and go to, on both ends of a transfer. `scope` is the transfer's
+/// ([`TransferOptions::scope`]): which set of chunks it moves.
 pub trait ChunkStore: Send + Sync + 'static {
     /// Whether the chunk is held here already.
-    fn has(&self, id: &ChunkId) -> bool;
-    /// Whether `bytes` are a genuine copy of chunk `id` (checked on arrival).
-    fn verify(&self, id: &ChunkId, bytes: &[u8]) -> bool;
-    /// Stores a verified chunk.
-    fn put(&self, id: &ChunkId, bytes: Vec<u8>) -> std::result::Result<(), String>;
+    fn has(&self, scope: &str, id: &ChunkId) -> bool;
+    /// Checks that `bytes` are a genuine copy of chunk `id` and, if so, stores them (one pass
+    /// over the bytes): `Ok(true)` stored, `Ok(false)` not genuine (the sender resends it),
+    /// `Err` the store failed.
+    fn accept(
+        &self,
+        scope: &str,
+        id: &ChunkId,
+        bytes: Vec<u8>,
+    ) -> std::result::Result<bool, String>;
     /// Reads a chunk to send (as `Bytes`, so a store that holds chunks in memory hands them
     /// over without a copy).
-    fn get(&self, id: &ChunkId) -> std::result::Result<bytes::Bytes, String>;
+    fn get(&self, scope: &str, id: &ChunkId) -> std::result::Result<bytes::Bytes, String>;
 }
 
 /// A test hook that may alter a chunk's bytes on the wire: (id, bytes, attempt starting at 1).
@@ -51,6 +59,9 @@ pub type ChunkFault = Arc<dyn Fn(&ChunkId, &mut Vec<u8>, u32) + Send + Sync>;
 pub struct TransferOptions {
     /// Limit of this transfer in MiB/s (0 = unlimited); the link's limit applies too.
     pub limit_mib: u64,
+    /// Which chunks the transfer moves, as both ends' stores know them (the node's datastore
+    /// name); at most [`MAX_SCOPE`] bytes.
+    pub scope: String,
 }
 
 /// What a transfer did.
@@ -64,6 +75,36 @@ pub struct TransferReport {
     pub bytes: u64,
     /// Resends after a refused chunk.
     pub retries: u32,
+}
+
+/// The longest scope a transfer may name.
+pub const MAX_SCOPE: usize = 255;
+
+/// An offer: the scope's length (one byte), the scope, then the ids.
+fn offer_payload(scope: &str, ids: &[ChunkId]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + scope.len() + ids.len() * 32);
+    out.push(scope.len() as u8);
+    out.extend_from_slice(scope.as_bytes());
+    out.extend(ids.iter().flat_map(|id| *id.as_bytes()));
+    out
+}
+
+fn parse_offer(peer: &str, bytes: &[u8]) -> Result<(String, Vec<ChunkId>)> {
+    let bad = |detail: String| TransportError::Protocol {
+        peer: peer.to_string(),
+        detail,
+    };
+    let (&len, rest) = bytes
+        .split_first()
+        .ok_or_else(|| bad("empty chunk offer".into()))?;
+    let len = usize::from(len);
+    if rest.len() < len {
+        return Err(bad(format!("chunk offer cut inside its {len}-byte scope")));
+    }
+    let scope = std::str::from_utf8(&rest[..len])
+        .map_err(|_| bad("chunk offer's scope is not UTF-8".into()))?
+        .to_string();
+    Ok((scope, parse_ids(peer, &rest[len..])?))
 }
 
 fn ids_payload(ids: &[ChunkId]) -> Vec<u8> {
@@ -100,13 +141,24 @@ impl Transport {
         ids: &[ChunkId],
         options: &TransferOptions,
     ) -> Result<TransferReport> {
+        if options.scope.len() > MAX_SCOPE {
+            return Err(TransportError::Remote {
+                peer: "this node".into(),
+                reason: format!(
+                    "a transfer's scope is at most {MAX_SCOPE} bytes, not {}",
+                    options.scope.len()
+                ),
+            });
+        }
         let limits = [
             RateLimiter::new(options.limit_mib),
             self.link_limiter(peer.addr),
         ];
         let mut report = TransferReport::default();
         for batch in ids.chunks(OFFER_BATCH) {
-            let r = self.send_batch(peer, batch, &limits).await?;
+            let r = self
+                .send_batch(peer, &options.scope, batch, &limits)
+                .await?;
             report.offered += r.offered;
             report.wanted += r.wanted;
             report.bytes += r.bytes;
@@ -118,6 +170,7 @@ impl Transport {
     async fn send_batch(
         &self,
         peer: &Peer,
+        scope: &str,
         ids: &[ChunkId],
         limits: &[RateLimiter; 2],
     ) -> Result<TransferReport> {
@@ -135,7 +188,7 @@ impl Transport {
             Kind::Offer,
             cluster,
             epoch,
-            &ids_payload(ids),
+            &offer_payload(scope, ids),
         )
         .await?;
         let (h, payload) = read_answer(
@@ -172,14 +225,15 @@ impl Transport {
             .clone();
         let pending_total = wanted.len();
         let writer_name = name.clone();
+        let scope = scope.to_string();
         let limits = limits.clone();
         // Writer: sends queued chunks (first attempts and resends) until the reader closes the
         // queue, then says Done.
         let writer = async move {
             let mut bytes_sent = 0u64;
             while let Some((id, attempt)) = rx.recv().await {
-                let source = store.clone();
-                let mut bytes = tokio::task::spawn_blocking(move || source.get(&id))
+                let (source, scope) = (store.clone(), scope.clone());
+                let mut bytes = tokio::task::spawn_blocking(move || source.get(&scope, &id))
                     .await
                     .map_err(|e| e.to_string())
                     .and_then(|r| r)
@@ -271,10 +325,14 @@ pub(crate) async fn serve_transfer(
 ) -> Result<()> {
     let name = peer.node.to_string();
     let (cluster, epoch) = (inner.config.cluster, inner.epoch.load(Ordering::SeqCst));
-    let offered = parse_ids(&name, &payload)?;
+    let (scope, offered) = parse_offer(&name, &payload)?;
     let store = inner.store.clone();
+    let lookup = scope.clone();
     let wanted: Vec<ChunkId> = tokio::task::spawn_blocking(move || {
-        offered.into_iter().filter(|id| !store.has(id)).collect()
+        offered
+            .into_iter()
+            .filter(|id| !store.has(&lookup, id))
+            .collect()
     })
     .await
     .map_err(|e| TransportError::Remote {
@@ -299,7 +357,7 @@ pub(crate) async fn serve_transfer(
     let ack_name = name.clone();
     let acker = async move {
         while let Some(Some((id, bytes))) = rx.recv().await {
-            let store = store.clone();
+            let (store, scope) = (store.clone(), scope.clone());
             let len = bytes.len() as u64;
             let slot = slots
                 .clone()
@@ -311,11 +369,7 @@ pub(crate) async fn serve_transfer(
                 })?;
             let ok = tokio::task::spawn_blocking(move || {
                 let _slot = slot;
-                if store.verify(&id, &bytes) {
-                    store.put(&id, bytes).map(|()| true)
-                } else {
-                    Ok(false)
-                }
+                store.accept(&scope, &id, bytes)
             })
             .await
             .map_err(|e| e.to_string())

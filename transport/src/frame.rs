@@ -3,7 +3,7 @@
 //! ```text
 //! offset size field
 //!      0    4 magic "ICRP"
-//!      4    1 protocol version (1)
+//!      4    1 protocol version (2: chunk offers name their scope)
 //!      5    1 kind (see `Kind`)
 //!      6    2 reserved, zero
 //!      8   16 cluster id
@@ -22,7 +22,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 /// Bytes of a frame header.
 pub const HEADER_LEN: usize = 36;
 /// Payload limit of control frames (RPC).
@@ -196,7 +196,7 @@ mod tests {
         );
         assert!(decode_header(&h, 999).unwrap_err().contains("exceeds"));
         assert!(decode_header(&h[..10], 2000).is_err());
-        for (i, v) in [(0, b'X'), (4, 2), (5, 77), (6, 1)] {
+        for (i, v) in [(0, b'X'), (4, PROTOCOL_VERSION + 1), (4, 1), (5, 77), (6, 1)] {
             let mut bad = h;
             bad[i] = v;
             assert!(decode_header(&bad, 2000).is_err(), "byte {i}");

@@ -41,26 +41,25 @@ impl MemChunks {
 }
 
 impl ChunkStore for MemChunks {
-    fn has(&self, id: &ChunkId) -> bool {
+    fn has(&self, _scope: &str, id: &ChunkId) -> bool {
         self.chunks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .contains_key(id)
     }
 
-    fn verify(&self, id: &ChunkId, bytes: &[u8]) -> bool {
-        Sha256::digest(bytes)[..] == id.as_bytes()[..]
-    }
-
-    fn put(&self, id: &ChunkId, bytes: Vec<u8>) -> Result<(), String> {
+    fn accept(&self, _scope: &str, id: &ChunkId, bytes: Vec<u8>) -> Result<bool, String> {
+        if Sha256::digest(&bytes)[..] != id.as_bytes()[..] {
+            return Ok(false);
+        }
         self.chunks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(*id, Bytes::from(bytes));
-        Ok(())
+        Ok(true)
     }
 
-    fn get(&self, id: &ChunkId) -> Result<Bytes, String> {
+    fn get(&self, _scope: &str, id: &ChunkId) -> Result<Bytes, String> {
         self.chunks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -91,26 +90,25 @@ impl VerifyingSink {
 }
 
 impl ChunkStore for VerifyingSink {
-    fn has(&self, id: &ChunkId) -> bool {
+    fn has(&self, _scope: &str, id: &ChunkId) -> bool {
         self.ids
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .contains(id)
     }
 
-    fn verify(&self, id: &ChunkId, bytes: &[u8]) -> bool {
-        Sha256::digest(bytes)[..] == id.as_bytes()[..]
-    }
-
-    fn put(&self, id: &ChunkId, _bytes: Vec<u8>) -> Result<(), String> {
+    fn accept(&self, _scope: &str, id: &ChunkId, bytes: Vec<u8>) -> Result<bool, String> {
+        if Sha256::digest(&bytes)[..] != id.as_bytes()[..] {
+            return Ok(false);
+        }
         self.ids
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(*id);
-        Ok(())
+        Ok(true)
     }
 
-    fn get(&self, id: &ChunkId) -> Result<Bytes, String> {
+    fn get(&self, _scope: &str, id: &ChunkId) -> Result<Bytes, String> {
         Err(format!("chunk {id}: a verifying sink keeps no bytes"))
     }
 }

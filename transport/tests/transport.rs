@@ -13,10 +13,10 @@ use ironcore_transport::{
 use ironcore_types::{ChunkId, Fingerprint, NodeId};
 use sha2::{Digest, Sha256};
 
-/// Chunks in memory, named by the SHA-256 of their bytes.
+/// Chunks in memory, named by the SHA-256 of their bytes, kept apart per transfer scope.
 #[derive(Default)]
 struct MemStore {
-    chunks: Mutex<HashMap<ChunkId, Vec<u8>>>,
+    chunks: Mutex<HashMap<(String, ChunkId), Vec<u8>>>,
     /// After this many puts, refuse (simulates a receiver dying mid-transfer).
     fail_after: Mutex<Option<usize>>,
     puts: Mutex<usize>,
@@ -24,23 +24,40 @@ struct MemStore {
 
 impl MemStore {
     fn add(&self, bytes: Vec<u8>) -> ChunkId {
+        self.add_in("", bytes)
+    }
+    fn add_in(&self, scope: &str, bytes: Vec<u8>) -> ChunkId {
         let id = ChunkId::from_bytes(Sha256::digest(&bytes).into());
-        self.chunks.lock().unwrap().insert(id, bytes);
+        self.chunks
+            .lock()
+            .unwrap()
+            .insert((scope.to_string(), id), bytes);
         id
     }
     fn len(&self) -> usize {
         self.chunks.lock().unwrap().len()
     }
+    /// Whether chunk `id` is held in the default scope.
+    fn has(&self, id: &ChunkId) -> bool {
+        ChunkStore::has(self, "", id)
+    }
+    /// Chunk `id` of the default scope.
+    fn get(&self, id: &ChunkId) -> Result<bytes::Bytes, String> {
+        ChunkStore::get(self, "", id)
+    }
 }
 
 impl ChunkStore for MemStore {
-    fn has(&self, id: &ChunkId) -> bool {
-        self.chunks.lock().unwrap().contains_key(id)
+    fn has(&self, scope: &str, id: &ChunkId) -> bool {
+        self.chunks
+            .lock()
+            .unwrap()
+            .contains_key(&(scope.to_string(), *id))
     }
-    fn verify(&self, id: &ChunkId, bytes: &[u8]) -> bool {
-        Sha256::digest(bytes)[..] == id.as_bytes()[..]
-    }
-    fn put(&self, id: &ChunkId, bytes: Vec<u8>) -> Result<(), String> {
+    fn accept(&self, scope: &str, id: &ChunkId, bytes: Vec<u8>) -> Result<bool, String> {
+        if Sha256::digest(&bytes)[..] != id.as_bytes()[..] {
+            return Ok(false);
+        }
         let mut puts = self.puts.lock().unwrap();
         if let Some(limit) = *self.fail_after.lock().unwrap()
             && *puts >= limit
@@ -48,13 +65,16 @@ impl ChunkStore for MemStore {
             return Err("disk gone".into());
         }
         *puts += 1;
-        self.chunks.lock().unwrap().insert(*id, bytes);
-        Ok(())
+        self.chunks
+            .lock()
+            .unwrap()
+            .insert((scope.to_string(), *id), bytes);
+        Ok(true)
     }
-    fn get(&self, id: &ChunkId) -> Result<bytes::Bytes, String> {
+    fn get(&self, scope: &str, id: &ChunkId) -> Result<bytes::Bytes, String> {
         let chunks = self.chunks.lock().unwrap();
         chunks
-            .get(id)
+            .get(&(scope.to_string(), *id))
             .cloned()
             .map(bytes::Bytes::from)
             .ok_or_else(|| "missing".into())
@@ -456,6 +476,48 @@ async fn corrupted_chunk_is_detected_and_resent() {
     }
 }
 
+/// Two transfers of the same chunks into two scopes (a node's two datastores) at once: each
+/// scope gets every chunk, and each chunk crosses once per scope. (The node used to route
+/// chunks through one map from id to datastore, where the second transfer's route replaced
+/// the first's.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_transfers_of_one_chunk_into_two_scopes_each_land_in_their_own() {
+    let (a, b) = pair().await;
+    let ids: Vec<ChunkId> = (0..30)
+        .map(|i| {
+            a.store.add_in("store1", data(i, 20_000));
+            a.store.add_in("store2", data(i, 20_000))
+        })
+        .collect();
+    let options = |scope: &str| TransferOptions {
+        scope: scope.into(),
+        ..TransferOptions::default()
+    };
+    let (one, two) = (options("store1"), options("store2"));
+    let peer = b.peer();
+    let (r1, r2) = tokio::join!(
+        a.transport.send_chunks(&peer, &ids, &one),
+        a.transport.send_chunks(&peer, &ids, &two),
+    );
+    let (r1, r2) = (r1.unwrap(), r2.unwrap());
+    assert_eq!((r1.wanted, r2.wanted), (30, 30), "{r1:?} {r2:?}");
+    for id in &ids {
+        for scope in ["store1", "store2"] {
+            assert!(
+                ChunkStore::has(&*b.store, scope, id),
+                "{id} missing in {scope}"
+            );
+        }
+        assert!(
+            !b.store.has(id),
+            "{id} landed outside the transfers' scopes"
+        );
+    }
+    let too_long = options(&"x".repeat(256));
+    let err = a.transport.send_chunks(&b.peer(), &ids, &too_long).await;
+    assert!(err.unwrap_err().to_string().contains("at most 255 bytes"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunk_bad_on_every_attempt_fails_after_three() {
     let (a, b) = pair().await;
@@ -505,7 +567,14 @@ async fn bandwidth_limit_holds_within_ten_percent_over_ten_seconds() {
     let started = Instant::now();
     let report = a
         .transport
-        .send_chunks(&b.peer(), &ids[..120], &TransferOptions { limit_mib: 12 })
+        .send_chunks(
+            &b.peer(),
+            &ids[..120],
+            &TransferOptions {
+                limit_mib: 12,
+                ..TransferOptions::default()
+            },
+        )
         .await
         .unwrap();
     let secs = started.elapsed().as_secs_f64();
