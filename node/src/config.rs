@@ -77,10 +77,10 @@ pub struct NodeConfig {
     /// Raft election timeout bounds.
     pub election_timeout: (Duration, Duration),
     /// How long this node's running tasks count as alive without a renewal (renewed every
-    /// third of it); see [`crate::lease`].
+    /// third of it); see [`crate::cluster::lease`].
     pub task_lease: Duration,
     /// The project key, when push sync jobs may encrypt on this node (see
-    /// [`crate::project_key`]).
+    /// [`crate::sync::project_key`]).
     pub project_key: Option<ProjectKeyConfig>,
 }
 

@@ -15,13 +15,15 @@ fn subsystem(target: &str) -> &'static str {
         "raft"
     } else if target.starts_with("ironcore_transport") || target.starts_with("quinn") {
         "transport"
-    } else if target.starts_with("ironcore_node::api") || target.starts_with("ironcore_node::https")
+    } else if target.starts_with("ironcore_node::api")
+        || target.starts_with("ironcore_node::runtime::https")
     {
         "api"
     } else if target == "notify" || target.starts_with("ironcore_node::notify") {
         "notify"
-    } else if target.starts_with("ironcore_node::core")
-        || target.starts_with("ironcore_node::peer")
+    } else if target.starts_with("ironcore_node::node")
+        || target.starts_with("ironcore_node::replication")
+        || target.starts_with("ironcore_node::runtime::peer_service")
         || target.starts_with("ironcore_chunkstore")
     {
         "worker"

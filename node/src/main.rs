@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use ironcore_node::cluster_state::ClusterState;
+use ironcore_node::cluster::join::JoinToken;
+use ironcore_node::cluster::state::ClusterState;
 use ironcore_node::config::NodeConfig;
-use ironcore_node::join::JoinToken;
 use ironcore_types::records::NodeRole;
 
 #[derive(Parser)]
@@ -53,7 +53,7 @@ fn main() -> anyhow::Result<()> {
         Command::Fingerprint => {
             println!(
                 "{}",
-                ironcore_node::daemon::identity(&config)?
+                ironcore_node::cluster::identity::identity(&config)?
                     .fingerprint()
                     .to_hex()
             );
@@ -62,14 +62,16 @@ fn main() -> anyhow::Result<()> {
             if ClusterState::exists(&config.data_dir) {
                 anyhow::bail!("{} already belongs to a cluster", config.data_dir.display());
             }
-            let identity = ironcore_node::daemon::identity(&config)?;
+            let identity = ironcore_node::cluster::identity::identity(&config)?;
             let state = ClusterState {
                 version: 1,
                 cluster_id: hex::encode(rand::random::<[u8; 16]>()),
                 raft_id: rand::random::<u64>() >> 1,
                 epoch: 1,
                 bootstrap_pending: true,
-                peers: vec![ironcore_node::daemon::self_record(&config, 0, &identity)],
+                peers: vec![ironcore_node::cluster::identity::self_record(
+                    &config, 0, &identity,
+                )],
             };
             state.save(&config.data_dir)?;
             println!(
@@ -85,7 +87,7 @@ fn main() -> anyhow::Result<()> {
             } else {
                 NodeRole::Voter
             };
-            let state = rt.block_on(ironcore_node::join::join(&config, &token, role))?;
+            let state = rt.block_on(ironcore_node::cluster::join::join(&config, &token, role))?;
             println!(
                 "joined cluster {} as raft id {}; start the node with `ironcore-node --config {} run`",
                 state.cluster_id,
@@ -105,7 +107,7 @@ fn main() -> anyhow::Result<()> {
                         _ = tokio::signal::ctrl_c() => {},
                     }
                 };
-                ironcore_node::daemon::run(config, shutdown).await
+                ironcore_node::runtime::run(config, shutdown).await
             })
             .context("the node stopped with an error")?;
         }

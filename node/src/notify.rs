@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use crate::core::Node;
+use ironcore_raft::MetaView;
 
 /// Attempts per target and event.
 pub const ATTEMPTS: u32 = 3;
@@ -165,11 +165,17 @@ impl Notifier {
     }
 }
 
-/// Delivers queued events until the node is gone.
-pub async fn run(node: Weak<Node>, mut queue: mpsc::UnboundedReceiver<Event>) {
+/// Delivers queued events to the targets in `meta` until the notifier is gone.
+pub async fn run(
+    meta: MetaView,
+    notifier: Weak<Notifier>,
+    mut queue: mpsc::UnboundedReceiver<Event>,
+) {
     while let Some(event) = queue.recv().await {
-        let Some(node) = node.upgrade() else { return };
-        let targets = match node.meta().notification_targets() {
+        let Some(notifier) = notifier.upgrade() else {
+            return;
+        };
+        let targets = match meta.notification_targets() {
             Ok(t) => t,
             Err(e) => {
                 tracing::warn!(target: "notify", error = %e, "cannot read notification targets");
@@ -193,7 +199,7 @@ pub async fn run(node: Weak<Node>, mut queue: mpsc::UnboundedReceiver<Event>) {
                     format!("{}: failed: {e}", t.name)
                 }
             };
-            node.notifier.record(outcome);
+            notifier.record(outcome);
         }
     }
 }

@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use super::{ApiResult, Auth};
 use crate::NodeError;
 use crate::auth::check;
-use crate::core::Node;
-use crate::ticket;
+use crate::auth::ticket;
+use crate::node::Node;
 
 /// Body of `POST /api2/json/access/ticket`.
 #[derive(Debug, Deserialize)]

@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 use super::{ApiResult, Auth};
 use crate::NodeError;
 use crate::auth::{Caller, check, hash_secret, new_secret};
-use crate::core::Node;
-use crate::peer::PeerRequest;
+use crate::node::Node;
+use crate::protocol::PeerRequest;
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
@@ -43,7 +43,7 @@ pub(crate) async fn status(
     Auth(caller): Auth,
 ) -> ApiResult<Json<Value>> {
     check(node.meta(), &caller, "/", Privilege::Audit)?;
-    let m = node.raft.metrics();
+    let m = node.raft().metrics();
     let raft_ok = m.current_leader.is_some();
     let services: Vec<Value> = SERVICES
         .iter()
@@ -53,7 +53,7 @@ pub(crate) async fn status(
                 "api" => ("active (running)", "serving HTTPS".to_string()),
                 "worker" if raft_ok => (
                     "active (running)",
-                    format!("{} tasks running", node.tasks.running_count()),
+                    format!("{} tasks running", node.tasks().running_count()),
                 ),
                 "worker" => (
                     "degraded",
@@ -61,7 +61,7 @@ pub(crate) async fn status(
                 ),
                 "scheduler" => {
                     let jobs = node.meta().jobs().map(|j| j.len()).unwrap_or(0);
-                    if m.current_leader == Some(node.raft.id()) {
+                    if m.current_leader == Some(node.raft().id()) {
                         ("active (running)", format!("{jobs} jobs; this node (the Raft leader) runs them"))
                     } else if raft_ok {
                         ("active (standby)", format!("{jobs} jobs; the Raft leader runs them"))
@@ -78,7 +78,7 @@ pub(crate) async fn status(
                         "active (on demand)",
                         format!(
                             "{} running here; runs on `ironcore-backup {command} STORE` or a scheduled job",
-                            node.tasks.running_of(kind)
+                            node.tasks().running_of(kind)
                         ),
                     )
                 }
@@ -96,7 +96,7 @@ pub(crate) async fn status(
                         "active (on demand)",
                         format!(
                             "{jobs} sync jobs; {} running here (`ironcore-backup sync create`)",
-                            node.tasks.running_of("sync")
+                            node.tasks().running_of("sync")
                         ),
                     )
                 }
@@ -112,7 +112,7 @@ pub(crate) async fn status(
                             "active (running)",
                             format!(
                                 "{targets} targets; last delivery: {}",
-                                node.notifier.last().unwrap_or_else(|| "none yet".into())
+                                node.notifier().last().unwrap_or_else(|| "none yet".into())
                             ),
                         )
                     }
@@ -126,12 +126,12 @@ pub(crate) async fn status(
         })
         .collect();
     Ok(Json(json!({
-        "node": node.config.name.to_string(),
-        "site": node.config.site.to_string(),
+        "node": node.config().name.to_string(),
+        "site": node.config().site.to_string(),
         "version": env!("CARGO_PKG_VERSION"),
-        "fingerprint": node.fingerprint.to_hex(),
-        "uptime-secs": node.started.elapsed().as_secs(),
-        "raft": { "id": node.raft.id(), "state": format!("{:?}", m.state), "term": m.current_term,
+        "fingerprint": node.fingerprint().to_hex(),
+        "uptime-secs": node.started().elapsed().as_secs(),
+        "raft": { "id": node.raft().id(), "state": format!("{:?}", m.state), "term": m.current_term,
                   "leader": m.current_leader, "applied": m.last_applied.map(|l| l.index) },
         "services": services,
     })))
@@ -142,7 +142,7 @@ pub(crate) async fn cluster_status(
     Auth(caller): Auth,
 ) -> ApiResult<Json<Value>> {
     check(node.meta(), &caller, "/", Privilege::Audit)?;
-    let m = node.raft.metrics();
+    let m = node.raft().metrics();
     let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
     let info = node.meta().cluster()?;
     let nodes: Vec<Value> = node
@@ -195,19 +195,19 @@ pub(crate) async fn join_token(
     .await?;
     let token = format!(
         "{secret}@{}/{}",
-        node.config.api_advertise,
-        node.fingerprint.to_hex()
+        node.config().api_advertise,
+        node.fingerprint().to_hex()
     );
     Ok(Json(json!({ "token": token })))
 }
 
-pub use super::admin_types::JoinRequest;
+pub use crate::cluster::join::JoinRequest;
 
 pub(crate) async fn join(
     State(node): State<Arc<Node>>,
     Json(req): Json<JoinRequest>,
 ) -> ApiResult<Json<Value>> {
-    if node.raft.metrics().current_leader != Some(node.raft.id()) {
+    if node.raft().metrics().current_leader != Some(node.raft().id()) {
         return Err(NodeError::BadRequest(
             "this node is not the Raft leader; join through the leader (see `ironcore-backup cluster status`)".into(),
         )
@@ -241,7 +241,7 @@ pub(crate) async fn join(
             address: joiner.address.clone(),
         };
         for attempt in 1..=60 {
-            match n.raft.add_learner(joiner.id, cn.clone()).await {
+            match n.raft().add_learner(joiner.id, cn.clone()).await {
                 Ok(_) => break,
                 Err(e) => {
                     tracing::info!(node = %joiner.name, attempt, error = %e, "waiting for the joining node");
@@ -250,7 +250,7 @@ pub(crate) async fn join(
             }
         }
         if joiner.role != NodeRole::Learner {
-            if let Err(e) = n.raft.promote(joiner.id).await {
+            if let Err(e) = n.raft().promote(joiner.id).await {
                 tracing::warn!(node = %joiner.name, error = %e, "could not make the joined node a voter");
             } else {
                 tracing::info!(node = %joiner.name, "joined node is a voter");
@@ -312,7 +312,7 @@ pub(crate) async fn create_datastore(
     check(node.meta(), &caller, "/datastore", Privilege::Manage)?;
     let config = DatastoreConfig {
         name: req.name,
-        site: req.site.unwrap_or_else(|| node.config.site.clone()),
+        site: req.site.unwrap_or_else(|| node.config().site.clone()),
         path: req.path,
         copies: req.copies,
         comment: req.comment,
@@ -325,7 +325,7 @@ pub(crate) async fn create_datastore(
     )
     .await?;
     // Create the directory here now so a bad path fails loudly at once.
-    node.stores.dir(&config.name)?;
+    node.stores().dir(&config.name)?;
     Ok(Json(json!(config)))
 }
 
@@ -369,11 +369,11 @@ pub(crate) async fn task_log(
     if record.auth_id != caller.auth_id {
         check(node.meta(), &caller, "/", Privilege::Audit)?;
     }
-    if record.node != node.config.name.as_str() {
+    if record.node != node.config().name.as_str() {
         let ask = PeerRequest::TaskLog { upid: upid.clone() };
         return Ok(node.ask_task_node(&record.node, &ask).await?);
     }
-    Ok(crate::tasks::read_log(&node.tasks.log_path(&upid))?)
+    Ok(crate::tasks::read_log(&node.tasks().log_path(&upid))?)
 }
 
 pub(crate) async fn cancel_task(
@@ -392,7 +392,7 @@ pub(crate) async fn cancel_task(
     if record.state != TaskState::Running {
         return Err(NodeError::BadRequest(format!("task {upid} is not running")).into());
     }
-    if record.node == node.config.name.as_str() {
+    if record.node == node.config().name.as_str() {
         if !node.cancel_local(&upid, &caller.auth_id).await {
             return Err(
                 NodeError::NotFound(format!("task {upid} is not running on this node")).into(),
@@ -443,7 +443,7 @@ pub(crate) async fn create_user(
             password_hash: req
                 .password
                 .as_deref()
-                .map(crate::ticket::hash_password)
+                .map(crate::auth::ticket::hash_password)
                 .transpose()?,
             enabled: true,
             comment: req.comment,
@@ -561,7 +561,7 @@ pub(crate) async fn audit(
 /// Body of `POST /api2/json/cluster/membership`.
 #[derive(Debug, Deserialize)]
 pub struct MembershipRequest {
-    op: crate::membership::MembershipOp,
+    op: crate::protocol::MembershipOp,
     node: String,
 }
 
@@ -571,9 +571,10 @@ pub(crate) async fn membership(
     Json(req): Json<MembershipRequest>,
 ) -> ApiResult<Json<Value>> {
     check(node.meta(), &caller, "/", Privilege::Manage)?;
-    node.raft.linearize().await?;
-    let target = crate::membership::member(&node, &req.node)?;
-    let what = crate::membership::change(&node, &caller.auth_id, req.op, target.id).await?;
+    node.raft().linearize().await?;
+    let target = crate::cluster::membership::member(&node, &req.node)?;
+    let what =
+        crate::cluster::membership::change(&node, &caller.auth_id, req.op, target.id).await?;
     Ok(Json(
         json!({ "node": target.name, "op": req.op, "result": what }),
     ))

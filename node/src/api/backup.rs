@@ -25,7 +25,8 @@ use serde_json::{Value, json};
 use super::{ApiResult, Auth};
 use crate::NodeError;
 use crate::auth::{check, check_group, datastore_path};
-use crate::core::{BackupSession, Node};
+use crate::node::{BackupSession, Node};
+use crate::replication::{fetch, replicate};
 
 /// `POST /api2/json/backup`.
 #[derive(Debug, Deserialize)]
@@ -88,11 +89,13 @@ pub(crate) async fn start(
         group
     );
     // A running backup of a node that lost its lease (or left) is ended here, not waited for.
-    let busy = !crate::lease::live_tasks(&node, |t| t.kind == "backup" && t.worker_id == worker_id)
-        .await?
-        .is_empty()
+    let busy = !crate::cluster::lease::live_tasks(&node, |t| {
+        t.kind == "backup" && t.worker_id == worker_id
+    })
+    .await?
+    .is_empty()
         || node
-            .sessions
+            .sessions()
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .values()
@@ -107,7 +110,7 @@ pub(crate) async fn start(
         return Err(NodeError::BadRequest(format!("snapshot {snapshot} already exists")).into());
     }
     let (task, upid) =
-        crate::tasks::start_recorded(&node, "backup", &worker_id, &caller.auth_id).await?;
+        crate::node::work::start_recorded(&node, "backup", &worker_id, &caller.auth_id).await?;
     let session = Arc::new(BackupSession {
         task,
         datastore: req.store,
@@ -116,7 +119,7 @@ pub(crate) async fn start(
         admin_override,
         last_seen: std::sync::Mutex::new(std::time::Instant::now()),
     });
-    node.sessions
+    node.sessions()
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .insert(upid.clone(), session);
@@ -129,7 +132,7 @@ fn session(
     upid: &str,
 ) -> Result<Arc<BackupSession>, NodeError> {
     let s = node
-        .sessions
+        .sessions()
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .get(upid)
@@ -143,7 +146,7 @@ fn session(
     }
     if s.task.check().is_err() {
         // Cancelled: the client hears `task cancelled` once, then the session is gone.
-        node.sessions
+        node.sessions()
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(upid);
@@ -165,7 +168,7 @@ pub(crate) async fn has_chunk(
 ) -> ApiResult<StatusCode> {
     let s = session(&node, &caller, &upid)?;
     let id = chunk_id(&id)?;
-    Ok(if node.stores.has(&s.datastore, &id)? {
+    Ok(if node.stores().has(&s.datastore, &id)? {
         StatusCode::OK
     } else {
         StatusCode::NOT_FOUND
@@ -190,7 +193,7 @@ pub(crate) async fn known(
         .iter()
         .map(|i| chunk_id(i))
         .collect::<Result<Vec<_>, _>>()?;
-    let (stores, ds) = (node.stores.clone(), s.datastore.clone());
+    let (stores, ds) = (node.stores().clone(), s.datastore.clone());
     let asked = ids.clone();
     let mut present = tokio::task::spawn_blocking(move || stores.has_many(&ds, &asked))
         .await
@@ -199,7 +202,7 @@ pub(crate) async fn known(
     // too (the commit pulls them here before it replicates).
     let absent: Vec<usize> = (0..ids.len()).filter(|i| !present[*i]).collect();
     let absent_ids: Vec<ChunkId> = absent.iter().map(|i| ids[*i]).collect();
-    let elsewhere = node.held_elsewhere(&s.datastore, &absent_ids).await?;
+    let elsewhere = fetch::held_elsewhere(&node, &s.datastore, &absent_ids).await?;
     for (i, held) in absent.into_iter().zip(elsewhere) {
         present[i] = held;
     }
@@ -216,7 +219,7 @@ pub(crate) async fn upload(
     let s = session(&node, &caller, &upid)?;
     let id = chunk_id(&id)?;
     let (check, buf) = receive_chunk(&headers, body).await?;
-    let stores = node.stores.clone();
+    let stores = node.stores().clone();
     let ds = s.datastore.clone();
     let inserted = tokio::task::spawn_blocking(move || stores.put_received(&ds, &id, check, buf))
         .await
@@ -279,7 +282,7 @@ pub(crate) async fn finish(
     let s = session(&node, &caller, &upid)?;
     // From here the session is committing: out of the idle reaper's reach (a large commit
     // may replicate for long); cancel still reaches it through its task.
-    node.sessions
+    node.sessions()
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .remove(&upid);
@@ -289,7 +292,7 @@ pub(crate) async fn finish(
         Err(NodeError::Cancelled) => TaskState::Error("task cancelled".into()),
         Err(e) => TaskState::Error(e.to_string()),
     };
-    let record = node.tasks.finish(&s.task, state);
+    let record = node.tasks().finish(&s.task, state);
     node.record_task(record).await;
     let entry = result?;
     Ok(Json(json!({
@@ -320,11 +323,11 @@ async fn commit(
     let (ids, absent) = tokio::task::spawn_blocking(move || -> Result<_, NodeError> {
         let (mut ids, mut absent) = (Vec::new(), Vec::new());
         for f in &files {
-            let raw = n.stores.get(&ds, &f.index)?;
+            let raw = n.stores().get(&ds, &f.index)?;
             let index = ArchiveIndex::decode(f.kind, &decode_chunk(&raw, &f.index, None)?)?;
             ids.push(f.index);
             let chunks: Vec<ChunkId> = index.chunk_ids().collect();
-            let held = n.stores.has_many(&ds, &chunks)?;
+            let held = n.stores().has_many(&ds, &chunks)?;
             absent.extend(
                 chunks
                     .iter()
@@ -347,20 +350,20 @@ async fn commit(
             "{} chunks are held by other nodes; pulling them here",
             absent.len()
         ));
-        if let Some(id) = node.pull(&s.datastore, &absent).await?.first() {
+        if let Some(id) = fetch::pull(node, &s.datastore, &absent).await?.first() {
             return Err(NodeError::ChunkNotFound(format!(
                 "{id} was never uploaded and no other node holds it; the backup is incomplete — run it again"
             )));
         }
     }
     let (n, ds) = (node.clone(), s.datastore.clone());
-    tokio::task::spawn_blocking(move || n.stores.sync(&ds))
+    tokio::task::spawn_blocking(move || n.stores().sync(&ds))
         .await
         .map_err(NodeError::join("a chunk store call"))??;
     s.task
         .log(&format!("{} chunks referenced; replicating", ids.len()));
     s.task.check()?;
-    let nodes = node.replicate(&s.datastore, &ids).await?;
+    let nodes = replicate::replicate(node, &s.datastore, &ids).await?;
     s.task.check()?;
     let entry = SnapshotEntry {
         datastore: s.datastore.clone(),

@@ -14,10 +14,12 @@ use serde_json::{Value, json};
 
 use super::{ApiResult, Auth};
 use crate::auth::{Caller, check, datastore_path};
-use crate::core::Node;
-use crate::jobs::{JobOutput, LocalJob, run_on};
+use crate::maintenance::jobs::run_on;
+use crate::node::Node;
+use crate::node::work;
 use crate::notify::NotifyMode;
-use crate::{NodeError, gc, tasks, verify};
+use crate::protocol::{JobOutput, LocalJob};
+use crate::{NodeError, maintenance::gc, maintenance::verify};
 
 fn datastore(node: &Node, store: &DatastoreName) -> Result<DatastoreConfig, NodeError> {
     node.meta().datastore(store)?.ok_or_else(|| {
@@ -41,7 +43,7 @@ async fn admit(
         &datastore_path(store, &Namespace::root()),
         p,
     )?;
-    node.raft.linearize().await?;
+    node.raft().linearize().await?;
     datastore(node, store)
 }
 
@@ -123,13 +125,13 @@ pub(crate) async fn gc_start(
     let mode = notify_mode(req.notification_mode.as_deref())?;
     not_running(&node, "garbage_collection", &store, "garbage collection")?;
     let ds = store.clone();
-    let upid = tasks::spawn(
+    let upid = work::spawn(
         &node,
         "garbage_collection",
         store.as_str(),
         &caller.auth_id,
         move |node, task| async move {
-            node.notifier.set_mode(&upid_of(&task), mode);
+            node.notifier().set_mode(&upid_of(&task), mode);
             gc::run(&node, &task, &ds, grace).await
         },
     )
@@ -147,13 +149,13 @@ pub(crate) async fn verify_start(
     let mode = notify_mode(q.notification_mode.as_deref())?;
     not_running(&node, "verify", &store, "verification")?;
     let (ds, actor) = (store.clone(), caller.auth_id.clone());
-    let upid = tasks::spawn(
+    let upid = work::spawn(
         &node,
         "verify",
         store.as_str(),
         &caller.auth_id,
         move |node, task| async move {
-            node.notifier.set_mode(&upid_of(&task), mode);
+            node.notifier().set_mode(&upid_of(&task), mode);
             verify::run(&node, &task, &ds, &actor).await
         },
     )

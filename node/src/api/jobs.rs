@@ -15,9 +15,9 @@ use super::backup::parse_ns;
 use super::{ApiResult, Auth};
 use crate::NodeError;
 use crate::auth::{check, datastore_path};
-use crate::core::Node;
-use crate::gc::time;
-use crate::schedule::Schedule;
+use crate::maintenance::gc::time;
+use crate::node::Node;
+use crate::scheduler::schedule::Schedule;
 
 fn view(job: &JobRecord) -> Value {
     let next = job
@@ -273,7 +273,7 @@ pub(crate) async fn sync_diff(
         ))
     })?;
     let api = crate::sync::client(&remote)?;
-    node.raft.linearize().await?;
+    node.raft().linearize().await?;
     let theirs = crate::sync::remote_snapshots(&api, &q.remote, &q.remote_store).await?;
     let ours = crate::sync::local_snapshots(&node, &q.store)?;
     let d = crate::sync::diff(&theirs, &ours, &filters);

@@ -1,4 +1,4 @@
-//! Pruning a group (with a dry run; see [`crate::prune`]), protecting snapshots, and
+//! Pruning a group (with a dry run; see [`crate::maintenance::prune`]), protecting snapshots, and
 //! namespaces.
 
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use super::reader::{Which, snapshot_ref};
 use super::{ApiResult, Auth};
 use crate::NodeError;
 use crate::auth::{check, check_group, datastore_path};
-use crate::core::Node;
+use crate::node::Node;
 
 /// `POST /api2/json/datastore/{store}/prune`.
 #[derive(Debug, Deserialize)]
@@ -44,9 +44,9 @@ pub(crate) async fn prune(
         .group
         .parse()
         .map_err(|e: ironcore_types::ParseError| NodeError::BadRequest(e.to_string()))?;
-    node.raft.linearize().await?;
+    node.raft().linearize().await?;
     check_group(node.meta(), &caller, &store, &ns, &group, Privilege::Modify)?;
-    let plan = crate::prune::prune_group(
+    let plan = crate::maintenance::prune::prune_group(
         &node,
         &caller.auth_id,
         &store,

@@ -10,7 +10,7 @@ use ironcore_types::Privilege;
 
 use super::{ApiResult, Auth};
 use crate::auth::check;
-use crate::core::Node;
+use crate::node::Node;
 
 fn gauge(out: &mut String, name: &str, help: &str, samples: &[(String, f64)]) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
@@ -24,10 +24,11 @@ pub(crate) async fn metrics(
     Auth(caller): Auth,
 ) -> ApiResult<impl IntoResponse> {
     check(node.meta(), &caller, "/", Privilege::Audit)?;
-    let m = node.raft.metrics();
+    let m = node.raft().metrics();
     let labels = format!(
         "{{node=\"{}\",site=\"{}\"}}",
-        node.config.name, node.config.site
+        node.config().name,
+        node.config().site
     );
     let one = |v: f64| vec![(labels.clone(), v)];
     let mut out = String::new();
@@ -41,7 +42,7 @@ pub(crate) async fn metrics(
         &mut out,
         "ironcore_uptime_seconds",
         "Seconds since the node started",
-        &one(node.started.elapsed().as_secs_f64()),
+        &one(node.started().elapsed().as_secs_f64()),
     );
     gauge(
         &mut out,
@@ -54,7 +55,7 @@ pub(crate) async fn metrics(
         "ironcore_raft_is_leader",
         "1 if this node leads",
         &one(f64::from(u8::from(
-            m.current_leader == Some(node.raft.id()),
+            m.current_leader == Some(node.raft().id()),
         ))),
     );
     gauge(
@@ -73,10 +74,10 @@ pub(crate) async fn metrics(
         &mut out,
         "ironcore_tasks_running",
         "Tasks running on this node",
-        &one(node.tasks.running_count() as f64),
+        &one(node.tasks().running_count() as f64),
     );
     let sessions = node
-        .sessions
+        .sessions()
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .len();

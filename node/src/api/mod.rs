@@ -4,7 +4,6 @@
 
 mod access;
 mod admin;
-pub mod admin_types;
 mod backup;
 mod datastore_ops;
 mod jobs;
@@ -26,7 +25,7 @@ use serde_json::json;
 
 use crate::NodeError;
 use crate::auth::{Caller, authenticate};
-use crate::core::Node;
+use crate::node::Node;
 
 /// An error answered as `{"error": "..."}` with its status.
 #[derive(Debug)]

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::{ApiResult, Auth};
 use crate::NodeError;
 use crate::auth::check;
-use crate::core::Node;
+use crate::node::Node;
 use crate::notify::{Event, deliver_to};
 
 /// The ACL path that guards notification settings.
@@ -152,9 +152,10 @@ pub(crate) async fn test(
         severity: Severity::Info,
         title: format!(
             "test notification from {} (asked by {})",
-            node.config.name, caller.auth_id
+            node.config().name,
+            caller.auth_id
         ),
-        fields: json!({ "event": "test", "node": node.config.name.to_string() }),
+        fields: json!({ "event": "test", "node": node.config().name.to_string() }),
         mode: crate::notify::NotifyMode::Always,
     };
     let status = tokio::time::timeout(

@@ -16,7 +16,8 @@ use super::backup::parse_ns;
 use super::{ApiResult, Auth};
 use crate::NodeError;
 use crate::auth::{check, check_group, datastore_path};
-use crate::core::Node;
+use crate::node::Node;
+use crate::replication::fetch;
 
 /// Which snapshot (query of `GET/DELETE …/snapshot`).
 #[derive(Debug, Deserialize)]
@@ -59,7 +60,7 @@ pub(crate) async fn snapshots(
     Auth(caller): Auth,
     Path(store): Path<DatastoreName>,
 ) -> ApiResult<Json<Value>> {
-    node.raft.linearize().await?;
+    node.raft().linearize().await?;
     let meta = node.meta();
     let mut out = Vec::new();
     for e in meta.snapshots(&store)? {
@@ -96,7 +97,7 @@ pub(crate) async fn snapshot(
     Query(w): Query<Which>,
 ) -> ApiResult<Json<Value>> {
     let s = snapshot_ref(&w)?;
-    node.raft.linearize().await?;
+    node.raft().linearize().await?;
     let meta = node.meta();
     check_group(meta, &caller, &store, &s.ns, &s.group, Privilege::Read)?;
     let e = meta
@@ -144,7 +145,7 @@ pub(crate) async fn chunk(
     let id: ChunkId = id
         .parse()
         .map_err(|e: ironcore_types::ParseError| NodeError::BadRequest(e.to_string()))?;
-    let bytes = node.fetch(&store, &id).await?;
+    let bytes = fetch::fetch(&node, &store, &id).await?;
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
         bytes,

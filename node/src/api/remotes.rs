@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use super::{ApiResult, Auth};
 use crate::NodeError;
 use crate::auth::check;
-use crate::core::Node;
+use crate::node::Node;
 
 fn view(r: &RemoteRecord) -> Value {
     json!({

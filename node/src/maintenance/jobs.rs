@@ -12,95 +12,15 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use ironcore_chunkstore::{ChunkCheck, DirUsage, SweepReport};
+use ironcore_chunkstore::ChunkCheck;
 use ironcore_types::records::NodeRecord;
-use ironcore_types::{ChunkId, DatastoreName};
-use serde::{Deserialize, Serialize};
 
-use crate::core::Node;
-use crate::mark::mark;
-use crate::peer::{self, PeerRequest, PeerResponse};
+use crate::maintenance::mark::mark;
+use crate::node::Node;
+use crate::protocol::{
+    self, CopyState, DirInfo, JobOutput, JobStatus, LocalJob, PeerRequest, PeerResponse,
+};
 use crate::{NodeError, Result};
-
-/// What a node is asked to do with its chunk directory of `datastore`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum LocalJob {
-    /// Mark what the datastore's snapshots reference (from this node's Raft state) and delete
-    /// the other chunks last touched before `cutoff` (epoch seconds).
-    Sweep {
-        /// The datastore.
-        datastore: DatastoreName,
-        /// Nothing touched at or after this is deleted.
-        cutoff: i64,
-    },
-    /// Check these chunks; damaged ones are moved aside.
-    Check {
-        /// The datastore.
-        datastore: DatastoreName,
-        /// The chunks.
-        ids: Vec<ChunkId>,
-    },
-    /// Probe the directory (write, sync, read back) and, with `usage`, count what it holds.
-    Inspect {
-        /// The datastore.
-        datastore: DatastoreName,
-        /// Also walk the directory and read the file system's usage.
-        usage: bool,
-    },
-}
-
-/// One chunk's state on one node, as [`LocalJob::Check`] answers it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum CopyState {
-    /// Not on this node.
-    Missing,
-    /// Intact.
-    Intact,
-    /// Damaged; moved aside.
-    Damaged,
-}
-
-/// A node's directory as [`LocalJob::Inspect`] saw it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct DirInfo {
-    /// The directory.
-    pub path: String,
-    /// Whether the probe succeeded.
-    pub online: bool,
-    /// Why not.
-    pub error: Option<String>,
-    /// What it holds (when asked and online).
-    pub usage: Option<DirUsage>,
-}
-
-/// What a job produced.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum JobOutput {
-    /// The sweep's report and how many chunks were referenced.
-    Swept {
-        /// Distinct chunks the snapshots reference.
-        referenced: u64,
-        /// What the sweep did.
-        report: SweepReport,
-    },
-    /// One state per id asked, in order.
-    Checked(Vec<CopyState>),
-    /// The directory.
-    Inspected(DirInfo),
-}
-
-/// Where a job is.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum JobStatus {
-    /// Still running.
-    Running,
-    /// Finished.
-    Done(JobOutput),
-    /// Failed, with why.
-    Failed(String),
-    /// No such job (the node restarted, or it was already collected).
-    Unknown,
-}
 
 /// Finished results are dropped when nobody polls them for this long.
 const KEEP_RESULTS: Duration = Duration::from_secs(3600);
@@ -118,17 +38,17 @@ pub struct Jobs {
 
 impl Jobs {
     /// Starts `job` in the background; returns its id for [`Jobs::poll`].
-    pub fn start(&self, node: Arc<Node>, job: LocalJob) -> u64 {
+    pub fn start(self: &Arc<Self>, node: Arc<Node>, job: LocalJob) -> u64 {
         let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
             slots.retain(|_, (at, r)| r.is_none() || at.elapsed() < KEEP_RESULTS);
             slots.insert(id, (Instant::now(), None));
         }
+        let jobs = self.clone();
         tokio::spawn(async move {
             let out = run_job(&node, job).await.map_err(|e| e.to_string());
-            node.jobs
-                .slots
+            jobs.slots
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(id, (Instant::now(), Some(out)));
@@ -153,7 +73,7 @@ impl Jobs {
 
 /// Runs `job` on this node.
 pub async fn run_job(node: &Arc<Node>, job: LocalJob) -> Result<JobOutput> {
-    node.raft.linearize().await?;
+    node.raft().linearize().await?;
     match job {
         LocalJob::Sweep { datastore, cutoff } => {
             let marked = mark(node, &datastore).await?;
@@ -164,7 +84,7 @@ pub async fn run_job(node: &Arc<Node>, job: LocalJob) -> Result<JobOutput> {
                 )));
             }
             let referenced = marked.all();
-            let dir = node.stores.dir(&datastore)?;
+            let dir = node.stores().dir(&datastore)?;
             let report = tokio::task::spawn_blocking(move || {
                 dir.sweep(&referenced, cutoff, &mut |_, _| {})
                     .map(|r| (referenced.len() as u64, r))
@@ -178,7 +98,7 @@ pub async fn run_job(node: &Arc<Node>, job: LocalJob) -> Result<JobOutput> {
             })
         }
         LocalJob::Check { datastore, ids } => {
-            let dir = node.stores.dir(&datastore)?;
+            let dir = node.stores().dir(&datastore)?;
             let states = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<CopyState>> {
                 let mut out = Vec::with_capacity(ids.len());
                 for id in &ids {
@@ -200,8 +120,8 @@ pub async fn run_job(node: &Arc<Node>, job: LocalJob) -> Result<JobOutput> {
             Ok(JobOutput::Checked(states))
         }
         LocalJob::Inspect { datastore, usage } => {
-            let path = node.stores.path_of(&datastore)?;
-            let dir = node.stores.dir(&datastore);
+            let path = node.stores().path_of(&datastore)?;
+            let dir = node.stores().dir(&datastore);
             let info = tokio::task::spawn_blocking(move || {
                 let dir = match dir {
                     Ok(d) => d,
@@ -235,13 +155,13 @@ pub async fn run_job(node: &Arc<Node>, job: LocalJob) -> Result<JobOutput> {
 
 /// Runs `job` on `target` (directly when it is this node) and waits for its output.
 pub async fn run_on(node: &Arc<Node>, target: &NodeRecord, job: LocalJob) -> Result<JobOutput> {
-    if target.id == node.raft.id() {
+    if target.id == node.raft().id() {
         return run_job(node, job).await;
     }
     let call = |req: PeerRequest| async move {
-        let bytes = peer::encode(&req).map_err(NodeError::Internal)?;
-        let answer = node.raft.call_service(target.id, &bytes).await?;
-        peer::decode::<PeerResponse>(&answer).map_err(|detail| NodeError::BadPeerAnswer {
+        let bytes = protocol::encode(&req).map_err(NodeError::Internal)?;
+        let answer = node.raft().call_service(target.id, &bytes).await?;
+        protocol::decode::<PeerResponse>(&answer).map_err(|detail| NodeError::BadPeerAnswer {
             node: target.name.clone(),
             detail,
         })

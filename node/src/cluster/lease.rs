@@ -19,7 +19,7 @@ use ironcore_types::AuthId;
 use ironcore_types::records::{TaskRecord, TaskState};
 
 use crate::Result;
-use crate::core::Node;
+use crate::node::Node;
 
 /// Who renewals and fencing are recorded as.
 fn system() -> AuthId {
@@ -69,7 +69,7 @@ pub async fn live_tasks(
         if task.state != TaskState::Running || !keep(&task) {
             continue;
         }
-        let local = node.tasks.get(&task.upid).is_some();
+        let local = node.tasks().get(&task.upid).is_some();
         let reason = if local {
             None
         } else {
@@ -85,7 +85,7 @@ pub async fn live_tasks(
                 match node.propose(&system(), MetaCommand::RecordTask(task)).await {
                     Ok(()) => {
                         if let Some(event) = event {
-                            node.notifier.send(event);
+                            node.notifier().send(event);
                         }
                     }
                     // Ended meanwhile (committed or closed by its node): look again next time.
@@ -106,13 +106,13 @@ pub async fn run(node: std::sync::Weak<Node>, lease: Duration) {
         let Some(node) = node.upgrade() else { return };
         let until = chrono::Utc::now().timestamp() + lease.as_secs() as i64;
         let renew = MetaCommand::RenewLease {
-            node: node.config.name.to_string(),
+            node: node.config().name.to_string(),
             until,
         };
         if let Err(e) = node.propose(&system(), renew).await {
             tracing::warn!(error = %e, "could not renew this node's task lease");
         }
-        if node.raft.metrics().current_leader == Some(node.raft.id())
+        if node.raft().metrics().current_leader == Some(node.raft().id())
             && let Err(e) = live_tasks(&node, |_| true).await
         {
             tracing::warn!(error = %e, "could not end abandoned tasks");

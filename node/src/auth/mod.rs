@@ -1,6 +1,8 @@
 //! Who is calling, and what they may do: API tokens checked against Raft, rights = the token's
 //! own ACL ∩ its user's ACL (a user's own calls use the user's ACL).
 
+pub mod ticket;
+
 use ironcore_raft::MetaView;
 use ironcore_types::{AuthId, DatastoreName, Namespace, OwnerScope, Privilege};
 use sha2::{Digest, Sha256};
@@ -34,12 +36,12 @@ pub fn authenticate(meta: &MetaView, header: Option<&str>, now: i64) -> Result<C
             "send `Authorization: {TOKEN_SCHEME} USER@REALM!TOKEN:SECRET` (the CLI reads IRONCORE_TOKEN) or a login ticket (`ironcore-backup login`)"
         ))
     })?;
-    if let Some(ticket) = header.strip_prefix(crate::ticket::TICKET_SCHEME) {
+    if let Some(ticket) = header.strip_prefix(crate::auth::ticket::TICKET_SCHEME) {
         let key = meta
             .cluster()?
             .map(|c| hex::decode(c.ticket_key).unwrap_or_default())
             .unwrap_or_default();
-        let user = crate::ticket::check(&key, ticket.trim(), now)?;
+        let user = crate::auth::ticket::check(&key, ticket.trim(), now)?;
         let record = meta
             .user(&user)?
             .ok_or_else(|| NodeError::Unauthenticated(format!("user {user} no longer exists")))?;
@@ -56,7 +58,7 @@ pub fn authenticate(meta: &MetaView, header: Option<&str>, now: i64) -> Result<C
         .ok_or_else(|| {
             NodeError::Unauthenticated(format!(
                 "use the {TOKEN_SCHEME} or {} scheme",
-                crate::ticket::TICKET_SCHEME
+                crate::auth::ticket::TICKET_SCHEME
             ))
         })?;
     let (id, secret) = value

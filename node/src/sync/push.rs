@@ -4,7 +4,7 @@
 //! nothing half-sent is ever committed there.
 //!
 //! With "Encrypt on push" (a job created with `--encrypt`), an unencrypted snapshot is
-//! re-encrypted on the way under the project key ([`crate::project_key`]): every chunk is
+//! re-encrypted on the way under the project key ([`crate::sync::project_key`]): every chunk is
 //! opened, checked, encrypted under its keyed id and sent if the remote lacks that id; the
 //! indexes are renamed to match and the manifest is signed with the key. The snapshot here
 //! stays as it is. A snapshot already encrypted (by its client) is sent unchanged.
@@ -19,9 +19,10 @@ use ironcore_transport::limit::RateLimiter;
 use ironcore_types::{ChunkId, DatastoreName, SnapshotRef};
 use serde_json::{Value, json};
 
-use crate::core::Node;
-use crate::mark::load_index;
-use crate::project_key::Reencryptor;
+use crate::node::Node;
+use crate::replication::fetch;
+use crate::replication::index::load_index;
+use crate::sync::project_key::Reencryptor;
 use crate::sync::remote_err;
 use crate::tasks::RunningTask;
 use crate::{NodeError, Result};
@@ -249,7 +250,7 @@ async fn send_as_stored(
     send.extend(session.lacking(&data).await?);
     for id in &send {
         task.check()?;
-        pushed.bytes += session.put(id, node.fetch(ds, id).await?).await?;
+        pushed.bytes += session.put(id, fetch::fetch(node, ds, id).await?).await?;
         pushed.sent += 1;
     }
     session.finish(manifest_bytes).await?;
@@ -280,7 +281,7 @@ async fn send_encrypted(
             task.check()?;
             let mut stored = Vec::with_capacity(batch.len());
             for id in batch {
-                stored.push((*id, node.fetch(ds, id).await?));
+                stored.push((*id, fetch::fetch(node, ds, id).await?));
             }
             let k = key.clone();
             let done = tokio::task::spawn_blocking(move || {

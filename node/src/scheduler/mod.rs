@@ -5,15 +5,18 @@
 //! same or an earlier time, so a leader change can never run a job twice. Missed runs (the
 //! cluster was down) collapse into one. A run is a normal task of the job's owner.
 
+pub mod schedule;
+
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use ironcore_raft::MetaCommand;
 use ironcore_types::records::{JobKind, JobRecord, TaskState};
 
-use crate::core::Node;
-use crate::schedule::Schedule;
-use crate::{gc, prune, tasks, verify};
+use crate::node::Node;
+use crate::node::work;
+use crate::scheduler::schedule::Schedule;
+use crate::{maintenance::gc, maintenance::prune, maintenance::verify};
 
 /// How often the leader looks for due jobs.
 pub const TICK: Duration = Duration::from_secs(1);
@@ -43,7 +46,7 @@ pub async fn run(node: Weak<Node>) {
     loop {
         tokio::time::sleep(TICK).await;
         let Some(node) = node.upgrade() else { return };
-        if node.raft.metrics().current_leader != Some(node.raft.id()) {
+        if node.raft().metrics().current_leader != Some(node.raft().id()) {
             continue;
         }
         if let Err(e) = tick(&node).await {
@@ -91,7 +94,7 @@ pub async fn start(node: &Arc<Node>, job: &JobRecord) -> crate::Result<String> {
         JobKind::Sync { .. } => "sync",
     };
     let run = job.clone();
-    tasks::spawn(
+    work::spawn(
         node,
         kind,
         job.datastore.as_str(),

@@ -18,13 +18,15 @@ use std::sync::Arc;
 
 use futures_util::future::join_all;
 use ironcore_raft::MetaCommand;
-use ironcore_types::records::{TaskState, VerifyStatus};
+use ironcore_types::records::{NodeRecord, TaskState, VerifyStatus};
 use ironcore_types::{AuthId, ChunkId, DatastoreName};
 
 use crate::Result;
-use crate::core::Node;
-use crate::jobs::{CopyState, JobOutput, LocalJob, run_on};
-use crate::mark::mark;
+use crate::maintenance::jobs::run_on;
+use crate::maintenance::mark::{Marked, mark};
+use crate::node::Node;
+use crate::protocol::{CopyState, JobOutput, LocalJob};
+use crate::replication::{fetch, replicate};
 use crate::tasks::RunningTask;
 
 /// Chunks per check request (32 bytes each on the wire).
@@ -39,7 +41,7 @@ pub async fn run(
     ds: &DatastoreName,
     actor: &AuthId,
 ) -> Result<TaskState> {
-    node.raft.linearize().await?;
+    node.raft().linearize().await?;
     let marked = mark(node, ds).await?;
     let mut unique: Vec<ChunkId> = marked.all().into_iter().collect();
     unique.sort_unstable();
@@ -52,6 +54,94 @@ pub async fn run(
         unique.len(),
         nodes.len()
     ));
+    let Census {
+        intact,
+        damaged,
+        silent,
+    } = census(node, task, ds, &nodes, &unique).await?;
+    let lost: HashSet<ChunkId> = unique
+        .iter()
+        .zip(&intact)
+        .filter(|(_, n)| **n == 0)
+        .map(|(id, _)| *id)
+        .collect();
+    let short: Vec<ChunkId> = unique
+        .iter()
+        .zip(&intact)
+        .filter(|(_, n)| **n > 0 && **n < wanted)
+        .map(|(id, _)| *id)
+        .collect();
+    let complete = silent.is_empty();
+    let mut repaired = 0usize;
+    if complete && !short.is_empty() {
+        task.log(&format!(
+            "{} chunks have fewer than {wanted} intact copies; repairing",
+            short.len()
+        ));
+        for batch in short.chunks(REPAIR_BATCH) {
+            task.check()?;
+            for id in batch {
+                fetch::fetch(node, ds, id).await?;
+            }
+            replicate::replicate(node, ds, batch).await?;
+            repaired += batch.len();
+        }
+        task.log(&format!("repaired {repaired} chunks"));
+    } else if !short.is_empty() {
+        task.log(&format!(
+            "{} chunks have fewer than {wanted} intact copies on the nodes that answered; \
+             not repaired while {} cannot be checked",
+            short.len(),
+            silent.join(", ")
+        ));
+    }
+    for id in &lost {
+        let msg = if complete {
+            format!("chunk not found: {id} has no intact copy on any node")
+        } else {
+            format!("chunk {id} has no intact copy on the nodes that answered; not judged")
+        };
+        task.log(&msg);
+    }
+    let failed = record_verdicts(node, task, ds, actor, &marked, &lost, complete).await;
+    task.log(&format!(
+        "checked {} chunks: {} lost, {damaged} corrupt copies, {repaired} repaired; {} snapshots failed",
+        unique.len(),
+        lost.len(),
+        failed.len()
+    ));
+    Ok(if !failed.is_empty() {
+        TaskState::Error(format!(
+            "verification failed: {} snapshots have missing or unreadable chunks ({}); \
+             restore them from the Backup site or forget them",
+            failed.len(),
+            failed.join(", ")
+        ))
+    } else if !complete || damaged > 0 || !lost.is_empty() {
+        TaskState::Warnings((damaged as usize + silent.len() + lost.len()) as u32)
+    } else {
+        TaskState::Ok
+    })
+}
+
+/// What the storage nodes said of each chunk's copies.
+struct Census {
+    /// Intact copies per chunk (in the order asked).
+    intact: Vec<usize>,
+    /// Damaged copies found (and moved aside).
+    damaged: u64,
+    /// Nodes that did not answer.
+    silent: Vec<String>,
+}
+
+/// Asks every storage node to check its copies of `unique`, a batch at a time.
+async fn census(
+    node: &Arc<Node>,
+    task: &RunningTask,
+    ds: &DatastoreName,
+    nodes: &[NodeRecord],
+    unique: &[ChunkId],
+) -> Result<Census> {
     let mut intact = vec![0usize; unique.len()];
     let mut damaged = 0u64;
     let mut silent: Vec<String> = Vec::new();
@@ -96,50 +186,24 @@ pub async fn run(
             }
         }
     }
-    let lost: HashSet<ChunkId> = unique
-        .iter()
-        .zip(&intact)
-        .filter(|(_, n)| **n == 0)
-        .map(|(id, _)| *id)
-        .collect();
-    let short: Vec<ChunkId> = unique
-        .iter()
-        .zip(&intact)
-        .filter(|(_, n)| **n > 0 && **n < wanted)
-        .map(|(id, _)| *id)
-        .collect();
-    let complete = silent.is_empty();
-    let mut repaired = 0usize;
-    if complete && !short.is_empty() {
-        task.log(&format!(
-            "{} chunks have fewer than {wanted} intact copies; repairing",
-            short.len()
-        ));
-        for batch in short.chunks(REPAIR_BATCH) {
-            task.check()?;
-            for id in batch {
-                node.fetch(ds, id).await?;
-            }
-            node.replicate(ds, batch).await?;
-            repaired += batch.len();
-        }
-        task.log(&format!("repaired {repaired} chunks"));
-    } else if !short.is_empty() {
-        task.log(&format!(
-            "{} chunks have fewer than {wanted} intact copies on the nodes that answered; \
-             not repaired while {} cannot be checked",
-            short.len(),
-            silent.join(", ")
-        ));
-    }
-    for id in &lost {
-        let msg = if complete {
-            format!("chunk not found: {id} has no intact copy on any node")
-        } else {
-            format!("chunk {id} has no intact copy on the nodes that answered; not judged")
-        };
-        task.log(&msg);
-    }
+    Ok(Census {
+        intact,
+        damaged,
+        silent,
+    })
+}
+
+/// Records each snapshot's verdict (not those a silent node leaves undecided); the snapshots
+/// that failed.
+async fn record_verdicts(
+    node: &Node,
+    task: &RunningTask,
+    ds: &DatastoreName,
+    actor: &AuthId,
+    marked: &Marked,
+    lost: &HashSet<ChunkId>,
+    complete: bool,
+) -> Vec<String> {
     let mut failed = Vec::new();
     for (s, why) in &marked.unreadable {
         task.log(&format!("snapshot {s}: index unreadable ({why})"));
@@ -168,22 +232,5 @@ pub async fn run(
             task.log(&format!("snapshot {s}: verdict not recorded ({e})"));
         }
     }
-    task.log(&format!(
-        "checked {} chunks: {} lost, {damaged} corrupt copies, {repaired} repaired; {} snapshots failed",
-        unique.len(),
-        lost.len(),
-        failed.len()
-    ));
-    Ok(if !failed.is_empty() {
-        TaskState::Error(format!(
-            "verification failed: {} snapshots have missing or unreadable chunks ({}); \
-             restore them from the Backup site or forget them",
-            failed.len(),
-            failed.join(", ")
-        ))
-    } else if !complete || damaged > 0 || !lost.is_empty() {
-        TaskState::Warnings((damaged as usize + silent.len() + lost.len()) as u32)
-    } else {
-        TaskState::Ok
-    })
+    failed
 }

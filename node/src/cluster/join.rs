@@ -7,13 +7,21 @@ use hyper::Method;
 use ironcore_client::ApiClient;
 use ironcore_types::Fingerprint;
 use ironcore_types::records::{NodeRecord, NodeRole};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use crate::api::admin_types::JoinRequest;
-use crate::cluster_state::ClusterState;
+use crate::cluster::identity::{identity, self_record};
+use crate::cluster::state::ClusterState;
 use crate::config::NodeConfig;
-use crate::daemon::{identity, self_record};
 use crate::{NodeError, Result};
+
+/// What a joining node sends (`POST /api2/json/cluster/join`, authenticated by the token).
+#[derive(Debug, Deserialize, Serialize)]
+pub struct JoinRequest {
+    /// The token's secret.
+    pub secret: String,
+    /// The joining node.
+    pub node: NodeRecord,
+}
 
 /// A parsed join token: `SECRET@HOST:PORT/FINGERPRINT`.
 #[derive(Debug)]

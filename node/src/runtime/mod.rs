@@ -2,6 +2,9 @@
 //! service, the membership watcher that keeps pins and addresses in step with Raft, and the
 //! HTTPS API.
 
+pub mod https;
+mod peer_service;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::os::unix::fs::OpenOptionsExt;
@@ -11,50 +14,26 @@ use std::time::{Duration, Instant};
 use ironcore_raft::{AddressBook, ClusterNode, MetaCommand, RaftNode, RaftNodeConfig};
 use ironcore_transport::{ClusterId, NodeIdentity, PinSet, TransportConfig, https_server_config};
 use ironcore_types::AuthId;
-use ironcore_types::records::{
-    ClusterInfo, NodeRecord, NodeRole, TaskState, TokenRecord, UserRecord,
-};
+use ironcore_types::records::{ClusterInfo, TaskState, TokenRecord, UserRecord};
 use tokio::net::TcpListener;
 
 use crate::auth::{hash_secret, new_secret};
-use crate::cluster_state::ClusterState;
+use crate::cluster::identity::{identity, self_record};
+use crate::cluster::state::ClusterState;
 use crate::config::NodeConfig;
-use crate::core::Node;
-use crate::peer::PeerService;
+use crate::node::{Node, NodeParts};
+use crate::runtime::peer_service::PeerService;
 use crate::stores::{NodeStores, TransportStores};
-use crate::tasks::Tasks;
 use crate::{NodeError, Result};
 
 /// The file the first admin token is written to on bootstrap (0600).
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 
-/// This node as a member record.
-pub fn self_record(config: &NodeConfig, id: u64, identity: &NodeIdentity) -> NodeRecord {
-    NodeRecord {
-        id,
-        name: config.name.to_string(),
-        site: config.site.clone(),
-        role: NodeRole::Voter,
-        address: config.advertise.clone(),
-        api_address: config.api_advertise.clone(),
-        fingerprints: vec![identity.fingerprint()],
-        joined: chrono::Utc::now().timestamp(),
-    }
-}
-
-/// Loads (or creates) the node's identity.
-pub fn identity(config: &NodeConfig) -> Result<NodeIdentity> {
-    Ok(NodeIdentity::load_or_generate(
-        &config.data_dir.join("identity"),
-        &config.name,
-    )?)
-}
-
 /// Runs the node until `shutdown` resolves.
 pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<()> {
     let identity = identity(&config)?;
     let project_key = match &config.project_key {
-        Some(k) => Some(crate::project_key::unlock(k)?),
+        Some(k) => Some(crate::sync::project_key::unlock(k)?),
         None => None,
     };
     let mut state = ClusterState::load(&config.data_dir)?;
@@ -101,23 +80,22 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     let stores = NodeStores::new(config.clone(), raft.meta().clone());
     let _ = late_stores.0.set(stores.clone());
     let (notifier, notify_queue) = crate::notify::Notifier::new();
-    let node = Arc::new(Node {
-        tasks: Tasks::new(config.name.as_str(), config.log_dir.join("tasks")),
-        fingerprint: identity.fingerprint(),
+    let node = Arc::new(Node::new(NodeParts {
+        config: config.clone(),
         raft: raft.clone(),
         stores,
-        sessions: Default::default(),
-        started: Instant::now(),
-        down: Default::default(),
-        jobs: Default::default(),
-        notifier,
+        fingerprint: identity.fingerprint(),
+        notifier: Arc::new(notifier),
         project_key,
-        config: config.clone(),
-    });
+    }));
     // Every background loop of the node, stopped together at shutdown.
     let mut workers = tokio::task::JoinSet::new();
-    workers.spawn(crate::notify::run(Arc::downgrade(&node), notify_queue));
-    raft.set_service(Arc::new(PeerService(Arc::downgrade(&node))));
+    workers.spawn(crate::notify::run(
+        node.meta().clone(),
+        Arc::downgrade(node.notifier()),
+        notify_queue,
+    ));
+    raft.set_service(Arc::new(PeerService::new(Arc::downgrade(&node))));
     tracing::info!(node = %config.name, site = %config.site, raft_id = state.raft_id, fingerprint = %identity.fingerprint(), "node started");
 
     if state.bootstrap_pending {
@@ -127,14 +105,17 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     }
     workers.spawn(watch_membership(node.clone(), pins, book));
     workers.spawn(fail_stale_tasks(node.clone()));
-    workers.spawn(crate::lease::run(Arc::downgrade(&node), config.task_lease));
+    workers.spawn(crate::cluster::lease::run(
+        Arc::downgrade(&node),
+        config.task_lease,
+    ));
     workers.spawn(crate::scheduler::run(Arc::downgrade(&node)));
     {
         let node = node.clone();
         workers.spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(30)).await;
-                node.reap_idle_sessions(crate::core::SESSION_IDLE).await;
+                node.reap_idle_sessions(crate::node::SESSION_IDLE).await;
             }
         });
     }
@@ -148,7 +129,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     tracing::info!(api = %config.api_listen, "HTTPS API listening");
     let tls = Arc::new(https_server_config(&identity)?);
     let (stop_api, api_stopping) = tokio::sync::watch::channel(false);
-    let server = tokio::spawn(crate::https::serve(
+    let server = tokio::spawn(crate::runtime::https::serve(
         listener,
         tls,
         crate::api::router(node.clone()),
@@ -203,7 +184,7 @@ async fn bootstrap(
     me: &ClusterNode,
     state: &ClusterState,
 ) -> Result<()> {
-    let raft = &node.raft;
+    let raft = &node.raft();
     if raft
         .metrics()
         .membership_config
@@ -244,7 +225,7 @@ async fn bootstrap(
                 created: now,
                 ticket_key: hex::encode(rand::random::<[u8; 32]>()),
             },
-            node: self_record(&node.config, state.raft_id, identity),
+            node: self_record(node.config(), state.raft_id, identity),
             admin: UserRecord {
                 userid: admin.clone(),
                 password_hash: None,
@@ -260,7 +241,7 @@ async fn bootstrap(
         },
     )
     .await?;
-    let path = node.config.data_dir.join(ADMIN_TOKEN_FILE);
+    let path = node.config().data_dir.join(ADMIN_TOKEN_FILE);
     let write = || -> std::io::Result<()> {
         use std::io::Write;
         let mut f = std::fs::OpenOptions::new()
@@ -317,7 +298,7 @@ async fn watch_membership(node: Arc<Node>, pins: PinSet, book: AddressBook) {
 /// Tasks this node recorded as running before a restart cannot still run: end them.
 async fn fail_stale_tasks(node: Arc<Node>) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    while node.raft.linearize().await.is_err() {
+    while node.raft().linearize().await.is_err() {
         if Instant::now() > deadline {
             return;
         }
@@ -327,9 +308,9 @@ async fn fail_stale_tasks(node: Arc<Node>) {
         return;
     };
     for mut t in tasks {
-        if t.node == node.config.name.as_str()
+        if t.node == node.config().name.as_str()
             && t.state == TaskState::Running
-            && node.tasks.get(&t.upid).is_none()
+            && node.tasks().get(&t.upid).is_none()
         {
             t.state = TaskState::Error("node restarted while the task ran".into());
             t.end = Some(chrono::Utc::now().timestamp());

@@ -12,25 +12,10 @@ use std::time::Duration;
 use ironcore_raft::MetaCommand;
 use ironcore_types::AuthId;
 use ironcore_types::records::{NodeRecord, NodeRole, TaskState};
-use serde::{Deserialize, Serialize};
 
-use crate::core::Node;
-use crate::peer::{self, PeerRequest, PeerResponse};
+use crate::node::Node;
+use crate::protocol::{self, MembershipOp, PeerRequest, PeerResponse};
 use crate::{NodeError, Result};
-
-/// What to do with a member.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum MembershipOp {
-    /// Learner → voter.
-    Promote,
-    /// Voter → learner.
-    Demote,
-    /// Out of the cluster.
-    Remove,
-    /// Make it the leader.
-    Transfer,
-}
 
 /// Finds member `who` by name or Raft id.
 pub fn member(node: &Node, who: &str) -> Result<NodeRecord> {
@@ -59,23 +44,23 @@ pub async fn change(
     op: MembershipOp,
     target: u64,
 ) -> Result<String> {
-    node.raft.linearize().await?;
-    let leader = node.raft.metrics().current_leader;
+    node.raft().linearize().await?;
+    let leader = node.raft().metrics().current_leader;
     match leader {
-        Some(l) if l == node.raft.id() => on_leader(node, actor, op, target).await,
+        Some(l) if l == node.raft().id() => on_leader(node, actor, op, target).await,
         Some(l) => {
-            let ask = peer::encode(&PeerRequest::Membership {
+            let ask = protocol::encode(&PeerRequest::Membership {
                 actor: actor.clone(),
                 op,
                 target,
             })
             .map_err(NodeError::Internal)?;
-            let answer = node.raft.call_service(l, &ask).await?;
+            let answer = node.raft().call_service(l, &ask).await?;
             let bad = |detail| NodeError::BadPeerAnswer {
                 node: format!("{l} (the leader)"),
                 detail,
             };
-            match peer::decode::<PeerResponse>(&answer).map_err(bad)? {
+            match protocol::decode::<PeerResponse>(&answer).map_err(bad)? {
                 PeerResponse::Changed(Ok(what)) => Ok(what),
                 PeerResponse::Changed(Err(e)) => Err(NodeError::BadRequest(e)),
                 other => Err(bad(format!("{other:?}"))),
@@ -107,7 +92,7 @@ pub async fn on_leader(
                     record.role
                 )));
             }
-            node.raft.promote(target).await?;
+            node.raft().promote(target).await?;
             set_role(node, actor, target, NodeRole::Voter).await?;
             Ok(format!("node {name} is a voter"))
         }
@@ -124,7 +109,7 @@ pub async fn on_leader(
                     "node {name} is the last voter; promote another node first"
                 )));
             }
-            node.raft.demote(target).await?;
+            node.raft().demote(target).await?;
             set_role(node, actor, target, NodeRole::Learner).await?;
             Ok(format!("node {name} is a learner"))
         }
@@ -134,7 +119,7 @@ pub async fn on_leader(
                     "node {name} is the last voter and cannot be removed"
                 )));
             }
-            node.raft.remove(target).await?;
+            node.raft().remove(target).await?;
             node.propose(actor, MetaCommand::RemoveNode { id: target })
                 .await?;
             // Its running tasks will never finish: close them, so their groups are not
@@ -168,7 +153,7 @@ pub async fn on_leader(
             Ok(what)
         }
         MembershipOp::Transfer => {
-            if target == node.raft.id() {
+            if target == node.raft().id() {
                 return Ok(format!("node {name} is already the leader"));
             }
             if record.role == NodeRole::Learner {
@@ -176,10 +161,10 @@ pub async fn on_leader(
                     "node {name} is a learner and cannot lead; promote it first"
                 )));
             }
-            node.raft.transfer_leader(target).await?;
+            node.raft().transfer_leader(target).await?;
             let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
             while tokio::time::Instant::now() < deadline {
-                if node.raft.metrics().current_leader == Some(target) {
+                if node.raft().metrics().current_leader == Some(target) {
                     return Ok(format!("node {name} is the leader"));
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -193,7 +178,7 @@ pub async fn on_leader(
 
 fn voters(node: &Node) -> Result<usize> {
     Ok(node
-        .raft
+        .raft()
         .metrics()
         .membership_config
         .membership()

@@ -5,12 +5,12 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use ironcore_chunkstore::envelope::decode_chunk;
-use ironcore_chunkstore::{ArchiveIndex, Manifest};
+use ironcore_chunkstore::Manifest;
 use ironcore_types::{ChunkId, DatastoreName, SnapshotRef};
 
-use crate::core::Node;
-use crate::{NodeError, Result};
+use crate::Result;
+use crate::node::Node;
+use crate::replication::index::load_index;
 
 /// What the snapshots of a datastore reference.
 #[derive(Debug, Default)]
@@ -59,23 +59,4 @@ pub async fn mark(node: &Arc<Node>, ds: &DatastoreName) -> Result<Marked> {
         }
     }
     Ok(out)
-}
-
-/// Reads and decodes the index of archive `file` of a snapshot of `ds` (from any node holding
-/// it), checking it covers the size the manifest says.
-pub(crate) async fn load_index(
-    node: &Arc<Node>,
-    ds: &DatastoreName,
-    file: &ironcore_chunkstore::ManifestFile,
-) -> Result<ArchiveIndex> {
-    let raw = node.fetch(ds, &file.index).await?;
-    let index = ArchiveIndex::decode(file.kind, &decode_chunk(&raw, &file.index, None)?)?;
-    if index.size() != file.size {
-        return Err(NodeError::BadRequest(format!(
-            "index covers {} bytes, the manifest says {}",
-            index.size(),
-            file.size
-        )));
-    }
-    Ok(index)
 }

@@ -10,7 +10,7 @@ use ironcore_chunkstore::prune::{
 use ironcore_raft::MetaCommand;
 use ironcore_types::{AuthId, BackupGroup, DatastoreName, Namespace, SnapshotRef};
 
-use crate::core::Node;
+use crate::node::Node;
 use crate::{NodeError, Result};
 
 /// What became of one snapshot.

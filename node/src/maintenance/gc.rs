@@ -2,7 +2,7 @@
 //!
 //! The coordinating node fixes one cutoff for the whole run — the earlier of now and the start
 //! of the oldest backup of the datastore still running anywhere in the cluster (task records in
-//! Raft; a backup of a node that lost its lease is ended first, see [`crate::lease`]), minus a
+//! Raft; a backup of a node that lost its lease is ended first, see [`crate::cluster::lease`]), minus a
 //! grace period for clock skew — and asks every storage node to sweep its own
 //! chunk directory ([`LocalJob::Sweep`]): each node marks from its own linearized copy of the
 //! metadata, so a snapshot committed after the mark started was written after the cutoff and
@@ -14,8 +14,9 @@ use futures_util::future::join_all;
 use ironcore_types::DatastoreName;
 use ironcore_types::records::TaskState;
 
-use crate::core::Node;
-use crate::jobs::{JobOutput, LocalJob, run_on};
+use crate::maintenance::jobs::run_on;
+use crate::node::Node;
+use crate::protocol::{JobOutput, LocalJob};
 use crate::tasks::RunningTask;
 use crate::{NodeError, Result};
 
@@ -35,7 +36,7 @@ pub async fn run(
     ds: &DatastoreName,
     grace_secs: i64,
 ) -> Result<TaskState> {
-    node.raft.linearize().await?;
+    node.raft().linearize().await?;
     let config = node
         .meta()
         .datastore(ds)?
@@ -46,7 +47,7 @@ pub async fn run(
     let prefix = format!("{ds}:");
     // Backups of nodes that lost their lease are ended first (and can no longer commit), so
     // their starts need not hold the cutoff back.
-    let running: Vec<i64> = crate::lease::live_tasks(node, |t| {
+    let running: Vec<i64> = crate::cluster::lease::live_tasks(node, |t| {
         t.kind == "backup" && t.worker_id.starts_with(&prefix)
     })
     .await?

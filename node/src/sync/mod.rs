@@ -11,6 +11,9 @@
 //! snapshot committed here. A run that breaks off commits nothing half-way; the next run
 //! fetches only the chunks still missing.
 
+pub mod project_key;
+pub mod push;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -29,9 +32,10 @@ use ironcore_types::{
 };
 use serde_json::Value;
 
-use crate::core::Node;
-use crate::mark::load_index;
-use crate::sync_push::{ATTEMPTS, PushTarget, push_snapshot};
+use crate::node::Node;
+use crate::replication::index::load_index;
+use crate::replication::{fetch, replicate};
+use crate::sync::push::{ATTEMPTS, PushTarget, push_snapshot};
 use crate::tasks::RunningTask;
 use crate::{NodeError, Result};
 
@@ -239,10 +243,10 @@ pub fn local_snapshots(node: &Node, ds: &DatastoreName) -> Result<Vec<SnapshotRe
 /// The fingerprint of this node's project key, for a push job created with `--encrypt`; the
 /// key must be registered in the cluster.
 pub fn project_key_fingerprint(node: &Node) -> Result<Fingerprint> {
-    let key = node.project_key.as_ref().ok_or_else(|| {
+    let key = node.project_key().ok_or_else(|| {
         NodeError::KeyNotFound(format!(
             "node {} has no project key to encrypt on push; add a [project-key] section (keyfile, passphrase-file) to its configuration — the same key on every node that runs sync jobs — and restart it",
-            node.config.name
+            node.config().name
         ))
     })?;
     let fp = key.fingerprint();
@@ -263,13 +267,12 @@ async fn encrypt_key(
     fp: &Fingerprint,
 ) -> Result<CryptKey> {
     let key = node
-        .project_key
-        .clone()
+        .project_key()
         .filter(|k| k.fingerprint() == *fp)
         .ok_or_else(|| {
             NodeError::KeyNotFound(format!(
                 "this job encrypts with project key {fp}, which node {} does not hold; give it that key in its [project-key] configuration section and restart it",
-                node.config.name
+                node.config().name
             ))
         })?;
     let keys: Value = api
@@ -286,7 +289,7 @@ async fn encrypt_key(
             "remote {remote} has not registered project key {fp}; register the same key file there (`ironcore-backup key register`) before pushing encrypted snapshots to it"
         )));
     }
-    Ok(key)
+    Ok(key.clone())
 }
 
 /// Runs sync job `job` as `task`.
@@ -320,7 +323,7 @@ pub async fn run(node: &Arc<Node>, task: &RunningTask, job: &JobRecord) -> Resul
         Some(fp) => Some(encrypt_key(node, &api, remote, fp).await?),
         None => None,
     };
-    node.raft.linearize().await?;
+    node.raft().linearize().await?;
     let ds = &job.datastore;
     let theirs = remote_snapshots(&api, remote, remote_store).await?;
     let ours = local_snapshots(node, ds)?;
@@ -419,10 +422,10 @@ async fn copy_snapshot(
     fetched += n;
     bytes += b;
     let (n2, d2) = (node.clone(), ds.clone());
-    tokio::task::spawn_blocking(move || n2.stores.sync(&d2))
+    tokio::task::spawn_blocking(move || n2.stores().sync(&d2))
         .await
         .map_err(NodeError::join("a chunk store call"))??;
-    let nodes = node.replicate(ds, &ids).await?;
+    let nodes = replicate::replicate(node, ds, &ids).await?;
     task.check()?;
     let entry = SnapshotEntry {
         datastore: ds.clone(),
@@ -462,7 +465,7 @@ async fn ensure(
     ids: &[ChunkId],
     limit: &RateLimiter,
 ) -> Result<(usize, u64)> {
-    let missing = node.pull(ds, ids).await?;
+    let missing = fetch::pull(node, ds, ids).await?;
     let (mut fetched, mut bytes) = (0usize, 0u64);
     for id in missing {
         let mut last = String::new();
@@ -497,7 +500,7 @@ async fn ensure(
         bytes += body.len() as u64;
         fetched += 1;
         let (n, d) = (node.clone(), ds.clone());
-        tokio::task::spawn_blocking(move || n.stores.put(&d, &id, &body).map(|_| ()))
+        tokio::task::spawn_blocking(move || n.stores().put(&d, &id, &body).map(|_| ()))
             .await
             .map_err(NodeError::join("a chunk store call"))??;
     }

@@ -1,0 +1,152 @@
+//! Getting chunks this node lacks from the other storage nodes of a site: one chunk for a
+//! read, many for a commit, and which chunks the others hold.
+
+use std::time::Instant;
+
+use ironcore_types::records::NodeRecord;
+use ironcore_types::{ChunkId, DatastoreName};
+
+use crate::node::Node;
+use crate::protocol::{self, PeerRequest, PeerResponse};
+use crate::replication::DOWN_FOR;
+use crate::replication::placement::place;
+use crate::{NodeError, Result};
+
+/// Chunk `id` of `ds`: from this node, else pulled from the nodes that should hold it
+/// (placement order first, then every other storage node of the site).
+pub async fn fetch(node: &Node, ds: &DatastoreName, id: &ChunkId) -> Result<Vec<u8>> {
+    match node.stores().get(ds, id) {
+        Ok(b) => return Ok(b),
+        Err(NodeError::ChunkNotFound(_)) => {}
+        Err(e) => return Err(e),
+    }
+    let (nodes, copies) = node.storage_nodes(ds)?;
+    let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+    let mut order: Vec<&str> = place(id, &names, copies);
+    for n in &names {
+        if !order.contains(&n.as_str()) {
+            order.push(n);
+        }
+    }
+    let me = node.raft().id();
+    // Peers that failed recently go last.
+    let down: Vec<u64> = {
+        let d = node.down().lock().unwrap_or_else(|p| p.into_inner());
+        d.iter()
+            .filter(|(_, at)| at.elapsed() < DOWN_FOR)
+            .map(|(id, _)| *id)
+            .collect()
+    };
+    order.sort_by_key(|name| {
+        nodes
+            .iter()
+            .find(|n| n.name == *name)
+            .is_some_and(|n| down.contains(&n.id))
+    });
+    let mut tried = Vec::new();
+    for name in order {
+        let Some(record) = nodes.iter().find(|n| n.name == name) else {
+            continue;
+        };
+        if record.id == me {
+            continue;
+        }
+        let ask = protocol::encode(&PeerRequest::PushTo {
+            datastore: ds.clone(),
+            ids: vec![*id],
+            to: me,
+        })
+        .map_err(NodeError::Internal)?;
+        let answer = node.raft().call_service(record.id, &ask).await;
+        match answer.map(|a| protocol::decode::<PeerResponse>(&a)) {
+            Ok(Ok(PeerResponse::Done(n))) if n > 0 => return node.stores().get(ds, id),
+            Ok(Ok(_)) => tried.push(format!("{name}: not there")),
+            Ok(Err(e)) => tried.push(format!("{name}: {e}")),
+            Err(e) => {
+                node.down()
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(record.id, Instant::now());
+                tried.push(format!("{name}: {e}"));
+            }
+        }
+    }
+    Err(NodeError::ChunkNotFound(format!(
+        "{id} of datastore {ds} is on no reachable node ({}); run `ironcore-backup verify start {ds}` and restore from another snapshot or the Backup site",
+        if tried.is_empty() {
+            "no other storage node".to_string()
+        } else {
+            tried.join("; ")
+        }
+    )))
+}
+
+/// Which of `ids` (absent here) another storage node of `ds` holds. Holders refresh them
+/// for GC; a node that does not answer counts as holding none.
+pub async fn held_elsewhere(node: &Node, ds: &DatastoreName, ids: &[ChunkId]) -> Result<Vec<bool>> {
+    let mut held = vec![false; ids.len()];
+    if ids.is_empty() {
+        return Ok(held);
+    }
+    let (nodes, _) = node.storage_nodes(ds)?;
+    let me = node.raft().id();
+    let ask = protocol::encode(&PeerRequest::Has {
+        datastore: ds.clone(),
+        ids: ids.to_vec(),
+    })
+    .map_err(NodeError::Internal)?;
+    let others: Vec<&NodeRecord> = nodes.iter().filter(|n| n.id != me).collect();
+    let calls = others.iter().map(|n| node.raft().call_service(n.id, &ask));
+    for (n, answer) in others
+        .iter()
+        .zip(futures_util::future::join_all(calls).await)
+    {
+        match answer.map(|a| protocol::decode::<PeerResponse>(&a)) {
+            Ok(Ok(PeerResponse::Held(h))) if h.len() == ids.len() => {
+                for (mine, theirs) in held.iter_mut().zip(h) {
+                    *mine |= theirs;
+                }
+            }
+            other => {
+                tracing::debug!(node = %n.name, answer = ?other, "presence query failed")
+            }
+        }
+    }
+    Ok(held)
+}
+
+/// Pulls the chunks of `ids` this node lacks from the other storage nodes of `ds` (a few
+/// verified bulk transfers per node); returns the ids no node could supply.
+pub async fn pull(node: &Node, ds: &DatastoreName, ids: &[ChunkId]) -> Result<Vec<ChunkId>> {
+    const BATCH: usize = 128;
+    let lacking = |ids: &[ChunkId]| -> Vec<ChunkId> {
+        ids.iter()
+            .filter(|id| !node.stores().has(ds, id).unwrap_or(false))
+            .copied()
+            .collect()
+    };
+    let mut missing = lacking(ids);
+    let (nodes, _) = node.storage_nodes(ds)?;
+    let me = node.raft().id();
+    for n in nodes.iter().filter(|n| n.id != me) {
+        let mut still = Vec::new();
+        for batch in missing.chunks(BATCH) {
+            let ask = protocol::encode(&PeerRequest::PushTo {
+                datastore: ds.clone(),
+                ids: batch.to_vec(),
+                to: me,
+            })
+            .map_err(NodeError::Internal)?;
+            let answer = node.raft().call_service(n.id, &ask).await;
+            if let Err(e) = answer {
+                tracing::warn!(node = %n.name, error = %e, "could not pull chunks");
+            }
+            still.extend(lacking(batch));
+        }
+        missing = still;
+        if missing.is_empty() {
+            break;
+        }
+    }
+    Ok(missing)
+}

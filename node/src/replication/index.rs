@@ -1,0 +1,28 @@
+//! Reading a snapshot's indexes (the chunk lists of its archives) from any node that holds them.
+
+use ironcore_chunkstore::ArchiveIndex;
+use ironcore_chunkstore::envelope::decode_chunk;
+use ironcore_types::DatastoreName;
+
+use crate::node::Node;
+use crate::{NodeError, Result};
+
+/// Reads and decodes the index of archive `file` of a snapshot of `ds` (from any node holding
+/// it), checking it covers the size the manifest says.
+pub async fn load_index(
+    node: &Node,
+    ds: &DatastoreName,
+    file: &ironcore_chunkstore::ManifestFile,
+) -> Result<ArchiveIndex> {
+    let raw = super::fetch::fetch(node, ds, &file.index).await?;
+    let index = ArchiveIndex::decode(file.kind, &decode_chunk(&raw, &file.index, None)?)?;
+    if index.size() != file.size {
+        return Err(NodeError::Internal(format!(
+            "index {} of datastore {ds} covers {} bytes, its manifest says {}; run `ironcore-backup verify start {ds}`",
+            file.index,
+            index.size(),
+            file.size
+        )));
+    }
+    Ok(index)
+}

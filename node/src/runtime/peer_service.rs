@@ -1,0 +1,100 @@
+//! The node's answer to other nodes' [`PeerRequest`]s: each request is handed to the subsystem
+//! that owns it. Only the runtime knows every subsystem, so the service lives here.
+
+use std::sync::{Arc, Weak};
+
+use ironcore_transport::{BoxFuture, PeerInfo, RpcHandler, TransferOptions};
+use ironcore_types::ChunkId;
+
+use crate::cluster::membership;
+use crate::maintenance::jobs::Jobs;
+use crate::node::Node;
+use crate::protocol::{PeerRequest, PeerResponse, decode, encode};
+
+/// Serves [`PeerRequest`]s.
+#[derive(Debug)]
+pub struct PeerService {
+    node: Weak<Node>,
+    /// Work other nodes started on this node's chunk directories.
+    jobs: Arc<Jobs>,
+}
+
+impl PeerService {
+    /// The service of `node` (weak: the service must not keep a stopped node alive).
+    pub fn new(node: Weak<Node>) -> Self {
+        Self {
+            node,
+            jobs: Arc::default(),
+        }
+    }
+}
+
+impl RpcHandler for PeerService {
+    fn handle(&self, from: PeerInfo, request: Vec<u8>) -> BoxFuture<Result<Vec<u8>, String>> {
+        let node = self.node.upgrade();
+        let jobs = self.jobs.clone();
+        Box::pin(async move {
+            let node: Arc<Node> = node.ok_or("node is shutting down")?;
+            let request: PeerRequest = decode(&request)?;
+            // The sender acts on metadata it has applied (a datastore it just created); see at
+            // least as much before touching the datastore.
+            // (Jobs linearize themselves when they start; polls read no metadata.)
+            if !matches!(request, PeerRequest::StartJob(_) | PeerRequest::PollJob(_)) {
+                node.raft().linearize().await.map_err(|e| e.to_string())?;
+            }
+            let answer = match request {
+                // Linearized above: the datastore is known here before its chunks arrive.
+                PeerRequest::Expect { .. } => PeerResponse::Done(0),
+                PeerRequest::PushTo { datastore, ids, to } => {
+                    let held: Vec<ChunkId> = ids
+                        .into_iter()
+                        .filter(|id| node.stores().has(&datastore, id).unwrap_or(false))
+                        .collect();
+                    let peer = node.peer(to).map_err(|e| e.to_string())?;
+                    let options = TransferOptions {
+                        scope: datastore.to_string(),
+                        ..TransferOptions::default()
+                    };
+                    let report = node
+                        .raft()
+                        .transport()
+                        .send_chunks(&peer, &held, &options)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    tracing::debug!(to = %from.node, chunks = report.wanted, "pushed chunks on request");
+                    PeerResponse::Done(report.wanted)
+                }
+                PeerRequest::Has { datastore, ids } => {
+                    let stores = node.stores().clone();
+                    let held = tokio::task::spawn_blocking(move || {
+                        stores
+                            .has_many(&datastore, &ids)
+                            .unwrap_or_else(|_| vec![false; ids.len()])
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?;
+                    PeerResponse::Held(held)
+                }
+                PeerRequest::CancelTask { upid, by } => {
+                    PeerResponse::Text(if node.cancel_local(&upid, &by).await {
+                        Ok(format!("cancelled {upid}"))
+                    } else {
+                        Err(format!("task {upid} is not running there"))
+                    })
+                }
+                PeerRequest::TaskLog { upid } => PeerResponse::Text(
+                    crate::tasks::read_log(&node.tasks().log_path(&upid))
+                        .map_err(|e| e.to_string()),
+                ),
+                PeerRequest::StartJob(job) => PeerResponse::Started(jobs.start(node.clone(), job)),
+                PeerRequest::PollJob(id) => PeerResponse::Job(jobs.poll(id)),
+                PeerRequest::Membership { actor, op, target } => PeerResponse::Changed(
+                    membership::on_leader(&node, &actor, op, target)
+                        .await
+                        .map_err(|e| e.to_string()),
+                ),
+            };
+            encode(&answer)
+        })
+    }
+}
