@@ -7,7 +7,13 @@ use ironcore_chunkstore::{DirUsage, SweepReport};
 use ironcore_types::{ChunkId, DatastoreName};
 use serde::{Deserialize, Serialize};
 
-/// A request to another node's service. Versioned by the enclosing `[1] ++ postcard` encoding.
+use crate::auth::Credential;
+
+/// The version of [`PeerRequest`] and [`PeerResponse`] this build speaks (2: forwarded work
+/// carries the caller's credential, not a name).
+pub const VERSION: u8 = 2;
+
+/// A request to another node's service. Versioned by the enclosing `[VERSION] ++ postcard` encoding.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum PeerRequest {
     /// The chunks `ids` of `datastore` are about to be sent to you: see the metadata the
@@ -38,8 +44,8 @@ pub enum PeerRequest {
     CancelTask {
         /// The task.
         upid: String,
-        /// Who asked.
-        by: ironcore_types::AuthId,
+        /// What the caller authenticated with on the asking node (checked again here).
+        credential: Credential,
     },
     /// Send the log of task `upid`, which ran on you.
     TaskLog {
@@ -52,8 +58,8 @@ pub enum PeerRequest {
     PollJob(u64),
     /// Change membership (sent to the leader; the asking node checked `actor`'s rights).
     Membership {
-        /// Who asked.
-        actor: ironcore_types::AuthId,
+        /// What the caller authenticated with on the asking node (checked again here).
+        credential: Credential,
         /// What to do.
         op: MembershipOp,
         /// To which member.
@@ -78,9 +84,9 @@ pub enum PeerResponse {
     Text(Result<String, String>),
 }
 
-/// Encodes a message: a version byte (1), then postcard.
+/// Encodes a message: a version byte ([`VERSION`]), then postcard.
 pub fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, String> {
-    let mut out = vec![1u8];
+    let mut out = vec![VERSION];
     postcard::to_io(v, &mut out).map_err(|e| e.to_string())?;
     Ok(out)
 }
@@ -88,9 +94,9 @@ pub fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, String> {
 /// Decodes a message [`encode`] made; other versions are refused, naming theirs.
 pub fn decode<T: for<'de> Deserialize<'de>>(b: &[u8]) -> Result<T, String> {
     match b.split_first() {
-        Some((1, rest)) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
+        Some((&VERSION, rest)) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
         Some((v, _)) => Err(format!(
-            "peer message version {v} is not supported (this build reads 1)"
+            "peer message version {v} is not supported (this build reads {VERSION}); run the same version on every node"
         )),
         None => Err("empty peer message".into()),
     }

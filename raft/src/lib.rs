@@ -47,7 +47,7 @@ pub use node_config::RaftNodeConfig;
 pub use node_error::NodeError;
 pub use raft_node::{MAX_COMMAND_BYTES, RaftNode};
 pub use reachability::ProbePolicy;
-pub use server::RaftServer;
+pub use server::{RaftServer, SERVICE_TAG};
 pub use snapshot_builder::RocksSnapshotBuilder;
 pub use state_machine::RocksStateMachine;
 pub use types::{

@@ -210,7 +210,9 @@ impl RaftNode {
     }
 
     /// Proposes `cmd` and waits until it is committed and applied, forwarding it to the leader
-    /// if this node is not the leader.
+    /// if this node is not the leader; then until this node has applied it too, so what the
+    /// caller wrote is in this node's [`Self::meta`] when the call returns (a follower applies
+    /// a committed entry a moment after the leader).
     pub async fn write(&self, cmd: Command) -> Result<WriteReply, NodeError> {
         // A command must fit one append request with room to spare, or followers could never
         // receive it.
@@ -227,7 +229,10 @@ impl RaftNode {
                 continue;
             };
             match answer {
-                RaftResponse::ClientWrite(Ok(reply)) => return Ok(reply),
+                RaftResponse::ClientWrite(Ok(reply)) => {
+                    self.await_applied(reply.log_id, deadline).await?;
+                    return Ok(reply);
+                }
                 RaftResponse::ClientWrite(Err(Refusal::NotLeader { .. })) => {
                     self.await_leader_change(leader, deadline).await;
                 }
@@ -339,6 +344,23 @@ impl RaftNode {
             Err(e) => return Err(stopped(e)),
         }
         Ok(())
+    }
+
+    /// Waits until this node's state machine has applied `log_id` (or the deadline passes).
+    async fn await_applied(
+        &self,
+        log_id: crate::LogId,
+        deadline: Instant,
+    ) -> Result<(), NodeError> {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        self.raft
+            .wait(Some(remaining))
+            .applied_index_at_least(Some(log_id.index), "a write of this node applied here")
+            .await
+            .map(|_| ())
+            .map_err(|_| NodeError::Timeout {
+                waited: self.request_timeout,
+            })
     }
 
     /// Stops openraft and closes the transport. The stores are released once openraft's tasks

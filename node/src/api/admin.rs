@@ -401,7 +401,7 @@ pub(crate) async fn cancel_task(
     } else {
         let ask = PeerRequest::CancelTask {
             upid: upid.clone(),
-            by: caller.auth_id.clone(),
+            credential: caller.credential.clone(),
         };
         node.ask_task_node(&record.node, &ask).await?;
     }
@@ -573,8 +573,7 @@ pub(crate) async fn membership(
     check(node.meta(), &caller, "/", Privilege::Manage)?;
     node.raft().linearize().await?;
     let target = crate::cluster::membership::member(&node, &req.node)?;
-    let what =
-        crate::cluster::membership::change(&node, &caller.auth_id, req.op, target.id).await?;
+    let what = crate::cluster::membership::change(&node, &caller, req.op, target.id).await?;
     Ok(Json(
         json!({ "node": target.name, "op": req.op, "result": what }),
     ))

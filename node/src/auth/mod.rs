@@ -27,6 +27,32 @@ pub fn new_secret() -> String {
 pub struct Caller {
     /// The token (or user) that authenticated.
     pub auth_id: AuthId,
+    /// What it authenticated with, for work forwarded to another node, which checks it itself.
+    pub credential: Credential,
+}
+
+/// The credential a caller presented (an `Authorization` header value). Work forwarded to
+/// another node carries it, and that node authenticates and authorizes the caller itself:
+/// it never takes a peer's word for who asked. Its `Debug` form hides the secret.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+pub struct Credential(String);
+
+impl Credential {
+    /// A credential as a caller sends it (`IBSAPIToken ID:SECRET` or a ticket).
+    pub fn from_header(header: impl Into<String>) -> Self {
+        Self(header.into())
+    }
+
+    /// The header value, to authenticate with [`authenticate`].
+    pub fn header(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Credential(<redacted>)")
+    }
 }
 
 /// Checks an `Authorization` header value against the tokens in `meta`.
@@ -50,7 +76,10 @@ pub fn authenticate(meta: &MetaView, header: Option<&str>, now: i64) -> Result<C
                 "user {user} is disabled"
             )));
         }
-        return Ok(Caller { auth_id: user });
+        return Ok(Caller {
+            auth_id: user,
+            credential: Credential(header.to_string()),
+        });
     }
     let value = header
         .strip_prefix(TOKEN_SCHEME)
@@ -85,7 +114,10 @@ pub fn authenticate(meta: &MetaView, header: Option<&str>, now: i64) -> Result<C
             user.userid
         )));
     }
-    Ok(Caller { auth_id })
+    Ok(Caller {
+        auth_id,
+        credential: Credential(header.to_string()),
+    })
 }
 
 pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -13,6 +13,7 @@ use ironcore_raft::MetaCommand;
 use ironcore_types::AuthId;
 use ironcore_types::records::{NodeRecord, NodeRole, TaskState};
 
+use crate::auth::Caller;
 use crate::node::Node;
 use crate::protocol::{self, MembershipOp, PeerRequest, PeerResponse};
 use crate::{NodeError, Result};
@@ -36,21 +37,21 @@ pub fn member(node: &Node, who: &str) -> Result<NodeRecord> {
         })
 }
 
-/// Applies `op` to member `target` as `actor`, on the leader (forwarded there if need be).
-/// Returns what happened, for the operator.
+/// Applies `op` to member `target` for `caller`, on the leader (forwarded there with the
+/// caller's credential if need be). Returns what happened, for the operator.
 pub async fn change(
     node: &Arc<Node>,
-    actor: &AuthId,
+    caller: &Caller,
     op: MembershipOp,
     target: u64,
 ) -> Result<String> {
     node.raft().linearize().await?;
     let leader = node.raft().metrics().current_leader;
     match leader {
-        Some(l) if l == node.raft().id() => on_leader(node, actor, op, target).await,
+        Some(l) if l == node.raft().id() => on_leader(node, &caller.auth_id, op, target).await,
         Some(l) => {
             let ask = protocol::encode(&PeerRequest::Membership {
-                actor: actor.clone(),
+                credential: caller.credential.clone(),
                 op,
                 target,
             })

@@ -6,10 +6,13 @@ use std::sync::{Arc, Weak};
 use ironcore_transport::{BoxFuture, PeerInfo, RpcHandler, TransferOptions};
 use ironcore_types::ChunkId;
 
+use ironcore_types::Privilege;
+
+use crate::auth::{Caller, Credential, authenticate, check};
 use crate::cluster::membership;
 use crate::maintenance::jobs::Jobs;
 use crate::node::Node;
-use crate::protocol::{PeerRequest, PeerResponse, decode, encode};
+use crate::protocol::{MembershipOp, PeerRequest, PeerResponse, decode, encode};
 
 /// Serves [`PeerRequest`]s.
 #[derive(Debug)]
@@ -75,12 +78,8 @@ impl RpcHandler for PeerService {
                     .map_err(|e| e.to_string())?;
                     PeerResponse::Held(held)
                 }
-                PeerRequest::CancelTask { upid, by } => {
-                    PeerResponse::Text(if node.cancel_local(&upid, &by).await {
-                        Ok(format!("cancelled {upid}"))
-                    } else {
-                        Err(format!("task {upid} is not running there"))
-                    })
+                PeerRequest::CancelTask { upid, credential } => {
+                    PeerResponse::Text(cancel_task(&node, &upid, &credential).await)
                 }
                 PeerRequest::TaskLog { upid } => PeerResponse::Text(
                     crate::tasks::read_log(&node.tasks().log_path(&upid))
@@ -88,13 +87,56 @@ impl RpcHandler for PeerService {
                 ),
                 PeerRequest::StartJob(job) => PeerResponse::Started(jobs.start(node.clone(), job)),
                 PeerRequest::PollJob(id) => PeerResponse::Job(jobs.poll(id)),
-                PeerRequest::Membership { actor, op, target } => PeerResponse::Changed(
-                    membership::on_leader(&node, &actor, op, target)
-                        .await
-                        .map_err(|e| e.to_string()),
-                ),
+                PeerRequest::Membership {
+                    credential,
+                    op,
+                    target,
+                } => PeerResponse::Changed(change_membership(&node, &credential, op, target).await),
             };
             encode(&answer)
         })
     }
+}
+
+/// The caller behind forwarded work, as this node verifies it (token or ticket against its own
+/// copy of the metadata): a peer's word is not taken for who asked.
+fn verified(node: &Node, credential: &Credential) -> Result<Caller, String> {
+    authenticate(
+        node.meta(),
+        Some(credential.header()),
+        chrono::Utc::now().timestamp(),
+    )
+    .map_err(|e| format!("forwarded request refused: {e}"))
+}
+
+/// Cancels task `upid` running here, if the caller may: its owner, or an administrator.
+async fn cancel_task(node: &Node, upid: &str, credential: &Credential) -> Result<String, String> {
+    let caller = verified(node, credential)?;
+    let record = node
+        .meta()
+        .task(upid)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no task {upid}"))?;
+    if record.auth_id != caller.auth_id {
+        check(node.meta(), &caller, "/", Privilege::Manage).map_err(|e| e.to_string())?;
+    }
+    if node.cancel_local(upid, &caller.auth_id).await {
+        Ok(format!("cancelled {upid}"))
+    } else {
+        Err(format!("task {upid} is not running there"))
+    }
+}
+
+/// Applies a membership change forwarded to this node (the leader), if the caller may.
+async fn change_membership(
+    node: &Arc<Node>,
+    credential: &Credential,
+    op: MembershipOp,
+    target: u64,
+) -> Result<String, String> {
+    let caller = verified(node, credential)?;
+    check(node.meta(), &caller, "/", Privilege::Manage).map_err(|e| e.to_string())?;
+    membership::on_leader(node, &caller.auth_id, op, target)
+        .await
+        .map_err(|e| e.to_string())
 }
