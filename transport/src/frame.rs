@@ -196,7 +196,13 @@ mod tests {
         );
         assert!(decode_header(&h, 999).unwrap_err().contains("exceeds"));
         assert!(decode_header(&h[..10], 2000).is_err());
-        for (i, v) in [(0, b'X'), (4, PROTOCOL_VERSION + 1), (4, 1), (5, 77), (6, 1)] {
+        for (i, v) in [
+            (0, b'X'),
+            (4, PROTOCOL_VERSION + 1),
+            (4, 1),
+            (5, 77),
+            (6, 1),
+        ] {
             let mut bad = h;
             bad[i] = v;
             assert!(decode_header(&bad, 2000).is_err(), "byte {i}");
