@@ -139,6 +139,13 @@ impl DaemonNode {
         bail!("{} still ran {limit:?} after SIGTERM", self.name)
     }
 
+    /// Whether the process has exited (and how), without waiting.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
     /// The bytes of every file in the node's log dir.
     pub fn log_bytes(&self) -> u64 {
         std::fs::read_dir(self.dir.join("log"))
@@ -259,11 +266,17 @@ impl DaemonCluster {
 
     /// (Re)starts node `i`'s process.
     pub fn spawn(&mut self, i: usize) -> Result<()> {
+        self.spawn_with_env(i, &[])
+    }
+
+    /// (Re)starts node `i`'s process with extra environment `envs` (`IRONCORE_FAILPOINTS`).
+    pub fn spawn_with_env(&mut self, i: usize, envs: &[(&str, &str)]) -> Result<()> {
         let log = std::fs::File::create(self.nodes[i].dir.join("stdout.log"))?;
         let child = Command::new(&self.node_bin)
             .arg("--config")
             .arg(&self.nodes[i].config)
             .arg("run")
+            .envs(envs.iter().copied())
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
             .spawn()?;

@@ -29,6 +29,7 @@ pub mod auth;
 pub mod cluster;
 pub mod config;
 mod error;
+pub mod failpoint;
 pub mod logging;
 pub mod maintenance;
 pub mod node;

@@ -4,10 +4,9 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use ironcore_raft::{ClusterNode, MetaCommand};
+use ironcore_raft::MetaCommand;
 use ironcore_types::records::{
-    AclEntry, DatastoreConfig, JoinTokenRecord, KeyRecord, NodeRole, TaskState, TokenRecord,
-    UserRecord,
+    AclEntry, DatastoreConfig, JoinTokenRecord, KeyRecord, TaskState, TokenRecord, UserRecord,
 };
 use ironcore_types::{AuthId, DatastoreName, Fingerprint, Privilege, Role, SiteId};
 use serde::Deserialize;
@@ -231,32 +230,10 @@ pub(crate) async fn join(
         },
     )
     .await?;
-    // The new node starts its Raft only after this answer: add it in the background (the
-    // leader retries until it answers), then make it a voter.
-    let n = node.clone();
-    tokio::spawn(async move {
-        let cn = ClusterNode {
-            name: joiner.name.clone(),
-            site: joiner.site.to_string(),
-            address: joiner.address.clone(),
-        };
-        for attempt in 1..=60 {
-            match n.raft().add_learner(joiner.id, cn.clone()).await {
-                Ok(_) => break,
-                Err(e) => {
-                    tracing::info!(node = %joiner.name, attempt, error = %e, "waiting for the joining node");
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                }
-            }
-        }
-        if joiner.role != NodeRole::Learner {
-            if let Err(e) = n.raft().promote(joiner.id).await {
-                tracing::warn!(node = %joiner.name, error = %e, "could not make the joined node a voter");
-            } else {
-                tracing::info!(node = %joiner.name, "joined node is a voter");
-            }
-        }
-    });
+    // The new node starts its Raft only after this answer: the leader's membership
+    // reconciler (cluster::reconcile) adds it as a learner once it answers, then makes it a
+    // voter if its record says so; a leader that dies meanwhile leaves the record to the next.
+    crate::failpoint::hit("membership-after-record");
     let info = node.meta().cluster()?.ok_or_else(|| {
         NodeError::Unavailable(
             "cluster not bootstrapped yet; try again once `ironcore-node init` has finished".into(),

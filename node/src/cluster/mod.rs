@@ -5,4 +5,5 @@ pub mod identity;
 pub mod join;
 pub mod lease;
 pub mod membership;
+pub mod reconcile;
 pub mod state;

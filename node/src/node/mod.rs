@@ -69,6 +69,8 @@ pub struct Node {
     down: Mutex<HashMap<u64, Instant>>,
     notifier: Arc<crate::notify::Notifier>,
     project_key: Option<ironcore_chunkstore::CryptKey>,
+    /// Held while Raft's membership is being changed (one change at a time).
+    membership_lock: tokio::sync::Mutex<()>,
 }
 
 /// A backup session whose client sent nothing for this long is abandoned (the client died):
@@ -97,6 +99,7 @@ impl Node {
             down: Mutex::default(),
             notifier: parts.notifier,
             project_key: parts.project_key,
+            membership_lock: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -143,6 +146,11 @@ impl Node {
     /// Sends events to the notification targets.
     pub fn notifier(&self) -> &Arc<crate::notify::Notifier> {
         &self.notifier
+    }
+
+    /// Held while Raft's membership is being changed, so changes go one at a time.
+    pub fn membership_lock(&self) -> &tokio::sync::Mutex<()> {
+        &self.membership_lock
     }
 
     /// The project key, when the configuration names one (encrypt on push).

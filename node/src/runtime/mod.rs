@@ -110,6 +110,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         config.task_lease,
     ));
     workers.spawn(crate::scheduler::run(Arc::downgrade(&node)));
+    workers.spawn(crate::cluster::reconcile::run(Arc::downgrade(&node)));
     {
         let node = node.clone();
         workers.spawn(async move {
