@@ -290,6 +290,17 @@ impl ChunkDir {
         fs::read(self.path(id))
     }
 
+    /// Deletes chunk `id` (a copy handed on to the nodes that keep it); `false` if it was not
+    /// here.
+    pub fn remove(&self, id: &ChunkId) -> io::Result<bool> {
+        let _guard = self.lock(id);
+        match fs::remove_file(self.path(id)) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Deletes chunk `id` if it was last written or re-used before `cutoff`. Returns the bytes
     /// freed, or `None` when it was kept (or was already gone).
     pub fn remove_if_older(&self, id: &ChunkId, cutoff: SystemTime) -> io::Result<Option<u64>> {

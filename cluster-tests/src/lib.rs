@@ -186,6 +186,17 @@ impl DaemonCluster {
     /// [`DaemonCluster::start`] with `extra(i)` appended to node `i`'s configuration file
     /// (0-based; TOML tables such as `[project-key]`).
     pub fn start_with(n: usize, extra: impl Fn(usize) -> String) -> Result<Self> {
+        Self::start_full(&vec!["primary"; n], extra)
+    }
+
+    /// Starts one node per entry of `sites`, node `i` standing in site `sites[i]`, and waits
+    /// until all are voters.
+    pub fn start_at(sites: &[&str]) -> Result<Self> {
+        Self::start_full(sites, |_| String::new())
+    }
+
+    fn start_full(sites: &[&str], extra: impl Fn(usize) -> String) -> Result<Self> {
+        let n = sites.len();
         let (node_bin, cli_bin) = binaries()?;
         let base = tempfile::tempdir()?;
         let mut cluster = Self {
@@ -204,9 +215,10 @@ impl DaemonCluster {
             std::fs::write(
                 &config,
                 format!(
-                    "name = \"{name}\"\nsite = \"primary\"\ndata-dir = \"{d}\"\nlisten = \"127.0.0.1:{quic}\"\napi-listen = \"127.0.0.1:{api}\"\ndatastore-prefix = \"{d}/storage\"\ntask-lease-secs = 3\n[raft]\nheartbeat-ms = 100\nelection-timeout-min-ms = 800\nelection-timeout-max-ms = 1600\n{}",
+                    "name = \"{name}\"\nsite = \"{site}\"\ndata-dir = \"{d}\"\nlisten = \"127.0.0.1:{quic}\"\napi-listen = \"127.0.0.1:{api}\"\ndatastore-prefix = \"{d}/storage\"\ntask-lease-secs = 3\n[raft]\nheartbeat-ms = 100\nelection-timeout-min-ms = 800\nelection-timeout-max-ms = 1600\n{}",
                     extra(i - 1),
-                    d = dir.display()
+                    d = dir.display(),
+                    site = sites[i - 1]
                 ),
             )?;
             let out = Command::new(&cluster.node_bin)

@@ -144,6 +144,13 @@ impl NodeStores {
         })
     }
 
+    /// Deletes this node's copy of chunk `id` of `ds`; `false` if it held none.
+    pub fn remove(&self, ds: &DatastoreName, id: &ChunkId) -> Result<bool> {
+        self.dir(ds)?
+            .remove(id)
+            .map_err(NodeError::io(format!("deleting chunk {id} of {ds}")))
+    }
+
     /// Makes every chunk written so far durable.
     pub fn sync(&self, ds: &DatastoreName) -> Result<()> {
         self.dir(ds)?

@@ -26,7 +26,7 @@ use super::{ApiResult, Auth};
 use crate::NodeError;
 use crate::auth::{check, check_group, datastore_path};
 use crate::node::{BackupSession, Node};
-use crate::replication::{fetch, replicate};
+use crate::replication::{fetch, replicate, staging};
 
 /// `POST /api2/json/backup`.
 #[derive(Debug, Deserialize)]
@@ -195,9 +195,15 @@ pub(crate) async fn known(
         .collect::<Result<Vec<_>, _>>()?;
     let (stores, ds) = (node.stores().clone(), s.datastore.clone());
     let asked = ids.clone();
-    let mut present = tokio::task::spawn_blocking(move || stores.has_many(&ds, &asked))
-        .await
-        .map_err(NodeError::join("a chunk store call"))??;
+    // A node that does not store this datastore answers for the storage nodes only: what it
+    // staged for another backup may be gone by this one's commit (see replication::staging).
+    let mut present = if staging::stores_here(&node, &s.datastore)? {
+        tokio::task::spawn_blocking(move || stores.has_many(&ds, &asked))
+            .await
+            .map_err(NodeError::join("a chunk store call"))??
+    } else {
+        vec![false; ids.len()]
+    };
     // The node that receives a backup is not special: chunks other storage nodes hold count
     // too (the commit pulls them here before it replicates).
     let absent: Vec<usize> = (0..ids.len()).filter(|i| !present[*i]).collect();
@@ -318,6 +324,8 @@ async fn commit(
         )));
     }
     s.task.check()?;
+    // Staged chunks this commit relies on stay until its replication ends (replication::staging).
+    let staged = node.staging().read().await;
     let (n, ds) = (node.clone(), s.datastore.clone());
     let files = manifest.files.clone();
     let (ids, absent) = tokio::task::spawn_blocking(move || -> Result<_, NodeError> {
@@ -364,6 +372,8 @@ async fn commit(
         .log(&format!("{} chunks referenced; replicating", ids.len()));
     s.task.check()?;
     let nodes = replicate::replicate(node, &s.datastore, &ids).await?;
+    drop(staged);
+    staging::drop_staged(node, &s.datastore, &ids).await?;
     s.task.check()?;
     let entry = SnapshotEntry {
         datastore: s.datastore.clone(),

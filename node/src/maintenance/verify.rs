@@ -26,7 +26,7 @@ use crate::maintenance::jobs::run_on;
 use crate::maintenance::mark::{Marked, mark};
 use crate::node::Node;
 use crate::protocol::{CopyState, JobOutput, LocalJob};
-use crate::replication::{fetch, replicate};
+use crate::replication::{fetch, replicate, staging};
 use crate::tasks::RunningTask;
 
 /// Chunks per check request (32 bytes each on the wire).
@@ -80,10 +80,13 @@ pub async fn run(
         ));
         for batch in short.chunks(REPAIR_BATCH) {
             task.check()?;
+            let staged = node.staging().read().await;
             for id in batch {
                 fetch::fetch(node, ds, id).await?;
             }
             replicate::replicate(node, ds, batch).await?;
+            drop(staged);
+            staging::drop_staged(node, ds, batch).await?;
             repaired += batch.len();
         }
         task.log(&format!("repaired {repaired} chunks"));

@@ -71,6 +71,9 @@ pub struct Node {
     project_key: Option<ironcore_chunkstore::CryptKey>,
     /// Held while Raft's membership is being changed (one change at a time).
     membership_lock: tokio::sync::Mutex<()>,
+    /// Chunks staged here for datastores this node does not store (see
+    /// [`crate::replication::staging`]).
+    staging: tokio::sync::RwLock<()>,
 }
 
 /// A backup session whose client sent nothing for this long is abandoned (the client died):
@@ -100,6 +103,7 @@ impl Node {
             notifier: parts.notifier,
             project_key: parts.project_key,
             membership_lock: tokio::sync::Mutex::new(()),
+            staging: tokio::sync::RwLock::new(()),
         }
     }
 
@@ -151,6 +155,12 @@ impl Node {
     /// Held while Raft's membership is being changed, so changes go one at a time.
     pub fn membership_lock(&self) -> &tokio::sync::Mutex<()> {
         &self.membership_lock
+    }
+
+    /// Commits read-lock it while they rely on chunks staged here; removing staged chunks
+    /// write-locks it (see [`crate::replication::staging`]).
+    pub fn staging(&self) -> &tokio::sync::RwLock<()> {
+        &self.staging
     }
 
     /// The project key, when the configuration names one (encrypt on push).

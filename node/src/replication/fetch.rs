@@ -12,8 +12,24 @@ use crate::replication::DOWN_FOR;
 use crate::replication::placement::place;
 use crate::{NodeError, Result};
 
+/// Chunk `id` of `ds` to read (a restore, an index, a push): as [`fetch`], but a node that does
+/// not store `ds` keeps no copy of what it pulled (see [`super::staging`]).
+pub async fn read(node: &Node, ds: &DatastoreName, id: &ChunkId) -> Result<Vec<u8>> {
+    if super::staging::stores_here(node, ds)? {
+        return fetch(node, ds, id).await;
+    }
+    if let Ok(b) = node.stores().get(ds, id) {
+        return Ok(b); // staged by a backup in flight: its commit hands it on
+    }
+    let bytes = fetch(node, ds, id).await?;
+    let _no_commit_relies_on_it = node.staging().write().await;
+    node.stores().remove(ds, id)?;
+    Ok(bytes)
+}
+
 /// Chunk `id` of `ds`: from this node, else pulled from the nodes that should hold it
-/// (placement order first, then every other storage node of the site).
+/// (placement order first, then every other storage node of the site) and kept here, for a
+/// copy this node hands on next (verify's repair).
 pub async fn fetch(node: &Node, ds: &DatastoreName, id: &ChunkId) -> Result<Vec<u8>> {
     match node.stores().get(ds, id) {
         Ok(b) => return Ok(b),

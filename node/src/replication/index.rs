@@ -14,7 +14,7 @@ pub async fn load_index(
     ds: &DatastoreName,
     file: &ironcore_chunkstore::ManifestFile,
 ) -> Result<ArchiveIndex> {
-    let raw = super::fetch::fetch(node, ds, &file.index).await?;
+    let raw = super::fetch::read(node, ds, &file.index).await?;
     let index = ArchiveIndex::decode(file.kind, &decode_chunk(&raw, &file.index, None)?)?;
     if index.size() != file.size {
         return Err(NodeError::Internal(format!(

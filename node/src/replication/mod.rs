@@ -6,6 +6,7 @@ pub mod fetch;
 pub mod index;
 pub mod placement;
 pub mod replicate;
+pub mod staging;
 
 /// How long a peer that failed a chunk request is tried last.
 pub(crate) const DOWN_FOR: std::time::Duration = std::time::Duration::from_secs(30);

@@ -50,7 +50,12 @@ pub async fn replicate(node: &Node, ds: &DatastoreName, ids: &[ChunkId]) -> Resu
     };
     let mut round = Placing {
         failed: recently_down,
-        holders: vec![node.config().name.to_string()],
+        // This node counts only where it is a storage node (see `staging`).
+        holders: names
+            .iter()
+            .filter(|n| **n == node.config().name.as_str())
+            .cloned()
+            .collect(),
         ..Placing::default()
     };
     place_copies(node, ds, &nodes, copies, ids, &mut round).await;

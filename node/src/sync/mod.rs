@@ -34,7 +34,7 @@ use serde_json::Value;
 
 use crate::node::Node;
 use crate::replication::index::load_index;
-use crate::replication::{fetch, replicate};
+use crate::replication::{fetch, replicate, staging};
 use crate::sync::push::{ATTEMPTS, PushTarget, push_snapshot};
 use crate::tasks::RunningTask;
 use crate::{NodeError, Result};
@@ -418,6 +418,8 @@ async fn copy_snapshot(
     ids.sort_unstable();
     ids.dedup();
     task.check()?;
+    // Staged chunks stay until the replication ends (replication::staging).
+    let staged = node.staging().read().await;
     let (n, b) = ensure(node, api, remote, remote_store, ds, &ids, limit).await?;
     fetched += n;
     bytes += b;
@@ -426,6 +428,8 @@ async fn copy_snapshot(
         .await
         .map_err(NodeError::join("a chunk store call"))??;
     let nodes = replicate::replicate(node, ds, &ids).await?;
+    drop(staged);
+    staging::drop_staged(node, ds, &ids).await?;
     task.check()?;
     let entry = SnapshotEntry {
         datastore: ds.clone(),

@@ -250,7 +250,7 @@ async fn send_as_stored(
     send.extend(session.lacking(&data).await?);
     for id in &send {
         task.check()?;
-        pushed.bytes += session.put(id, fetch::fetch(node, ds, id).await?).await?;
+        pushed.bytes += session.put(id, fetch::read(node, ds, id).await?).await?;
         pushed.sent += 1;
     }
     session.finish(manifest_bytes).await?;
@@ -281,7 +281,7 @@ async fn send_encrypted(
             task.check()?;
             let mut stored = Vec::with_capacity(batch.len());
             for id in batch {
-                stored.push((*id, fetch::fetch(node, ds, id).await?));
+                stored.push((*id, fetch::read(node, ds, id).await?));
             }
             let k = key.clone();
             let done = tokio::task::spawn_blocking(move || {

@@ -1,0 +1,93 @@
+//! Every copy lives where placement says: a backup taken through a node that does not store
+//! the datastore (it stands in another site) leaves no chunk on that node, and every copy on
+//! the storage nodes is one that GC and verify visit.
+
+use ironcore_cluster_tests::{DaemonCluster, chunk_copies};
+
+fn ok(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "command failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_backup_through_a_node_of_another_site_leaves_its_copies_only_on_storage_nodes() {
+    let c = DaemonCluster::start_at(&["primary", "primary", "primary", "backup"])
+        .expect("cluster starts");
+    ok(&c
+        .cli(
+            0,
+            &[
+                "datastore",
+                "create",
+                "store1",
+                "--path",
+                "/srv/store1",
+                "--copies",
+                "2",
+            ],
+        )
+        .unwrap());
+    let src = c.base.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..40u32 {
+        // Incompressible enough to make several chunks.
+        let data: Vec<u8> = (0..50_000u32)
+            .map(|j| (j.wrapping_mul(2_654_435_761).wrapping_add(i * 7919) >> 13) as u8)
+            .collect();
+        std::fs::write(src.join(format!("f{i}")), data).unwrap();
+    }
+    let s = src.to_str().unwrap();
+    // Through node4, which stands in site "backup": store1's storage nodes are node1-3.
+    let first = c
+        .cli_json(3, &["backup", s, "--store", "store1", "--group", "host/a"])
+        .unwrap();
+    assert!(first["new-chunks"].as_u64().unwrap() > 0, "{first}");
+    let copies = chunk_copies(&c, "store1");
+    assert!(!copies.is_empty());
+    let on = |node: &str, p: &std::path::Path| p.to_string_lossy().contains(&format!("/{node}/"));
+    for (_, paths) in &copies {
+        assert!(
+            !paths.iter().any(|p| on("node4", p)),
+            "a chunk stayed on node4, which does not store store1: {paths:?}"
+        );
+        assert_eq!(
+            paths.len(),
+            2,
+            "every chunk on its 2 placement nodes: {paths:?}"
+        );
+    }
+    // The snapshot names only storage nodes as holders, and verify finds every copy intact.
+    let list = c
+        .cli_json(3, &["snapshot", "list", "--store", "store1"])
+        .unwrap();
+    assert!(!list.to_string().contains("node4"), "{list}");
+    let out = ok(&c.cli(0, &["verify", "start", "store1"]).unwrap());
+    assert!(out.contains("OK") || out.contains("ok"), "{out}");
+    // A second backup through node4 (dedup against the storage nodes) and a restore work.
+    ok(&c
+        .cli(3, &["backup", s, "--store", "store1", "--group", "host/a"])
+        .unwrap());
+    let out = c.base.path().join("restore");
+    ok(&c
+        .cli(
+            3,
+            &[
+                "restore",
+                "host/a",
+                out.to_str().unwrap(),
+                "--store",
+                "store1",
+            ],
+        )
+        .unwrap());
+    ok(&c.cli(3, &["compare", s, out.to_str().unwrap()]).unwrap());
+    assert!(
+        chunk_copies(&c, "store1")
+            .iter()
+            .all(|(_, paths)| !paths.iter().any(|p| on("node4", p)))
+    );
+}
