@@ -127,6 +127,22 @@ impl RaftNode {
         &self.book
     }
 
+    /// How long ago this node was last in touch with a leader: at once when it leads and a
+    /// quorum acknowledged it lately, else since a leader's appends were last accepted here.
+    /// `None` if never since it started.
+    pub fn leader_contact(&self) -> Option<Duration> {
+        let m = self.metrics();
+        if m.state == ServerState::Leader {
+            if m.membership_config.membership().voter_ids().count() <= 1 {
+                return Some(Duration::ZERO); // its own quorum
+            }
+            return m
+                .last_quorum_acked
+                .map(|at| openraft::Instant::elapsed(&*at));
+        }
+        self.server.last_leader_contact().map(|at| at.elapsed())
+    }
+
     /// A snapshot of openraft's metrics (state, term, leader, log and applied ids, membership).
     pub fn metrics(&self) -> RaftMetrics<TypeConfig> {
         self.raft.metrics().borrow_watched().clone()

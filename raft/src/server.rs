@@ -24,6 +24,22 @@ pub struct RaftServer {
     inbox: OnceLock<Arc<SnapshotInbox>>,
     service: OnceLock<Arc<dyn RpcHandler>>,
     stopping: std::sync::atomic::AtomicBool,
+    /// When a leader's appends (heartbeats included) were last accepted here.
+    contact: LeaderContact,
+}
+
+/// When this node last accepted a leader's appends.
+#[derive(Clone, Debug, Default)]
+struct LeaderContact(Arc<std::sync::Mutex<Option<std::time::Instant>>>);
+
+impl LeaderContact {
+    fn now(&self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(std::time::Instant::now());
+    }
+
+    fn last(&self) -> Option<std::time::Instant> {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl std::fmt::Debug for RaftServer {
@@ -45,6 +61,12 @@ impl RaftServer {
     /// A server with no Raft instance attached yet.
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
+    }
+
+    /// When this node last accepted appends (or heartbeats) from a leader; `None` if never
+    /// since it started.
+    pub fn last_leader_contact(&self) -> Option<std::time::Instant> {
+        self.contact.last()
     }
 
     /// Hands requests tagged `SERVICE_TAG` (tag stripped) to `service`. A second call is
@@ -145,6 +167,7 @@ impl RpcHandler for RaftServer {
     ) -> BoxFuture<Result<(), String>> {
         let raft = self.raft.get().cloned();
         let stopping = self.stopping.load(std::sync::atomic::Ordering::SeqCst);
+        let contact = self.contact.clone();
         Box::pin(async move {
             if opening != APPEND_STREAM {
                 return Err(format!(
@@ -157,7 +180,7 @@ impl RpcHandler for RaftServer {
                 return Err("this node is stopping".into());
             }
             let raft = raft.ok_or_else(|| "raft is not running on this node yet".to_string())?;
-            Self::serve_appends(raft, stream).await
+            Self::serve_appends(raft, stream, contact).await
         })
     }
 }
@@ -165,7 +188,11 @@ impl RpcHandler for RaftServer {
 impl RaftServer {
     /// Serves an append stream (see `append_stream.rs`): the leader's requests go to
     /// openraft's `stream_append` as they arrive and its answers go back in order.
-    async fn serve_appends(raft: RaftHandle, stream: MessageStream) -> Result<(), String> {
+    async fn serve_appends(
+        raft: RaftHandle,
+        stream: MessageStream,
+        contact: LeaderContact,
+    ) -> Result<(), String> {
         let (sender, receiver) = stream.split();
         let requests = futures_util::stream::unfold(receiver, |mut receiver| async move {
             match receiver.next().await {
@@ -195,6 +222,9 @@ impl RaftServer {
         while let Some(answer) = answers.next().await {
             let result = answer.map_err(|fatal| fatal.to_string())?;
             let last = result.is_err();
+            if !last {
+                contact.now();
+            }
             let bytes = RaftResponse::StreamAppend(result)
                 .encode()
                 .map_err(|e| e.to_string())?;

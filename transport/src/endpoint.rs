@@ -239,8 +239,13 @@ impl Transport {
         let io_err = |action| move |source| TransportError::Io { action, source };
         let socket =
             std::net::UdpSocket::bind(addr).map_err(io_err("binding the QUIC endpoint"))?;
+        let mut endpoint_config = quinn::EndpointConfig::new(Arc::new(identity.reset_key()));
+        let cid_key = identity.cid_key();
+        endpoint_config.cid_generator(move || {
+            Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+        });
         let endpoint = Endpoint::new(
-            quinn::EndpointConfig::new(Arc::new(identity.reset_key())),
+            endpoint_config,
             Some(server),
             socket,
             Arc::new(quinn::TokioRuntime),

@@ -108,11 +108,29 @@ impl NodeIdentity {
     /// The key of this node's QUIC stateless resets, derived from its private key: the same
     /// after a restart, so a peer still holding a connection to the node's previous process
     /// is told at its next packet that the connection is gone (instead of waiting out the idle
-    /// timeout, 30 s, before it redials).
+    /// timeout, 30 s, before it redials). See also [`Self::cid_key`].
     pub(crate) fn reset_key(&self) -> ring::hmac::Key {
-        let derive = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, self.key.secret_pkcs8_der());
-        let secret = ring::hmac::sign(&derive, b"ironcore-backup QUIC stateless reset key v1");
-        ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_ref())
+        ring::hmac::Key::new(
+            ring::hmac::HMAC_SHA256,
+            self.derive(b"ironcore-backup QUIC stateless reset key v1")
+                .as_ref(),
+        )
+    }
+
+    /// The key of this node's QUIC connection ids, derived from its private key: a restarted
+    /// process recognises the ids its previous one handed out, which it must to answer a
+    /// packet on an old connection with a stateless reset (ids it does not recognise are
+    /// dropped silently).
+    pub(crate) fn cid_key(&self) -> u64 {
+        let tag = self.derive(b"ironcore-backup QUIC connection id key v1");
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&tag.as_ref()[..8]);
+        u64::from_le_bytes(first)
+    }
+
+    fn derive(&self, label: &[u8]) -> ring::hmac::Tag {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, self.key.secret_pkcs8_der());
+        ring::hmac::sign(&key, label)
     }
 
     pub(crate) fn cert(&self) -> CertificateDer<'static> {

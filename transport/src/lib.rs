@@ -24,7 +24,9 @@ mod stream;
 pub mod testing;
 mod wire;
 
-pub use chunks::{ChunkFault, ChunkStore, MAX_ATTEMPTS, TransferOptions, TransferReport};
+pub use chunks::{
+    ChunkFault, ChunkStore, MAX_ATTEMPTS, MAX_SCOPE, TransferOptions, TransferReport,
+};
 pub use endpoint::{BoxFuture, Congestion, Peer, PeerInfo, RpcHandler, Transport, TransportConfig};
 pub use error::{Result, TransportError};
 pub use frame::ClusterId;

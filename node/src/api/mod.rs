@@ -11,6 +11,7 @@ mod maintenance;
 mod metrics;
 mod notifications;
 mod reader;
+mod ready;
 mod remotes;
 
 use std::sync::Arc;
@@ -419,5 +420,9 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/api2/json/audit", get(admin::audit))
         .route("/metrics", get(metrics::metrics))
         .layer(axum::extract::DefaultBodyLimit::max(32 << 20))
+        .layer(axum::middleware::from_fn_with_state(
+            node.clone(),
+            ready::require_leader,
+        ))
         .with_state(node)
 }

@@ -90,7 +90,7 @@ const EVERY: Duration = Duration::from_secs(1);
 /// How long one step may take (a learner being added must answer and catch up).
 const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Compares on the leader, every [`EVERY`], until the node stops.
+/// Compares on the leader every second, until the node stops.
 pub async fn run(node: std::sync::Weak<Node>) {
     loop {
         tokio::time::sleep(EVERY).await;
