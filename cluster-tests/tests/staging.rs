@@ -90,4 +90,34 @@ fn a_backup_through_a_node_of_another_site_leaves_its_copies_only_on_storage_nod
             .iter()
             .all(|(_, paths)| !paths.iter().any(|p| on("node4", p)))
     );
+
+    // A backup through node4 that never commits leaves its uploads staged there; GC deletes
+    // them (node4 keeps nothing of store1 past the cutoff).
+    let (mut client, mut writer, upid) = c.fifo_backup(3, "store1", "vm/9").unwrap();
+    for i in 0..12u8 {
+        let block: Vec<u8> = (0..(1u32 << 20))
+            .map(|j| (j.wrapping_mul(2_654_435_761) >> 11) as u8 ^ i)
+            .collect();
+        std::io::Write::write_all(&mut writer, &block).unwrap();
+    }
+    let staged = |c: &DaemonCluster| {
+        chunk_copies(c, "store1")
+            .iter()
+            .filter(|(_, paths)| paths.iter().any(|p| on("node4", p)))
+            .count()
+    };
+    ironcore_cluster_tests::wait(
+        "chunks staged on node4",
+        std::time::Duration::from_secs(30),
+        || Ok(staged(&c) > 0),
+    )
+    .unwrap();
+    ok(&c.cli(3, &["task", "cancel", &upid]).unwrap());
+    drop(writer);
+    let _ = client.wait();
+    ok(&c
+        .cli(0, &["gc", "start", "store1", "--grace-secs", "0"])
+        .unwrap());
+    assert_eq!(staged(&c), 0, "GC left staged chunks on node4");
+    ok(&c.cli(0, &["verify", "start", "store1"]).unwrap());
 }

@@ -3,10 +3,12 @@
 //! The coordinating node fixes one cutoff for the whole run — the earlier of now and the start
 //! of the oldest backup of the datastore still running anywhere in the cluster (task records in
 //! Raft; a backup of a node that lost its lease is ended first, see [`crate::cluster::lease`]), minus a
-//! grace period for clock skew — and asks every storage node to sweep its own
-//! chunk directory ([`LocalJob::Sweep`]): each node marks from its own linearized copy of the
-//! metadata, so a snapshot committed after the mark started was written after the cutoff and
-//! none of its chunks can go. A node that cannot read some index deletes nothing.
+//! grace period for clock skew — and asks every member to sweep its own chunk directory
+//! ([`LocalJob::Sweep`]): each storage node marks from its own linearized copy of the metadata,
+//! so a snapshot committed after the mark started was written after the cutoff and none of its
+//! chunks can go, and a node that cannot read some index deletes nothing; a node that does not
+//! store the datastore deletes whatever it staged before the cutoff (uploads of backups that
+//! never committed; see [`crate::replication::staging`]).
 
 use std::sync::Arc;
 
@@ -61,7 +63,9 @@ pub async fn run(
         time(cutoff),
         running.len()
     ));
-    let (nodes, _) = node.storage_nodes(ds)?;
+    // Every member sweeps: the storage nodes what no snapshot references, the others what
+    // they staged for backups that never committed (replication::staging).
+    let nodes = node.meta().nodes()?;
     let sweeps = nodes.iter().map(|n| {
         run_on(
             node,

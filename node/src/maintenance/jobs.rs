@@ -20,6 +20,7 @@ use crate::node::Node;
 use crate::protocol::{
     self, CopyState, DirInfo, JobOutput, JobStatus, LocalJob, PeerRequest, PeerResponse,
 };
+use crate::replication::staging;
 use crate::{NodeError, Result};
 
 /// Finished results are dropped when nobody polls them for this long.
@@ -76,14 +77,25 @@ pub async fn run_job(node: &Arc<Node>, job: LocalJob) -> Result<JobOutput> {
     node.raft().linearize().await?;
     match job {
         LocalJob::Sweep { datastore, cutoff } => {
-            let marked = mark(node, &datastore).await?;
-            if let Some((s, why)) = marked.unreadable.first() {
-                return Err(NodeError::BadRequest(format!(
-                    "stopped before deleting anything: the index of {s} cannot be read ({why}); \
-                     run `ironcore-backup verify start {datastore}` and forget that snapshot"
-                )));
-            }
-            let referenced = marked.all();
+            // A node that does not store the datastore keeps nothing of it past the cutoff:
+            // what it staged for backups that never committed (replication::staging).
+            let referenced = if staging::stores_here(node, &datastore)? {
+                let marked = mark(node, &datastore).await?;
+                if let Some((s, why)) = marked.unreadable.first() {
+                    return Err(NodeError::BadRequest(format!(
+                        "stopped before deleting anything: the index of {s} cannot be read ({why}); \
+                         run `ironcore-backup verify start {datastore}` and forget that snapshot"
+                    )));
+                }
+                marked.all()
+            } else if !node.stores().path_of(&datastore)?.exists() {
+                return Ok(JobOutput::Swept {
+                    referenced: 0,
+                    report: ironcore_chunkstore::SweepReport::default(),
+                });
+            } else {
+                std::collections::HashSet::new()
+            };
             let dir = node.stores().dir(&datastore)?;
             let report = tokio::task::spawn_blocking(move || {
                 dir.sweep(&referenced, cutoff, &mut |_, _| {})
