@@ -16,8 +16,8 @@
 //! sync         pull and push with remote clusters            -> replication, node, tasks
 //! maintenance  GC, verify + repair, prune, local jobs         -> replication, cluster, node
 //! cluster      state on disk, join, membership, task leases  -> node, notify, protocol
-//! replication  placement, replicate, fetch/pull, indexes      -> node, protocol
-//! node         the shared state (`Node`) and running tasks   -> stores, tasks, notify, protocol
+//! node         the shared state (`Node`) and running tasks   -> replication, stores, tasks, notify
+//! replication  placement, replicate, fetch/pull, indexes      -> stores, protocol (takes ChunkPeers)
 //! leaves       config, error, logging, stores, tasks, notify, protocol, auth
 //! ```
 //!

@@ -197,7 +197,7 @@ pub(crate) async fn known(
     let asked = ids.clone();
     // A node that does not store this datastore answers for the storage nodes only: what it
     // staged for another backup may be gone by this one's commit (see replication::staging).
-    let mut present = if staging::stores_here(&node, &s.datastore)? {
+    let mut present = if staging::stores_here(node.chunk_peers(), &s.datastore)? {
         tokio::task::spawn_blocking(move || stores.has_many(&ds, &asked))
             .await
             .map_err(NodeError::join("a chunk store call"))??
@@ -208,7 +208,7 @@ pub(crate) async fn known(
     // too (the commit pulls them here before it replicates).
     let absent: Vec<usize> = (0..ids.len()).filter(|i| !present[*i]).collect();
     let absent_ids: Vec<ChunkId> = absent.iter().map(|i| ids[*i]).collect();
-    let elsewhere = fetch::held_elsewhere(&node, &s.datastore, &absent_ids).await?;
+    let elsewhere = fetch::held_elsewhere(node.chunk_peers(), &s.datastore, &absent_ids).await?;
     for (i, held) in absent.into_iter().zip(elsewhere) {
         present[i] = held;
     }
@@ -325,7 +325,7 @@ async fn commit(
     }
     s.task.check()?;
     // Staged chunks this commit relies on stay until its replication ends (replication::staging).
-    let staged = node.staging().read().await;
+    let staged = node.chunk_peers().staging().read().await;
     let (n, ds) = (node.clone(), s.datastore.clone());
     let files = manifest.files.clone();
     let (ids, absent) = tokio::task::spawn_blocking(move || -> Result<_, NodeError> {
@@ -358,7 +358,10 @@ async fn commit(
             "{} chunks are held by other nodes; pulling them here",
             absent.len()
         ));
-        if let Some(id) = fetch::pull(node, &s.datastore, &absent).await?.first() {
+        if let Some(id) = fetch::pull(node.chunk_peers(), &s.datastore, &absent)
+            .await?
+            .first()
+        {
             return Err(NodeError::ChunkNotFound(format!(
                 "{id} was never uploaded and no other node holds it; the backup is incomplete — run it again"
             )));
@@ -371,9 +374,9 @@ async fn commit(
     s.task
         .log(&format!("{} chunks referenced; replicating", ids.len()));
     s.task.check()?;
-    let nodes = replicate::replicate(node, &s.datastore, &ids).await?;
+    let nodes = replicate::replicate(node.chunk_peers(), &s.datastore, &ids).await?;
     drop(staged);
-    staging::drop_staged(node, &s.datastore, &ids).await?;
+    staging::drop_staged(node.chunk_peers(), &s.datastore, &ids).await?;
     s.task.check()?;
     let entry = SnapshotEntry {
         datastore: s.datastore.clone(),

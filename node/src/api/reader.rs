@@ -145,7 +145,7 @@ pub(crate) async fn chunk(
     let id: ChunkId = id
         .parse()
         .map_err(|e: ironcore_types::ParseError| NodeError::BadRequest(e.to_string()))?;
-    let bytes = fetch::read(&node, &store, &id).await?;
+    let bytes = fetch::read(node.chunk_peers(), &store, &id).await?;
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
         bytes,

@@ -79,7 +79,7 @@ pub async fn run_job(node: &Arc<Node>, job: LocalJob) -> Result<JobOutput> {
         LocalJob::Sweep { datastore, cutoff } => {
             // A node that does not store the datastore keeps nothing of it past the cutoff:
             // what it staged for backups that never committed (replication::staging).
-            let referenced = if staging::stores_here(node, &datastore)? {
+            let referenced = if staging::stores_here(node.chunk_peers(), &datastore)? {
                 let marked = mark(node, &datastore).await?;
                 if let Some((s, why)) = marked.unreadable.first() {
                     return Err(NodeError::BadRequest(format!(

@@ -41,7 +41,7 @@ pub async fn mark(node: &Arc<Node>, ds: &DatastoreName) -> Result<Marked> {
         let mut failed = None;
         for file in &manifest.files {
             ids.push(file.index);
-            match load_index(node, ds, file).await {
+            match load_index(node.chunk_peers(), ds, file).await {
                 Ok(index) => ids.extend(index.chunk_ids()),
                 Err(e) => {
                     failed = Some(format!("archive {}: {e}", file.name));

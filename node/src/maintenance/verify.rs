@@ -80,13 +80,13 @@ pub async fn run(
         ));
         for batch in short.chunks(REPAIR_BATCH) {
             task.check()?;
-            let staged = node.staging().read().await;
+            let staged = node.chunk_peers().staging().read().await;
             for id in batch {
-                fetch::fetch(node, ds, id).await?;
+                fetch::fetch(node.chunk_peers(), ds, id).await?;
             }
-            replicate::replicate(node, ds, batch).await?;
+            replicate::replicate(node.chunk_peers(), ds, batch).await?;
             drop(staged);
-            staging::drop_staged(node, ds, batch).await?;
+            staging::drop_staged(node.chunk_peers(), ds, batch).await?;
             repaired += batch.len();
         }
         task.log(&format!("repaired {repaired} chunks"));

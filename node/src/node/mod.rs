@@ -9,11 +9,12 @@ use std::time::Instant;
 
 use ironcore_raft::{Command, CommandResult, MetaCommand, MetaRequest, MetaView, RaftNode};
 use ironcore_transport::Peer;
-use ironcore_types::records::{NodeRecord, NodeRole, TaskRecord, TaskState};
+use ironcore_types::records::{NodeRecord, TaskRecord, TaskState};
 use ironcore_types::{AuthId, DatastoreName, Fingerprint, SnapshotRef};
 
 use crate::config::NodeConfig;
 use crate::protocol::{self, PeerRequest, PeerResponse};
+use crate::replication::peers::ChunkPeers;
 use crate::stores::NodeStores;
 use crate::tasks::{RunningTask, Tasks};
 use crate::{NodeError, Result};
@@ -65,15 +66,12 @@ pub struct Node {
     /// Backups in progress here, by UPID.
     sessions: Mutex<HashMap<String, Arc<BackupSession>>>,
     started: Instant,
-    /// Peers that failed a chunk request recently (tried last for a while).
-    down: Mutex<HashMap<u64, Instant>>,
+    /// What replication needs of this node (its narrow handle).
+    chunks: ChunkPeers,
     notifier: Arc<crate::notify::Notifier>,
     project_key: Option<ironcore_chunkstore::CryptKey>,
     /// Held while Raft's membership is being changed (one change at a time).
     membership_lock: tokio::sync::Mutex<()>,
-    /// Chunks staged here for datastores this node does not store (see
-    /// [`crate::replication::staging`]).
-    staging: tokio::sync::RwLock<()>,
 }
 
 /// A backup session whose client sent nothing for this long is abandoned (the client died):
@@ -91,6 +89,11 @@ impl Node {
             parts.config.name.as_str(),
             parts.config.log_dir.join("tasks"),
         );
+        let chunks = ChunkPeers::new(
+            parts.raft.clone(),
+            parts.stores.clone(),
+            parts.config.name.to_string(),
+        );
         Self {
             config: parts.config,
             raft: parts.raft,
@@ -99,11 +102,10 @@ impl Node {
             fingerprint: parts.fingerprint,
             sessions: Mutex::default(),
             started: Instant::now(),
-            down: Mutex::default(),
+            chunks,
             notifier: parts.notifier,
             project_key: parts.project_key,
             membership_lock: tokio::sync::Mutex::new(()),
-            staging: tokio::sync::RwLock::new(()),
         }
     }
 
@@ -142,11 +144,6 @@ impl Node {
         self.started
     }
 
-    /// Peers that failed a chunk request recently, and when (they are tried last for a while).
-    pub fn down(&self) -> &Mutex<HashMap<u64, Instant>> {
-        &self.down
-    }
-
     /// Sends events to the notification targets.
     pub fn notifier(&self) -> &Arc<crate::notify::Notifier> {
         &self.notifier
@@ -155,12 +152,6 @@ impl Node {
     /// Held while Raft's membership is being changed, so changes go one at a time.
     pub fn membership_lock(&self) -> &tokio::sync::Mutex<()> {
         &self.membership_lock
-    }
-
-    /// Commits read-lock it while they rely on chunks staged here; removing staged chunks
-    /// write-locks it (see [`crate::replication::staging`]).
-    pub fn staging(&self) -> &tokio::sync::RwLock<()> {
-        &self.staging
     }
 
     /// The project key, when the configuration names one (encrypt on push).
@@ -244,39 +235,19 @@ impl Node {
 
     /// The transport address of member `id`.
     pub fn peer(&self, id: u64) -> Result<Peer> {
-        let record = self
-            .meta()
-            .node(id)?
-            .ok_or_else(|| NodeError::NotFound(format!("node {id} is not a member")))?;
-        let addr = record.address.parse().map_err(|e| {
-            NodeError::Internal(format!(
-                "node {} has a bad address {}: {e}",
-                record.name, record.address
-            ))
-        })?;
-        Ok(Peer {
-            node: record
-                .name
-                .parse()
-                .map_err(|e| NodeError::Internal(format!("node record {}: {e}", record.name)))?,
-            addr,
-        })
+        self.chunks.peer(id)
     }
 
     /// The storage nodes of datastore `ds` (its site's voters and learners, never
-    /// tie-breakers), by name.
+    /// tie-breakers), and how many copies it keeps.
     pub fn storage_nodes(&self, ds: &DatastoreName) -> Result<(Vec<NodeRecord>, usize)> {
-        let config = self
-            .meta()
-            .datastore(ds)?
-            .ok_or_else(|| NodeError::NotFound(format!("datastore {ds} does not exist")))?;
-        let nodes: Vec<NodeRecord> = self
-            .meta()
-            .nodes()?
-            .into_iter()
-            .filter(|n| n.site == config.site && n.role != NodeRole::TieBreaker)
-            .collect();
-        Ok((nodes, usize::from(config.copies)))
+        self.chunks.storage_nodes(ds)
+    }
+
+    /// What replication needs of this node: the handle every [`crate::replication`] function
+    /// takes.
+    pub fn chunk_peers(&self) -> &ChunkPeers {
+        &self.chunks
     }
 
     /// Cancels task `upid` running on this node, as `by`. A backup session ends at once (it

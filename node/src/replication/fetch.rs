@@ -6,37 +6,37 @@ use std::time::Instant;
 use ironcore_types::records::NodeRecord;
 use ironcore_types::{ChunkId, DatastoreName};
 
-use crate::node::Node;
 use crate::protocol::{self, PeerRequest, PeerResponse};
 use crate::replication::DOWN_FOR;
+use crate::replication::peers::ChunkPeers;
 use crate::replication::placement::place;
 use crate::{NodeError, Result};
 
 /// Chunk `id` of `ds` to read (a restore, an index, a push): as [`fetch`], but a node that does
 /// not store `ds` keeps no copy of what it pulled (see [`super::staging`]).
-pub async fn read(node: &Node, ds: &DatastoreName, id: &ChunkId) -> Result<Vec<u8>> {
-    if super::staging::stores_here(node, ds)? {
-        return fetch(node, ds, id).await;
+pub async fn read(peers: &ChunkPeers, ds: &DatastoreName, id: &ChunkId) -> Result<Vec<u8>> {
+    if super::staging::stores_here(peers, ds)? {
+        return fetch(peers, ds, id).await;
     }
-    if let Ok(b) = node.stores().get(ds, id) {
+    if let Ok(b) = peers.stores.get(ds, id) {
         return Ok(b); // staged by a backup in flight: its commit hands it on
     }
-    let bytes = fetch(node, ds, id).await?;
-    let _no_commit_relies_on_it = node.staging().write().await;
-    node.stores().remove(ds, id)?;
+    let bytes = fetch(peers, ds, id).await?;
+    let _no_commit_relies_on_it = peers.staging.write().await;
+    peers.stores.remove(ds, id)?;
     Ok(bytes)
 }
 
 /// Chunk `id` of `ds`: from this node, else pulled from the nodes that should hold it
 /// (placement order first, then every other storage node of the site) and kept here, for a
 /// copy this node hands on next (verify's repair).
-pub async fn fetch(node: &Node, ds: &DatastoreName, id: &ChunkId) -> Result<Vec<u8>> {
-    match node.stores().get(ds, id) {
+pub async fn fetch(peers: &ChunkPeers, ds: &DatastoreName, id: &ChunkId) -> Result<Vec<u8>> {
+    match peers.stores.get(ds, id) {
         Ok(b) => return Ok(b),
         Err(NodeError::ChunkNotFound(_)) => {}
         Err(e) => return Err(e),
     }
-    let (nodes, copies) = node.storage_nodes(ds)?;
+    let (nodes, copies) = peers.storage_nodes(ds)?;
     let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
     let mut order: Vec<&str> = place(id, &names, copies);
     for n in &names {
@@ -44,10 +44,10 @@ pub async fn fetch(node: &Node, ds: &DatastoreName, id: &ChunkId) -> Result<Vec<
             order.push(n);
         }
     }
-    let me = node.raft().id();
+    let me = peers.raft.id();
     // Peers that failed recently go last.
     let down: Vec<u64> = {
-        let d = node.down().lock().unwrap_or_else(|p| p.into_inner());
+        let d = peers.down.lock().unwrap_or_else(|p| p.into_inner());
         d.iter()
             .filter(|(_, at)| at.elapsed() < DOWN_FOR)
             .map(|(id, _)| *id)
@@ -73,13 +73,14 @@ pub async fn fetch(node: &Node, ds: &DatastoreName, id: &ChunkId) -> Result<Vec<
             to: me,
         })
         .map_err(NodeError::Internal)?;
-        let answer = node.raft().call_service(record.id, &ask).await;
+        let answer = peers.raft.call_service(record.id, &ask).await;
         match answer.map(|a| protocol::decode::<PeerResponse>(&a)) {
-            Ok(Ok(PeerResponse::Done(n))) if n > 0 => return node.stores().get(ds, id),
+            Ok(Ok(PeerResponse::Done(n))) if n > 0 => return peers.stores.get(ds, id),
             Ok(Ok(_)) => tried.push(format!("{name}: not there")),
             Ok(Err(e)) => tried.push(format!("{name}: {e}")),
             Err(e) => {
-                node.down()
+                peers
+                    .down
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(record.id, Instant::now());
@@ -99,20 +100,24 @@ pub async fn fetch(node: &Node, ds: &DatastoreName, id: &ChunkId) -> Result<Vec<
 
 /// Which of `ids` (absent here) another storage node of `ds` holds. Holders refresh them
 /// for GC; a node that does not answer counts as holding none.
-pub async fn held_elsewhere(node: &Node, ds: &DatastoreName, ids: &[ChunkId]) -> Result<Vec<bool>> {
+pub async fn held_elsewhere(
+    peers: &ChunkPeers,
+    ds: &DatastoreName,
+    ids: &[ChunkId],
+) -> Result<Vec<bool>> {
     let mut held = vec![false; ids.len()];
     if ids.is_empty() {
         return Ok(held);
     }
-    let (nodes, _) = node.storage_nodes(ds)?;
-    let me = node.raft().id();
+    let (nodes, _) = peers.storage_nodes(ds)?;
+    let me = peers.raft.id();
     let ask = protocol::encode(&PeerRequest::Has {
         datastore: ds.clone(),
         ids: ids.to_vec(),
     })
     .map_err(NodeError::Internal)?;
     let others: Vec<&NodeRecord> = nodes.iter().filter(|n| n.id != me).collect();
-    let calls = others.iter().map(|n| node.raft().call_service(n.id, &ask));
+    let calls = others.iter().map(|n| peers.raft.call_service(n.id, &ask));
     for (n, answer) in others
         .iter()
         .zip(futures_util::future::join_all(calls).await)
@@ -133,17 +138,17 @@ pub async fn held_elsewhere(node: &Node, ds: &DatastoreName, ids: &[ChunkId]) ->
 
 /// Pulls the chunks of `ids` this node lacks from the other storage nodes of `ds` (a few
 /// verified bulk transfers per node); returns the ids no node could supply.
-pub async fn pull(node: &Node, ds: &DatastoreName, ids: &[ChunkId]) -> Result<Vec<ChunkId>> {
+pub async fn pull(peers: &ChunkPeers, ds: &DatastoreName, ids: &[ChunkId]) -> Result<Vec<ChunkId>> {
     const BATCH: usize = 128;
     let lacking = |ids: &[ChunkId]| -> Vec<ChunkId> {
         ids.iter()
-            .filter(|id| !node.stores().has(ds, id).unwrap_or(false))
+            .filter(|id| !peers.stores.has(ds, id).unwrap_or(false))
             .copied()
             .collect()
     };
     let mut missing = lacking(ids);
-    let (nodes, _) = node.storage_nodes(ds)?;
-    let me = node.raft().id();
+    let (nodes, _) = peers.storage_nodes(ds)?;
+    let me = peers.raft.id();
     for n in nodes.iter().filter(|n| n.id != me) {
         let mut still = Vec::new();
         for batch in missing.chunks(BATCH) {
@@ -153,7 +158,7 @@ pub async fn pull(node: &Node, ds: &DatastoreName, ids: &[ChunkId]) -> Result<Ve
                 to: me,
             })
             .map_err(NodeError::Internal)?;
-            let answer = node.raft().call_service(n.id, &ask).await;
+            let answer = peers.raft.call_service(n.id, &ask).await;
             if let Err(e) = answer {
                 tracing::warn!(node = %n.name, error = %e, "could not pull chunks");
             }

@@ -4,17 +4,17 @@ use ironcore_chunkstore::ArchiveIndex;
 use ironcore_chunkstore::envelope::decode_chunk;
 use ironcore_types::DatastoreName;
 
-use crate::node::Node;
+use crate::replication::peers::ChunkPeers;
 use crate::{NodeError, Result};
 
 /// Reads and decodes the index of archive `file` of a snapshot of `ds` (from any node holding
 /// it), checking it covers the size the manifest says.
 pub async fn load_index(
-    node: &Node,
+    peers: &ChunkPeers,
     ds: &DatastoreName,
     file: &ironcore_chunkstore::ManifestFile,
 ) -> Result<ArchiveIndex> {
-    let raw = super::fetch::read(node, ds, &file.index).await?;
+    let raw = super::fetch::read(peers, ds, &file.index).await?;
     let index = ArchiveIndex::decode(file.kind, &decode_chunk(&raw, &file.index, None)?)?;
     if index.size() != file.size {
         return Err(NodeError::Internal(format!(

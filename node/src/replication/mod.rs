@@ -1,9 +1,11 @@
 //! Where chunks live and how they move between the storage nodes of a site: placement by
 //! rendezvous hashing, replication to the placement nodes, fetching and pulling from peers, and
-//! reading a snapshot's indexes wherever they are.
+//! reading a snapshot's indexes wherever they are. Every function takes the narrow handle
+//! [`peers::ChunkPeers`], not the whole node.
 
 pub mod fetch;
 pub mod index;
+pub mod peers;
 pub mod placement;
 pub mod replicate;
 pub mod staging;

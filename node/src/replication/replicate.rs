@@ -10,9 +10,9 @@ use ironcore_transport::TransferOptions;
 use ironcore_types::records::NodeRecord;
 use ironcore_types::{ChunkId, DatastoreName};
 
-use crate::node::Node;
 use crate::protocol::{self, PeerRequest};
 use crate::replication::DOWN_FOR;
+use crate::replication::peers::ChunkPeers;
 use crate::replication::placement::place;
 use crate::{NodeError, Result};
 
@@ -34,14 +34,18 @@ struct Placing {
 /// dead node never costs a copy. One verified transfer per target node. Returns the names
 /// of the nodes that hold copies; fails with [`NodeError::UnderReplicated`] when fewer
 /// storage nodes than the datastore's copies could take them (never a silent short copy).
-pub async fn replicate(node: &Node, ds: &DatastoreName, ids: &[ChunkId]) -> Result<Vec<String>> {
-    let (nodes, copies) = node.storage_nodes(ds)?;
+pub async fn replicate(
+    peers: &ChunkPeers,
+    ds: &DatastoreName,
+    ids: &[ChunkId],
+) -> Result<Vec<String>> {
+    let (nodes, copies) = peers.storage_nodes(ds)?;
     let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
     let copies = copies.min(names.len());
     // Peers that failed recently are passed over first; if that leaves too few nodes,
     // they are tried again before the copies are declared short.
     let recently_down: Vec<String> = {
-        let d = node.down().lock().unwrap_or_else(|p| p.into_inner());
+        let d = peers.down.lock().unwrap_or_else(|p| p.into_inner());
         nodes
             .iter()
             .filter(|n| d.get(&n.id).is_some_and(|at| at.elapsed() < DOWN_FOR))
@@ -53,15 +57,15 @@ pub async fn replicate(node: &Node, ds: &DatastoreName, ids: &[ChunkId]) -> Resu
         // This node counts only where it is a storage node (see `staging`).
         holders: names
             .iter()
-            .filter(|n| **n == node.config().name.as_str())
+            .filter(|n| **n == peers.name.as_str())
             .cloned()
             .collect(),
         ..Placing::default()
     };
-    place_copies(node, ds, &nodes, copies, ids, &mut round).await;
+    place_copies(peers, ds, &nodes, copies, ids, &mut round).await;
     if names.len().saturating_sub(round.failed.len()) < copies {
         round.failed.retain(|f| round.tried.contains(f));
-        place_copies(node, ds, &nodes, copies, ids, &mut round).await;
+        place_copies(peers, ds, &nodes, copies, ids, &mut round).await;
     }
     let reachable = names.len().saturating_sub(round.failed.len());
     if reachable < copies {
@@ -87,7 +91,7 @@ pub async fn replicate(node: &Node, ds: &DatastoreName, ids: &[ChunkId]) -> Resu
 /// placement nodes not in `round.failed` (this node counts when placement picks it), and
 /// moves a target that fails to `round.failed`, its chunks to the next nodes.
 async fn place_copies(
-    node: &Node,
+    peers: &ChunkPeers,
     ds: &DatastoreName,
     nodes: &[NodeRecord],
     copies: usize,
@@ -95,7 +99,7 @@ async fn place_copies(
     round: &mut Placing,
 ) {
     let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
-    let me = node.config().name.to_string();
+    let me = peers.name.clone();
     let mut pending: Vec<ChunkId> = ids.to_vec();
     while !pending.is_empty() {
         let mut per_target: BTreeMap<String, Vec<ChunkId>> = BTreeMap::new();
@@ -121,7 +125,7 @@ async fn place_copies(
         let mut retry = Vec::new();
         for (target, chunk_ids) in per_target {
             round.tried.push(target.clone());
-            match send_to(node, ds, nodes, &target, &chunk_ids).await {
+            match send_to(peers, ds, nodes, &target, &chunk_ids).await {
                 Ok(()) => {
                     for id in &chunk_ids {
                         round.done.entry(*id).or_default().push(target.clone());
@@ -133,7 +137,8 @@ async fn place_copies(
                 Err(e) => {
                     tracing::warn!(datastore = %ds, target, error = %e, "replication target failed; placing its copies on the next nodes");
                     if let Some(n) = nodes.iter().find(|n| n.name == target) {
-                        node.down()
+                        peers
+                            .down
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
                             .insert(n.id, Instant::now());
@@ -148,7 +153,7 @@ async fn place_copies(
 }
 
 async fn send_to(
-    node: &Node,
+    peers: &ChunkPeers,
     ds: &DatastoreName,
     nodes: &[NodeRecord],
     target: &str,
@@ -163,15 +168,15 @@ async fn send_to(
         ids: chunk_ids.to_vec(),
     })
     .map_err(NodeError::Internal)?;
-    node.raft().call_service(record.id, &ask).await?;
+    peers.raft.call_service(record.id, &ask).await?;
     let options = TransferOptions {
         scope: ds.to_string(),
         ..TransferOptions::default()
     };
-    let report = node
-        .raft()
+    let report = peers
+        .raft
         .transport()
-        .send_chunks(&node.peer(record.id)?, chunk_ids, &options)
+        .send_chunks(&peers.peer(record.id)?, chunk_ids, &options)
         .await?;
     tracing::info!(datastore = %ds, target, offered = report.offered, sent = report.wanted, retries = report.retries, "replicated chunks");
     Ok(())

@@ -7,7 +7,7 @@
 //! as a holder, and it does not answer "present" from its staging (the client uploads what the
 //! storage nodes lack).
 //!
-//! A commit holds [`Node::staging`] for reading from its presence check to the end of its
+//! A commit holds [`ChunkPeers::staging`] for reading from its presence check to the end of its
 //! replication, so its chunks cannot vanish under it; deleting staged chunks holds it for
 //! writing, after every commit in flight. A chunk deleted before a later commit's presence
 //! check is pulled back from the storage nodes by that commit.
@@ -15,24 +15,24 @@
 use ironcore_types::{ChunkId, DatastoreName};
 
 use crate::Result;
-use crate::node::Node;
+use crate::replication::peers::ChunkPeers;
 
 /// Whether this node is one of the storage nodes of `ds` (its copies count and stay).
-pub fn stores_here(node: &Node, ds: &DatastoreName) -> Result<bool> {
-    let (nodes, _) = node.storage_nodes(ds)?;
-    Ok(nodes.iter().any(|n| n.id == node.raft().id()))
+pub fn stores_here(peers: &ChunkPeers, ds: &DatastoreName) -> Result<bool> {
+    let (nodes, _) = peers.storage_nodes(ds)?;
+    Ok(nodes.iter().any(|n| n.id == peers.raft.id()))
 }
 
 /// Deletes this node's staged copies of `ids` of `ds` once they reached their placement
 /// nodes; how many it deleted. Nothing happens on a storage node of `ds`.
-pub async fn drop_staged(node: &Node, ds: &DatastoreName, ids: &[ChunkId]) -> Result<usize> {
-    if stores_here(node, ds)? {
+pub async fn drop_staged(peers: &ChunkPeers, ds: &DatastoreName, ids: &[ChunkId]) -> Result<usize> {
+    if stores_here(peers, ds)? {
         return Ok(0);
     }
-    let _no_commit_relies_on_them = node.staging().write().await;
+    let _no_commit_relies_on_them = peers.staging.write().await;
     let mut dropped = 0;
     for id in ids {
-        if node.stores().remove(ds, id)? {
+        if peers.stores.remove(ds, id)? {
             dropped += 1;
         }
     }

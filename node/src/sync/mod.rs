@@ -411,7 +411,7 @@ async fn copy_snapshot(
         let (n, b) = ensure(node, api, remote, remote_store, ds, &[file.index], limit).await?;
         fetched += n;
         bytes += b;
-        let index = load_index(node, ds, file).await?;
+        let index = load_index(node.chunk_peers(), ds, file).await?;
         ids.push(file.index);
         ids.extend(index.chunk_ids());
     }
@@ -419,7 +419,7 @@ async fn copy_snapshot(
     ids.dedup();
     task.check()?;
     // Staged chunks stay until the replication ends (replication::staging).
-    let staged = node.staging().read().await;
+    let staged = node.chunk_peers().staging().read().await;
     let (n, b) = ensure(node, api, remote, remote_store, ds, &ids, limit).await?;
     fetched += n;
     bytes += b;
@@ -427,9 +427,9 @@ async fn copy_snapshot(
     tokio::task::spawn_blocking(move || n2.stores().sync(&d2))
         .await
         .map_err(NodeError::join("a chunk store call"))??;
-    let nodes = replicate::replicate(node, ds, &ids).await?;
+    let nodes = replicate::replicate(node.chunk_peers(), ds, &ids).await?;
     drop(staged);
-    staging::drop_staged(node, ds, &ids).await?;
+    staging::drop_staged(node.chunk_peers(), ds, &ids).await?;
     task.check()?;
     let entry = SnapshotEntry {
         datastore: ds.clone(),
@@ -469,7 +469,7 @@ async fn ensure(
     ids: &[ChunkId],
     limit: &RateLimiter,
 ) -> Result<(usize, u64)> {
-    let missing = fetch::pull(node, ds, ids).await?;
+    let missing = fetch::pull(node.chunk_peers(), ds, ids).await?;
     let (mut fetched, mut bytes) = (0usize, 0u64);
     for id in missing {
         let mut last = String::new();

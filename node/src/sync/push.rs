@@ -236,7 +236,7 @@ async fn send_as_stored(
 ) -> Result<Pushed> {
     let (mut indexes, mut data) = (Vec::new(), Vec::new());
     for file in &manifest.files {
-        let index = load_index(node, ds, file).await?;
+        let index = load_index(node.chunk_peers(), ds, file).await?;
         indexes.push(file.index);
         data.extend(index.chunk_ids());
     }
@@ -250,7 +250,9 @@ async fn send_as_stored(
     send.extend(session.lacking(&data).await?);
     for id in &send {
         task.check()?;
-        pushed.bytes += session.put(id, fetch::read(node, ds, id).await?).await?;
+        pushed.bytes += session
+            .put(id, fetch::read(node.chunk_peers(), ds, id).await?)
+            .await?;
         pushed.sent += 1;
     }
     session.finish(manifest_bytes).await?;
@@ -272,7 +274,7 @@ async fn send_encrypted(
     let mut pushed = Pushed::default();
     let mut files: Vec<ManifestFile> = Vec::new();
     for file in &manifest.files {
-        let index = load_index(node, ds, file).await?;
+        let index = load_index(node.chunk_peers(), ds, file).await?;
         let mut todo: Vec<ChunkId> = index.chunk_ids().filter(|id| !re.done(id)).collect();
         todo.sort_unstable();
         todo.dedup();
@@ -281,7 +283,7 @@ async fn send_encrypted(
             task.check()?;
             let mut stored = Vec::with_capacity(batch.len());
             for id in batch {
-                stored.push((*id, fetch::read(node, ds, id).await?));
+                stored.push((*id, fetch::read(node.chunk_peers(), ds, id).await?));
             }
             let k = key.clone();
             let done = tokio::task::spawn_blocking(move || {

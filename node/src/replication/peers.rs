@@ -1,0 +1,87 @@
+//! What replication needs of its node, and nothing more: the narrow handle every function of
+//! [`crate::replication`] takes instead of the whole [`crate::node::Node`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use ironcore_raft::{MetaView, RaftNode};
+use ironcore_transport::Peer;
+use ironcore_types::DatastoreName;
+use ironcore_types::records::{NodeRecord, NodeRole};
+
+use crate::stores::NodeStores;
+use crate::{NodeError, Result};
+
+/// This node's view of the storage nodes it moves chunks between: its Raft handle (peer calls
+/// and the transport), its chunk directories, its name, the peers that failed lately, and the
+/// lock that guards chunks staged here (see [`super::staging`]). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ChunkPeers {
+    pub(crate) raft: RaftNode,
+    pub(crate) stores: Arc<NodeStores>,
+    pub(crate) name: String,
+    pub(crate) down: Arc<Mutex<HashMap<u64, Instant>>>,
+    pub(crate) staging: Arc<tokio::sync::RwLock<()>>,
+}
+
+impl ChunkPeers {
+    /// The handle of the node named `name`, reaching peers through `raft` and storing in
+    /// `stores`.
+    pub fn new(raft: RaftNode, stores: Arc<NodeStores>, name: String) -> Self {
+        Self {
+            raft,
+            stores,
+            name,
+            down: Arc::default(),
+            staging: Arc::default(),
+        }
+    }
+
+    fn meta(&self) -> &MetaView {
+        self.raft.meta()
+    }
+
+    /// Commits read-lock it while they rely on chunks staged here; removing staged chunks
+    /// write-locks it (see [`super::staging`]).
+    pub fn staging(&self) -> &tokio::sync::RwLock<()> {
+        &self.staging
+    }
+
+    /// The transport address of member `id`.
+    pub fn peer(&self, id: u64) -> Result<Peer> {
+        let record = self
+            .meta()
+            .node(id)?
+            .ok_or_else(|| NodeError::NotFound(format!("node {id} is not a member")))?;
+        let addr = record.address.parse().map_err(|e| {
+            NodeError::Internal(format!(
+                "node {} has a bad address {}: {e}",
+                record.name, record.address
+            ))
+        })?;
+        Ok(Peer {
+            node: record
+                .name
+                .parse()
+                .map_err(|e| NodeError::Internal(format!("node record {}: {e}", record.name)))?,
+            addr,
+        })
+    }
+
+    /// The storage nodes of datastore `ds` (its site's voters and learners, never
+    /// tie-breakers), and how many copies it keeps.
+    pub fn storage_nodes(&self, ds: &DatastoreName) -> Result<(Vec<NodeRecord>, usize)> {
+        let config = self
+            .meta()
+            .datastore(ds)?
+            .ok_or_else(|| NodeError::NotFound(format!("datastore {ds} does not exist")))?;
+        let nodes: Vec<NodeRecord> = self
+            .meta()
+            .nodes()?
+            .into_iter()
+            .filter(|n| n.site == config.site && n.role != NodeRole::TieBreaker)
+            .collect();
+        Ok((nodes, usize::from(config.copies)))
+    }
+}
