@@ -406,6 +406,32 @@ impl DaemonCluster {
     }
 }
 
+/// The stdout of a command that must have succeeded (panics with its stderr otherwise).
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "command failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The index (0-based) in `c.nodes` of the node whose Raft id is `id`, from `cluster status`
+/// output `status`.
+pub fn index_of(c: &DaemonCluster, status: &Value, id: u64) -> usize {
+    let name = status["nodes"]
+        .as_array()
+        .and_then(|l| l.iter().find(|n| n["id"].as_u64() == Some(id)))
+        .and_then(|n| n["name"].as_str())
+        .unwrap_or_else(|| panic!("node {id} is not in {status}"))
+        .to_string();
+    c.nodes
+        .iter()
+        .position(|n| n.name == name)
+        .unwrap_or_else(|| panic!("{name} is not a node of this cluster"))
+}
+
 /// Polls `cond` every 100 ms until it holds or `limit` passes.
 pub fn wait(what: &str, limit: Duration, mut cond: impl FnMut() -> Result<bool>) -> Result<()> {
     let deadline = Instant::now() + limit;

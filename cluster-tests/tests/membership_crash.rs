@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use ironcore_cluster_tests::{DaemonCluster, wait};
+use ironcore_cluster_tests::{DaemonCluster, index_of, wait};
 use serde_json::Value;
 
 fn member<'a>(status: &'a Value, name: &str) -> &'a Value {
@@ -16,18 +16,6 @@ fn member<'a>(status: &'a Value, name: &str) -> &'a Value {
         .iter()
         .find(|n| n["name"] == name)
         .unwrap()
-}
-
-fn index_of(c: &DaemonCluster, status: &Value, id: u64) -> usize {
-    let name = status["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["id"].as_u64() == Some(id))
-        .and_then(|n| n["name"].as_str())
-        .unwrap()
-        .to_string();
-    c.nodes.iter().position(|n| n.name == name).unwrap()
 }
 
 #[test]

@@ -3,31 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use ironcore_cluster_tests::{DaemonCluster, wait};
-
-fn ok(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "command failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The index (0-based) of the node whose Raft id is `id`, from `cluster status`.
-fn index_of(c: &DaemonCluster, id: u64) -> usize {
-    let status = c.cli_json(0, &["cluster", "status"]).unwrap();
-    let name = status["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["id"].as_u64() == Some(id))
-        .and_then(|n| n["name"].as_str())
-        .unwrap()
-        .to_string();
-    c.nodes.iter().position(|n| n.name == name).unwrap()
-}
+use ironcore_cluster_tests::{DaemonCluster, index_of, ok, wait};
 
 #[test]
 fn a_dead_voter_costs_the_leader_little_and_serves_soon_after_its_restart() {
@@ -55,7 +31,7 @@ fn a_dead_voter_costs_the_leader_little_and_serves_soon_after_its_restart() {
         .unwrap());
 
     let status = c.cli_json(0, &["cluster", "status"]).unwrap();
-    let leader = index_of(&c, status["leader"].as_u64().unwrap());
+    let leader = index_of(&c, &status, status["leader"].as_u64().unwrap());
     let victim = (0..3).find(|&i| i != leader).unwrap();
     let witness = (0..3).find(|&i| i != leader && i != victim).unwrap();
 

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use ironcore_cluster_tests::{DaemonCluster, wait};
+use ironcore_cluster_tests::{DaemonCluster, ok, wait};
 use ironcore_node::auth::Credential;
 use ironcore_node::cluster::state::ClusterState;
 use ironcore_node::protocol::{self, PeerRequest, PeerResponse};
@@ -14,15 +14,6 @@ use ironcore_transport::{
     BoxFuture, ClusterId, NodeIdentity, Peer, PeerInfo, PinSet, RpcHandler, Transport,
     TransportConfig,
 };
-
-fn ok(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "command failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// The rogue process answers nothing.
 struct Silent;

@@ -2,16 +2,7 @@
 //! the datastore (it stands in another site) leaves no chunk on that node, and every copy on
 //! the storage nodes is one that GC and verify visit.
 
-use ironcore_cluster_tests::{DaemonCluster, chunk_copies};
-
-fn ok(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "command failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use ironcore_cluster_tests::{DaemonCluster, chunk_copies, ok};
 
 #[test]
 fn a_backup_through_a_node_of_another_site_leaves_its_copies_only_on_storage_nodes() {
