@@ -296,6 +296,27 @@ impl DaemonCluster {
         Ok(())
     }
 
+    /// Creates datastore `name` at `/srv/NAME` (under each node's prefix) keeping `copies`
+    /// copies, as the admin through node `i`; panics if refused.
+    pub fn create_datastore(&self, i: usize, name: &str, copies: u8) {
+        let path = format!("/srv/{name}");
+        let copies = copies.to_string();
+        ok(&self
+            .cli(
+                i,
+                &[
+                    "datastore",
+                    "create",
+                    name,
+                    "--path",
+                    &path,
+                    "--copies",
+                    &copies,
+                ],
+            )
+            .expect("the CLI runs"));
+    }
+
     /// Runs the CLI against node `i` as the admin.
     pub fn cli(&self, i: usize, args: &[&str]) -> Result<Output> {
         self.cli_as(i, &self.admin_token, args)

@@ -12,20 +12,7 @@ fn a_dead_voter_costs_the_leader_little_and_serves_soon_after_its_restart() {
     std::fs::create_dir_all(src.join("etc")).unwrap();
     std::fs::write(src.join("etc/hosts"), "127.0.0.1 localhost\n").unwrap();
     let s = src.to_str().unwrap().to_string();
-    ok(&c
-        .cli(
-            0,
-            &[
-                "datastore",
-                "create",
-                "store1",
-                "--path",
-                "/srv/s1",
-                "--copies",
-                "2",
-            ],
-        )
-        .unwrap());
+    c.create_datastore(0, "store1", 2);
     ok(&c
         .cli(0, &["backup", &s, "--store", "store1", "--group", "host/a"])
         .unwrap());
@@ -75,20 +62,7 @@ fn a_dead_voter_costs_the_leader_little_and_serves_soon_after_its_restart() {
         .unwrap());
     // ...but not into a datastore that keeps a copy on every node: refused, not acknowledged
     // with fewer copies than it promises.
-    ok(&c
-        .cli(
-            witness,
-            &[
-                "datastore",
-                "create",
-                "store3",
-                "--path",
-                "/srv/s3",
-                "--copies",
-                "3",
-            ],
-        )
-        .unwrap());
+    c.create_datastore(witness, "store3", 3);
     let short = c
         .cli(
             witness,
@@ -184,20 +158,7 @@ fn a_dead_voter_costs_the_leader_little_and_serves_soon_after_its_restart() {
 #[test]
 fn sigterm_stops_a_node_quickly_and_ends_its_running_tasks() {
     let mut c = DaemonCluster::start(3).expect("cluster starts");
-    ok(&c
-        .cli(
-            0,
-            &[
-                "datastore",
-                "create",
-                "store1",
-                "--path",
-                "/srv/s1",
-                "--copies",
-                "2",
-            ],
-        )
-        .unwrap());
+    c.create_datastore(0, "store1", 2);
     // A backup that stays running (its client reads from a FIFO that is kept open).
     let (mut client, writer, upid) = c.fifo_backup(1, "store1", "vm/100").unwrap();
     let (took, status) = c.nodes[1].terminate(Duration::from_secs(30)).unwrap();

@@ -37,20 +37,7 @@ fn quic_address(config: &std::path::Path) -> std::net::SocketAddr {
 #[test]
 fn a_peer_cannot_cancel_a_task_in_someone_elses_name() {
     let mut c = DaemonCluster::start(3).expect("cluster starts");
-    ok(&c
-        .cli(
-            0,
-            &[
-                "datastore",
-                "create",
-                "store1",
-                "--path",
-                "/srv/s1",
-                "--copies",
-                "2",
-            ],
-        )
-        .unwrap());
+    c.create_datastore(0, "store1", 2);
     // Bob exists, with a token but no rights.
     ok(&c.cli(0, &["user", "create", "bob@ironcore"]).unwrap());
     let created = ok(&c.cli(0, &["token", "create", "bob@ironcore!t"]).unwrap());

@@ -8,20 +8,7 @@ use ironcore_cluster_tests::{DaemonCluster, chunk_copies, ok};
 fn a_backup_through_a_node_of_another_site_leaves_its_copies_only_on_storage_nodes() {
     let c = DaemonCluster::start_at(&["primary", "primary", "primary", "backup"])
         .expect("cluster starts");
-    ok(&c
-        .cli(
-            0,
-            &[
-                "datastore",
-                "create",
-                "store1",
-                "--path",
-                "/srv/store1",
-                "--copies",
-                "2",
-            ],
-        )
-        .unwrap());
+    c.create_datastore(0, "store1", 2);
     let src = c.base.path().join("src");
     std::fs::create_dir_all(&src).unwrap();
     for i in 0..40u32 {
