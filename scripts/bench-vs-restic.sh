@@ -55,7 +55,7 @@ files=$(find "$data" -type f | wc -l)
 echo "data set: $files files, $((bytes / 1048576)) MiB"
 
 echo "== starting a 1-node Ironcore cluster"
-mkdir -p "$work/node"
+mkdir -p -m 700 "$work/node"
 cat > "$work/node.toml" <<TOML
 name = "bench1"
 site = "primary"

@@ -54,7 +54,7 @@ rm -rf "$BASE"
 mkdir -p "$BASE"
 
 for i in 1 2 3; do
-  mkdir -p "$BASE/node$i"
+  mkdir -p -m 700 "$BASE/node$i"
   cat > "$BASE/node$i.toml" <<TOML
 name = "node$i"
 site = "primary"

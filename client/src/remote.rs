@@ -153,23 +153,31 @@ impl ChunkSink for RemoteSink {
     }
 }
 
-/// Reads chunks of a datastore from a node (which pulls them from a peer if it lacks them).
+/// Reads the chunks of one snapshot from a node (which pulls them from a peer if it lacks
+/// them), through the reader session the node opened when the snapshot was read.
 #[derive(Debug)]
 pub struct RemoteSource {
     api: Arc<ApiClient>,
     store: DatastoreName,
+    reader: String,
 }
 
 impl RemoteSource {
-    /// Chunks of `store` through the node behind `api`.
-    pub fn new(api: Arc<ApiClient>, store: DatastoreName) -> Self {
-        Self { api, store }
+    /// Chunks of `store` through the node behind `api` and its reader session `reader` (the
+    /// `reader` of its `GET …/snapshot` answer).
+    pub fn new(api: Arc<ApiClient>, store: DatastoreName, reader: String) -> Self {
+        Self { api, store, reader }
     }
 }
 
 impl ChunkSource for RemoteSource {
     fn read_chunk(&self, id: &ChunkId) -> ironcore_chunkstore::Result<Vec<u8>> {
-        let path = format!("/api2/json/datastore/{}/chunk/{}", self.store, id.to_hex());
+        let path = format!(
+            "/api2/json/datastore/{}/chunk/{}?reader={}",
+            self.store,
+            id.to_hex(),
+            encode_segment(&self.reader)
+        );
         match self.api.blocking(self.api.raw(
             Method::GET,
             &path,

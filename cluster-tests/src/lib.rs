@@ -210,6 +210,8 @@ impl DaemonCluster {
             let name = format!("node{i}");
             let dir = cluster.base.path().join(&name);
             std::fs::create_dir_all(&dir)?;
+            // The node refuses a data directory other users can read.
+            std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
             let (quic, api) = (free_port()?, free_port()?);
             let config = cluster.base.path().join(format!("{name}.toml"));
             std::fs::write(
@@ -221,7 +223,8 @@ impl DaemonCluster {
                     site = sites[i - 1]
                 ),
             )?;
-            let out = Command::new(&cluster.node_bin)
+            let out = cluster
+                .node_command()
                 .arg("--config")
                 .arg(&config)
                 .arg("fingerprint")
@@ -262,7 +265,8 @@ impl DaemonCluster {
     }
 
     fn node_cmd(&self, i: usize, args: &[&str]) -> Result<()> {
-        let out = Command::new(&self.node_bin)
+        let out = self
+            .node_command()
             .arg("--config")
             .arg(&self.nodes[i].config)
             .args(args)
@@ -276,6 +280,23 @@ impl DaemonCluster {
         Ok(())
     }
 
+    /// The daemon, started under umask 022 (as a shell of most systems would start it) so that
+    /// tests see what it makes of a permissive umask; `exec` keeps its pid.
+    fn node_command(&self) -> Command {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg("umask 022 && exec \"$0\" \"$@\"")
+            .arg(&self.node_bin);
+        cmd
+    }
+
+    /// Where node `i`'s standard output and error go (every run of it, appended).
+    pub fn stdout_log(&self, i: usize) -> PathBuf {
+        self.base
+            .path()
+            .join(format!("{}.stdout.log", self.nodes[i].name))
+    }
+
     /// (Re)starts node `i`'s process.
     pub fn spawn(&mut self, i: usize) -> Result<()> {
         self.spawn_with_env(i, &[])
@@ -283,8 +304,13 @@ impl DaemonCluster {
 
     /// (Re)starts node `i`'s process with extra environment `envs` (`IRONCORE_FAILPOINTS`).
     pub fn spawn_with_env(&mut self, i: usize, envs: &[(&str, &str)]) -> Result<()> {
-        let log = std::fs::File::create(self.nodes[i].dir.join("stdout.log"))?;
-        let child = Command::new(&self.node_bin)
+        // Beside the data directory, not in it: the harness's file, not the node's.
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(self.stdout_log(i))?;
+        let child = self
+            .node_command()
             .arg("--config")
             .arg(&self.nodes[i].config)
             .arg("run")

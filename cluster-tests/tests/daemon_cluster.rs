@@ -55,7 +55,9 @@ fn unauthenticated_calls_are_refused(c: &DaemonCluster) {
             .replace("{store}", "store1")
             .replace("{id}", &id)
             .replace("{upid}", "UPID%3Ax")
-            .replace("{name}", "x");
+            .replace("{name}", "x")
+            .replace("{userid}", "x@pbs")
+            .replace("{tokenid}", "x@pbs!t");
         let m: hyper::Method = method.parse().unwrap();
         // The password login is authenticated by its body: a wrong password is refused.
         let body = if path.ends_with("/access/ticket") {

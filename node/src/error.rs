@@ -85,6 +85,9 @@ pub enum NodeError {
     /// The cluster cannot serve this now (no leader known, a node lost its work); try again.
     #[error("{0}")]
     Unavailable(String),
+    /// A file or directory of the node is open to other users; the node will not use it.
+    #[error("{0}")]
+    Insecure(String),
     /// A fault of this node's own (a worker thread that panicked, a state that should not be
     /// possible); its logs say more.
     #[error("internal error: {0}; the node's logs (node.log, worker.log) say more")]

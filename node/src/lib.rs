@@ -34,6 +34,7 @@ pub mod logging;
 pub mod maintenance;
 pub mod node;
 pub mod notify;
+pub mod private;
 pub mod protocol;
 pub mod replication;
 pub mod runtime;

@@ -44,8 +44,11 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Before any file or thread exists: everything this process creates is its user's alone.
+    ironcore_node::private::restrict_umask();
     let cli = Cli::parse();
     let config = NodeConfig::load(&cli.config)?;
+    ironcore_node::private::private_dir(&config.data_dir, "data directory")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -123,7 +123,12 @@ impl NodeStores {
         check: StoredCheck,
         buf: ChunkBuf,
     ) -> Result<Inserted> {
-        check.finish(id)?;
+        // The client's bytes, not the node, are at fault: a 4xx that names the failed check.
+        check.finish(id).map_err(|e| {
+            NodeError::BadRequest(format!(
+                "chunk upload rejected, nothing was stored: the bytes sent are not chunk {id} ({e})"
+            ))
+        })?;
         let dir = self.dir(ds)?;
         dir.insert_buf(id, buf)
             .map_err(|e| storing_failed(e, ds, id))

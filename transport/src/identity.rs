@@ -96,7 +96,7 @@ impl NodeIdentity {
         };
         write(&key_path, id.key.secret_pkcs8_der(), 0o600)
             .map_err(|e| err(format!("{KEY_FILE}: {e}")))?;
-        write(&cert_path, &id.cert, 0o644).map_err(|e| err(format!("{CERT_FILE}: {e}")))?;
+        write(&cert_path, &id.cert, 0o600).map_err(|e| err(format!("{CERT_FILE}: {e}")))?;
         Ok(id)
     }
 

@@ -328,13 +328,14 @@ fn write_image(
 }
 
 /// Snapshot `s`'s manifest from the cluster, checked against `key` (see
-/// [`open_manifest_bytes`]).
+/// [`open_manifest_bytes`]), and a source of its chunks (through the reader session the node
+/// opened for it).
 fn fetch_manifest(
-    api: &ApiClient,
+    api: &Arc<ApiClient>,
     store: &DatastoreName,
     s: &SnapshotRef,
     key: Option<&CryptKey>,
-) -> Result<ironcore_chunkstore::Manifest> {
+) -> Result<(ironcore_chunkstore::Manifest, Arc<dyn ChunkSource>)> {
     let q = format!(
         "/api2/json/datastore/{store}/snapshot?ns={}&group={}&time={}",
         encode_segment(&s.ns.to_string()),
@@ -347,7 +348,15 @@ fn fetch_manifest(
             .as_str()
             .context("no manifest in answer")?,
     )?;
-    Ok(open_manifest_bytes(s, &bytes, key)?)
+    let reader = entry["reader"]
+        .as_str()
+        .context("the node opened no reader session for the snapshot")?;
+    let source: Arc<dyn ChunkSource> = Arc::new(RemoteSource::new(
+        api.clone(),
+        store.clone(),
+        reader.to_string(),
+    ));
+    Ok((open_manifest_bytes(s, &bytes, key)?, source))
 }
 
 /// The previous tree snapshot `s` as a base for reusing unchanged files; `None` (with a note)
@@ -359,8 +368,7 @@ fn load_base(
     key: Option<&CryptKey>,
 ) -> Option<PreviousTree> {
     let load = || -> Result<Option<PreviousTree>> {
-        let manifest = fetch_manifest(api, store, s, key)?;
-        let source: Arc<dyn ChunkSource> = Arc::new(RemoteSource::new(api.clone(), store.clone()));
+        let (manifest, source) = fetch_manifest(api, store, s, key)?;
         Ok(PreviousTree::load(source, &manifest, key, key)?)
     };
     match load() {
@@ -398,8 +406,7 @@ fn restore_snapshot(
     out: Output,
 ) -> Result<()> {
     let key = load_key(keyfile)?;
-    let manifest = fetch_manifest(api, store, s, key.as_ref())?;
-    let source: Arc<dyn ChunkSource> = Arc::new(RemoteSource::new(api.clone(), store.clone()));
+    let (manifest, source) = fetch_manifest(api, store, s, key.as_ref())?;
     let begun = std::time::Instant::now();
     let report = if manifest.file(META_ARCHIVE).is_some() {
         let mut bar = Progress::new("restore", None, out);

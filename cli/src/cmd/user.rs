@@ -1,10 +1,12 @@
-//! `user list|create|password` and `login`: users and their passwords.
+//! `user list|create|update|remove|password` and `login`: users and their passwords.
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use clap::Subcommand;
 use hyper::Method;
 use ironcore_client::ApiClient;
 use serde_json::json;
+
+use ironcore_client::api_client::encode_segment;
 
 use crate::api::{get, rows, send};
 use crate::conn::read_password;
@@ -24,6 +26,22 @@ pub enum UserCmd {
     },
     /// Set a user's password (from IRONCORE_PASSWORD, or asked).
     Password { userid: String },
+    /// Enable or disable a user. Disabled, its tokens and tickets are refused on every node as
+    /// soon as the change is applied there; tickets issued before stay refused once enabled.
+    Update {
+        userid: String,
+        /// Let the user in again.
+        #[arg(long, conflicts_with = "disable")]
+        enable: bool,
+        /// Refuse the user, its tokens and its tickets from now on.
+        #[arg(long)]
+        disable: bool,
+        /// A new comment.
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Remove a user with its tokens and grants for good.
+    Remove { userid: String },
 }
 
 /// Runs a `user` command.
@@ -54,6 +72,39 @@ pub fn run(api: &ApiClient, cmd: UserCmd, out: Output) -> Result<()> {
                 )?,
             )
         }
+        UserCmd::Update {
+            userid,
+            enable,
+            disable,
+            comment,
+        } => {
+            let enabled = match (enable, disable) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            };
+            if enabled.is_none() && comment.is_none() {
+                bail!("nothing to change: give --enable, --disable or --comment");
+            }
+            object(
+                out,
+                &send(
+                    api,
+                    Method::PUT,
+                    &format!("/api2/json/access/users/{}", encode_segment(&userid)),
+                    json!({ "enable": enabled, "comment": comment }),
+                )?,
+            )
+        }
+        UserCmd::Remove { userid } => object(
+            out,
+            &send(
+                api,
+                Method::DELETE,
+                &format!("/api2/json/access/users/{}", encode_segment(&userid)),
+                json!({}),
+            )?,
+        ),
         UserCmd::Password { userid } => {
             let password = read_password(&format!("new password for {userid}: "), true)?;
             object(

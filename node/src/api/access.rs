@@ -62,7 +62,8 @@ pub(crate) async fn login(
         .ok_or_else(|| {
             NodeError::BadRequest("this cluster has no ticket key; use API tokens".into())
         })?;
-    let (t, expires) = ticket::issue(&key, &user, chrono::Utc::now().timestamp())?;
+    let generation = node.meta().ticket_generation(&user)?;
+    let (t, expires) = ticket::issue(&key, &user, generation, chrono::Utc::now().timestamp())?;
     Ok(Json(
         json!({ "username": user.to_string(), "ticket": t, "expires": expires }),
     ))

@@ -1,13 +1,11 @@
-//! Cluster, datastore, access, key, task and audit routes.
+//! Cluster, datastore, ACL, key, task and audit routes.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use ironcore_raft::MetaCommand;
-use ironcore_types::records::{
-    AclEntry, DatastoreConfig, JoinTokenRecord, KeyRecord, TaskState, TokenRecord, UserRecord,
-};
+use ironcore_types::records::{AclEntry, DatastoreConfig, JoinTokenRecord, KeyRecord, TaskState};
 use ironcore_types::{AuthId, DatastoreName, Fingerprint, Privilege, Role, SiteId};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -22,7 +20,7 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-fn admin(node: &Node, caller: &Caller) -> Result<(), NodeError> {
+pub(crate) fn admin(node: &Node, caller: &Caller) -> Result<(), NodeError> {
     check(node.meta(), caller, "/", Privilege::Manage).map(|_| ())
 }
 
@@ -385,96 +383,6 @@ pub(crate) async fn cancel_task(
     Ok(Json(json!({ "cancelled": upid })))
 }
 
-pub(crate) async fn users(
-    State(node): State<Arc<Node>>,
-    Auth(caller): Auth,
-) -> ApiResult<Json<Value>> {
-    admin(&node, &caller)?;
-    let users: Vec<Value> = node.meta().users()?.into_iter()
-        .map(|u| json!({ "userid": u.userid.to_string(), "enabled": u.enabled, "comment": u.comment }))
-        .collect();
-    Ok(Json(json!({ "data": users })))
-}
-
-/// `POST /api2/json/access/users`.
-#[derive(Debug, Deserialize)]
-pub struct CreateUser {
-    userid: AuthId,
-    #[serde(default)]
-    comment: String,
-    /// Lets the user log in with a password (`ironcore-backup login`).
-    #[serde(default)]
-    password: Option<String>,
-}
-
-pub(crate) async fn create_user(
-    State(node): State<Arc<Node>>,
-    Auth(caller): Auth,
-    Json(req): Json<CreateUser>,
-) -> ApiResult<Json<Value>> {
-    admin(&node, &caller)?;
-    node.propose(
-        &caller.auth_id,
-        MetaCommand::CreateUser(UserRecord {
-            userid: req.userid.clone(),
-            password_hash: req
-                .password
-                .as_deref()
-                .map(crate::auth::ticket::hash_password)
-                .transpose()?,
-            enabled: true,
-            comment: req.comment,
-        }),
-    )
-    .await?;
-    Ok(Json(json!({ "userid": req.userid.to_string() })))
-}
-
-pub(crate) async fn tokens(
-    State(node): State<Arc<Node>>,
-    Auth(caller): Auth,
-) -> ApiResult<Json<Value>> {
-    admin(&node, &caller)?;
-    let list: Vec<Value> = node.meta().tokens()?.into_iter()
-        .map(|t| json!({ "tokenid": t.tokenid.to_string(), "expires": t.expires, "comment": t.comment }))
-        .collect();
-    Ok(Json(json!({ "data": list })))
-}
-
-/// `POST /api2/json/access/tokens`.
-#[derive(Debug, Deserialize)]
-pub struct CreateToken {
-    tokenid: AuthId,
-    #[serde(default)]
-    comment: String,
-    #[serde(default)]
-    expires: i64,
-}
-
-pub(crate) async fn create_token(
-    State(node): State<Arc<Node>>,
-    Auth(caller): Auth,
-    Json(req): Json<CreateToken>,
-) -> ApiResult<Json<Value>> {
-    if req.tokenid.user() != caller.auth_id.user() || caller.auth_id.is_token() {
-        admin(&node, &caller)?;
-    }
-    let secret = new_secret();
-    node.propose(
-        &caller.auth_id,
-        MetaCommand::CreateToken(TokenRecord {
-            tokenid: req.tokenid.clone(),
-            secret_hash: hash_secret(&secret),
-            expires: req.expires,
-            comment: req.comment,
-        }),
-    )
-    .await?;
-    Ok(Json(
-        json!({ "tokenid": req.tokenid.to_string(), "secret": secret }),
-    ))
-}
-
 pub(crate) async fn acls(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
@@ -549,8 +457,9 @@ pub(crate) async fn membership(
 ) -> ApiResult<Json<Value>> {
     check(node.meta(), &caller, "/", Privilege::Manage)?;
     node.raft().linearize().await?;
-    let target = crate::cluster::membership::member(&node, &req.node)?;
-    let what = crate::cluster::membership::change(&node, &caller, req.op, target.id).await?;
+    let members = crate::cluster::members::Members::of(&node);
+    let target = crate::cluster::membership::member(&members, &req.node)?;
+    let what = crate::cluster::membership::change(&members, &caller, req.op, target.id).await?;
     Ok(Json(
         json!({ "node": target.name, "op": req.op, "result": what }),
     ))

@@ -89,7 +89,7 @@ pub(crate) async fn start(
         group
     );
     // A running backup of a node that lost its lease (or left) is ended here, not waited for.
-    let busy = !crate::cluster::lease::live_tasks(&node, |t| {
+    let busy = !crate::cluster::lease::live_tasks(node.proposer(), node.tasks(), |t| {
         t.kind == "backup" && t.worker_id == worker_id
     })
     .await?

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use super::{ApiResult, Auth};
 use crate::auth::{Caller, check, datastore_path};
+use crate::maintenance::Upkeep;
 use crate::maintenance::jobs::run_on;
 use crate::node::Node;
 use crate::node::work;
@@ -132,7 +133,7 @@ pub(crate) async fn gc_start(
         &caller.auth_id,
         move |node, task| async move {
             node.notifier().set_mode(&upid_of(&task), mode);
-            gc::run(&node, &task, &ds, grace).await
+            gc::run(&Upkeep::of(&node), &task, &ds, grace).await
         },
     )
     .await?;
@@ -156,7 +157,7 @@ pub(crate) async fn verify_start(
         &caller.auth_id,
         move |node, task| async move {
             node.notifier().set_mode(&upid_of(&task), mode);
-            verify::run(&node, &task, &ds, &actor).await
+            verify::run(&Upkeep::of(&node), &task, &ds, &actor).await
         },
     )
     .await?;
@@ -229,9 +230,10 @@ async fn inspect(
     usage: bool,
 ) -> Result<Vec<Value>, NodeError> {
     let (nodes, _) = node.storage_nodes(store)?;
+    let up = Upkeep::of(node);
     let jobs = nodes.iter().map(|n| {
         run_on(
-            node,
+            &up,
             n,
             LocalJob::Inspect {
                 datastore: store.clone(),

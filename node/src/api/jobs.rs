@@ -159,7 +159,9 @@ pub(crate) async fn create(
                     )
                     .into());
                 }
-                (true, true) => Some(crate::sync::project_key_fingerprint(&node)?),
+                (true, true) => Some(crate::sync::project_key_fingerprint(
+                    &crate::sync::syncer::Syncer::of(&node),
+                )?),
             };
             JobKind::Sync {
                 push,
@@ -275,7 +277,7 @@ pub(crate) async fn sync_diff(
     let api = crate::sync::client(&remote)?;
     node.raft().linearize().await?;
     let theirs = crate::sync::remote_snapshots(&api, &q.remote, &q.remote_store).await?;
-    let ours = crate::sync::local_snapshots(&node, &q.store)?;
+    let ours = crate::sync::local_snapshots(node.meta(), &q.store)?;
     let d = crate::sync::diff(&theirs, &ours, &filters);
     let names = |v: &[ironcore_types::SnapshotRef]| -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()

@@ -47,7 +47,7 @@ pub(crate) async fn prune(
     node.raft().linearize().await?;
     check_group(node.meta(), &caller, &store, &ns, &group, Privilege::Modify)?;
     let plan = crate::maintenance::prune::prune_group(
-        &node,
+        &crate::maintenance::Upkeep::of(&node),
         &caller.auth_id,
         &store,
         &ns,

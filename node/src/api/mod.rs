@@ -13,6 +13,7 @@ mod notifications;
 mod reader;
 mod ready;
 mod remotes;
+mod users;
 
 use std::sync::Arc;
 
@@ -267,6 +268,26 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
         "/api2/json/access/tokens",
         "create a token (secret shown once)",
     ),
+    (
+        "PUT",
+        "/api2/json/access/users/{userid}",
+        "enable or disable a user, or change its comment (Admin)",
+    ),
+    (
+        "DELETE",
+        "/api2/json/access/users/{userid}",
+        "remove a user with its tokens and grants (Admin)",
+    ),
+    (
+        "PUT",
+        "/api2/json/access/tokens/{tokenid}",
+        "enable, disable or re-date a token (its user or Admin)",
+    ),
+    (
+        "DELETE",
+        "/api2/json/access/tokens/{tokenid}",
+        "remove a token and its grants (its user or Admin)",
+    ),
     ("GET", "/api2/json/access/acl", "ACL entries"),
     ("PUT", "/api2/json/access/acl", "grant a role"),
     ("GET", "/api2/json/keys", "registered encryption keys"),
@@ -403,11 +424,19 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/api2/json/access/password", put(access::set_password))
         .route(
             "/api2/json/access/users",
-            get(admin::users).post(admin::create_user),
+            get(users::users).post(users::create_user),
+        )
+        .route(
+            "/api2/json/access/users/{userid}",
+            put(users::update_user).delete(users::remove_user),
         )
         .route(
             "/api2/json/access/tokens",
-            get(admin::tokens).post(admin::create_token),
+            get(users::tokens).post(users::create_token),
+        )
+        .route(
+            "/api2/json/access/tokens/{tokenid}",
+            put(users::update_token).delete(users::remove_token),
         )
         .route(
             "/api2/json/access/acl",

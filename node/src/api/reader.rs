@@ -1,5 +1,6 @@
-//! Reading: snapshot lists, one snapshot's manifest, chunks (pulled from a peer when this node
-//! lacks them), and forgetting a snapshot.
+//! Reading: snapshot lists, one snapshot's manifest (which opens a reader session on it, see
+//! [`crate::node::readers`]), the chunks of that snapshot through its reader (pulled from a peer
+//! when this node lacks them), and forgetting a snapshot.
 
 use std::sync::Arc;
 
@@ -17,7 +18,9 @@ use super::{ApiResult, Auth};
 use crate::NodeError;
 use crate::auth::{check, check_group, datastore_path};
 use crate::node::Node;
+use crate::node::readers::ReaderId;
 use crate::replication::fetch;
+use crate::replication::index::snapshot_chunks;
 
 /// Which snapshot (query of `GET/DELETE …/snapshot`).
 #[derive(Debug, Deserialize)]
@@ -103,8 +106,14 @@ pub(crate) async fn snapshot(
     let e = meta
         .snapshot(&store, &s)?
         .ok_or_else(|| NodeError::NotFound(format!("snapshot {s} does not exist in {store}")))?;
+    let (manifest, _) = ironcore_chunkstore::Manifest::decode(&e.manifest)?;
+    let indexes = manifest.files.iter().map(|f| f.index).collect();
+    let reader = node
+        .readers()
+        .open(&caller.auth_id, &store, &s, e.manifest.clone(), indexes);
     let mut v = summary(&e);
     v["manifest"] = json!(hex::encode(&e.manifest));
+    v["reader"] = json!(reader.as_str());
     Ok(Json(v))
 }
 
@@ -134,17 +143,58 @@ pub(crate) async fn forget(
     Ok(Json(json!({ "forgotten": s.to_string() })))
 }
 
+/// Which reader a chunk is read through (query of `GET …/chunk/{id}`).
+#[derive(Debug, Deserialize)]
+pub struct Through {
+    /// The reader session `GET …/snapshot` answered.
+    #[serde(default)]
+    reader: Option<String>,
+}
+
+/// One chunk of the snapshot that reader `?reader=` reads; any other chunk is refused, whoever
+/// holds it.
 pub(crate) async fn chunk(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
     Path((store, id)): Path<(DatastoreName, String)>,
+    Query(through): Query<Through>,
 ) -> ApiResult<impl IntoResponse> {
-    let path = datastore_path(&store, &ironcore_types::Namespace::root());
-    check(node.meta(), &caller, &path, Privilege::Read)
-        .or_else(|_| check(node.meta(), &caller, &path, Privilege::Backup))?;
     let id: ChunkId = id
         .parse()
         .map_err(|e: ironcore_types::ParseError| NodeError::BadRequest(e.to_string()))?;
+    let reader: ReaderId = through
+        .reader
+        .ok_or_else(|| {
+            NodeError::BadRequest(format!(
+                "chunks are read through a reader session: read the snapshot first (`GET /api2/json/datastore/{store}/snapshot?group=…&time=…` answers `reader`) and pass it as `?reader=`"
+            ))
+        })?
+        .parse()?;
+    let reader = node.readers().get(&reader, &caller.auth_id, &store)?;
+    // Rights can be revoked while a reader is open: check them again on every call.
+    let s = &reader.snapshot;
+    check_group(
+        node.meta(),
+        &caller,
+        &store,
+        &s.ns,
+        &s.group,
+        Privilege::Read,
+    )?;
+    if !reader.indexes.contains(&id) {
+        let (manifest, _) = ironcore_chunkstore::Manifest::decode(&reader.manifest)?;
+        let peers = node.chunk_peers();
+        let chunks = reader
+            .chunks
+            .get_or_try_init(|| snapshot_chunks(peers, &store, &manifest))
+            .await?;
+        if !chunks.contains(&id) {
+            return Err(NodeError::PermissionDenied(format!(
+                "chunk {id} is not part of snapshot {s}, the one this reader session reads"
+            ))
+            .into());
+        }
+    }
     let bytes = fetch::read(node.chunk_peers(), &store, &id).await?;
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],

@@ -67,7 +67,12 @@ pub fn authenticate(meta: &MetaView, header: Option<&str>, now: i64) -> Result<C
             .cluster()?
             .map(|c| hex::decode(c.ticket_key).unwrap_or_default())
             .unwrap_or_default();
-        let user = crate::auth::ticket::check(&key, ticket.trim(), now)?;
+        let (user, generation) = crate::auth::ticket::check(&key, ticket.trim(), now)?;
+        if meta.ticket_generation(&user)? != generation {
+            return Err(NodeError::Unauthenticated(format!(
+                "the ticket was issued before user {user} was disabled or created anew; log in again"
+            )));
+        }
         let record = meta
             .user(&user)?
             .ok_or_else(|| NodeError::Unauthenticated(format!("user {user} no longer exists")))?;
@@ -101,6 +106,11 @@ pub fn authenticate(meta: &MetaView, header: Option<&str>, now: i64) -> Result<C
     let token = meta.token(&auth_id)?.ok_or_else(refused)?;
     if !constant_time_eq(token.secret_hash.as_bytes(), hash_secret(secret).as_bytes()) {
         return Err(refused());
+    }
+    if meta.token_disabled(&auth_id)? {
+        return Err(NodeError::Unauthenticated(format!(
+            "token {auth_id} is disabled; an administrator enables it with `ironcore-backup token update {auth_id} --enable`"
+        )));
     }
     if token.expires != 0 && token.expires < now {
         return Err(NodeError::Unauthenticated(format!(

@@ -1,8 +1,10 @@
 //! Password login and tickets. A user with a password (Argon2id, hashed on the node) logs in at
 //! `POST /api2/json/access/ticket` and gets a ticket valid for [`TICKET_LIFETIME`] on every node:
-//! `IBS:{userid}:{expires, hex}:{HMAC-SHA256 hex}`, signed with the cluster's ticket key (made at
-//! bootstrap, kept in Raft, never shown). Calls then send `Authorization: IBSTicket <ticket>`
-//! and act with the user's own ACL.
+//! `IBS:{userid}:{generation, hex}:{expires, hex}:{HMAC-SHA256 hex}`, signed with the cluster's
+//! ticket key (made at bootstrap, kept in Raft, never shown). Calls then send
+//! `Authorization: IBSTicket <ticket>` and act with the user's own ACL. The generation is the
+//! user's when the ticket was issued (`MetaView::ticket_generation`): disabling or removing the
+//! user starts a new one, and a ticket of another generation is refused.
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -46,16 +48,17 @@ fn signature(key: &[u8], payload: &str) -> Result<Vec<u8>> {
     Ok(mac.finalize().into_bytes().to_vec())
 }
 
-/// A ticket for `user` issued at `now`, and when it expires.
-pub fn issue(key: &[u8], user: &AuthId, now: i64) -> Result<(String, i64)> {
+/// A ticket for `user` of ticket generation `generation`, issued at `now`, and when it expires.
+pub fn issue(key: &[u8], user: &AuthId, generation: u64, now: i64) -> Result<(String, i64)> {
     let expires = now + TICKET_LIFETIME;
-    let payload = format!("IBS:{user}:{expires:X}");
+    let payload = format!("IBS:{user}:{generation:X}:{expires:X}");
     let sig = hex::encode(signature(key, &payload)?);
     Ok((format!("{payload}:{sig}"), expires))
 }
 
-/// The user a ticket was issued to, if its signature holds and it has not expired at `now`.
-pub fn check(key: &[u8], ticket: &str, now: i64) -> Result<AuthId> {
+/// The user a ticket was issued to and its generation, if its signature holds and it has not
+/// expired at `now`.
+pub fn check(key: &[u8], ticket: &str, now: i64) -> Result<(AuthId, u64)> {
     let bad = || NodeError::Unauthenticated("the ticket is invalid; log in again".into());
     let (payload, sig) = ticket.rsplit_once(':').ok_or_else(bad)?;
     let expected = signature(key, payload)?;
@@ -64,14 +67,16 @@ pub fn check(key: &[u8], ticket: &str, now: i64) -> Result<AuthId> {
         return Err(bad());
     }
     let rest = payload.strip_prefix("IBS:").ok_or_else(bad)?;
-    let (user, expires) = rest.rsplit_once(':').ok_or_else(bad)?;
+    let (rest, expires) = rest.rsplit_once(':').ok_or_else(bad)?;
+    let (user, generation) = rest.rsplit_once(':').ok_or_else(bad)?;
     let expires = i64::from_str_radix(expires, 16).map_err(|_| bad())?;
+    let generation = u64::from_str_radix(generation, 16).map_err(|_| bad())?;
     if expires < now {
         return Err(NodeError::Unauthenticated(
             "the ticket expired; log in again (`ironcore-backup login`)".into(),
         ));
     }
-    user.parse().map_err(|_| bad())
+    Ok((user.parse().map_err(|_| bad())?, generation))
 }
 
 #[cfg(test)]
@@ -82,9 +87,14 @@ mod tests {
     fn tickets_hold_until_they_expire_and_only_with_the_key() {
         let key = [7u8; 32];
         let user: AuthId = "alice@ibs".parse().unwrap();
-        let (t, expires) = issue(&key, &user, 1000).unwrap();
+        let (t, expires) = issue(&key, &user, 42, 1000).unwrap();
         assert_eq!(expires, 1000 + TICKET_LIFETIME);
-        assert_eq!(check(&key, &t, 1000).unwrap(), user);
+        assert_eq!(check(&key, &t, 1000).unwrap(), (user, 42));
+        let older = t.replacen(":2A:", ":29:", 1);
+        assert!(
+            check(&key, &older, 1000).is_err(),
+            "a changed generation breaks it"
+        );
         assert!(
             check(&key, &t, expires + 1)
                 .unwrap_err()

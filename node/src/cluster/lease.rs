@@ -19,7 +19,8 @@ use ironcore_types::AuthId;
 use ironcore_types::records::{TaskRecord, TaskState};
 
 use crate::Result;
-use crate::node::Node;
+use crate::node::proposer::Proposer;
+use crate::tasks::Tasks;
 
 /// Who renewals and fencing are recorded as.
 fn system() -> AuthId {
@@ -56,12 +57,13 @@ pub fn abandoned(
 
 /// The running tasks that `keep` selects and that are alive; those of nodes without a valid
 /// lease are ended in Raft first (an error if that fails: nothing may rely on them being gone
-/// before they are). Tasks running on this node are always alive.
+/// before they are). Tasks running on this node (in `local`) are always alive.
 pub async fn live_tasks(
-    node: &Arc<Node>,
+    proposer: &Proposer,
+    local: &Tasks,
     keep: impl Fn(&TaskRecord) -> bool,
 ) -> Result<Vec<TaskRecord>> {
-    let meta = node.meta();
+    let meta = proposer.meta();
     let members: Vec<String> = meta.nodes()?.into_iter().map(|n| n.name).collect();
     let now = chrono::Utc::now().timestamp();
     let mut live = Vec::new();
@@ -69,8 +71,7 @@ pub async fn live_tasks(
         if task.state != TaskState::Running || !keep(&task) {
             continue;
         }
-        let local = node.tasks().get(&task.upid).is_some();
-        let reason = if local {
+        let reason = if local.get(&task.upid).is_some() {
             None
         } else {
             abandoned(&task, &members, meta.lease(&task.node)?, now)
@@ -81,16 +82,10 @@ pub async fn live_tasks(
                 tracing::warn!(upid = %task.upid, "{reason}");
                 task.state = TaskState::Error(reason);
                 task.end = Some(now);
-                let event = crate::notify::Event::task_ended(&task);
-                match node.propose(&system(), MetaCommand::RecordTask(task)).await {
-                    Ok(()) => {
-                        if let Some(event) = event {
-                            node.notifier().send(event);
-                        }
-                    }
+                match proposer.end_task(&system(), task).await {
                     // Ended meanwhile (committed or closed by its node): look again next time.
                     Err(e) if e.to_string().contains("already ended") => {}
-                    Err(e) => return Err(e),
+                    other => other?,
                 }
             }
         }
@@ -100,24 +95,24 @@ pub async fn live_tasks(
 
 /// Renews this node's lease every third of `lease`, for as long as the node runs; on the
 /// leader, also ends abandoned tasks of other nodes, so `task list` shows them as ended.
-pub async fn run(node: std::sync::Weak<Node>, lease: Duration) {
+/// `name` is this node's; `local` its running tasks.
+pub async fn run(proposer: Proposer, local: Arc<Tasks>, name: String, lease: Duration) {
     let every = lease / 3;
     loop {
-        let Some(node) = node.upgrade() else { return };
         let until = chrono::Utc::now().timestamp() + lease.as_secs() as i64;
         let renew = MetaCommand::RenewLease {
-            node: node.config().name.to_string(),
+            node: name.clone(),
             until,
         };
-        if let Err(e) = node.propose(&system(), renew).await {
+        if let Err(e) = proposer.propose(&system(), renew).await {
             tracing::warn!(error = %e, "could not renew this node's task lease");
         }
-        if node.raft().metrics().current_leader == Some(node.raft().id())
-            && let Err(e) = live_tasks(&node, |_| true).await
+        let raft = proposer.raft();
+        if raft.metrics().current_leader == Some(raft.id())
+            && let Err(e) = live_tasks(&proposer, &local, |_| true).await
         {
             tracing::warn!(error = %e, "could not end abandoned tasks");
         }
-        drop(node);
         tokio::time::sleep(every).await;
     }
 }

@@ -6,7 +6,6 @@
 //! first (it is what takes effect), then the record, so a refused change leaves both as they
 //! were.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use ironcore_raft::MetaCommand;
@@ -14,13 +13,13 @@ use ironcore_types::AuthId;
 use ironcore_types::records::{NodeRecord, NodeRole, TaskState};
 
 use crate::auth::Caller;
+use crate::cluster::members::Members;
 use crate::cluster::reconcile;
-use crate::node::Node;
 use crate::protocol::{self, MembershipOp, PeerRequest, PeerResponse};
 use crate::{NodeError, Result};
 
 /// Finds member `who` by name or Raft id.
-pub fn member(node: &Node, who: &str) -> Result<NodeRecord> {
+pub fn member(node: &Members, who: &str) -> Result<NodeRecord> {
     let nodes = node.meta().nodes()?;
     nodes
         .iter()
@@ -41,7 +40,7 @@ pub fn member(node: &Node, who: &str) -> Result<NodeRecord> {
 /// Applies `op` to member `target` for `caller`, on the leader (forwarded there with the
 /// caller's credential if need be). Returns what happened, for the operator.
 pub async fn change(
-    node: &Arc<Node>,
+    node: &Members,
     caller: &Caller,
     op: MembershipOp,
     target: u64,
@@ -77,7 +76,7 @@ pub async fn change(
 /// Applies `op` on this node, which must be the leader: the member record changes first (one
 /// atomic command), then Raft's membership follows it ([`reconcile`]).
 pub async fn on_leader(
-    node: &Arc<Node>,
+    node: &Members,
     actor: &AuthId,
     op: MembershipOp,
     target: u64,
@@ -122,7 +121,7 @@ pub async fn on_leader(
 
 /// Takes `record`'s node out of the cluster: its record goes, Raft's membership follows, and
 /// its running tasks are closed.
-async fn remove(node: &Arc<Node>, actor: &AuthId, record: &NodeRecord) -> Result<String> {
+async fn remove(node: &Members, actor: &AuthId, record: &NodeRecord) -> Result<String> {
     let (name, target) = (record.name.clone(), record.id);
     if record.role != NodeRole::Learner && voters(node)? <= 1 {
         return Err(NodeError::BadRequest(format!(
@@ -164,7 +163,7 @@ async fn remove(node: &Arc<Node>, actor: &AuthId, record: &NodeRecord) -> Result
 }
 
 /// Hands the leadership to `record`'s node.
-async fn transfer(node: &Arc<Node>, record: &NodeRecord) -> Result<String> {
+async fn transfer(node: &Members, record: &NodeRecord) -> Result<String> {
     let (name, target) = (&record.name, record.id);
     if target == node.raft().id() {
         return Ok(format!("node {name} is already the leader"));
@@ -197,7 +196,7 @@ async fn transfer(node: &Arc<Node>, record: &NodeRecord) -> Result<String> {
 /// Runs a reconcile pass after a recorded change to `target` and checks that Raft's membership
 /// now has it as a voter (`Some(true)`), a learner (`Some(false)`) or not at all (`None`). If
 /// not, the change stays recorded and the leader keeps carrying it out; the caller is told so.
-async fn follow(node: &Arc<Node>, target: u64, voter: Option<bool>) -> Result<()> {
+async fn follow(node: &Members, target: u64, voter: Option<bool>) -> Result<()> {
     crate::failpoint::hit("membership-after-record");
     let outcome = reconcile::pass(node).await;
     let m = node.raft().metrics();
@@ -221,7 +220,7 @@ async fn follow(node: &Arc<Node>, target: u64, voter: Option<bool>) -> Result<()
     )))
 }
 
-fn voters(node: &Node) -> Result<usize> {
+fn voters(node: &Members) -> Result<usize> {
     Ok(node
         .raft()
         .metrics()
@@ -231,7 +230,7 @@ fn voters(node: &Node) -> Result<usize> {
         .count())
 }
 
-async fn set_role(node: &Node, actor: &AuthId, id: u64, role: NodeRole) -> Result<()> {
+async fn set_role(node: &Members, actor: &AuthId, id: u64, role: NodeRole) -> Result<()> {
     node.propose(actor, MetaCommand::SetNodeRole { id, role })
         .await
 }

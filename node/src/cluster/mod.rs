@@ -4,6 +4,7 @@
 pub mod identity;
 pub mod join;
 pub mod lease;
+pub mod members;
 pub mod membership;
 pub mod reconcile;
 pub mod state;

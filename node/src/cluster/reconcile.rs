@@ -10,13 +10,12 @@
 //! out, never two answers to "does this node vote".
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use ironcore_raft::ClusterNode;
 use ironcore_types::records::{NodeRecord, NodeRole};
 
-use crate::node::Node;
+use crate::cluster::members::Members;
 use crate::{NodeError, Result};
 
 /// One change to Raft's membership.
@@ -91,10 +90,9 @@ const EVERY: Duration = Duration::from_secs(1);
 const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Compares on the leader every second, until the node stops.
-pub async fn run(node: std::sync::Weak<Node>) {
+pub async fn run(node: Members) {
     loop {
         tokio::time::sleep(EVERY).await;
-        let Some(node) = node.upgrade() else { return };
         if node.raft().metrics().current_leader != Some(node.raft().id()) {
             continue;
         }
@@ -106,7 +104,7 @@ pub async fn run(node: std::sync::Weak<Node>) {
 
 /// One pass on the leader: carries out every step of [`plan`] (one at a time, under the node's
 /// membership lock); the first that fails ends the pass with its error.
-pub async fn pass(node: &Arc<Node>) -> Result<()> {
+pub async fn pass(node: &Members) -> Result<()> {
     let _one_at_a_time = node.membership_lock().lock().await;
     let m = node.raft().metrics();
     let membership = m.membership_config.membership();

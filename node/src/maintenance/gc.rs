@@ -10,14 +10,12 @@
 //! store the datastore deletes whatever it staged before the cutoff (uploads of backups that
 //! never committed; see [`crate::replication::staging`]).
 
-use std::sync::Arc;
-
 use futures_util::future::join_all;
 use ironcore_types::DatastoreName;
 use ironcore_types::records::TaskState;
 
+use crate::maintenance::Upkeep;
 use crate::maintenance::jobs::run_on;
-use crate::node::Node;
 use crate::protocol::{JobOutput, LocalJob};
 use crate::tasks::RunningTask;
 use crate::{NodeError, Result};
@@ -33,13 +31,13 @@ pub fn plan_cutoff(now: i64, running: &[i64], grace_secs: i64) -> i64 {
 
 /// Runs GC of `ds` as `task`.
 pub async fn run(
-    node: &Arc<Node>,
+    up: &Upkeep,
     task: &RunningTask,
     ds: &DatastoreName,
     grace_secs: i64,
 ) -> Result<TaskState> {
-    node.raft().linearize().await?;
-    let config = node
+    up.raft().linearize().await?;
+    let config = up
         .meta()
         .datastore(ds)?
         .ok_or_else(|| NodeError::NotFound(format!("datastore {ds} does not exist")))?;
@@ -49,13 +47,12 @@ pub async fn run(
     let prefix = format!("{ds}:");
     // Backups of nodes that lost their lease are ended first (and can no longer commit), so
     // their starts need not hold the cutoff back.
-    let running: Vec<i64> = crate::cluster::lease::live_tasks(node, |t| {
-        t.kind == "backup" && t.worker_id.starts_with(&prefix)
-    })
-    .await?
-    .into_iter()
-    .map(|t| t.start)
-    .collect();
+    let running: Vec<i64> = up
+        .live_tasks(|t| t.kind == "backup" && t.worker_id.starts_with(&prefix))
+        .await?
+        .into_iter()
+        .map(|t| t.start)
+        .collect();
     let now = chrono::Utc::now().timestamp();
     let cutoff = plan_cutoff(now, &running, grace_secs);
     task.log(&format!(
@@ -65,10 +62,10 @@ pub async fn run(
     ));
     // Every member sweeps: the storage nodes what no snapshot references, the others what
     // they staged for backups that never committed (replication::staging).
-    let nodes = node.meta().nodes()?;
+    let nodes = up.meta().nodes()?;
     let sweeps = nodes.iter().map(|n| {
         run_on(
-            node,
+            up,
             n,
             LocalJob::Sweep {
                 datastore: ds.clone(),

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use ironcore_chunkstore::ChunkCheck;
 use ironcore_types::records::NodeRecord;
 
+use crate::maintenance::Upkeep;
 use crate::maintenance::mark::mark;
-use crate::node::Node;
 use crate::protocol::{
     self, CopyState, DirInfo, JobOutput, JobStatus, LocalJob, PeerRequest, PeerResponse,
 };
@@ -39,7 +39,7 @@ pub struct Jobs {
 
 impl Jobs {
     /// Starts `job` in the background; returns its id for [`Jobs::poll`].
-    pub fn start(self: &Arc<Self>, node: Arc<Node>, job: LocalJob) -> u64 {
+    pub fn start(self: &Arc<Self>, up: Upkeep, job: LocalJob) -> u64 {
         let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
@@ -48,7 +48,7 @@ impl Jobs {
         }
         let jobs = self.clone();
         tokio::spawn(async move {
-            let out = run_job(&node, job).await.map_err(|e| e.to_string());
+            let out = run_job(&up, job).await.map_err(|e| e.to_string());
             jobs.slots
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -73,14 +73,14 @@ impl Jobs {
 }
 
 /// Runs `job` on this node.
-pub async fn run_job(node: &Arc<Node>, job: LocalJob) -> Result<JobOutput> {
-    node.raft().linearize().await?;
+pub async fn run_job(up: &Upkeep, job: LocalJob) -> Result<JobOutput> {
+    up.raft().linearize().await?;
     match job {
         LocalJob::Sweep { datastore, cutoff } => {
             // A node that does not store the datastore keeps nothing of it past the cutoff:
             // what it staged for backups that never committed (replication::staging).
-            let referenced = if staging::stores_here(node.chunk_peers(), &datastore)? {
-                let marked = mark(node, &datastore).await?;
+            let referenced = if staging::stores_here(up.chunk_peers(), &datastore)? {
+                let marked = mark(up, &datastore).await?;
                 if let Some((s, why)) = marked.unreadable.first() {
                     return Err(NodeError::BadRequest(format!(
                         "stopped before deleting anything: the index of {s} cannot be read ({why}); \
@@ -88,7 +88,7 @@ pub async fn run_job(node: &Arc<Node>, job: LocalJob) -> Result<JobOutput> {
                     )));
                 }
                 marked.all()
-            } else if !node.stores().path_of(&datastore)?.exists() {
+            } else if !up.stores().path_of(&datastore)?.exists() {
                 return Ok(JobOutput::Swept {
                     referenced: 0,
                     report: ironcore_chunkstore::SweepReport::default(),
@@ -96,7 +96,7 @@ pub async fn run_job(node: &Arc<Node>, job: LocalJob) -> Result<JobOutput> {
             } else {
                 std::collections::HashSet::new()
             };
-            let dir = node.stores().dir(&datastore)?;
+            let dir = up.stores().dir(&datastore)?;
             let report = tokio::task::spawn_blocking(move || {
                 dir.sweep(&referenced, cutoff, &mut |_, _| {})
                     .map(|r| (referenced.len() as u64, r))
@@ -110,7 +110,7 @@ pub async fn run_job(node: &Arc<Node>, job: LocalJob) -> Result<JobOutput> {
             })
         }
         LocalJob::Check { datastore, ids } => {
-            let dir = node.stores().dir(&datastore)?;
+            let dir = up.stores().dir(&datastore)?;
             let states = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<CopyState>> {
                 let mut out = Vec::with_capacity(ids.len());
                 for id in &ids {
@@ -132,8 +132,8 @@ pub async fn run_job(node: &Arc<Node>, job: LocalJob) -> Result<JobOutput> {
             Ok(JobOutput::Checked(states))
         }
         LocalJob::Inspect { datastore, usage } => {
-            let path = node.stores().path_of(&datastore)?;
-            let dir = node.stores().dir(&datastore);
+            let path = up.stores().path_of(&datastore)?;
+            let dir = up.stores().dir(&datastore);
             let info = tokio::task::spawn_blocking(move || {
                 let dir = match dir {
                     Ok(d) => d,
@@ -166,13 +166,13 @@ pub async fn run_job(node: &Arc<Node>, job: LocalJob) -> Result<JobOutput> {
 }
 
 /// Runs `job` on `target` (directly when it is this node) and waits for its output.
-pub async fn run_on(node: &Arc<Node>, target: &NodeRecord, job: LocalJob) -> Result<JobOutput> {
-    if target.id == node.raft().id() {
-        return run_job(node, job).await;
+pub async fn run_on(up: &Upkeep, target: &NodeRecord, job: LocalJob) -> Result<JobOutput> {
+    if target.id == up.raft().id() {
+        return run_job(up, job).await;
     }
     let call = |req: PeerRequest| async move {
         let bytes = protocol::encode(&req).map_err(NodeError::Internal)?;
-        let answer = node.raft().call_service(target.id, &bytes).await?;
+        let answer = up.raft().call_service(target.id, &bytes).await?;
         protocol::decode::<PeerResponse>(&answer).map_err(|detail| NodeError::BadPeerAnswer {
             node: target.name.clone(),
             detail,

@@ -3,13 +3,12 @@
 //! node holding them). Indexes are unencrypted, so no key is needed.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use ironcore_chunkstore::Manifest;
 use ironcore_types::{ChunkId, DatastoreName, SnapshotRef};
 
 use crate::Result;
-use crate::node::Node;
+use crate::maintenance::Upkeep;
 use crate::replication::index::load_index;
 
 /// What the snapshots of a datastore reference.
@@ -33,15 +32,15 @@ impl Marked {
 }
 
 /// Marks the chunks of every committed snapshot of `ds` as this node's state has them.
-pub async fn mark(node: &Arc<Node>, ds: &DatastoreName) -> Result<Marked> {
+pub async fn mark(up: &Upkeep, ds: &DatastoreName) -> Result<Marked> {
     let mut out = Marked::default();
-    for entry in node.meta().snapshots(ds)? {
+    for entry in up.meta().snapshots(ds)? {
         let (manifest, _) = Manifest::decode(&entry.manifest)?;
         let mut ids = Vec::new();
         let mut failed = None;
         for file in &manifest.files {
             ids.push(file.index);
-            match load_index(node.chunk_peers(), ds, file).await {
+            match load_index(up.chunk_peers(), ds, file).await {
                 Ok(index) => ids.extend(index.chunk_ids()),
                 Err(e) => {
                     failed = Some(format!("archive {}: {e}", file.name));

@@ -2,15 +2,13 @@
 //! snapshots in Raft, then one `ForgetSnapshot` per snapshot to remove. Used by the API and by
 //! prune jobs; the caller checks rights.
 
-use std::sync::Arc;
-
 use ironcore_chunkstore::prune::{
     KeepOptions, PruneCandidate, PruneMark, parse_timezone, plan_prune,
 };
 use ironcore_raft::MetaCommand;
 use ironcore_types::{AuthId, BackupGroup, DatastoreName, Namespace, SnapshotRef};
 
-use crate::node::Node;
+use crate::maintenance::Upkeep;
 use crate::{NodeError, Result};
 
 /// What became of one snapshot.
@@ -27,7 +25,7 @@ pub struct PruneDecision {
 /// Prunes `group` of `store`/`ns` as `actor` with `keep` (buckets in `timezone`).
 #[allow(clippy::too_many_arguments)]
 pub async fn prune_group(
-    node: &Arc<Node>,
+    up: &Upkeep,
     actor: &AuthId,
     store: &DatastoreName,
     ns: &Namespace,
@@ -42,7 +40,7 @@ pub async fn prune_group(
         ));
     }
     let tz = parse_timezone(timezone)?;
-    let snapshots = node.meta().group_snapshots(store, ns, group)?;
+    let snapshots = up.meta().group_snapshots(store, ns, group)?;
     let candidates: Vec<PruneCandidate> = snapshots
         .iter()
         .map(|s| PruneCandidate {
@@ -59,7 +57,7 @@ pub async fn prune_group(
         };
         let remove = d.mark == PruneMark::Remove && !dry_run;
         if remove {
-            node.propose(
+            up.propose(
                 actor,
                 MetaCommand::ForgetSnapshot {
                     datastore: store.clone(),

@@ -14,7 +14,6 @@
 //! repaired and no snapshot touching such a chunk gets a verdict; the task ends with warnings.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use futures_util::future::join_all;
 use ironcore_raft::MetaCommand;
@@ -22,9 +21,9 @@ use ironcore_types::records::{NodeRecord, TaskState, VerifyStatus};
 use ironcore_types::{AuthId, ChunkId, DatastoreName};
 
 use crate::Result;
+use crate::maintenance::Upkeep;
 use crate::maintenance::jobs::run_on;
 use crate::maintenance::mark::{Marked, mark};
-use crate::node::Node;
 use crate::protocol::{CopyState, JobOutput, LocalJob};
 use crate::replication::{fetch, replicate, staging};
 use crate::tasks::RunningTask;
@@ -36,16 +35,16 @@ const REPAIR_BATCH: usize = 256;
 
 /// Runs verification of `ds` as `task`, recording verdicts as `actor`.
 pub async fn run(
-    node: &Arc<Node>,
+    up: &Upkeep,
     task: &RunningTask,
     ds: &DatastoreName,
     actor: &AuthId,
 ) -> Result<TaskState> {
-    node.raft().linearize().await?;
-    let marked = mark(node, ds).await?;
+    up.raft().linearize().await?;
+    let marked = mark(up, ds).await?;
     let mut unique: Vec<ChunkId> = marked.all().into_iter().collect();
     unique.sort_unstable();
-    let (nodes, copies) = node.storage_nodes(ds)?;
+    let (nodes, copies) = up.storage_nodes(ds)?;
     let wanted = copies.min(nodes.len()).max(1);
     task.log(&format!(
         "{} snapshots ({} with unreadable indexes), {} distinct chunks, {} storage nodes, {wanted} copies wanted",
@@ -58,7 +57,7 @@ pub async fn run(
         intact,
         damaged,
         silent,
-    } = census(node, task, ds, &nodes, &unique).await?;
+    } = census(up, task, ds, &nodes, &unique).await?;
     let lost: HashSet<ChunkId> = unique
         .iter()
         .zip(&intact)
@@ -80,13 +79,13 @@ pub async fn run(
         ));
         for batch in short.chunks(REPAIR_BATCH) {
             task.check()?;
-            let staged = node.chunk_peers().staging().read().await;
+            let staged = up.chunk_peers().staging().read().await;
             for id in batch {
-                fetch::fetch(node.chunk_peers(), ds, id).await?;
+                fetch::fetch(up.chunk_peers(), ds, id).await?;
             }
-            replicate::replicate(node.chunk_peers(), ds, batch).await?;
+            replicate::replicate(up.chunk_peers(), ds, batch).await?;
             drop(staged);
-            staging::drop_staged(node.chunk_peers(), ds, batch).await?;
+            staging::drop_staged(up.chunk_peers(), ds, batch).await?;
             repaired += batch.len();
         }
         task.log(&format!("repaired {repaired} chunks"));
@@ -106,7 +105,7 @@ pub async fn run(
         };
         task.log(&msg);
     }
-    let failed = record_verdicts(node, task, ds, actor, &marked, &lost, complete).await;
+    let failed = record_verdicts(up, task, ds, actor, &marked, &lost, complete).await;
     task.log(&format!(
         "checked {} chunks: {} lost, {damaged} corrupt copies, {repaired} repaired; {} snapshots failed",
         unique.len(),
@@ -139,7 +138,7 @@ struct Census {
 
 /// Asks every storage node to check its copies of `unique`, a batch at a time.
 async fn census(
-    node: &Arc<Node>,
+    up: &Upkeep,
     task: &RunningTask,
     ds: &DatastoreName,
     nodes: &[NodeRecord],
@@ -153,7 +152,7 @@ async fn census(
         let asked: Vec<_> = nodes.iter().filter(|n| !silent.contains(&n.name)).collect();
         let checks = asked.iter().map(|n| {
             run_on(
-                node,
+                up,
                 n,
                 LocalJob::Check {
                     datastore: ds.clone(),
@@ -199,7 +198,7 @@ async fn census(
 /// Records each snapshot's verdict (not those a silent node leaves undecided); the snapshots
 /// that failed.
 async fn record_verdicts(
-    node: &Node,
+    up: &Upkeep,
     task: &RunningTask,
     ds: &DatastoreName,
     actor: &AuthId,
@@ -231,7 +230,7 @@ async fn record_verdicts(
             snapshot: s.clone(),
             verify,
         };
-        if let Err(e) = node.propose(actor, set).await {
+        if let Err(e) = up.propose(actor, set).await {
             task.log(&format!("snapshot {s}: verdict not recorded ({e})"));
         }
     }

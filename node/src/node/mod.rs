@@ -1,18 +1,21 @@
 //! The running node: what the API handlers and the peer service share, and the cluster-wide
 //! chunk operations (place, replicate, fetch) and metadata proposals built on it.
 
+pub mod proposer;
+pub mod readers;
 pub mod work;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use ironcore_raft::{Command, CommandResult, MetaCommand, MetaRequest, MetaView, RaftNode};
+use ironcore_raft::{MetaCommand, MetaView, RaftNode};
 use ironcore_transport::Peer;
 use ironcore_types::records::{NodeRecord, TaskRecord, TaskState};
 use ironcore_types::{AuthId, DatastoreName, Fingerprint, SnapshotRef};
 
 use crate::config::NodeConfig;
+use crate::node::proposer::Proposer;
 use crate::protocol::{self, PeerRequest, PeerResponse};
 use crate::replication::peers::ChunkPeers;
 use crate::stores::NodeStores;
@@ -61,34 +64,35 @@ pub struct Node {
     config: NodeConfig,
     raft: RaftNode,
     stores: Arc<NodeStores>,
-    tasks: Tasks,
+    tasks: Arc<Tasks>,
     fingerprint: Fingerprint,
+    /// Reader sessions open here (see [`readers`]).
+    readers: readers::Readers,
     /// Backups in progress here, by UPID.
     sessions: Mutex<HashMap<String, Arc<BackupSession>>>,
     started: Instant,
     /// What replication needs of this node (its narrow handle).
     chunks: ChunkPeers,
     notifier: Arc<crate::notify::Notifier>,
+    /// What a subsystem that only writes metadata needs (its narrow handle).
+    proposer: Proposer,
     project_key: Option<ironcore_chunkstore::CryptKey>,
     /// Held while Raft's membership is being changed (one change at a time).
-    membership_lock: tokio::sync::Mutex<()>,
+    membership_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// A backup session whose client sent nothing for this long is abandoned (the client died):
 /// its task ends with an error and the group is free again. Nothing was committed.
 pub const SESSION_IDLE: std::time::Duration = std::time::Duration::from_secs(600);
 
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
 impl Node {
     /// A node of `parts`, started now, with no tasks or sessions yet.
     pub fn new(parts: NodeParts) -> Self {
-        let tasks = Tasks::new(
+        let tasks = Arc::new(Tasks::new(
             parts.config.name.as_str(),
             parts.config.log_dir.join("tasks"),
-        );
+        ));
+        let proposer = Proposer::new(parts.raft.clone(), parts.notifier.clone());
         let chunks = ChunkPeers::new(
             parts.raft.clone(),
             parts.stores.clone(),
@@ -100,12 +104,14 @@ impl Node {
             stores: parts.stores,
             tasks,
             fingerprint: parts.fingerprint,
+            readers: readers::Readers::default(),
             sessions: Mutex::default(),
             started: Instant::now(),
             chunks,
             notifier: parts.notifier,
+            proposer,
             project_key: parts.project_key,
-            membership_lock: tokio::sync::Mutex::new(()),
+            membership_lock: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
@@ -125,7 +131,7 @@ impl Node {
     }
 
     /// Its tasks.
-    pub fn tasks(&self) -> &Tasks {
+    pub fn tasks(&self) -> &Arc<Tasks> {
         &self.tasks
     }
 
@@ -139,6 +145,11 @@ impl Node {
         &self.sessions
     }
 
+    /// Reader sessions open here.
+    pub fn readers(&self) -> &readers::Readers {
+        &self.readers
+    }
+
     /// When it started.
     pub fn started(&self) -> Instant {
         self.started
@@ -150,7 +161,7 @@ impl Node {
     }
 
     /// Held while Raft's membership is being changed, so changes go one at a time.
-    pub fn membership_lock(&self) -> &tokio::sync::Mutex<()> {
+    pub fn membership_lock(&self) -> &Arc<tokio::sync::Mutex<()>> {
         &self.membership_lock
     }
 
@@ -164,39 +175,19 @@ impl Node {
         self.raft.meta()
     }
 
-    /// Proposes a metadata command as `actor`; a refusal by the state machine becomes
-    /// `BadRequest` (or `permission denied` when it says so).
+    /// Proposes a metadata command as `actor` (see [`Proposer::propose`]).
     pub async fn propose(&self, actor: &AuthId, command: MetaCommand) -> Result<()> {
-        let reply = self
-            .raft
-            .write(Command::Meta(Box::new(MetaRequest {
-                actor: actor.clone(),
-                at: now(),
-                command,
-            })))
-            .await?;
-        match reply.result {
-            CommandResult::Meta(Ok(())) => Ok(()),
-            CommandResult::Meta(Err(reason)) => match reason.strip_prefix("permission denied: ") {
-                Some(r) => Err(NodeError::PermissionDenied(r.to_string())),
-                None => Err(NodeError::BadRequest(reason)),
-            },
-            other => Err(NodeError::Internal(format!(
-                "the state machine answered a metadata command with {other:?}"
-            ))),
-        }
+        self.proposer.propose(actor, command).await
     }
 
-    /// Records a task in Raft (best effort: a task must not fail because its record could not
-    /// be written; the local log has everything).
+    /// Records a task in Raft, best effort (see [`Proposer::record_task`]).
     pub async fn record_task(&self, record: TaskRecord) {
-        if record.state != ironcore_types::records::TaskState::Running {
-            self.notifier.task_ended(&record);
-        }
-        let actor = record.auth_id.clone();
-        if let Err(e) = self.propose(&actor, MetaCommand::RecordTask(record)).await {
-            tracing::warn!(error = %e, "could not record task in the cluster");
-        }
+        self.proposer.record_task(record).await
+    }
+
+    /// What a subsystem that only writes metadata and records tasks needs: its narrow handle.
+    pub fn proposer(&self) -> &Proposer {
+        &self.proposer
     }
 
     /// Ends sessions idle for longer than `idle` (their clients died), so their groups are

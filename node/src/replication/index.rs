@@ -2,7 +2,10 @@
 
 use ironcore_chunkstore::ArchiveIndex;
 use ironcore_chunkstore::envelope::decode_chunk;
-use ironcore_types::DatastoreName;
+use std::collections::HashSet;
+
+use ironcore_chunkstore::Manifest;
+use ironcore_types::{ChunkId, DatastoreName};
 
 use crate::replication::peers::ChunkPeers;
 use crate::{NodeError, Result};
@@ -25,4 +28,18 @@ pub async fn load_index(
         )));
     }
     Ok(index)
+}
+
+/// Every chunk a snapshot of `ds` with `manifest` references, its index chunks included.
+pub async fn snapshot_chunks(
+    peers: &ChunkPeers,
+    ds: &DatastoreName,
+    manifest: &Manifest,
+) -> Result<HashSet<ChunkId>> {
+    let mut ids = HashSet::new();
+    for file in &manifest.files {
+        ids.insert(file.index);
+        ids.extend(load_index(peers, ds, file).await?.chunk_ids());
+    }
+    Ok(ids)
 }

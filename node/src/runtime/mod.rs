@@ -106,11 +106,15 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     workers.spawn(watch_membership(node.clone(), pins, book));
     workers.spawn(fail_stale_tasks(node.clone()));
     workers.spawn(crate::cluster::lease::run(
-        Arc::downgrade(&node),
+        node.proposer().clone(),
+        node.tasks().clone(),
+        config.name.to_string(),
         config.task_lease,
     ));
     workers.spawn(crate::scheduler::run(Arc::downgrade(&node)));
-    workers.spawn(crate::cluster::reconcile::run(Arc::downgrade(&node)));
+    workers.spawn(crate::cluster::reconcile::run(
+        crate::cluster::members::Members::of(&node),
+    ));
     {
         let node = node.clone();
         workers.spawn(async move {

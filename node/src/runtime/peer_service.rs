@@ -9,7 +9,9 @@ use ironcore_types::ChunkId;
 use ironcore_types::Privilege;
 
 use crate::auth::{Caller, Credential, authenticate, check};
+use crate::cluster::members::Members;
 use crate::cluster::membership;
+use crate::maintenance::Upkeep;
 use crate::maintenance::jobs::Jobs;
 use crate::node::Node;
 use crate::protocol::{MembershipOp, PeerRequest, PeerResponse, decode, encode};
@@ -85,7 +87,9 @@ impl RpcHandler for PeerService {
                     crate::tasks::read_log(&node.tasks().log_path(&upid))
                         .map_err(|e| e.to_string()),
                 ),
-                PeerRequest::StartJob(job) => PeerResponse::Started(jobs.start(node.clone(), job)),
+                PeerRequest::StartJob(job) => {
+                    PeerResponse::Started(jobs.start(Upkeep::of(&node), job))
+                }
                 PeerRequest::PollJob(id) => PeerResponse::Job(jobs.poll(id)),
                 PeerRequest::Membership {
                     credential,
@@ -136,7 +140,7 @@ async fn change_membership(
 ) -> Result<String, String> {
     let caller = verified(node, credential)?;
     check(node.meta(), &caller, "/", Privilege::Manage).map_err(|e| e.to_string())?;
-    membership::on_leader(node, &caller.auth_id, op, target)
+    membership::on_leader(&Members::of(node), &caller.auth_id, op, target)
         .await
         .map_err(|e| e.to_string())
 }

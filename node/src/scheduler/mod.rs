@@ -13,10 +13,10 @@ use std::time::Duration;
 use ironcore_raft::MetaCommand;
 use ironcore_types::records::{JobKind, JobRecord, TaskState};
 
+use crate::maintenance::{Upkeep, gc, prune, verify};
 use crate::node::Node;
 use crate::node::work;
 use crate::scheduler::schedule::Schedule;
-use crate::{maintenance::gc, maintenance::prune, maintenance::verify};
 
 /// How often the leader looks for due jobs.
 pub const TICK: Duration = Duration::from_secs(1);
@@ -103,17 +103,19 @@ pub async fn start(node: &Arc<Node>, job: &JobRecord) -> crate::Result<String> {
             task.log(&format!("run of job {}", run.id));
             let ds = &run.datastore;
             match &run.kind {
-                JobKind::Verify => verify::run(&node, &task, ds, &run.owner).await,
-                JobKind::Gc => gc::run(&node, &task, ds, gc::DEFAULT_GRACE_SECS).await,
-                JobKind::Sync { .. } => crate::sync::run(&node, &task, &run).await,
+                JobKind::Verify => verify::run(&Upkeep::of(&node), &task, ds, &run.owner).await,
+                JobKind::Gc => gc::run(&Upkeep::of(&node), &task, ds, gc::DEFAULT_GRACE_SECS).await,
+                JobKind::Sync { .. } => {
+                    crate::sync::run(&crate::sync::syncer::Syncer::of(&node), &task, &run).await
+                }
                 JobKind::Prune { ns, keep } => {
                     let mut removed = 0;
+                    let up = Upkeep::of(&node);
                     for group in node.meta().groups(ds, ns)? {
                         task.check()?;
-                        let plan = prune::prune_group(
-                            &node, &run.owner, ds, ns, &group, keep, "UTC", false,
-                        )
-                        .await?;
+                        let plan =
+                            prune::prune_group(&up, &run.owner, ds, ns, &group, keep, "UTC", false)
+                                .await?;
                         let gone = plan.iter().filter(|d| d.removed).count();
                         removed += gone;
                         task.log(&format!(

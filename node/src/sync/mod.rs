@@ -13,16 +13,16 @@
 
 pub mod project_key;
 pub mod push;
+pub mod syncer;
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use ironcore_chunkstore::envelope::verify_stored;
 use ironcore_chunkstore::prune::{PruneCandidate, parse_timezone, plan_prune};
 use ironcore_chunkstore::{CryptKey, Manifest};
 use ironcore_client::ApiClient;
 use ironcore_client::api_client::encode_segment;
-use ironcore_raft::MetaCommand;
+use ironcore_raft::{MetaCommand, MetaView};
 use ironcore_transport::limit::RateLimiter;
 use ironcore_types::records::{
     JobKind, JobRecord, RemoteRecord, SnapshotEntry, TaskState, VerifyStatus,
@@ -32,10 +32,10 @@ use ironcore_types::{
 };
 use serde_json::Value;
 
-use crate::node::Node;
 use crate::replication::index::load_index;
 use crate::replication::{fetch, replicate, staging};
 use crate::sync::push::{ATTEMPTS, PushTarget, push_snapshot};
+use crate::sync::syncer::Syncer;
 use crate::tasks::RunningTask;
 use crate::{NodeError, Result};
 
@@ -231,9 +231,8 @@ pub async fn remote_snapshots(
 }
 
 /// The snapshots of `ds` here.
-pub fn local_snapshots(node: &Node, ds: &DatastoreName) -> Result<Vec<SnapshotRef>> {
-    Ok(node
-        .meta()
+pub fn local_snapshots(meta: &MetaView, ds: &DatastoreName) -> Result<Vec<SnapshotRef>> {
+    Ok(meta
         .snapshots(ds)?
         .into_iter()
         .map(|e| e.snapshot)
@@ -242,11 +241,11 @@ pub fn local_snapshots(node: &Node, ds: &DatastoreName) -> Result<Vec<SnapshotRe
 
 /// The fingerprint of this node's project key, for a push job created with `--encrypt`; the
 /// key must be registered in the cluster.
-pub fn project_key_fingerprint(node: &Node) -> Result<Fingerprint> {
+pub fn project_key_fingerprint(node: &Syncer) -> Result<Fingerprint> {
     let key = node.project_key().ok_or_else(|| {
         NodeError::KeyNotFound(format!(
             "node {} has no project key to encrypt on push; add a [project-key] section (keyfile, passphrase-file) to its configuration — the same key on every node that runs sync jobs — and restart it",
-            node.config().name
+            node.name()
         ))
     })?;
     let fp = key.fingerprint();
@@ -261,7 +260,7 @@ pub fn project_key_fingerprint(node: &Node) -> Result<Fingerprint> {
 /// The key a push job encrypting with `fp` uses: this node's project key, which must be that
 /// one, and which the remote must have registered too (its restores need the same key).
 async fn encrypt_key(
-    node: &Node,
+    node: &Syncer,
     api: &ApiClient,
     remote: &str,
     fp: &Fingerprint,
@@ -272,7 +271,7 @@ async fn encrypt_key(
         .ok_or_else(|| {
             NodeError::KeyNotFound(format!(
                 "this job encrypts with project key {fp}, which node {} does not hold; give it that key in its [project-key] configuration section and restart it",
-                node.config().name
+                node.name()
             ))
         })?;
     let keys: Value = api
@@ -293,7 +292,7 @@ async fn encrypt_key(
 }
 
 /// Runs sync job `job` as `task`.
-pub async fn run(node: &Arc<Node>, task: &RunningTask, job: &JobRecord) -> Result<TaskState> {
+pub async fn run(node: &Syncer, task: &RunningTask, job: &JobRecord) -> Result<TaskState> {
     let JobKind::Sync {
         push,
         remote,
@@ -326,7 +325,7 @@ pub async fn run(node: &Arc<Node>, task: &RunningTask, job: &JobRecord) -> Resul
     node.raft().linearize().await?;
     let ds = &job.datastore;
     let theirs = remote_snapshots(&api, remote, remote_store).await?;
-    let ours = local_snapshots(node, ds)?;
+    let ours = local_snapshots(node.meta(), ds)?;
     let limit = RateLimiter::new(*limit_mib);
     let (from, to) = if *push {
         (&ours, &theirs)
@@ -374,7 +373,7 @@ pub async fn run(node: &Arc<Node>, task: &RunningTask, job: &JobRecord) -> Resul
 /// Returns the chunks fetched from the remote and their bytes.
 #[allow(clippy::too_many_arguments)]
 async fn copy_snapshot(
-    node: &Arc<Node>,
+    node: &Syncer,
     task: &RunningTask,
     api: &ApiClient,
     remote: &str,
@@ -405,10 +404,23 @@ async fn copy_snapshot(
         NodeError::BadRequest(format!("remote {remote}: manifest of {s} is not hex: {e}"))
     })?;
     let (manifest, _) = Manifest::decode(&manifest_bytes)?;
+    let from = Source {
+        api,
+        remote,
+        store: remote_store,
+        reader: v["reader"]
+            .as_str()
+            .ok_or_else(|| NodeError::BadPeerAnswer {
+                node: format!("remote {remote}"),
+                detail: format!(
+                    "it opened no reader session for {s}; upgrade it to a version that does"
+                ),
+            })?,
+    };
     let (mut fetched, mut bytes) = (0usize, 0u64);
     let mut ids: Vec<ChunkId> = Vec::new();
     for file in &manifest.files {
-        let (n, b) = ensure(node, api, remote, remote_store, ds, &[file.index], limit).await?;
+        let (n, b) = ensure(node, &from, ds, &[file.index], limit).await?;
         fetched += n;
         bytes += b;
         let index = load_index(node.chunk_peers(), ds, file).await?;
@@ -420,7 +432,7 @@ async fn copy_snapshot(
     task.check()?;
     // Staged chunks stay until the replication ends (replication::staging).
     let staged = node.chunk_peers().staging().read().await;
-    let (n, b) = ensure(node, api, remote, remote_store, ds, &ids, limit).await?;
+    let (n, b) = ensure(node, &from, ds, &ids, limit).await?;
     fetched += n;
     bytes += b;
     let (n2, d2) = (node.clone(), ds.clone());
@@ -458,13 +470,20 @@ async fn copy_snapshot(
     Ok((fetched, bytes))
 }
 
+/// Where a pulled snapshot's chunks come from: the remote's datastore, through the reader
+/// session its snapshot answer opened.
+struct Source<'a> {
+    api: &'a ApiClient,
+    remote: &'a str,
+    store: &'a DatastoreName,
+    reader: &'a str,
+}
+
 /// Makes sure this node holds every chunk of `ids`: from the other storage nodes here first,
 /// then from the remote (verified, [`ATTEMPTS`] tries each). Returns what came from the remote.
 async fn ensure(
-    node: &Arc<Node>,
-    api: &ApiClient,
-    remote: &str,
-    remote_store: &DatastoreName,
+    node: &Syncer,
+    from: &Source<'_>,
     ds: &DatastoreName,
     ids: &[ChunkId],
     limit: &RateLimiter,
@@ -475,10 +494,15 @@ async fn ensure(
         let mut last = String::new();
         let mut got = None;
         for _ in 0..ATTEMPTS {
-            match api
+            match from
+                .api
                 .raw(
                     hyper::Method::GET,
-                    &format!("/api2/json/datastore/{remote_store}/chunk/{id}"),
+                    &format!(
+                        "/api2/json/datastore/{}/chunk/{id}?reader={}",
+                        from.store,
+                        encode_segment(from.reader)
+                    ),
                     bytes::Bytes::new(),
                     "application/octet-stream",
                     &[],
@@ -497,7 +521,8 @@ async fn ensure(
         }
         let Some(body) = got else {
             return Err(NodeError::ChunkNotFound(format!(
-                "{id} from remote {remote} after {ATTEMPTS} attempts ({last}); nothing was committed — run the sync again"
+                "{id} from remote {} after {ATTEMPTS} attempts ({last}); nothing was committed — run the sync again",
+                from.remote
             )));
         };
         limit.acquire(body.len() as u64).await;

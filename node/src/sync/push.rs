@@ -9,8 +9,6 @@
 //! indexes are renamed to match and the manifest is signed with the key. The snapshot here
 //! stays as it is. A snapshot already encrypted (by its client) is sent unchanged.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use ironcore_chunkstore::{CryptKey, Manifest, ManifestFile};
 use ironcore_client::ApiClient;
@@ -19,11 +17,11 @@ use ironcore_transport::limit::RateLimiter;
 use ironcore_types::{ChunkId, DatastoreName, SnapshotRef};
 use serde_json::{Value, json};
 
-use crate::node::Node;
 use crate::replication::fetch;
 use crate::replication::index::load_index;
 use crate::sync::project_key::Reencryptor;
 use crate::sync::remote_err;
+use crate::sync::syncer::Syncer;
 use crate::tasks::RunningTask;
 use crate::{NodeError, Result};
 
@@ -178,7 +176,7 @@ pub(crate) struct Pushed {
 /// Pushes snapshot `s` of `ds` to `to`; with `key`, an unencrypted snapshot is encrypted on
 /// the way.
 pub(crate) async fn push_snapshot(
-    node: &Arc<Node>,
+    node: &Syncer,
     task: &RunningTask,
     to: &PushTarget<'_>,
     ds: &DatastoreName,
@@ -227,7 +225,7 @@ pub(crate) async fn push_snapshot(
 
 /// The snapshot as it is stored here: the chunks the remote lacks, every index, the manifest.
 async fn send_as_stored(
-    node: &Arc<Node>,
+    node: &Syncer,
     task: &RunningTask,
     session: &RemoteSession<'_>,
     ds: &DatastoreName,
@@ -263,7 +261,7 @@ async fn send_as_stored(
 /// async threads), the encrypted ones the remote lacks sent, then the renamed indexes and the
 /// signed manifest.
 async fn send_encrypted(
-    node: &Arc<Node>,
+    node: &Syncer,
     task: &RunningTask,
     session: &RemoteSession<'_>,
     ds: &DatastoreName,

@@ -125,6 +125,17 @@ fn validate_and_stage(view: &MetaView, ch: &mut Changes<'_>, req: &MetaRequest) 
         } => snapshots::set_verify(view, ch, at, datastore, snapshot, *verify),
         // Users, passwords, tokens and ACLs.
         C::CreateUser(u) => access::create_user(view, ch, u),
+        C::UpdateUser {
+            userid,
+            enabled,
+            comment,
+        } => access::update_user(view, ch, userid, *enabled, comment),
+        C::UpdateToken {
+            tokenid,
+            enabled,
+            expires,
+            comment,
+        } => access::update_token(view, ch, tokenid, *enabled, *expires, comment),
         C::SetPassword {
             userid,
             password_hash,

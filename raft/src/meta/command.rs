@@ -199,6 +199,27 @@ pub enum MetaCommand {
         /// Its name.
         name: String,
     },
+    /// Enables or disables a user, or changes its comment. Disabling refuses its tokens and
+    /// every ticket issued before it, even once enabled again.
+    UpdateUser {
+        /// `name@realm`.
+        userid: AuthId,
+        /// Enable or disable (unchanged if `None`).
+        enabled: Option<bool>,
+        /// New comment (unchanged if `None`).
+        comment: Option<String>,
+    },
+    /// Enables or disables a token, or changes its expiry or comment.
+    UpdateToken {
+        /// `user@realm!name`.
+        tokenid: AuthId,
+        /// Enable or disable (unchanged if `None`).
+        enabled: Option<bool>,
+        /// New expiry, epoch seconds, 0 for never (unchanged if `None`).
+        expires: Option<i64>,
+        /// New comment (unchanged if `None`).
+        comment: Option<String>,
+    },
 }
 
 impl fmt::Display for MetaCommand {
@@ -279,6 +300,30 @@ impl fmt::Display for MetaCommand {
             ),
             Self::RemoveNotificationTarget { name } => {
                 write!(f, "remove notification target {name}")
+            }
+            Self::UpdateUser {
+                userid, enabled, ..
+            } => match enabled {
+                Some(true) => write!(f, "enable user {userid}"),
+                Some(false) => write!(f, "disable user {userid}"),
+                None => write!(f, "update user {userid}"),
+            },
+            Self::UpdateToken {
+                tokenid,
+                enabled,
+                expires,
+                ..
+            } => {
+                match enabled {
+                    Some(true) => write!(f, "enable token {tokenid}")?,
+                    Some(false) => write!(f, "disable token {tokenid}")?,
+                    None => write!(f, "update token {tokenid}")?,
+                }
+                match expires {
+                    Some(0) => write!(f, ", never expires"),
+                    Some(t) => write!(f, ", expires {t}"),
+                    None => Ok(()),
+                }
             }
             Self::CommitBackup { entry, upid, .. } => write!(
                 f,

@@ -21,6 +21,10 @@ pub(crate) const AUDIT: &str = "d/audit/";
 pub(crate) const JOB: &str = "d/job/";
 pub(crate) const REMOTE: &str = "d/remote/";
 pub(crate) const NOTIFY: &str = "d/notify/";
+/// Per user: the generation its tickets must carry (set at creation and on disable).
+pub(crate) const USER_TICKETS: &str = "d/user-tickets/";
+/// Per token: present while the token is disabled.
+pub(crate) const TOKEN_OFF: &str = "d/tok-off/";
 
 fn join(parts: &[&str]) -> Vec<u8> {
     parts.concat().into_bytes()
@@ -84,6 +88,14 @@ pub(crate) fn user(id: &AuthId) -> Vec<u8> {
 
 pub(crate) fn token(id: &AuthId) -> Vec<u8> {
     join(&[TOKEN, &id.to_string()])
+}
+
+pub(crate) fn user_tickets(id: &AuthId) -> Vec<u8> {
+    join(&[USER_TICKETS, &id.user().to_string()])
+}
+
+pub(crate) fn token_off(id: &AuthId) -> Vec<u8> {
+    join(&[TOKEN_OFF, &id.to_string()])
 }
 
 pub(crate) fn acl(path: &str, id: &AuthId) -> Vec<u8> {

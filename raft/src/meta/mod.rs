@@ -129,6 +129,94 @@ mod tests {
     }
 
     #[test]
+    fn disabling_a_user_moves_its_ticket_floor_and_tokens_can_be_disabled_and_redated() {
+        let dir = tempfile::tempdir().unwrap();
+        let sm = RocksStateMachine::open(dir.path()).unwrap();
+        bootstrap(&sm);
+        let view = sm.view();
+        let dave: AuthId = "dave@ibs".parse().unwrap();
+        let user = UserRecord {
+            userid: dave.clone(),
+            password_hash: None,
+            enabled: true,
+            comment: String::new(),
+        };
+        run(&sm, "root@pam", 100, MetaCommand::CreateUser(user.clone())).unwrap();
+        let created = view.ticket_generation(&dave).unwrap();
+        assert!(created > 0);
+        let update = |at, enabled| {
+            run(
+                &sm,
+                "root@pam",
+                at,
+                MetaCommand::UpdateUser {
+                    userid: dave.clone(),
+                    enabled: Some(enabled),
+                    comment: None,
+                },
+            )
+        };
+        // All in the same second: generations, not times, tell tickets apart.
+        update(100, false).unwrap();
+        let disabled = view.ticket_generation(&dave).unwrap();
+        assert!(disabled > created);
+        assert!(!view.user(&dave).unwrap().unwrap().enabled);
+        update(100, true).unwrap();
+        assert_eq!(
+            view.ticket_generation(&dave).unwrap(),
+            disabled,
+            "enabling keeps it"
+        );
+        let t = dave.with_token("t").unwrap();
+        let token = TokenRecord {
+            tokenid: t.clone(),
+            secret_hash: "x".into(),
+            expires: 0,
+            comment: String::new(),
+        };
+        run(&sm, "root@pam", 301, MetaCommand::CreateToken(token)).unwrap();
+        let set = |enabled, expires| {
+            run(
+                &sm,
+                "root@pam",
+                302,
+                MetaCommand::UpdateToken {
+                    tokenid: t.clone(),
+                    enabled,
+                    expires,
+                    comment: None,
+                },
+            )
+        };
+        set(Some(false), None).unwrap();
+        assert!(view.token_disabled(&t).unwrap());
+        set(None, Some(5)).unwrap();
+        assert!(
+            view.token_disabled(&t).unwrap(),
+            "re-dating keeps it disabled"
+        );
+        assert_eq!(view.token(&t).unwrap().unwrap().expires, 5);
+        assert!(set(None, Some(-1)).unwrap_err().contains("not valid"));
+        set(Some(true), None).unwrap();
+        assert!(!view.token_disabled(&t).unwrap());
+        run(
+            &sm,
+            "root@pam",
+            100,
+            MetaCommand::RemoveUser {
+                userid: dave.clone(),
+            },
+        )
+        .unwrap();
+        assert!(view.token(&t).unwrap().is_none());
+        run(&sm, "root@pam", 100, MetaCommand::CreateUser(user)).unwrap();
+        assert!(
+            view.ticket_generation(&dave).unwrap() > disabled,
+            "a new user, new tickets"
+        );
+    }
+
+    #[test]
     fn join_token_works_once_and_not_after_expiry() {
         let dir = tempfile::tempdir().unwrap();
         let sm = RocksStateMachine::open(dir.path()).unwrap();

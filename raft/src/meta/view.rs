@@ -151,6 +151,30 @@ impl MetaView {
         self.get("token", &keys::token(id))
     }
 
+    /// The generation user `id`'s tickets must carry: a new one each time the user is created
+    /// or disabled, so no ticket from before works again (0 for the bootstrap admin).
+    pub fn ticket_generation(&self, id: &AuthId) -> Result<u64, Error> {
+        Ok(self
+            .get("user ticket generation", &keys::user_tickets(id))?
+            .unwrap_or(0))
+    }
+
+    /// The sequence number the audit record of the command being applied gets: unique and
+    /// increasing across the cluster's life.
+    pub(crate) fn next_audit_seq(&self) -> Result<u64, Error> {
+        Ok(self
+            .get::<u64>("audit sequence", keys::AUDIT_SEQ)?
+            .unwrap_or(0)
+            + 1)
+    }
+
+    /// Whether token `id` is disabled (`token update --disable`).
+    pub fn token_disabled(&self, id: &AuthId) -> Result<bool, Error> {
+        Ok(self
+            .get::<i64>("token disabled mark", &keys::token_off(id))?
+            .is_some())
+    }
+
     /// Every ACL entry, ordered by path.
     pub fn acls(&self) -> Result<Vec<AclEntry>, Error> {
         self.scan("acl entry", keys::ACL.as_bytes())

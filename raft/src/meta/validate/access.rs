@@ -8,6 +8,8 @@ use crate::meta::keys;
 use crate::meta::view::MetaView;
 
 /// [`MetaCommand::CreateUser`](crate::MetaCommand::CreateUser): a new user, not a token id.
+/// Its tickets carry a generation no earlier user of the same name had (the command's audit
+/// sequence number), so a removed user's tickets stay refused.
 pub(crate) fn create_user(view: &MetaView, ch: &mut Changes<'_>, u: &UserRecord) -> Staged {
     if u.userid.is_token() {
         return refuse(format!("{} names a token, not a user", u.userid));
@@ -16,6 +18,77 @@ pub(crate) fn create_user(view: &MetaView, ch: &mut Changes<'_>, u: &UserRecord)
         return refuse(format!("user {} already exists", u.userid));
     }
     ch.put("user", &keys::user(&u.userid), u)?;
+    ch.put(
+        "user ticket generation",
+        &keys::user_tickets(&u.userid),
+        &view.next_audit_seq()?,
+    )?;
+    Ok(Ok(()))
+}
+
+/// [`MetaCommand::UpdateUser`](crate::MetaCommand::UpdateUser): disabling also starts a new
+/// ticket generation, so no ticket issued before works again.
+pub(crate) fn update_user(
+    view: &MetaView,
+    ch: &mut Changes<'_>,
+    userid: &AuthId,
+    enabled: Option<bool>,
+    comment: &Option<String>,
+) -> Staged {
+    if userid.is_token() {
+        return refuse(format!(
+            "{userid} names a token: use `ironcore-backup token update`"
+        ));
+    }
+    let Some(mut u) = view.user(userid)? else {
+        return refuse(format!("user {userid} does not exist"));
+    };
+    if let Some(enabled) = enabled {
+        if !enabled {
+            ch.put(
+                "user ticket generation",
+                &keys::user_tickets(userid),
+                &view.next_audit_seq()?,
+            )?;
+        }
+        u.enabled = enabled;
+    }
+    if let Some(c) = comment {
+        u.comment = c.clone();
+    }
+    ch.put("user", &keys::user(userid), &u)?;
+    Ok(Ok(()))
+}
+
+/// [`MetaCommand::UpdateToken`](crate::MetaCommand::UpdateToken).
+pub(crate) fn update_token(
+    view: &MetaView,
+    ch: &mut Changes<'_>,
+    tokenid: &AuthId,
+    enabled: Option<bool>,
+    expires: Option<i64>,
+    comment: &Option<String>,
+) -> Staged {
+    let Some(mut t) = view.token(tokenid)? else {
+        return refuse(format!("token {tokenid} does not exist"));
+    };
+    match enabled {
+        Some(false) => ch.put("token disabled mark", &keys::token_off(tokenid), &1i64)?,
+        Some(true) => ch.delete(&keys::token_off(tokenid)),
+        None => {}
+    }
+    if let Some(e) = expires {
+        if e < 0 {
+            return refuse(format!(
+                "expiry {e} is not valid: give epoch seconds, or 0 for never"
+            ));
+        }
+        t.expires = e;
+    }
+    if let Some(c) = comment {
+        t.comment = c.clone();
+    }
+    ch.put("token", &keys::token(tokenid), &t)?;
     Ok(Ok(()))
 }
 
@@ -39,10 +112,13 @@ pub(crate) fn remove_user(view: &MetaView, ch: &mut Changes<'_>, userid: &AuthId
     if view.user(userid)?.is_none() {
         return refuse(format!("user {userid} does not exist"));
     }
+    // A user created again under this name gets a new ticket generation: old tickets stay dead.
     ch.delete(&keys::user(userid));
+    ch.delete(&keys::user_tickets(userid));
     for t in view.tokens()? {
         if t.tokenid.user() == *userid {
             ch.delete(&keys::token(&t.tokenid));
+            ch.delete(&keys::token_off(&t.tokenid));
         }
     }
     for a in view.acls()? {
@@ -74,6 +150,7 @@ pub(crate) fn remove_token(view: &MetaView, ch: &mut Changes<'_>, tokenid: &Auth
         return refuse(format!("token {tokenid} does not exist"));
     }
     ch.delete(&keys::token(tokenid));
+    ch.delete(&keys::token_off(tokenid));
     for a in view.acls()? {
         if a.auth_id == *tokenid {
             ch.delete(&keys::acl(&a.path, &a.auth_id));
