@@ -1,9 +1,10 @@
-//! `acl list|set`: access control entries.
+//! `acl list|set|remove`: access control entries.
 
 use anyhow::Result;
 use clap::Subcommand;
 use hyper::Method;
 use ironcore_client::ApiClient;
+use ironcore_client::api_client::encode_segment;
 use serde_json::json;
 
 use crate::api::{get, rows, send};
@@ -20,6 +21,8 @@ pub enum AclCmd {
         auth_id: String,
         role: String,
     },
+    /// Take back the grant of PATH to a user or token.
+    Remove { path: String, auth_id: String },
 }
 
 /// Runs an `acl` command.
@@ -50,6 +53,19 @@ pub fn run(api: &ApiClient, cmd: AclCmd, out: Output) -> Result<()> {
                 )?,
             );
         }
+        AclCmd::Remove { path, auth_id } => object(
+            out,
+            &send(
+                api,
+                Method::DELETE,
+                &format!(
+                    "/api2/json/access/acl?path={}&auth_id={}",
+                    encode_segment(&path),
+                    encode_segment(&auth_id)
+                ),
+                json!({}),
+            )?,
+        ),
     }
     Ok(())
 }

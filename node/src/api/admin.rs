@@ -403,6 +403,33 @@ pub(crate) async fn set_acl(
     Ok(Json(json!(entry)))
 }
 
+/// Which grant `DELETE /api2/json/access/acl` takes back.
+#[derive(Debug, Deserialize)]
+pub struct Grant {
+    path: String,
+    auth_id: AuthId,
+}
+
+/// Takes a grant back (admin only); the grantee's next call, and its open readers, are refused.
+pub(crate) async fn remove_acl(
+    State(node): State<Arc<Node>>,
+    Auth(caller): Auth,
+    Query(g): Query<Grant>,
+) -> ApiResult<Json<Value>> {
+    admin(&node, &caller)?;
+    node.propose(
+        &caller.auth_id,
+        MetaCommand::RemoveAcl {
+            path: g.path.clone(),
+            auth_id: g.auth_id.clone(),
+        },
+    )
+    .await?;
+    Ok(Json(
+        json!({ "removed": { "path": g.path, "auth_id": g.auth_id.to_string() } }),
+    ))
+}
+
 pub(crate) async fn keys(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,

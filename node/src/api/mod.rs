@@ -290,6 +290,11 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ),
     ("GET", "/api2/json/access/acl", "ACL entries"),
     ("PUT", "/api2/json/access/acl", "grant a role"),
+    (
+        "DELETE",
+        "/api2/json/access/acl",
+        "take a grant back (?path=&auth_id=)",
+    ),
     ("GET", "/api2/json/keys", "registered encryption keys"),
     ("POST", "/api2/json/keys", "register a key fingerprint"),
     ("GET", "/api2/json/audit", "the audit log"),
@@ -309,11 +314,23 @@ async fn health() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// The routes that take no credential (the join route is authenticated by the one-time token
+/// in its body, the login route by the password in its body).
+pub const PUBLIC: &[(&str, &str)] = &[
+    ("GET", "/api2/json/health"),
+    ("POST", "/api2/json/access/ticket"),
+    ("POST", "/api2/json/cluster/join"),
+];
+
 async fn openapi(_auth: Auth) -> Json<serde_json::Value> {
     let mut paths = serde_json::Map::new();
     for (method, path, summary) in ROUTES {
         let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
-        entry[method.to_ascii_lowercase()] = json!({ "summary": summary });
+        let mut op = json!({ "summary": summary });
+        if PUBLIC.contains(&(*method, *path)) {
+            op["security"] = json!([]);
+        }
+        entry[method.to_ascii_lowercase()] = op;
     }
     Json(json!({
         "openapi": "3.0.3",
@@ -440,7 +457,9 @@ pub fn router(node: Arc<Node>) -> Router {
         )
         .route(
             "/api2/json/access/acl",
-            get(admin::acls).put(admin::set_acl),
+            get(admin::acls)
+                .put(admin::set_acl)
+                .delete(admin::remove_acl),
         )
         .route(
             "/api2/json/keys",
