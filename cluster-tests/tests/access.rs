@@ -46,7 +46,8 @@ struct Fixture {
     chunk: String,
     /// Each caller's reader session on `host/target` (if it may read it).
     readers: Vec<Option<String>>,
-    /// Each caller's backup session (if it may back up), else the admin's.
+    /// Each caller's backup session (if it may back up), else one of the admin's that no call
+    /// finishes.
     sessions: Vec<String>,
     /// A finished task of the owner.
     task: String,
@@ -216,7 +217,7 @@ fn fixture() -> Fixture {
         sessions: Vec::new(),
         task,
     };
-    let admin_session = session(&f, 0, "host/s0").unwrap();
+    let spare = session(&f, 0, "host/spare").unwrap();
     for k in 0..CALLERS.len() {
         let api = caller(&f, k);
         let (status, body) = call(&api, Method::GET, &snapshot_query(&f, 0), Value::Null);
@@ -228,13 +229,8 @@ fn fixture() -> Fixture {
             })
             .flatten();
         f.readers.push(reader);
-        let own = if k == 0 {
-            Some(admin_session.clone())
-        } else {
-            session(&f, k, &format!("host/s{k}"))
-        };
-        f.sessions
-            .push(own.unwrap_or_else(|| admin_session.clone()));
+        let own = session(&f, k, &format!("host/s{k}"));
+        f.sessions.push(own.unwrap_or_else(|| spare.clone()));
     }
     f
 }
@@ -307,7 +303,11 @@ fn request(f: &Fixture, k: usize, method: &str, path: &str) -> (String, Value) {
     match (method, path) {
         ("GET" | "DELETE", "/api2/json/datastore/{store}/snapshot") => (snapshot_query(f, k), none),
         ("GET", "/api2/json/datastore/{store}/chunk/{id}") => {
-            let reader = f.readers[k].clone().unwrap_or_else(|| "0".repeat(32));
+            // A caller that could not open a reader tries the owner's.
+            let reader = f.readers[k]
+                .clone()
+                .or_else(|| f.readers[OWNER].clone())
+                .unwrap();
             (format!("{p}?reader={reader}"), none)
         }
         ("POST", "/api2/json/datastore/{store}/prune") => (

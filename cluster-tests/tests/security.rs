@@ -158,7 +158,7 @@ fn chunks_of_another_owner_cannot_be_read(c: &DaemonCluster) {
         ),
         vec![],
     );
-    assert_eq!(stolen.0, 404, "{stolen:?}");
+    assert_eq!(stolen.0, 403, "{stolen:?}");
     for id in &alices {
         let own = call(
             &a,

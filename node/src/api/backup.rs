@@ -316,7 +316,11 @@ async fn commit(
 ) -> Result<SnapshotEntry, NodeError> {
     let bytes =
         hex::decode(manifest_hex).map_err(|e| NodeError::BadRequest(format!("manifest: {e}")))?;
-    let (manifest, _) = Manifest::decode(&bytes)?;
+    let (manifest, _) = Manifest::decode(&bytes).map_err(|e| {
+        NodeError::BadRequest(format!(
+            "the manifest sent is not valid ({e}); nothing was committed"
+        ))
+    })?;
     if manifest.snapshot != s.snapshot {
         return Err(NodeError::BadRequest(format!(
             "manifest is for {}, the session for {}",

@@ -159,6 +159,9 @@ pub(crate) async fn chunk(
     Path((store, id)): Path<(DatastoreName, String)>,
     Query(through): Query<Through>,
 ) -> ApiResult<impl IntoResponse> {
+    // Who may read nothing of the datastore hears so before anything about readers.
+    let root = datastore_path(&store, &ironcore_types::Namespace::root());
+    check(node.meta(), &caller, &root, Privilege::Read)?;
     let id: ChunkId = id
         .parse()
         .map_err(|e: ironcore_types::ParseError| NodeError::BadRequest(e.to_string()))?;

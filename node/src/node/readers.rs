@@ -153,7 +153,8 @@ impl Readers {
         set
     }
 
-    /// Reader `id` of `store`, if `caller` opened it and it is still open.
+    /// Reader `id` of `store`, if `caller` opened it and it is still open; another caller's
+    /// reader is refused (403), an unknown or closed one is not found (404).
     pub fn get(
         &self,
         id: &ReaderId,
@@ -161,11 +162,15 @@ impl Readers {
         store: &DatastoreName,
     ) -> Result<Arc<Reader>> {
         let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let reader = open
-            .get(id)
-            .filter(|r| r.idle() < READER_IDLE)
-            // Another caller's reader is as unknown as one that never existed.
-            .filter(|r| r.caller == *caller && r.store == *store)
+        let found = open.get(id).filter(|r| r.idle() < READER_IDLE);
+        if let Some(r) = found
+            && (r.caller != *caller || r.store != *store)
+        {
+            return Err(NodeError::PermissionDenied(format!(
+                "reader session {id} was not opened by {caller} in {store}; read the snapshot yourself for one"
+            )));
+        }
+        let reader = found
             .cloned()
             .ok_or_else(|| {
                 NodeError::NotFound(format!(
@@ -209,7 +214,8 @@ mod tests {
             ("s1".parse().unwrap(), "s2".parse().unwrap());
         let id = readers.open(&alice, &s1, &snap(1), vec![], HashSet::new());
         assert!(readers.get(&id, &alice, &s1).is_ok());
-        assert!(readers.get(&id, &bob, &s1).is_err());
+        let stolen = readers.get(&id, &bob, &s1).unwrap_err();
+        assert!(matches!(stolen, NodeError::PermissionDenied(_)), "{stolen}");
         assert!(readers.get(&id, &alice, &s2).is_err());
         let other: ReaderId = "00000000000000000000000000000000".parse().unwrap();
         let e = readers.get(&other, &alice, &s1).unwrap_err().to_string();
