@@ -392,13 +392,12 @@ fn outcomes(
     let mut out = BTreeMap::new();
     for (method, path, _) in routes {
         let mut row = Vec::new();
-        for k in 0..CALLERS.len() {
+        for (k, who) in CALLERS.iter().enumerate() {
             let (p, body) = request(f, k, method, path);
             let (status, answer) = call(&caller(f, k), method.parse().unwrap(), &p, body);
             assert!(
                 status < 500,
-                "{method} {p} as {}: a server error {status}: {answer}",
-                CALLERS[k]
+                "{method} {p} as {who}: a server error {status}: {answer}"
             );
             row.push(
                 if status == 401 || status == 403 {

@@ -41,18 +41,26 @@ enum Command {
     },
     /// Print this node's certificate fingerprint (for pinning in clients).
     Fingerprint,
+    /// Print the API's OpenAPI description (what `GET /api2/json/openapi.json` serves); needs
+    /// no configuration.
+    Openapi,
 }
 
 fn main() -> anyhow::Result<()> {
     // Before any file or thread exists: everything this process creates is its user's alone.
     ironcore_node::private::restrict_umask();
     let cli = Cli::parse();
+    if let Command::Openapi = cli.command {
+        println!("{}", ironcore_node::api::document().to_pretty_json()?);
+        return Ok(());
+    }
     let config = NodeConfig::load(&cli.config)?;
     ironcore_node::private::private_dir(&config.data_dir, "data directory")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     match cli.command {
+        Command::Openapi => unreachable!("answered before the configuration is read"),
         Command::Fingerprint => {
             println!(
                 "{}",

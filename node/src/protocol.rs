@@ -183,7 +183,7 @@ pub enum JobStatus {
 }
 
 /// What to do with a member.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum MembershipOp {
     /// Learner → voter.

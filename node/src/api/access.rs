@@ -9,6 +9,7 @@ use ironcore_types::{AuthId, Privilege};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::extract::JsonBody;
 use super::{ApiResult, Auth};
 use crate::NodeError;
 use crate::auth::check;
@@ -16,7 +17,7 @@ use crate::auth::ticket;
 use crate::node::Node;
 
 /// Body of `POST /api2/json/access/ticket`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct Login {
     username: String,
     password: String,
@@ -24,9 +25,17 @@ pub struct Login {
 
 /// Checks a user's password and answers a ticket. Unauthenticated; every failure looks the
 /// same so it tells nothing about which users exist.
+#[utoipa::path(
+    post,
+    path = "/api2/json/access/ticket",
+    tag = "access",
+    summary = "log in with a password: a ticket for `Authorization: IBSTicket …` (no authentication)",
+    request_body = Login,
+    responses((status = 200, description = "a ticket, valid on every node for two hours", body = serde_json::Value))
+)]
 pub(crate) async fn login(
     State(node): State<Arc<Node>>,
-    Json(req): Json<Login>,
+    JsonBody(req): JsonBody<Login>,
 ) -> ApiResult<Json<Value>> {
     let failed = || {
         NodeError::Unauthenticated(
@@ -70,18 +79,27 @@ pub(crate) async fn login(
 }
 
 /// Body of `PUT /api2/json/access/password`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct SetPassword {
+    #[schema(value_type = String, pattern = r"^[A-Za-z0-9._-]{1,64}@[A-Za-z0-9._-]{1,64}(![A-Za-z0-9._-]{1,64})?$")]
     userid: AuthId,
     password: String,
 }
 
 /// Sets a user's password: an administrator for anyone, a logged-in user for itself (never
 /// an API token).
+#[utoipa::path(
+    put,
+    path = "/api2/json/access/password",
+    tag = "access",
+    summary = "set a user's password (Admin, or the user itself with a ticket)",
+    request_body = SetPassword,
+    responses((status = 200, description = "the password was set", body = serde_json::Value))
+)]
 pub(crate) async fn set_password(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
-    Json(req): Json<SetPassword>,
+    JsonBody(req): JsonBody<SetPassword>,
 ) -> ApiResult<Json<Value>> {
     if caller.auth_id != req.userid {
         check(node.meta(), &caller, "/", Privilege::Manage)?;

@@ -3,13 +3,14 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use ironcore_raft::MetaCommand;
 use ironcore_types::records::{AclEntry, DatastoreConfig, JoinTokenRecord, KeyRecord, TaskState};
 use ironcore_types::{AuthId, DatastoreName, Fingerprint, Privilege, Role, SiteId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::extract::{JsonBody, Path, Query};
 use super::{ApiResult, Auth};
 use crate::NodeError;
 use crate::auth::{Caller, check, hash_secret, new_secret};
@@ -35,6 +36,13 @@ const SERVICES: &[&str] = &[
     "notify",
 ];
 
+#[utoipa::path(
+    get,
+    path = "/api2/json/status",
+    tag = "cluster",
+    summary = "this node, the cluster and its services",
+    responses((status = 200, description = "this node, the cluster and its services", body = serde_json::Value))
+)]
 pub(crate) async fn status(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
@@ -134,6 +142,13 @@ pub(crate) async fn status(
     })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api2/json/cluster/status",
+    tag = "cluster",
+    summary = "members, roles, leader, term",
+    responses((status = 200, description = "members, roles, leader, term", body = serde_json::Value))
+)]
 pub(crate) async fn cluster_status(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
@@ -163,7 +178,7 @@ pub(crate) async fn cluster_status(
 }
 
 /// `POST /api2/json/cluster/join-token`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct JoinTokenRequest {
     #[serde(default = "default_ttl")]
     ttl_secs: i64,
@@ -173,10 +188,18 @@ fn default_ttl() -> i64 {
     3600
 }
 
+#[utoipa::path(
+    post,
+    path = "/api2/json/cluster/join-token",
+    tag = "cluster",
+    summary = "a one-time join token (Admin)",
+    request_body = JoinTokenRequest,
+    responses((status = 200, description = "a one-time join token", body = serde_json::Value))
+)]
 pub(crate) async fn join_token(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
-    Json(req): Json<JoinTokenRequest>,
+    JsonBody(req): JsonBody<JoinTokenRequest>,
 ) -> ApiResult<Json<Value>> {
     admin(&node, &caller)?;
     let secret = new_secret();
@@ -200,9 +223,17 @@ pub(crate) async fn join_token(
 
 pub use crate::cluster::join::JoinRequest;
 
+#[utoipa::path(
+    post,
+    path = "/api2/json/cluster/join",
+    tag = "cluster",
+    summary = "join with a token (authenticated by the token)",
+    request_body = JoinRequest,
+    responses((status = 200, description = "the cluster the node joined", body = serde_json::Value))
+)]
 pub(crate) async fn join(
     State(node): State<Arc<Node>>,
-    Json(req): Json<JoinRequest>,
+    JsonBody(req): JsonBody<JoinRequest>,
 ) -> ApiResult<Json<Value>> {
     if node.raft().metrics().current_leader != Some(node.raft().id()) {
         return Err(NodeError::BadRequest(
@@ -242,6 +273,13 @@ pub(crate) async fn join(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api2/json/datastore",
+    tag = "datastore",
+    summary = "datastores",
+    responses((status = 200, description = "the datastores the caller may see", body = serde_json::Value))
+)]
 pub(crate) async fn datastores(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
@@ -264,10 +302,12 @@ pub(crate) async fn datastores(
 }
 
 /// `POST /api2/json/datastore`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct CreateDatastore {
+    #[schema(value_type = String, pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     name: DatastoreName,
     path: String,
+    #[schema(value_type = Option<String>, pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     site: Option<SiteId>,
     #[serde(default = "default_copies")]
     copies: u8,
@@ -279,10 +319,18 @@ fn default_copies() -> u8 {
     2
 }
 
+#[utoipa::path(
+    post,
+    path = "/api2/json/datastore",
+    tag = "datastore",
+    summary = "create a datastore",
+    request_body = CreateDatastore,
+    responses((status = 200, description = "the datastore created", body = serde_json::Value))
+)]
 pub(crate) async fn create_datastore(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
-    Json(req): Json<CreateDatastore>,
+    JsonBody(req): JsonBody<CreateDatastore>,
 ) -> ApiResult<Json<Value>> {
     check(node.meta(), &caller, "/datastore", Privilege::Manage)?;
     let config = DatastoreConfig {
@@ -305,11 +353,20 @@ pub(crate) async fn create_datastore(
 }
 
 /// `GET /api2/json/tasks?state=running`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TaskFilter {
     state: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api2/json/tasks",
+    tag = "tasks",
+    summary = "tasks of the cluster",
+    params(TaskFilter),
+    responses((status = 200, description = "the tasks the caller may see", body = serde_json::Value))
+)]
 pub(crate) async fn tasks(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
@@ -332,6 +389,14 @@ pub(crate) async fn tasks(
     Ok(Json(json!({ "data": list })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api2/json/tasks/{upid}/log",
+    tag = "tasks",
+    summary = "a task's log (on the node that ran it)",
+    params(("upid" = String, Path, description = "the task (a UPID)")),
+    responses((status = 200, description = "the task log", body = String, content_type = "text/plain"))
+)]
 pub(crate) async fn task_log(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
@@ -351,6 +416,14 @@ pub(crate) async fn task_log(
     Ok(crate::tasks::read_log(&node.tasks().log_path(&upid))?)
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api2/json/tasks/{upid}",
+    tag = "tasks",
+    summary = "cancel a running task",
+    params(("upid" = String, Path, description = "the task (a UPID)")),
+    responses((status = 200, description = "the cancel was asked for", body = serde_json::Value))
+)]
 pub(crate) async fn cancel_task(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
@@ -383,6 +456,13 @@ pub(crate) async fn cancel_task(
     Ok(Json(json!({ "cancelled": upid })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api2/json/access/acl",
+    tag = "access",
+    summary = "ACL entries",
+    responses((status = 200, description = "every grant", body = serde_json::Value))
+)]
 pub(crate) async fn acls(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
@@ -391,26 +471,64 @@ pub(crate) async fn acls(
     Ok(Json(json!({ "data": node.meta().acls()? })))
 }
 
+/// Body of `PUT /api2/json/access/acl`: grant `role` on `path` to a user or token.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct SetAcl {
+    /// `/`, `/datastore`, `/datastore/STORE` or `/datastore/STORE/NAMESPACE…`.
+    #[schema(
+        pattern = r"^/(datastore(/[A-Za-z0-9][A-Za-z0-9._-]{0,63}(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}){0,7})?)?$"
+    )]
+    path: String,
+    /// The user or token.
+    #[schema(value_type = String, pattern = r"^[A-Za-z0-9._-]{1,64}@[A-Za-z0-9._-]{1,64}(![A-Za-z0-9._-]{1,64})?$")]
+    auth_id: AuthId,
+    /// The role (docs/security.md).
+    #[schema(value_type = String, pattern = r"^(Admin|Datastore\.(Admin|PowerUser|Backup|Reader|Audit))$")]
+    role: Role,
+}
+
+#[utoipa::path(
+    put,
+    path = "/api2/json/access/acl",
+    tag = "access",
+    summary = "grant a role",
+    request_body = SetAcl,
+    responses((status = 200, description = "the grant", body = serde_json::Value))
+)]
 pub(crate) async fn set_acl(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
-    Json(entry): Json<AclEntry>,
+    JsonBody(req): JsonBody<SetAcl>,
 ) -> ApiResult<Json<Value>> {
     admin(&node, &caller)?;
-    let _: Role = entry.role;
+    let entry = AclEntry {
+        path: req.path,
+        auth_id: req.auth_id,
+        role: req.role,
+    };
     node.propose(&caller.auth_id, MetaCommand::SetAcl(entry.clone()))
         .await?;
     Ok(Json(json!(entry)))
 }
 
 /// Which grant `DELETE /api2/json/access/acl` takes back.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Grant {
     path: String,
+    #[param(value_type = String, pattern = r"^[A-Za-z0-9._-]{1,64}@[A-Za-z0-9._-]{1,64}(![A-Za-z0-9._-]{1,64})?$")]
     auth_id: AuthId,
 }
 
 /// Takes a grant back (admin only); the grantee's next call, and its open readers, are refused.
+#[utoipa::path(
+    delete,
+    path = "/api2/json/access/acl",
+    tag = "access",
+    summary = "take a grant back (?path=&auth_id=)",
+    params(Grant),
+    responses((status = 200, description = "the grant taken back", body = serde_json::Value))
+)]
 pub(crate) async fn remove_acl(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
@@ -430,6 +548,13 @@ pub(crate) async fn remove_acl(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api2/json/keys",
+    tag = "keys",
+    summary = "registered encryption keys",
+    responses((status = 200, description = "registered encryption key fingerprints", body = serde_json::Value))
+)]
 pub(crate) async fn keys(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
@@ -439,17 +564,26 @@ pub(crate) async fn keys(
 }
 
 /// `POST /api2/json/keys`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct RegisterKey {
+    #[schema(value_type = String, pattern = r"^[0-9a-fA-F]{64}$")]
     fingerprint: Fingerprint,
     #[serde(default)]
     comment: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api2/json/keys",
+    tag = "keys",
+    summary = "register a key fingerprint",
+    request_body = RegisterKey,
+    responses((status = 200, description = "the key registered", body = serde_json::Value))
+)]
 pub(crate) async fn register_key(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
-    Json(req): Json<RegisterKey>,
+    JsonBody(req): JsonBody<RegisterKey>,
 ) -> ApiResult<Json<Value>> {
     check(node.meta(), &caller, "/datastore", Privilege::Backup)?;
     let record = KeyRecord {
@@ -462,6 +596,13 @@ pub(crate) async fn register_key(
     Ok(Json(json!(record)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api2/json/audit",
+    tag = "cluster",
+    summary = "the audit log",
+    responses((status = 200, description = "the audit log", body = serde_json::Value))
+)]
 pub(crate) async fn audit(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
@@ -471,16 +612,24 @@ pub(crate) async fn audit(
 }
 
 /// Body of `POST /api2/json/cluster/membership`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct MembershipRequest {
     op: crate::protocol::MembershipOp,
     node: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api2/json/cluster/membership",
+    tag = "cluster",
+    summary = "promote, demote, remove a member, or transfer leadership to it (Admin)",
+    request_body = MembershipRequest,
+    responses((status = 200, description = "what changed", body = serde_json::Value))
+)]
 pub(crate) async fn membership(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
-    Json(req): Json<MembershipRequest>,
+    JsonBody(req): JsonBody<MembershipRequest>,
 ) -> ApiResult<Json<Value>> {
     check(node.meta(), &caller, "/", Privilege::Manage)?;
     node.raft().linearize().await?;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_LENGTH;
@@ -22,6 +22,7 @@ use ironcore_types::{BackupGroup, ChunkId, DatastoreName, Namespace, Privilege, 
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::extract::{JsonBody, Path};
 use super::{ApiResult, Auth};
 use crate::NodeError;
 use crate::auth::{check, check_group, datastore_path};
@@ -29,11 +30,14 @@ use crate::node::{BackupSession, Node};
 use crate::replication::{fetch, replicate, staging};
 
 /// `POST /api2/json/backup`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct StartBackup {
+    #[schema(value_type = String, pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     store: DatastoreName,
     #[serde(default)]
+    #[schema(value_type = Option<String>, pattern = r"^([A-Za-z0-9_-][A-Za-z0-9._-]{0,63}(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}){0,6})?$")]
     ns: Option<String>,
+    #[schema(value_type = String, pattern = r"^(host|vm|ct)/[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")]
     group: String,
     time: i64,
 }
@@ -48,10 +52,18 @@ pub(crate) fn parse_ns(ns: Option<&str>) -> Result<Namespace, NodeError> {
     Ok(out)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api2/json/backup",
+    tag = "backup",
+    summary = "start a backup session",
+    request_body = StartBackup,
+    responses((status = 200, description = "the session (its task UPID)", body = serde_json::Value))
+)]
 pub(crate) async fn start(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
-    Json(req): Json<StartBackup>,
+    JsonBody(req): JsonBody<StartBackup>,
 ) -> ApiResult<Json<Value>> {
     let ns = parse_ns(req.ns.as_deref())?;
     let group: BackupGroup = req
@@ -161,6 +173,14 @@ fn chunk_id(id: &str) -> Result<ChunkId, NodeError> {
         .map_err(|e: ironcore_types::ParseError| NodeError::BadRequest(e.to_string()))
 }
 
+#[utoipa::path(
+    head,
+    path = "/api2/json/backup/{upid}/chunk/{id}",
+    tag = "backup",
+    summary = "whether the datastore holds a chunk",
+    params(("upid" = String, Path, description = "the task (a UPID)"), ("id" = String, Path, description = "a chunk id (64 hex digits)", pattern = r"^[0-9a-fA-F]{64}$")),
+    responses((status = 200, description = "the datastore holds the chunk"))
+)]
 pub(crate) async fn has_chunk(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
@@ -176,16 +196,25 @@ pub(crate) async fn has_chunk(
 }
 
 /// `POST /api2/json/backup/{upid}/known`: which of these chunks the datastore holds here.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct Known {
     ids: Vec<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api2/json/backup/{upid}/known",
+    tag = "backup",
+    summary = "which of these chunks the datastore holds",
+    params(("upid" = String, Path, description = "the task (a UPID)")),
+    request_body = Known,
+    responses((status = 200, description = "which of the chunks the datastore holds", body = serde_json::Value))
+)]
 pub(crate) async fn known(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
     Path(upid): Path<String>,
-    Json(req): Json<Known>,
+    JsonBody(req): JsonBody<Known>,
 ) -> ApiResult<Json<Value>> {
     let s = session(&node, &caller, &upid)?;
     let ids = req
@@ -215,6 +244,15 @@ pub(crate) async fn known(
     Ok(Json(json!({ "present": present })))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api2/json/backup/{upid}/chunk/{id}",
+    tag = "backup",
+    summary = "upload a chunk (201: stored; 200: already held)",
+    params(("upid" = String, Path, description = "the task (a UPID)"), ("id" = String, Path, description = "a chunk id (64 hex digits)", pattern = r"^[0-9a-fA-F]{64}$")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the chunk's envelope, as stored"),
+    responses((status = 200, description = "the datastore held it already"), (status = 201, description = "stored"))
+)]
 pub(crate) async fn upload(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
@@ -273,17 +311,26 @@ async fn receive_chunk(headers: &HeaderMap, mut body: Body) -> ApiResult<(Stored
 }
 
 /// `POST /api2/json/backup/{upid}/finish`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct Finish {
     /// The encoded manifest (hex).
     manifest: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api2/json/backup/{upid}/finish",
+    tag = "backup",
+    summary = "commit the snapshot",
+    params(("upid" = String, Path, description = "the task (a UPID)")),
+    request_body = Finish,
+    responses((status = 200, description = "the snapshot committed", body = serde_json::Value))
+)]
 pub(crate) async fn finish(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
     Path(upid): Path<String>,
-    Json(req): Json<Finish>,
+    JsonBody(req): JsonBody<Finish>,
 ) -> ApiResult<Json<Value>> {
     let s = session(&node, &caller, &upid)?;
     // From here the session is committing: out of the idle reaper's reach (a large commit

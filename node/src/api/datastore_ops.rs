@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use futures_util::future::join_all;
 use ironcore_raft::MetaCommand;
 use ironcore_types::records::{DatastoreConfig, TaskState, VerifyStatus};
@@ -12,6 +12,7 @@ use ironcore_types::{DatastoreName, Namespace, Privilege};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::extract::{JsonBody, Path, Query};
 use super::{ApiResult, Auth};
 use crate::auth::{Caller, check, datastore_path};
 use crate::maintenance::Upkeep;
@@ -71,7 +72,7 @@ fn not_running(
 }
 
 /// Body of `POST …/gc`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct GcRequest {
     #[serde(default)]
@@ -82,8 +83,9 @@ pub struct GcRequest {
 }
 
 /// `?notification-mode=` of a task start.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "kebab-case")]
+#[into_params(parameter_in = Query)]
 pub struct ModeQuery {
     #[serde(default)]
     notification_mode: Option<String>,
@@ -104,11 +106,20 @@ fn upid_of(task: &crate::tasks::RunningTask) -> String {
         .clone()
 }
 
+#[utoipa::path(
+    post,
+    path = "/api2/json/datastore/{store}/gc",
+    tag = "maintenance",
+    summary = "start garbage collection on every storage node (returns the task's UPID)",
+    params(("store" = String, Path, description = "the datastore", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")),
+    request_body = GcRequest,
+    responses((status = 200, description = "the GC task (UPID)", body = serde_json::Value))
+)]
 pub(crate) async fn gc_start(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
     Path(store): Path<DatastoreName>,
-    Json(req): Json<GcRequest>,
+    JsonBody(req): JsonBody<GcRequest>,
 ) -> ApiResult<Json<Value>> {
     if admit(&node, &caller, &store, Privilege::Manage)
         .await?
@@ -140,6 +151,14 @@ pub(crate) async fn gc_start(
     Ok(Json(json!({ "upid": upid })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api2/json/datastore/{store}/verify",
+    tag = "maintenance",
+    summary = "start verification with repair of short copies (returns the task's UPID)",
+    params(("store" = String, Path, description = "the datastore", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"), ModeQuery),
+    responses((status = 200, description = "the verify task (UPID)", body = serde_json::Value))
+)]
 pub(crate) async fn verify_start(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
@@ -165,8 +184,9 @@ pub(crate) async fn verify_start(
 }
 
 /// `?window-days=` of the verify status.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "kebab-case")]
+#[into_params(parameter_in = Query)]
 pub struct Window {
     #[serde(default)]
     window_days: Option<i64>,
@@ -175,6 +195,14 @@ pub struct Window {
 /// Snapshots not verified within this many days make the status `STALE`.
 const DEFAULT_WINDOW_DAYS: i64 = 30;
 
+#[utoipa::path(
+    get,
+    path = "/api2/json/datastore/{store}/verify",
+    tag = "maintenance",
+    summary = "verification status (?window-days=30)",
+    params(("store" = String, Path, description = "the datastore", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"), Window),
+    responses((status = 200, description = "verification status", body = serde_json::Value))
+)]
 pub(crate) async fn verify_status(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
@@ -258,6 +286,14 @@ async fn inspect(
     Ok(out)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api2/json/datastore/{store}/probe",
+    tag = "datastore",
+    summary = "probe the datastore's directory on every storage node",
+    params(("store" = String, Path, description = "the datastore", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")),
+    responses((status = 200, description = "each storage node's view of the directory", body = serde_json::Value))
+)]
 pub(crate) async fn probe(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
@@ -274,6 +310,14 @@ pub(crate) async fn probe(
     })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api2/json/datastore/{store}/stats",
+    tag = "datastore",
+    summary = "snapshots, sizes, and each node's chunks and free space",
+    params(("store" = String, Path, description = "the datastore", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")),
+    responses((status = 200, description = "snapshots, sizes, chunks and free space per node", body = serde_json::Value))
+)]
 pub(crate) async fn stats(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
@@ -306,16 +350,25 @@ pub(crate) async fn stats(
 }
 
 /// Body of `PUT …/quarantine`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct Quarantine {
     quarantined: bool,
 }
 
+#[utoipa::path(
+    put,
+    path = "/api2/json/datastore/{store}/quarantine",
+    tag = "datastore",
+    summary = "quarantine a datastore (or lift it): no new backups, no GC",
+    params(("store" = String, Path, description = "the datastore", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")),
+    request_body = Quarantine,
+    responses((status = 200, description = "the datastore's new state", body = serde_json::Value))
+)]
 pub(crate) async fn quarantine(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
     Path(store): Path<DatastoreName>,
-    Json(req): Json<Quarantine>,
+    JsonBody(req): JsonBody<Quarantine>,
 ) -> ApiResult<Json<Value>> {
     admit(&node, &caller, &store, Privilege::Manage).await?;
     node.propose(

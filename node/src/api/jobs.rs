@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use ironcore_chunkstore::prune::KeepOptions;
 use ironcore_raft::MetaCommand;
 use ironcore_types::records::{JobKind, JobRecord};
@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::backup::parse_ns;
+use super::extract::{JsonBody, Path, Query};
 use super::{ApiResult, Auth};
 use crate::NodeError;
 use crate::auth::{check, datastore_path};
@@ -47,6 +48,14 @@ fn view(job: &JobRecord) -> Value {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api2/json/jobs",
+    operation_id = "list_jobs",
+    tag = "jobs",
+    summary = "scheduled jobs with their last and next runs",
+    responses((status = 200, description = "scheduled jobs with their last and next runs", body = serde_json::Value))
+)]
 pub(crate) async fn list(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
@@ -70,21 +79,25 @@ pub(crate) async fn list(
 }
 
 /// Body of `POST /api2/json/jobs`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct CreateJob {
     id: String,
+    #[schema(value_type = String, pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     store: DatastoreName,
     kind: String,
     schedule: String,
     #[serde(default)]
+    #[schema(value_type = Option<String>, pattern = r"^([A-Za-z0-9_-][A-Za-z0-9._-]{0,63}(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}){0,6})?$")]
     ns: Option<String>,
     #[serde(default)]
+    #[schema(value_type = crate::api::doc::Keep)]
     keep: KeepOptions,
     /// Sync: the remote, its datastore, include filters, bandwidth limit (MiB/s).
     #[serde(default)]
     remote: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<String>, pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     remote_store: Option<DatastoreName>,
     #[serde(default)]
     include: Vec<String>,
@@ -100,10 +113,19 @@ pub struct CreateJob {
     comment: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api2/json/jobs",
+    operation_id = "create_job",
+    tag = "jobs",
+    summary = "schedule a verify, gc or prune job",
+    request_body = CreateJob,
+    responses((status = 200, description = "the job", body = serde_json::Value))
+)]
 pub(crate) async fn create(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
-    Json(req): Json<CreateJob>,
+    JsonBody(req): JsonBody<CreateJob>,
 ) -> ApiResult<Json<Value>> {
     let ns = parse_ns(req.ns.as_deref())?;
     check(
@@ -215,6 +237,15 @@ fn managed_job(
     Ok(job)
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api2/json/jobs/{id}",
+    operation_id = "remove_job",
+    tag = "jobs",
+    summary = "remove a scheduled job",
+    params(("id" = String, Path, description = "the job")),
+    responses((status = 200, description = "the job removed", body = serde_json::Value))
+)]
 pub(crate) async fn remove(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
@@ -227,6 +258,15 @@ pub(crate) async fn remove(
 }
 
 /// Starts a run of job `id` now (as the scheduler would), answering its task's UPID.
+#[utoipa::path(
+    post,
+    path = "/api2/json/jobs/{id}/run",
+    operation_id = "run_job",
+    tag = "jobs",
+    summary = "run a job now (as its scheduled run would)",
+    params(("id" = String, Path, description = "the job")),
+    responses((status = 200, description = "the run's task (UPID)", body = serde_json::Value))
+)]
 pub(crate) async fn run_now(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
@@ -238,21 +278,32 @@ pub(crate) async fn run_now(
 }
 
 /// Query of `GET /api2/json/sync/diff`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "kebab-case")]
+#[into_params(parameter_in = Query)]
 pub struct DiffQuery {
+    #[param(value_type = String, pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     store: DatastoreName,
     remote: String,
+    #[param(value_type = String, pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     remote_store: DatastoreName,
     #[serde(default)]
     include: Option<String>,
 }
 
 /// The snapshots only on the remote's datastore and only on the local one.
+#[utoipa::path(
+    get,
+    path = "/api2/json/sync/diff",
+    tag = "jobs",
+    summary = "snapshots only on a remote's datastore or only on a local one",
+    params(DiffQuery),
+    responses((status = 200, description = "snapshots only on one side", body = serde_json::Value))
+)]
 pub(crate) async fn sync_diff(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
-    axum::extract::Query(q): axum::extract::Query<DiffQuery>,
+    Query(q): Query<DiffQuery>,
 ) -> ApiResult<Json<Value>> {
     check(
         node.meta(),

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use ironcore_chunkstore::prune::KeepOptions;
 use ironcore_raft::MetaCommand;
 use ironcore_types::{BackupGroup, DatastoreName, Namespace, Privilege};
@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::backup::parse_ns;
+use super::extract::{JsonBody, Path, Query};
 use super::reader::{Which, snapshot_ref};
 use super::{ApiResult, Auth};
 use crate::NodeError;
@@ -19,13 +20,16 @@ use crate::auth::{check, check_group, datastore_path};
 use crate::node::Node;
 
 /// `POST /api2/json/datastore/{store}/prune`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct PruneRequest {
     #[serde(default)]
+    #[schema(value_type = Option<String>, pattern = r"^([A-Za-z0-9_-][A-Za-z0-9._-]{0,63}(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}){0,6})?$")]
     ns: Option<String>,
+    #[schema(value_type = String, pattern = r"^(host|vm|ct)/[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")]
     group: String,
     #[serde(flatten)]
+    #[schema(value_type = crate::api::doc::Keep)]
     keep: KeepOptions,
     #[serde(default)]
     timezone: Option<String>,
@@ -33,11 +37,20 @@ pub struct PruneRequest {
     dry_run: bool,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api2/json/datastore/{store}/prune",
+    tag = "maintenance",
+    summary = "prune a group (dry-run: only say what would go)",
+    params(("store" = String, Path, description = "the datastore", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")),
+    request_body = PruneRequest,
+    responses((status = 200, description = "what was kept and removed (or would be)", body = serde_json::Value))
+)]
 pub(crate) async fn prune(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
     Path(store): Path<DatastoreName>,
-    Json(req): Json<PruneRequest>,
+    JsonBody(req): JsonBody<PruneRequest>,
 ) -> ApiResult<Json<Value>> {
     let ns = parse_ns(req.ns.as_deref())?;
     let group: BackupGroup = req
@@ -67,18 +80,27 @@ pub(crate) async fn prune(
 }
 
 /// `PUT /api2/json/datastore/{store}/protect`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct Protect {
     #[serde(flatten)]
     which: Which,
     protected: bool,
 }
 
+#[utoipa::path(
+    put,
+    path = "/api2/json/datastore/{store}/protect",
+    tag = "maintenance",
+    summary = "protect or unprotect a snapshot",
+    params(("store" = String, Path, description = "the datastore", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")),
+    request_body = Protect,
+    responses((status = 200, description = "the snapshot's protection", body = serde_json::Value))
+)]
 pub(crate) async fn protect(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
     Path(store): Path<DatastoreName>,
-    Json(req): Json<Protect>,
+    JsonBody(req): JsonBody<Protect>,
 ) -> ApiResult<Json<Value>> {
     let s = snapshot_ref(&req.which)?;
     check_group(
@@ -104,12 +126,22 @@ pub(crate) async fn protect(
 }
 
 /// `?ns=` of namespace routes.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct NsQuery {
     #[serde(default)]
+    #[param(value_type = Option<String>, pattern = r"^([A-Za-z0-9_-][A-Za-z0-9._-]{0,63}(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}){0,6})?$")]
     ns: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api2/json/datastore/{store}/namespace",
+    tag = "datastore",
+    summary = "namespaces",
+    params(("store" = String, Path, description = "the datastore", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")),
+    responses((status = 200, description = "the namespaces", body = serde_json::Value))
+)]
 pub(crate) async fn namespaces(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
@@ -130,6 +162,14 @@ pub(crate) async fn namespaces(
     Ok(Json(json!({ "data": list })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api2/json/datastore/{store}/namespace",
+    tag = "datastore",
+    summary = "create a namespace (?ns=a/b)",
+    params(("store" = String, Path, description = "the datastore", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"), NsQuery),
+    responses((status = 200, description = "the namespace created", body = serde_json::Value))
+)]
 pub(crate) async fn create_namespace(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,

@@ -19,6 +19,13 @@ fn gauge(out: &mut String, name: &str, help: &str, samples: &[(String, f64)]) {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "cluster",
+    summary = "Prometheus metrics (token with Audit on /)",
+    responses((status = 200, description = "Prometheus metrics", body = String, content_type = "text/plain"))
+)]
 pub(crate) async fn metrics(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,

@@ -4,13 +4,14 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use ironcore_raft::MetaCommand;
 use ironcore_types::Privilege;
 use ironcore_types::records::{NotificationTarget, NotifyEndpoint, Severity};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::extract::{JsonBody, Path, Query};
 use super::{ApiResult, Auth};
 use crate::NodeError;
 use crate::auth::check;
@@ -37,6 +38,14 @@ fn target(node: &Node, name: &str) -> Result<NotificationTarget, NodeError> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api2/json/notification/targets",
+    operation_id = "list_notification_targets",
+    tag = "notifications",
+    summary = "notification targets (webhooks)",
+    responses((status = 200, description = "notification targets", body = serde_json::Value))
+)]
 pub(crate) async fn list(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
@@ -52,7 +61,7 @@ pub(crate) async fn list(
 }
 
 /// Body of `POST /api2/json/notification/targets`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct AddTarget {
     name: String,
@@ -76,10 +85,19 @@ fn default_severity() -> String {
     "warning".into()
 }
 
+#[utoipa::path(
+    post,
+    path = "/api2/json/notification/targets",
+    operation_id = "add_notification_target",
+    tag = "notifications",
+    summary = "add a webhook target: name, url, min-severity",
+    request_body = AddTarget,
+    responses((status = 200, description = "the target", body = serde_json::Value))
+)]
 pub(crate) async fn add(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
-    Json(req): Json<AddTarget>,
+    JsonBody(req): JsonBody<AddTarget>,
 ) -> ApiResult<Json<Value>> {
     check(node.meta(), &caller, PATH, Privilege::Manage)?;
     let min_severity: Severity = req
@@ -117,6 +135,15 @@ pub(crate) async fn add(
     Ok(Json(view(&t)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api2/json/notification/targets/{name}",
+    operation_id = "remove_notification_target",
+    tag = "notifications",
+    summary = "remove a notification target",
+    params(("name" = String, Path, description = "its name")),
+    responses((status = 200, description = "the target removed", body = serde_json::Value))
+)]
 pub(crate) async fn remove(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
@@ -133,18 +160,28 @@ pub(crate) async fn remove(
 }
 
 /// Query of `POST …/test`: a recipient that replaces a mail target's own.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TestQuery {
     #[serde(default)]
     recipient: Option<String>,
 }
 
 /// Sends one test event to the target now (a single attempt) and reports the answer.
+#[utoipa::path(
+    post,
+    path = "/api2/json/notification/targets/{name}/test",
+    operation_id = "test_notification_target",
+    tag = "notifications",
+    summary = "send a test event to a target and report its answer",
+    params(("name" = String, Path, description = "its name"), TestQuery),
+    responses((status = 200, description = "what the target answered", body = serde_json::Value))
+)]
 pub(crate) async fn test(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
     Path(name): Path<String>,
-    axum::extract::Query(q): axum::extract::Query<TestQuery>,
+    Query(q): Query<TestQuery>,
 ) -> ApiResult<Json<Value>> {
     check(node.meta(), &caller, PATH, Privilege::Manage)?;
     let t = target(&node, &name)?;

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::IntoResponse;
 use ironcore_raft::MetaCommand;
 use ironcore_types::records::SnapshotEntry;
@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::backup::parse_ns;
+use super::extract::{Path, Query};
 use super::{ApiResult, Auth};
 use crate::NodeError;
 use crate::auth::{check, check_group, datastore_path};
@@ -23,11 +24,19 @@ use crate::replication::fetch;
 use crate::replication::index::snapshot_chunks;
 
 /// Which snapshot (query of `GET/DELETE …/snapshot`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams, utoipa::ToSchema)]
+#[into_params(parameter_in = Query)]
 pub struct Which {
+    /// The namespace (`a/b`; the root when absent).
     #[serde(default)]
+    #[param(value_type = Option<String>, pattern = r"^([A-Za-z0-9_-][A-Za-z0-9._-]{0,63}(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}){0,6})?$")]
+    #[schema(value_type = Option<String>, pattern = r"^([A-Za-z0-9_-][A-Za-z0-9._-]{0,63}(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}){0,6})?$")]
     ns: Option<String>,
+    /// The group (`host/web01`).
+    #[param(value_type = String, pattern = r"^(host|vm|ct)/[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")]
+    #[schema(value_type = String, pattern = r"^(host|vm|ct)/[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")]
     group: String,
+    /// The snapshot's time (epoch seconds).
     time: i64,
 }
 
@@ -58,6 +67,14 @@ fn summary(e: &SnapshotEntry) -> Value {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api2/json/datastore/{store}/snapshots",
+    tag = "datastore",
+    summary = "snapshots",
+    params(("store" = String, Path, description = "the datastore", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")),
+    responses((status = 200, description = "the snapshots the caller may see", body = serde_json::Value))
+)]
 pub(crate) async fn snapshots(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
@@ -93,6 +110,14 @@ pub(crate) async fn snapshots(
     Ok(Json(json!({ "data": out })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api2/json/datastore/{store}/snapshot",
+    tag = "datastore",
+    summary = "one snapshot with its manifest",
+    params(("store" = String, Path, description = "the datastore", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"), Which),
+    responses((status = 200, description = "the snapshot, its manifest and a reader session on it", body = serde_json::Value))
+)]
 pub(crate) async fn snapshot(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
@@ -117,6 +142,14 @@ pub(crate) async fn snapshot(
     Ok(Json(v))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api2/json/datastore/{store}/snapshot",
+    tag = "datastore",
+    summary = "forget a snapshot",
+    params(("store" = String, Path, description = "the datastore", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"), Which),
+    responses((status = 200, description = "the snapshot forgotten", body = serde_json::Value))
+)]
 pub(crate) async fn forget(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
@@ -144,7 +177,8 @@ pub(crate) async fn forget(
 }
 
 /// Which reader a chunk is read through (query of `GET …/chunk/{id}`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Through {
     /// The reader session `GET …/snapshot` answered.
     #[serde(default)]
@@ -153,6 +187,14 @@ pub struct Through {
 
 /// One chunk of the snapshot that reader `?reader=` reads; any other chunk is refused, whoever
 /// holds it.
+#[utoipa::path(
+    get,
+    path = "/api2/json/datastore/{store}/chunk/{id}",
+    tag = "datastore",
+    summary = "a chunk's stored bytes",
+    params(("store" = String, Path, description = "the datastore", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"), ("id" = String, Path, description = "a chunk id (64 hex digits)", pattern = r"^[0-9a-fA-F]{64}$"), Through),
+    responses((status = 200, description = "the chunk as stored", body = Vec<u8>, content_type = "application/octet-stream"))
+)]
 pub(crate) async fn chunk(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,

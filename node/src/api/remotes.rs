@@ -5,13 +5,14 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use ironcore_raft::MetaCommand;
 use ironcore_types::records::RemoteRecord;
 use ironcore_types::{AuthId, Fingerprint, Privilege};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::extract::{JsonBody, Path};
 use super::{ApiResult, Auth};
 use crate::NodeError;
 use crate::auth::check;
@@ -36,6 +37,14 @@ fn remote(node: &Node, name: &str) -> Result<RemoteRecord, NodeError> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api2/json/remotes",
+    operation_id = "list_remotes",
+    tag = "remotes",
+    summary = "registered remotes (never their secrets)",
+    responses((status = 200, description = "registered remotes, never their secrets", body = serde_json::Value))
+)]
 pub(crate) async fn list(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
@@ -46,13 +55,14 @@ pub(crate) async fn list(
 }
 
 /// Body of `POST /api2/json/remotes`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct AddRemote {
     name: String,
     host: String,
     #[serde(default = "default_port")]
     port: u16,
+    #[schema(value_type = String, pattern = r"^[A-Za-z0-9._-]{1,64}@[A-Za-z0-9._-]{1,64}(![A-Za-z0-9._-]{1,64})?$")]
     auth_id: AuthId,
     secret: String,
     fingerprint: String,
@@ -64,10 +74,19 @@ fn default_port() -> u16 {
     8007
 }
 
+#[utoipa::path(
+    post,
+    path = "/api2/json/remotes",
+    operation_id = "add_remote",
+    tag = "remotes",
+    summary = "register a remote: host, port, auth-id, secret, pinned fingerprint",
+    request_body = AddRemote,
+    responses((status = 200, description = "the remote", body = serde_json::Value))
+)]
 pub(crate) async fn add(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
-    Json(req): Json<AddRemote>,
+    JsonBody(req): JsonBody<AddRemote>,
 ) -> ApiResult<Json<Value>> {
     check(node.meta(), &caller, "/remote", Privilege::Manage)?;
     let fingerprint: Fingerprint = req.fingerprint.parse().map_err(|e| {
@@ -96,6 +115,15 @@ pub(crate) async fn add(
     Ok(Json(view(&r)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api2/json/remotes/{name}",
+    operation_id = "remove_remote",
+    tag = "remotes",
+    summary = "remove a remote",
+    params(("name" = String, Path, description = "its name")),
+    responses((status = 200, description = "the remote removed", body = serde_json::Value))
+)]
 pub(crate) async fn remove(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
@@ -113,6 +141,15 @@ pub(crate) async fn remove(
 
 /// Connects to the remote as registered: TLS with the pinned fingerprint, then a status call
 /// with the token. Answers what the remote said, or the failure in the manuals' words.
+#[utoipa::path(
+    post,
+    path = "/api2/json/remotes/{name}/test",
+    operation_id = "test_remote",
+    tag = "remotes",
+    summary = "connect to a remote as registered and report what it answers",
+    params(("name" = String, Path, description = "its name")),
+    responses((status = 200, description = "what the remote answered", body = serde_json::Value))
+)]
 pub(crate) async fn test(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,

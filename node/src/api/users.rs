@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use ironcore_raft::MetaCommand;
 use ironcore_types::AuthId;
 use ironcore_types::records::{TokenRecord, UserRecord};
@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::admin::admin;
+use super::extract::{JsonBody, Path};
 use super::{ApiResult, Auth};
 use crate::NodeError;
 use crate::auth::{Caller, hash_secret, new_secret};
@@ -42,6 +43,13 @@ fn parse_id(id: &str, token: bool) -> Result<AuthId, NodeError> {
 }
 
 /// `GET /api2/json/access/users`.
+#[utoipa::path(
+    get,
+    path = "/api2/json/access/users",
+    tag = "access",
+    summary = "users",
+    responses((status = 200, description = "users", body = serde_json::Value))
+)]
 pub(crate) async fn users(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
@@ -54,8 +62,9 @@ pub(crate) async fn users(
 }
 
 /// `POST /api2/json/access/users`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct CreateUser {
+    #[schema(value_type = String, pattern = r"^[A-Za-z0-9._-]{1,64}@[A-Za-z0-9._-]{1,64}$")]
     userid: AuthId,
     #[serde(default)]
     comment: String,
@@ -64,10 +73,18 @@ pub struct CreateUser {
     password: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api2/json/access/users",
+    tag = "access",
+    summary = "create a user",
+    request_body = CreateUser,
+    responses((status = 200, description = "the user", body = serde_json::Value))
+)]
 pub(crate) async fn create_user(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
-    Json(req): Json<CreateUser>,
+    JsonBody(req): JsonBody<CreateUser>,
 ) -> ApiResult<Json<Value>> {
     admin(&node, &caller)?;
     node.propose(
@@ -88,6 +105,13 @@ pub(crate) async fn create_user(
 }
 
 /// `GET /api2/json/access/tokens`.
+#[utoipa::path(
+    get,
+    path = "/api2/json/access/tokens",
+    tag = "access",
+    summary = "API tokens",
+    responses((status = 200, description = "API tokens, never their secrets", body = serde_json::Value))
+)]
 pub(crate) async fn tokens(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
@@ -107,8 +131,9 @@ pub(crate) async fn tokens(
 }
 
 /// `POST /api2/json/access/tokens`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct CreateToken {
+    #[schema(value_type = String, pattern = r"^[A-Za-z0-9._-]{1,64}@[A-Za-z0-9._-]{1,64}![A-Za-z0-9._-]{1,64}$")]
     tokenid: AuthId,
     #[serde(default)]
     comment: String,
@@ -116,10 +141,18 @@ pub struct CreateToken {
     expires: i64,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api2/json/access/tokens",
+    tag = "access",
+    summary = "create a token (secret shown once)",
+    request_body = CreateToken,
+    responses((status = 200, description = "the token and its secret, shown once", body = serde_json::Value))
+)]
 pub(crate) async fn create_token(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
-    Json(req): Json<CreateToken>,
+    JsonBody(req): JsonBody<CreateToken>,
 ) -> ApiResult<Json<Value>> {
     own_token_or_admin(&node, &caller, &req.tokenid)?;
     let secret = new_secret();
@@ -139,7 +172,7 @@ pub(crate) async fn create_token(
 }
 
 /// `PUT /api2/json/access/users/{userid}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct UpdateUser {
     /// Enable (true) or disable (false); unchanged when absent.
     #[serde(default)]
@@ -151,11 +184,20 @@ pub struct UpdateUser {
 
 /// Enables or disables a user (admin only). Disabled, its tokens and every ticket issued
 /// before are refused on every node as soon as the change is applied there.
+#[utoipa::path(
+    put,
+    path = "/api2/json/access/users/{userid}",
+    tag = "access",
+    summary = "enable or disable a user, or change its comment (Admin)",
+    params(("userid" = String, Path, description = "the user (NAME@REALM)", pattern = r"^[A-Za-z0-9._-]{1,64}@[A-Za-z0-9._-]{1,64}$")),
+    request_body = UpdateUser,
+    responses((status = 200, description = "the user", body = serde_json::Value))
+)]
 pub(crate) async fn update_user(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
     Path(userid): Path<String>,
-    Json(req): Json<UpdateUser>,
+    JsonBody(req): JsonBody<UpdateUser>,
 ) -> ApiResult<Json<Value>> {
     admin(&node, &caller)?;
     let userid = parse_id(&userid, false)?;
@@ -184,6 +226,14 @@ pub(crate) async fn update_user(
 }
 
 /// `DELETE /api2/json/access/users/{userid}`: the user, its tokens and its grants (admin only).
+#[utoipa::path(
+    delete,
+    path = "/api2/json/access/users/{userid}",
+    tag = "access",
+    summary = "remove a user with its tokens and grants (Admin)",
+    params(("userid" = String, Path, description = "the user (NAME@REALM)", pattern = r"^[A-Za-z0-9._-]{1,64}@[A-Za-z0-9._-]{1,64}$")),
+    responses((status = 200, description = "the user removed", body = serde_json::Value))
+)]
 pub(crate) async fn remove_user(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
@@ -208,7 +258,7 @@ pub(crate) async fn remove_user(
 }
 
 /// `PUT /api2/json/access/tokens/{tokenid}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct UpdateToken {
     /// Enable (true) or disable (false); unchanged when absent.
     #[serde(default)]
@@ -222,11 +272,20 @@ pub struct UpdateToken {
 }
 
 /// Enables, disables or re-dates a token (its user or an admin).
+#[utoipa::path(
+    put,
+    path = "/api2/json/access/tokens/{tokenid}",
+    tag = "access",
+    summary = "enable, disable or re-date a token (its user or Admin)",
+    params(("tokenid" = String, Path, description = "the token (NAME@REALM!TOKEN)", pattern = r"^[A-Za-z0-9._-]{1,64}@[A-Za-z0-9._-]{1,64}![A-Za-z0-9._-]{1,64}$")),
+    request_body = UpdateToken,
+    responses((status = 200, description = "the token", body = serde_json::Value))
+)]
 pub(crate) async fn update_token(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
     Path(tokenid): Path<String>,
-    Json(req): Json<UpdateToken>,
+    JsonBody(req): JsonBody<UpdateToken>,
 ) -> ApiResult<Json<Value>> {
     let tokenid = parse_id(&tokenid, true)?;
     own_token_or_admin(&node, &caller, &tokenid)?;
@@ -254,6 +313,14 @@ pub(crate) async fn update_token(
 
 /// `DELETE /api2/json/access/tokens/{tokenid}`: the token and its grants (its user or an
 /// admin).
+#[utoipa::path(
+    delete,
+    path = "/api2/json/access/tokens/{tokenid}",
+    tag = "access",
+    summary = "remove a token and its grants (its user or Admin)",
+    params(("tokenid" = String, Path, description = "the token (NAME@REALM!TOKEN)", pattern = r"^[A-Za-z0-9._-]{1,64}@[A-Za-z0-9._-]{1,64}![A-Za-z0-9._-]{1,64}$")),
+    responses((status = 200, description = "the token removed", body = serde_json::Value))
+)]
 pub(crate) async fn remove_token(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,

@@ -15,11 +15,12 @@ use crate::config::NodeConfig;
 use crate::{NodeError, Result};
 
 /// What a joining node sends (`POST /api2/json/cluster/join`, authenticated by the token).
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct JoinRequest {
     /// The token's secret.
     pub secret: String,
     /// The joining node.
+    #[schema(value_type = Object)]
     pub node: NodeRecord,
 }
 
