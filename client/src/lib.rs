@@ -12,12 +12,16 @@
 //! into and restores from a node over the network.
 
 pub mod api_client;
+mod beneath;
 pub mod compare;
 mod direct_read;
 mod error;
 pub mod image;
 mod pieces;
 pub mod remote;
+mod restore_payload;
+pub mod restore_plan;
+mod restorer;
 pub mod tree;
 mod tree_format;
 mod tree_restore;
@@ -30,10 +34,12 @@ pub use error::{ClientError, Result};
 pub use image::{restore_image_from, write_image};
 pub use pieces::Pieces;
 pub use remote::{RemoteSink, RemoteSource};
+pub use restore_plan::RestorePlan;
 pub use tree::{BackupReport, META_ARCHIVE, PAYLOAD_ARCHIVE, TreeWritten, backup_tree, write_tree};
-pub use tree_format::{Entry, EntryKind, decode_entries};
+pub use tree_format::{Entry, EntryKind, decode_entries, encode_entries};
 pub use tree_restore::{
-    RestoreReport, read_entries, read_entries_from, restore_tree, restore_tree_from,
+    RestoreOptions, RestoreReport, read_entries, read_entries_from, restore_tree,
+    restore_tree_from, restore_tree_from_with, restore_tree_with,
 };
 pub use tree_reuse::PreviousTree;
 pub use tree_scan::TreeScan;
