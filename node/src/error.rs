@@ -85,6 +85,9 @@ pub enum NodeError {
     /// The cluster cannot serve this now (no leader known, a node lost its work); try again.
     #[error("{0}")]
     Unavailable(String),
+    /// What the request would create exists already, or the state forbids it now.
+    #[error("{0}")]
+    Conflict(String),
     /// A file or directory of the node is open to other users; the node will not use it.
     #[error("{0}")]
     Insecure(String),
@@ -113,12 +116,20 @@ impl NodeError {
             NodeError::BadRequest(_)
             | NodeError::KeyNotFound(_)
             | NodeError::KeyNotRegistered(_) => 400,
-            NodeError::SourceBusy(_) | NodeError::Quarantined(_) => 409,
+            NodeError::SourceBusy(_) | NodeError::Quarantined(_) | NodeError::Conflict(_) => 409,
             NodeError::NoSpace(_) => 507,
             NodeError::Cancelled => 410,
             NodeError::Store(e) => match e {
                 ironcore_chunkstore::Error::ChunkNotFound { .. } => 404,
+                ironcore_chunkstore::Error::SnapshotNotFound { .. } => 404,
                 ironcore_chunkstore::Error::NoSpace { .. } => 507,
+                ironcore_chunkstore::Error::InvalidTimezone { .. }
+                | ironcore_chunkstore::Error::InvalidInput { .. } => 400,
+                ironcore_chunkstore::Error::SnapshotExists { .. }
+                | ironcore_chunkstore::Error::Protected { .. }
+                | ironcore_chunkstore::Error::Quarantined { .. }
+                | ironcore_chunkstore::Error::SourceBusy { .. } => 409,
+                ironcore_chunkstore::Error::Offline { .. } => 503,
                 _ => 500,
             },
             NodeError::Cluster(_) | NodeError::UnderReplicated(_) | NodeError::Unavailable(_) => {

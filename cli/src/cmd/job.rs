@@ -54,10 +54,17 @@ pub fn run(api: &ApiClient, cmd: JobCmd, out: Output) -> Result<()> {
             let v: Value = api.blocking(api.json(
                 Method::POST,
                 "/api2/json/jobs",
-                Some(&json!({
-                    "id": id, "store": store, "kind": kind, "schedule": schedule, "ns": ns,
-                    "comment": comment, "keep": keep.options(),
-                })),
+                Some(&{
+                    let mut body = json!({
+                        "id": id, "store": store, "kind": kind, "schedule": schedule, "ns": ns,
+                        "comment": comment,
+                    });
+                    // Only a prune job takes keep options.
+                    if kind == "prune" {
+                        body["keep"] = json!(keep.options());
+                    }
+                    body
+                }),
             ))?;
             object(out, &v);
         }

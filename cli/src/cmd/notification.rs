@@ -106,6 +106,12 @@ pub fn run(api: &ApiClient, cmd: NotificationCmd, out: Output) -> Result<()> {
                 &format!("{base}/{}/test{query}", encode_segment(&name)),
                 None,
             ))?;
+            if v["delivered"] == false {
+                anyhow::bail!(
+                    "{}",
+                    v["error"].as_str().unwrap_or("test notification failed")
+                );
+            }
             object(out, &v);
         }
     }

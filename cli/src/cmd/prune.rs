@@ -39,6 +39,12 @@ pub fn run(api: &ApiClient, a: PruneArgs, out: Output) -> Result<()> {
         timezone,
         dry_run,
     } = a;
+    // Without a keep option a prune keeps everything: surely not what was meant.
+    if !keep.options().keeps_something() {
+        anyhow::bail!(
+            "no keep option set: give at least one of --keep-last, --keep-hourly, --keep-daily, --keep-weekly, --keep-monthly, --keep-yearly"
+        );
+    }
     let mut body = json!({
         "ns": ns, "group": group.to_string(), "timezone": timezone, "dry-run": dry_run,
     });

@@ -92,6 +92,9 @@ pub fn run(api: &ApiClient, cmd: RemoteCmd, out: Output) -> Result<()> {
                 &format!("/api2/json/remotes/{}/test", encode_segment(&name)),
                 None,
             ))?;
+            if v["reachable"] == false {
+                anyhow::bail!("{}", v["error"].as_str().unwrap_or("remote test failed"));
+            }
             object(out, &v);
         }
     }

@@ -83,6 +83,7 @@ pub(crate) async fn login(
 pub struct SetPassword {
     #[schema(value_type = String, pattern = r"^[A-Za-z0-9._-]{1,64}@[A-Za-z0-9._-]{1,64}(![A-Za-z0-9._-]{1,64})?$")]
     userid: AuthId,
+    #[schema(min_length = 8)]
     password: String,
 }
 

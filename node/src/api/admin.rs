@@ -306,10 +306,12 @@ pub(crate) async fn datastores(
 pub struct CreateDatastore {
     #[schema(value_type = String, pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     name: DatastoreName,
+    #[schema(pattern = r"^/.*$")]
     path: String,
     #[schema(value_type = Option<String>, pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     site: Option<SiteId>,
     #[serde(default = "default_copies")]
+    #[schema(minimum = 1, maximum = 255)]
     copies: u8,
     #[serde(default)]
     comment: String,

@@ -76,9 +76,11 @@ fn not_running(
 #[serde(rename_all = "kebab-case")]
 pub struct GcRequest {
     #[serde(default)]
+    #[schema(minimum = 0)]
     grace_secs: Option<i64>,
     /// `always`, `error` (the targets' rules, default) or `never`.
     #[serde(default)]
+    #[schema(pattern = r"^(always|error|never)$")]
     notification_mode: Option<String>,
 }
 
@@ -88,6 +90,7 @@ pub struct GcRequest {
 #[into_params(parameter_in = Query)]
 pub struct ModeQuery {
     #[serde(default)]
+    #[param(pattern = r"^(always|error|never)$")]
     notification_mode: Option<String>,
 }
 

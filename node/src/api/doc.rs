@@ -16,23 +16,69 @@ pub struct ErrorBody {
 }
 
 /// How many snapshots a prune keeps per time bucket (`KeepOptions`); 0 or absent: not set.
-#[derive(Debug, serde::Deserialize, ToSchema)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Default, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case", default, deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct Keep {
     /// The N newest snapshots.
-    keep_last: Option<u32>,
+    #[schema(format = Int64, minimum = 0, maximum = 4294967295.0)]
+    keep_last: u32,
     /// The newest of each of the last N hours that have one.
-    keep_hourly: Option<u32>,
+    #[schema(format = Int64, minimum = 0, maximum = 4294967295.0)]
+    keep_hourly: u32,
     /// The newest of each of the last N days that have one.
-    keep_daily: Option<u32>,
+    #[schema(format = Int64, minimum = 0, maximum = 4294967295.0)]
+    keep_daily: u32,
     /// The newest of each of the last N weeks that have one.
-    keep_weekly: Option<u32>,
+    #[schema(format = Int64, minimum = 0, maximum = 4294967295.0)]
+    keep_weekly: u32,
     /// The newest of each of the last N months that have one.
-    keep_monthly: Option<u32>,
+    #[schema(format = Int64, minimum = 0, maximum = 4294967295.0)]
+    keep_monthly: u32,
     /// The newest of each of the last N years that have one.
-    keep_yearly: Option<u32>,
+    #[schema(format = Int64, minimum = 0, maximum = 4294967295.0)]
+    keep_yearly: u32,
 }
+
+/// A cluster member as a joining node describes itself (`NodeRecord`).
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct Member {
+    /// Its Raft id.
+    id: u64,
+    /// Its name.
+    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    name: String,
+    /// Its site.
+    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    site: String,
+    /// Voter, learner or tie-breaker.
+    #[schema(pattern = r"^(voter|learner|tie-breaker)$")]
+    role: String,
+    /// Its QUIC address (`HOST:PORT`).
+    address: String,
+    /// Its API address (`HOST:PORT`).
+    api_address: String,
+    /// Its certificate fingerprints, at least one.
+    #[schema(min_items = 1)]
+    fingerprints: Vec<Fingerprint>,
+    /// When it joined (epoch seconds).
+    joined: i64,
+}
+
+/// A certificate's SHA-256 fingerprint: 64 hex digits, colons allowed between them.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[schema(pattern = r"^(:*[0-9a-fA-F]){64}:*$")]
+#[allow(dead_code)]
+pub struct Fingerprint(String);
+
+/// A sync include filter: `backup-id:TYPE/ID`, `namespace:NS` or `keep-BUCKET=N|*`.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[schema(
+    pattern = r"^(backup-id:(host|vm|ct)/[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}|namespace:([A-Za-z0-9_-][A-Za-z0-9._-]{0,63}(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}){0,6})?|keep-(last|hourly|daily|weekly|monthly|yearly)=(0*[1-9][0-9]{0,8}|\*))$"
+)]
+#[allow(dead_code)]
+pub struct IncludeFilter(String);
 
 /// The top of the document: title, version, the credential scheme.
 #[derive(utoipa::OpenApi)]
@@ -57,6 +103,36 @@ pub const PUBLIC: &[(&str, &str)] = &[
 pub fn finish(doc: &mut OpenApi) {
     Credentials.modify(doc);
     Errors.modify(doc);
+    Timezones.modify(doc);
+}
+
+/// A prune's `timezone` is one of the IANA names the node knows (its chrono-tz database).
+struct Timezones;
+
+impl Modify for Timezones {
+    fn modify(&self, doc: &mut OpenApi) {
+        use utoipa::openapi::schema::Schema;
+        let Some(components) = doc.components.as_mut() else {
+            return;
+        };
+        let names: Vec<serde_json::Value> = chrono_tz::TZ_VARIANTS
+            .iter()
+            .map(|z| serde_json::Value::from(z.name()))
+            .collect();
+        // The request flattens its keep options in: an `allOf` of them and its own fields.
+        let parts: Vec<&mut RefOr<Schema>> = match components.schemas.get_mut("PruneRequest") {
+            Some(RefOr::T(Schema::AllOf(all))) => all.items.iter_mut().collect(),
+            Some(other) => vec![other],
+            None => Vec::new(),
+        };
+        for part in parts {
+            if let RefOr::T(Schema::Object(o)) = part
+                && let Some(RefOr::T(Schema::Object(tz))) = o.properties.get_mut("timezone")
+            {
+                tz.enum_values = Some(names.clone());
+            }
+        }
+    }
 }
 
 /// Names the credential scheme and requires it everywhere but on the public routes.
@@ -139,9 +215,11 @@ impl Modify for Errors {
                 &mut item.head,
             ];
             for op in ops.into_iter().flatten() {
-                let public = op.security.as_ref().is_some_and(|s| s.is_empty());
+                // Liveness takes nothing and refuses nothing; the other public routes check
+                // the password or join token in their body.
+                let liveness = op.operation_id.as_deref() == Some("health");
                 for (code, what) in ERRORS {
-                    if public && *code == "401" {
+                    if liveness && *code == "401" {
                         continue;
                     }
                     op.responses

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use ironcore_chunkstore::prune::KeepOptions;
 use ironcore_raft::MetaCommand;
 use ironcore_types::records::{JobKind, JobRecord};
 use ironcore_types::{DatastoreName, Namespace, Privilege};
@@ -13,6 +12,7 @@ use serde_json::{Value, json};
 
 use super::backup::parse_ns;
 use super::extract::{JsonBody, Path, Query};
+use super::job_body::{Asked, CreateJob, NewJob};
 use super::{ApiResult, Auth};
 use crate::NodeError;
 use crate::auth::{check, datastore_path};
@@ -78,48 +78,13 @@ pub(crate) async fn list(
     Ok(Json(json!({ "data": jobs })))
 }
 
-/// Body of `POST /api2/json/jobs`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "kebab-case")]
-pub struct CreateJob {
-    id: String,
-    #[schema(value_type = String, pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
-    store: DatastoreName,
-    kind: String,
-    schedule: String,
-    #[serde(default)]
-    #[schema(value_type = Option<String>, pattern = r"^([A-Za-z0-9_-][A-Za-z0-9._-]{0,63}(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}){0,6})?$")]
-    ns: Option<String>,
-    #[serde(default)]
-    #[schema(value_type = crate::api::doc::Keep)]
-    keep: KeepOptions,
-    /// Sync: the remote, its datastore, include filters, bandwidth limit (MiB/s).
-    #[serde(default)]
-    remote: Option<String>,
-    #[serde(default)]
-    #[schema(value_type = Option<String>, pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
-    remote_store: Option<DatastoreName>,
-    #[serde(default)]
-    include: Vec<String>,
-    #[serde(default)]
-    bwlimit: u64,
-    /// Sync: `pull` (default) or `push`.
-    #[serde(default)]
-    direction: Option<String>,
-    /// Push sync: encrypt unencrypted snapshots with the answering node's project key.
-    #[serde(default)]
-    encrypt: bool,
-    #[serde(default)]
-    comment: String,
-}
-
 #[utoipa::path(
     post,
     path = "/api2/json/jobs",
     operation_id = "create_job",
     tag = "jobs",
     summary = "schedule a verify, gc or prune job",
-    request_body = CreateJob,
+    request_body = NewJob,
     responses((status = 200, description = "the job", body = serde_json::Value))
 )]
 pub(crate) async fn create(
@@ -137,68 +102,32 @@ pub(crate) async fn create(
     req.schedule
         .parse::<Schedule>()
         .map_err(|e| NodeError::BadRequest(format!("schedule: {e}")))?;
-    let kind = match req.kind.as_str() {
-        "verify" => JobKind::Verify,
-        "gc" => JobKind::Gc,
-        "prune" if req.keep.keeps_something() => JobKind::Prune { ns, keep: req.keep },
-        "prune" => {
-            return Err(NodeError::BadRequest(
-                "a prune job needs at least one --keep-* option".into(),
-            )
-            .into());
-        }
-        "sync" => {
-            let remote = req
-                .remote
-                .ok_or_else(|| NodeError::BadRequest("a sync job needs --remote".into()))?;
-            node.meta().remote(&remote)?.ok_or_else(|| {
+    let kind = match req.kind()? {
+        Asked::Verify => JobKind::Verify,
+        Asked::Gc => JobKind::Gc,
+        Asked::Prune(keep) => JobKind::Prune { ns, keep },
+        Asked::Sync(s) => {
+            node.meta().remote(&s.remote)?.ok_or_else(|| {
                 NodeError::NotFound(format!(
-                    "remote {remote} does not exist; add it with `ironcore-backup remote add`"
+                    "remote {} does not exist; add it with `ironcore-backup remote add`",
+                    s.remote
                 ))
             })?;
-            let remote_store = req.remote_store.ok_or_else(|| {
-                NodeError::BadRequest("a sync job needs --remote-repository".into())
-            })?;
-            for f in &req.include {
-                f.parse::<crate::sync::Filter>()
-                    .map_err(NodeError::BadRequest)?;
-            }
-            let push = match req.direction.as_deref().unwrap_or("pull") {
-                "pull" => false,
-                "push" => true,
-                other => {
-                    return Err(NodeError::BadRequest(format!(
-                        "sync direction '{other}' is not pull or push"
-                    ))
-                    .into());
-                }
-            };
-            let encrypt = match (req.encrypt, push) {
-                (false, _) => None,
-                (true, false) => {
-                    return Err(NodeError::BadRequest(
-                        "--encrypt applies to push jobs only: a pull job stores what the remote holds".into(),
-                    )
-                    .into());
-                }
-                (true, true) => Some(crate::sync::project_key_fingerprint(
+            let encrypt = if s.encrypt {
+                Some(crate::sync::project_key_fingerprint(
                     &crate::sync::syncer::Syncer::of(&node),
-                )?),
+                )?)
+            } else {
+                None
             };
             JobKind::Sync {
-                push,
-                remote,
-                remote_store,
-                include: req.include,
-                limit_mib: req.bwlimit,
+                push: s.push,
+                remote: s.remote,
+                remote_store: s.remote_store,
+                include: s.include,
+                limit_mib: s.limit_mib,
                 encrypt,
             }
-        }
-        other => {
-            return Err(NodeError::BadRequest(format!(
-                "job kind '{other}' is not verify, gc, prune or sync"
-            ))
-            .into());
         }
     };
     let job = JobRecord {
@@ -288,6 +217,9 @@ pub struct DiffQuery {
     #[param(value_type = String, pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     remote_store: DatastoreName,
     #[serde(default)]
+    #[param(
+        pattern = r"^((backup-id:(host|vm|ct)/[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}|namespace:([A-Za-z0-9_-][A-Za-z0-9._-]{0,63}(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}){0,6})?|keep-(last|hourly|daily|weekly|monthly|yearly)=(0*[1-9][0-9]{0,8}|\*)))?(,((backup-id:(host|vm|ct)/[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}|namespace:([A-Za-z0-9_-][A-Za-z0-9._-]{0,63}(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}){0,6})?|keep-(last|hourly|daily|weekly|monthly|yearly)=(0*[1-9][0-9]{0,8}|\*)))?)*$"
+    )]
     include: Option<String>,
 }
 

@@ -19,22 +19,59 @@ use crate::NodeError;
 use crate::auth::{check, check_group, datastore_path};
 use crate::node::Node;
 
-/// `POST /api2/json/datastore/{store}/prune`.
+/// `POST /api2/json/datastore/{store}/prune`: the group, what to keep (none set keeps
+/// everything; the CLI asks for one), the timezone of the buckets, and whether only to say.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct PruneRequest {
     #[serde(default)]
     #[schema(value_type = Option<String>, pattern = r"^([A-Za-z0-9_-][A-Za-z0-9._-]{0,63}(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}){0,6})?$")]
     ns: Option<String>,
     #[schema(value_type = String, pattern = r"^(host|vm|ct)/[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")]
     group: String,
-    #[serde(flatten)]
-    #[schema(value_type = crate::api::doc::Keep)]
-    keep: KeepOptions,
+    /// The N newest snapshots.
     #[serde(default)]
+    #[schema(format = Int64, minimum = 0, maximum = 4294967295.0)]
+    keep_last: u32,
+    /// The newest of each of the last N hours that have one.
+    #[serde(default)]
+    #[schema(format = Int64, minimum = 0, maximum = 4294967295.0)]
+    keep_hourly: u32,
+    /// The newest of each of the last N days that have one.
+    #[serde(default)]
+    #[schema(format = Int64, minimum = 0, maximum = 4294967295.0)]
+    keep_daily: u32,
+    /// The newest of each of the last N weeks that have one.
+    #[serde(default)]
+    #[schema(format = Int64, minimum = 0, maximum = 4294967295.0)]
+    keep_weekly: u32,
+    /// The newest of each of the last N months that have one.
+    #[serde(default)]
+    #[schema(format = Int64, minimum = 0, maximum = 4294967295.0)]
+    keep_monthly: u32,
+    /// The newest of each of the last N years that have one.
+    #[serde(default)]
+    #[schema(format = Int64, minimum = 0, maximum = 4294967295.0)]
+    keep_yearly: u32,
+    /// An IANA name (default UTC): the buckets' days, weeks and months are this zone's.
+    #[serde(default, deserialize_with = "super::extract::present")]
+    #[schema(value_type = String)]
     timezone: Option<String>,
     #[serde(default)]
     dry_run: bool,
+}
+
+impl PruneRequest {
+    fn keep(&self) -> KeepOptions {
+        KeepOptions {
+            keep_last: self.keep_last,
+            keep_hourly: self.keep_hourly,
+            keep_daily: self.keep_daily,
+            keep_weekly: self.keep_weekly,
+            keep_monthly: self.keep_monthly,
+            keep_yearly: self.keep_yearly,
+        }
+    }
 }
 
 #[utoipa::path(
@@ -65,7 +102,7 @@ pub(crate) async fn prune(
         &store,
         &ns,
         &group,
-        &req.keep,
+        &req.keep(),
         req.timezone.as_deref().unwrap_or("UTC"),
         req.dry_run,
     )

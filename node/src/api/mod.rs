@@ -8,6 +8,7 @@ mod backup;
 mod datastore_ops;
 pub mod doc;
 mod extract;
+mod job_body;
 mod jobs;
 mod maintenance;
 mod metrics;

@@ -182,6 +182,7 @@ pub(crate) async fn forget(
 pub struct Through {
     /// The reader session `GET …/snapshot` answered.
     #[serde(default)]
+    #[param(required = true, value_type = String, pattern = r"^[0-9a-fA-F]{32}$")]
     reader: Option<String>,
 }
 

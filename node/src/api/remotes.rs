@@ -58,13 +58,17 @@ pub(crate) async fn list(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct AddRemote {
+    #[schema(pattern = r"^[a-z0-9_-]{1,32}$")]
     name: String,
+    #[schema(pattern = r"^[^/]+$")]
     host: String,
     #[serde(default = "default_port")]
+    #[schema(minimum = 0, maximum = 65535)]
     port: u16,
-    #[schema(value_type = String, pattern = r"^[A-Za-z0-9._-]{1,64}@[A-Za-z0-9._-]{1,64}(![A-Za-z0-9._-]{1,64})?$")]
+    #[schema(value_type = String, pattern = r"^[A-Za-z0-9._-]{1,64}@[A-Za-z0-9._-]{1,64}![A-Za-z0-9._-]{1,64}$")]
     auth_id: AuthId,
     secret: String,
+    #[schema(pattern = r"^(:*[0-9a-fA-F]){64}:*$")]
     fingerprint: String,
     #[serde(default)]
     comment: String,
@@ -148,7 +152,7 @@ pub(crate) async fn remove(
     tag = "remotes",
     summary = "connect to a remote as registered and report what it answers",
     params(("name" = String, Path, description = "its name")),
-    responses((status = 200, description = "what the remote answered", body = serde_json::Value))
+    responses((status = 200, description = "what the remote answered: `reachable` true with its node and version, or false with the `error`", body = serde_json::Value))
 )]
 pub(crate) async fn test(
     State(node): State<Arc<Node>>,
@@ -159,17 +163,29 @@ pub(crate) async fn test(
     let r = remote(&node, &name)?;
     let client = crate::sync::client(&r)?;
     let addr = client.addr().to_string();
-    let status: Value = tokio::time::timeout(
+    let answer = tokio::time::timeout(
         std::time::Duration::from_secs(10),
-        client.get("/api2/json/status"),
+        client.get::<Value>("/api2/json/status"),
     )
-    .await
-    .map_err(|_| {
-        NodeError::BadRequest(format!(
-            "remote {name}: source not reachable: no answer from {addr} within 10 s"
-        ))
-    })?
-    .map_err(|e| NodeError::BadRequest(format!("remote {name}: {e}")))?;
+    .await;
+    // The test ran whatever the remote did: its outcome is the answer, not an error of this call.
+    let failed = |error: String| {
+        Ok(Json(json!({
+            "remote": name,
+            "reachable": false,
+            "error": error,
+            "fingerprint": r.fingerprint.to_hex(),
+        })))
+    };
+    let status = match answer {
+        Err(_) => {
+            return failed(format!(
+                "remote {name}: source not reachable: no answer from {addr} within 10 s"
+            ));
+        }
+        Ok(Err(e)) => return failed(format!("remote {name}: {e}")),
+        Ok(Ok(status)) => status,
+    };
     Ok(Json(json!({
         "remote": name,
         "reachable": true,

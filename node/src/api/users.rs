@@ -70,6 +70,7 @@ pub struct CreateUser {
     comment: String,
     /// Lets the user log in with a password (`ironcore-backup login`).
     #[serde(default)]
+    #[schema(min_length = 8)]
     password: Option<String>,
 }
 
@@ -265,6 +266,7 @@ pub struct UpdateToken {
     enable: Option<bool>,
     /// New expiry (epoch seconds, 0 for never); unchanged when absent.
     #[serde(default)]
+    #[schema(minimum = 0)]
     expire: Option<i64>,
     /// A new comment; unchanged when absent.
     #[serde(default)]

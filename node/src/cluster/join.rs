@@ -20,7 +20,7 @@ pub struct JoinRequest {
     /// The token's secret.
     pub secret: String,
     /// The joining node.
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::api::doc::Member)]
     pub node: NodeRecord,
 }
 

@@ -8,8 +8,8 @@ use ironcore_chunkstore::prune::{
 use ironcore_raft::MetaCommand;
 use ironcore_types::{AuthId, BackupGroup, DatastoreName, Namespace, SnapshotRef};
 
+use crate::Result;
 use crate::maintenance::Upkeep;
-use crate::{NodeError, Result};
 
 /// What became of one snapshot.
 #[derive(Clone, Debug)]
@@ -34,11 +34,7 @@ pub async fn prune_group(
     timezone: &str,
     dry_run: bool,
 ) -> Result<Vec<PruneDecision>> {
-    if !keep.keeps_something() {
-        return Err(NodeError::BadRequest(
-            "no keep option set: give at least one of --keep-last, --keep-hourly, --keep-daily, --keep-weekly, --keep-monthly, --keep-yearly".into(),
-        ));
-    }
+    // No keep option keeps everything (PBS): the plan below marks every snapshot kept.
     let tz = parse_timezone(timezone)?;
     let snapshots = up.meta().group_snapshots(store, ns, group)?;
     let candidates: Vec<PruneCandidate> = snapshots

@@ -34,8 +34,8 @@ impl Proposer {
         self.raft.meta()
     }
 
-    /// Proposes a metadata command as `actor`; a refusal by the state machine becomes
-    /// `BadRequest` (or `permission denied` when it says so).
+    /// Proposes a metadata command as `actor`; a refusal by the state machine becomes the
+    /// error its words name (see [`refusal`]).
     pub async fn propose(&self, actor: &AuthId, command: MetaCommand) -> Result<()> {
         let reply = self
             .raft
@@ -47,10 +47,7 @@ impl Proposer {
             .await?;
         match reply.result {
             CommandResult::Meta(Ok(())) => Ok(()),
-            CommandResult::Meta(Err(reason)) => match reason.strip_prefix("permission denied: ") {
-                Some(r) => Err(NodeError::PermissionDenied(r.to_string())),
-                None => Err(NodeError::BadRequest(reason)),
-            },
+            CommandResult::Meta(Err(reason)) => Err(refusal(reason)),
             other => Err(NodeError::Internal(format!(
                 "the state machine answered a metadata command with {other:?}"
             ))),
@@ -76,5 +73,45 @@ impl Proposer {
         if let Err(e) = self.propose(&actor, MetaCommand::RecordTask(record)).await {
             tracing::warn!(error = %e, "could not record task in the cluster");
         }
+    }
+}
+
+/// The error a refusal of the state machine is: `permission denied: …` → 403, what names
+/// something that does not exist → 404, what exists already or has ended → 409, anything else
+/// (the request itself is wrong) → 400. The validators word their refusals so.
+pub fn refusal(reason: String) -> NodeError {
+    if let Some(r) = reason.strip_prefix("permission denied: ") {
+        return NodeError::PermissionDenied(r.to_string());
+    }
+    // A join is authenticated by its token: a bad token is a refused credential.
+    if reason.starts_with("join token ") {
+        return NodeError::Unauthenticated(reason);
+    }
+    let absent = ["does not exist", "is not a member", "has no grant on"];
+    let present = ["already exists", "already ended", "exists already"];
+    if absent.iter().any(|w| reason.contains(w)) {
+        NodeError::NotFound(reason)
+    } else if present.iter().any(|w| reason.contains(w)) {
+        NodeError::Conflict(reason)
+    } else {
+        NodeError::BadRequest(reason)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_become_the_status_their_words_name() {
+        let status = |r: &str| refusal(r.to_string()).status();
+        assert_eq!(status("permission denied: group x belongs to y"), 403);
+        assert_eq!(status("user a@b does not exist"), 404);
+        assert_eq!(status("node 7 is not a member"), 404);
+        assert_eq!(status("a@b has no grant on /"), 404);
+        assert_eq!(status("token a@b!c already exists"), 409);
+        assert_eq!(status("task UPID:x already ended"), 409);
+        assert_eq!(status("copies must be at least 1"), 400);
+        assert_eq!(status("join token expired; create a new one"), 401);
     }
 }
