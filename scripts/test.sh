@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The gate: installs what the build needs, then format check, clippy with -D warnings, every
-# test, and rustdoc without warnings. The same script runs locally and in CI (.ci/run).
+# test, rustdoc without warnings, the API property test against a running node
+# (scripts/api-check.sh) and a bounded fuzz run (scripts/fuzz.sh). The same script runs locally and in CI (.ci/run).
 #   scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,4 +16,8 @@ echo "== cargo test"
 cargo test --workspace -- --test-threads=2
 echo "== cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+echo "== the API against its description (schemathesis, a generated client)"
+scripts/api-check.sh 10
+echo "== fuzz: the archive decoder and restore planner, bounded"
+scripts/fuzz.sh 45 restore_plan
 echo "gate passed"

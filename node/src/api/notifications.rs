@@ -81,6 +81,19 @@ pub struct AddTarget {
     comment: String,
 }
 
+/// Refuses what [`MailAddress`] does not describe: no `@`, or a blank (JSON Schema's `\s`:
+/// Unicode white space and U+FEFF), a control character or an angle bracket.
+fn mail_address(a: &str) -> Result<(), NodeError> {
+    let bad = |c: char| c.is_whitespace() || c.is_control() || c == '\u{feff}' || "<>".contains(c);
+    if !a.contains('@') || a.contains(bad) {
+        return Err(NodeError::BadRequest(format!(
+            "'{}' is not a mail address (NAME@DOMAIN, without blanks, control characters or <>)",
+            a.escape_debug()
+        )));
+    }
+    Ok(())
+}
+
 fn default_severity() -> String {
     "warning".into()
 }
@@ -97,9 +110,10 @@ pub enum NewTarget {
     Smtp(NewSmtp),
 }
 
-/// A mail address as a target takes it: an `@`, no blanks, no angle brackets.
+/// A mail address as a target takes it: an `@`, no blank, control character or angle bracket
+/// (the pattern and [`mail_address`] refuse the same characters).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[schema(pattern = r"^[^\s<>]*@[^\s<>]*$")]
+#[schema(pattern = r"^[^\s<>\x00-\x1f\x7f-\x9f]*@[^\s<>\x00-\x1f\x7f-\x9f]*$")]
 #[allow(dead_code)]
 pub struct MailAddress(String);
 
@@ -165,6 +179,9 @@ pub(crate) async fn add(
         .min_severity
         .parse()
         .map_err(|e: String| NodeError::BadRequest(format!("min-severity: {e}")))?;
+    for a in req.from.iter().chain(&req.to) {
+        mail_address(a)?;
+    }
     let endpoint = match (req.webhook, req.smtp_server) {
         (Some(_), None) if req.from.is_some() || !req.to.is_empty() => {
             return Err(NodeError::BadRequest(
