@@ -40,38 +40,6 @@ pub struct Keep {
     keep_yearly: u32,
 }
 
-/// A cluster member as a joining node describes itself (`NodeRecord`).
-#[derive(Debug, serde::Deserialize, ToSchema)]
-#[allow(dead_code)]
-pub struct Member {
-    /// Its Raft id.
-    id: u64,
-    /// Its name.
-    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
-    name: String,
-    /// Its site.
-    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
-    site: String,
-    /// Voter, learner or tie-breaker.
-    #[schema(pattern = r"^(voter|learner|tie-breaker)$")]
-    role: String,
-    /// Its QUIC address (`HOST:PORT`).
-    address: String,
-    /// Its API address (`HOST:PORT`).
-    api_address: String,
-    /// Its certificate fingerprints, at least one.
-    #[schema(min_items = 1)]
-    fingerprints: Vec<Fingerprint>,
-    /// When it joined (epoch seconds).
-    joined: i64,
-}
-
-/// A certificate's SHA-256 fingerprint: 64 hex digits, colons allowed between them.
-#[derive(Debug, serde::Deserialize, ToSchema)]
-#[schema(pattern = r"^(:*[0-9a-fA-F]){64}:*$")]
-#[allow(dead_code)]
-pub struct Fingerprint(String);
-
 /// A sync include filter: `backup-id:TYPE/ID`, `namespace:NS` or `keep-BUCKET=N|*`.
 #[derive(Debug, serde::Deserialize, ToSchema)]
 #[schema(

@@ -20,9 +20,41 @@ pub struct JoinRequest {
     /// The token's secret.
     pub secret: String,
     /// The joining node.
-    #[schema(value_type = crate::api::doc::Member)]
+    #[schema(value_type = Member)]
     pub node: NodeRecord,
 }
+
+/// A cluster member as a joining node describes itself (`NodeRecord`).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct Member {
+    /// Its Raft id.
+    id: u64,
+    /// Its name.
+    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    name: String,
+    /// Its site.
+    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    site: String,
+    /// Voter, learner or tie-breaker.
+    #[schema(pattern = r"^(voter|learner|tie-breaker)$")]
+    role: String,
+    /// Its QUIC address (`HOST:PORT`).
+    address: String,
+    /// Its API address (`HOST:PORT`).
+    api_address: String,
+    /// Its certificate fingerprints, at least one.
+    #[schema(min_items = 1)]
+    fingerprints: Vec<FingerprintHex>,
+    /// When it joined (epoch seconds).
+    joined: i64,
+}
+
+/// A certificate's SHA-256 fingerprint: 64 hex digits, colons allowed between them.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(pattern = r"^(:*[0-9a-fA-F]){64}:*$")]
+#[allow(dead_code)]
+pub struct FingerprintHex(String);
 
 /// A parsed join token: `SECRET@HOST:PORT/FINGERPRINT`.
 #[derive(Debug)]
