@@ -85,7 +85,9 @@ done
 
 declare -A T
 for r in $(seq "$rounds"); do
-  for v in old new; do
+  # The versions take turns, and which goes first alternates from round to round.
+  order="old new"; [ $((r % 2)) -eq 0 ] && order="new old"
+  for v in $order; do
     rm -rf "$work/restore-$v"
     t=$(secs as "$v" "${CLI[$v]}" restore host/bench "$work/restore-$v" --store bench)
     T[$v]="${T[$v]:-} $t"

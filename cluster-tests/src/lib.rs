@@ -206,38 +206,8 @@ impl DaemonCluster {
             cli_bin,
             base,
         };
-        for i in 1..=n {
-            let name = format!("node{i}");
-            let dir = cluster.base.path().join(&name);
-            std::fs::create_dir_all(&dir)?;
-            // The node refuses a data directory other users can read.
-            std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
-            let (quic, api) = (free_port()?, free_port()?);
-            let config = cluster.base.path().join(format!("{name}.toml"));
-            std::fs::write(
-                &config,
-                format!(
-                    "name = \"{name}\"\nsite = \"{site}\"\ndata-dir = \"{d}\"\nlisten = \"127.0.0.1:{quic}\"\napi-listen = \"127.0.0.1:{api}\"\ndatastore-prefix = \"{d}/storage\"\ntask-lease-secs = 3\n[raft]\nheartbeat-ms = 100\nelection-timeout-min-ms = 800\nelection-timeout-max-ms = 1600\n{}",
-                    extra(i - 1),
-                    d = dir.display(),
-                    site = sites[i - 1]
-                ),
-            )?;
-            let out = cluster
-                .node_command()
-                .arg("--config")
-                .arg(&config)
-                .arg("fingerprint")
-                .output()?;
-            let fingerprint = String::from_utf8(out.stdout)?.trim().to_string();
-            cluster.nodes.push(DaemonNode {
-                name,
-                config,
-                dir,
-                api: format!("127.0.0.1:{api}"),
-                fingerprint,
-                child: None,
-            });
+        for (i, site) in sites.iter().enumerate() {
+            cluster.prepare_node(site, &extra(i))?;
         }
         cluster.node_cmd(0, &["init"])?;
         cluster.spawn(0)?;
@@ -249,10 +219,26 @@ impl DaemonCluster {
         wait("node1's API", Duration::from_secs(30), || {
             Ok(cluster.cli(0, &["status"])?.status.success())
         })?;
-        for i in 1..n {
-            let v = cluster.cli_json(0, &["cluster", "join-token"])?;
-            let token = v["token"].as_str().context("no token")?.to_string();
-            cluster.node_cmd(i, &["join", "--token", &token])?;
+        // node1's site is the primary (set at init); every other site is recorded before its
+        // first node joins: `witness` as a witness site, any other as a backup site.
+        let mut known = vec![sites[0]];
+        for (i, site) in sites.iter().enumerate().skip(1) {
+            if !known.contains(site) {
+                let role = if *site == "witness" {
+                    "witness"
+                } else {
+                    "backup"
+                };
+                ok(&cluster.cli(0, &["cluster", "site", "set", site, "--role", role])?);
+                known.push(site);
+            }
+            let out = cluster.join_node(i)?;
+            if !out.status.success() {
+                bail!(
+                    "ironcore-node join failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
             cluster.spawn(i)?;
         }
         wait("all nodes to be voters", Duration::from_secs(90), || {
@@ -262,6 +248,55 @@ impl DaemonCluster {
                 .is_some_and(|l| l.len() == n && l.iter().all(|x| x["voter"] == true)))
         })?;
         Ok(cluster)
+    }
+
+    /// Writes the configuration of a new node `nodeN` standing in `site` (with `extra` appended
+    /// to its configuration) and its identity; returns its index. It is not started.
+    pub fn prepare_node(&mut self, site: &str, extra: &str) -> Result<usize> {
+        let i = self.nodes.len();
+        let name = format!("node{}", i + 1);
+        let dir = self.base.path().join(&name);
+        std::fs::create_dir_all(&dir)?;
+        // The node refuses a data directory other users can read.
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+        let (quic, api) = (free_port()?, free_port()?);
+        let config = self.base.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "name = \"{name}\"\nsite = \"{site}\"\ndata-dir = \"{d}\"\nlisten = \"127.0.0.1:{quic}\"\napi-listen = \"127.0.0.1:{api}\"\ndatastore-prefix = \"{d}/storage\"\ntask-lease-secs = 3\n[raft]\nheartbeat-ms = 100\nelection-timeout-min-ms = 800\nelection-timeout-max-ms = 1600\n{extra}",
+                d = dir.display(),
+            ),
+        )?;
+        let out = self
+            .node_command()
+            .arg("--config")
+            .arg(&config)
+            .arg("fingerprint")
+            .output()?;
+        let fingerprint = String::from_utf8(out.stdout)?.trim().to_string();
+        self.nodes.push(DaemonNode {
+            name,
+            config,
+            dir,
+            api: format!("127.0.0.1:{api}"),
+            fingerprint,
+            child: None,
+        });
+        Ok(i)
+    }
+
+    /// Runs `ironcore-node join` for prepared node `i` with a new token from node1; the
+    /// command's output (a refused join fails with the reason on standard error).
+    pub fn join_node(&self, i: usize) -> Result<Output> {
+        let v = self.cli_json(0, &["cluster", "join-token"])?;
+        let token = v["token"].as_str().context("no token")?.to_string();
+        Ok(self
+            .node_command()
+            .arg("--config")
+            .arg(&self.nodes[i].config)
+            .args(["join", "--token", &token])
+            .output()?)
     }
 
     fn node_cmd(&self, i: usize, args: &[&str]) -> Result<()> {

@@ -297,6 +297,7 @@ fn request(f: &Fixture, k: usize, method: &str, path: &str) -> (String, Value) {
                 }),
             )
             .replace("{tokenid}", &encode_segment(&format!("v{k}@ibs!t")))
+            .replace("{site}", &format!("s{k}"))
     };
     let p = fill(path);
     let none = Value::Null;
@@ -320,6 +321,7 @@ fn request(f: &Fixture, k: usize, method: &str, path: &str) -> (String, Value) {
         ),
         ("POST", "/api2/json/datastore/{store}/namespace") => (format!("{p}?ns=ns{k}"), none),
         ("PUT", "/api2/json/datastore/{store}/quarantine") => (p, json!({"quarantined": false})),
+        ("PUT", "/api2/json/cluster/sites/{site}") => (p, json!({"role": "backup"})),
         ("POST", "/api2/json/datastore/{store}/gc" | "/api2/json/datastore/{store}/verify") => {
             (p, json!({}))
         }

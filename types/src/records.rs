@@ -14,8 +14,60 @@ pub enum NodeRole {
     Voter,
     /// Follows the log without voting (tape node, extra storage).
     Learner,
-    /// Votes, keeps the whole log, never stores chunks (third location).
-    TieBreaker,
+    /// A node of a witness site: votes and keeps the whole log, never holds a datastore or a
+    /// chunk (DESIGN's tie-breaker at a third location).
+    #[serde(alias = "tie-breaker")]
+    Witness,
+}
+
+/// What a site is for; agreed through Raft (set at `init`, changed with
+/// `ironcore-backup cluster site set`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SiteRole {
+    /// Takes the backups; at most one site is primary.
+    Primary,
+    /// Holds copies of the Primary's data and takes over when it is lost.
+    Backup,
+    /// Votes only (its nodes hold no datastore and take no chunk): the third location that
+    /// keeps a quorum when either data site is lost.
+    Witness,
+}
+
+impl std::fmt::Display for SiteRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Primary => "primary",
+            Self::Backup => "backup",
+            Self::Witness => "witness",
+        })
+    }
+}
+
+impl std::str::FromStr for SiteRole {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "primary" => Ok(Self::Primary),
+            "backup" => Ok(Self::Backup),
+            "witness" => Ok(Self::Witness),
+            other => Err(format!(
+                "site role '{other}' is not primary, backup or witness"
+            )),
+        }
+    }
+}
+
+/// A site of the cluster and its role.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteRecord {
+    /// Its name, as nodes name it in their configuration (`site = "..."`).
+    pub name: SiteId,
+    /// What it is for.
+    pub role: SiteRole,
+    /// When the role was last set (epoch seconds).
+    pub changed: i64,
 }
 
 /// A cluster member.
@@ -27,7 +79,7 @@ pub struct NodeRecord {
     pub name: String,
     /// The site it stands in.
     pub site: SiteId,
-    /// Voter, learner or tie-breaker.
+    /// Voter, learner or witness.
     pub role: NodeRole,
     /// QUIC address (`host:port`) peers dial.
     pub address: String,

@@ -1,9 +1,11 @@
-//! `cluster status|join-token|add|promote|demote|remove|transfer`: the cluster's members.
+//! `cluster status|join-token|add|promote|demote|remove|transfer|site`: the cluster's members
+//! and its sites.
 
 use anyhow::Result;
 use clap::Subcommand;
 use hyper::Method;
 use ironcore_client::ApiClient;
+use ironcore_client::api_client::encode_segment;
 use serde_json::json;
 
 use crate::api::{get, rows, send};
@@ -48,6 +50,25 @@ pub enum ClusterCmd {
         /// Node name or Raft id.
         node: String,
     },
+    /// The sites and their roles.
+    #[command(subcommand)]
+    Site(SiteCmd),
+}
+
+/// `cluster site …`.
+#[derive(Subcommand)]
+pub enum SiteCmd {
+    /// Every site with its role and nodes.
+    List,
+    /// Record a site or change its role. Add a site before its first node joins.
+    Set {
+        /// The site's name, as its nodes' configuration names it (`site = "..."`).
+        name: String,
+        /// primary (takes the backups; one site at most), backup (holds copies, takes over
+        /// when the Primary is lost) or witness (its nodes vote and hold no data).
+        #[arg(long, value_parser = ["primary", "backup", "witness"])]
+        role: String,
+    },
 }
 
 /// Runs a `cluster` command.
@@ -71,6 +92,43 @@ pub fn run(api: &ApiClient, cmd: ClusterCmd, out: Output) -> Result<()> {
         ClusterCmd::Demote { node } => membership(api, "demote", node, out),
         ClusterCmd::Remove { node } => membership(api, "remove", node, out),
         ClusterCmd::Transfer { node } => membership(api, "transfer", node, out),
+        ClusterCmd::Site(SiteCmd::List) => {
+            let v = get(api, "/api2/json/cluster/sites")?;
+            if out == Output::Json {
+                object(out, &v["data"]);
+                return Ok(());
+            }
+            let list: Vec<serde_json::Value> = rows(&v)
+                .into_iter()
+                .map(|mut s| {
+                    let nodes: Vec<&str> = s["nodes"]
+                        .as_array()
+                        .map(|l| l.iter().filter_map(|n| n.as_str()).collect())
+                        .unwrap_or_default();
+                    s["node-list"] = json!(nodes.join(", "));
+                    if s["role"].is_null() {
+                        s["role"] = json!("(not set)");
+                    }
+                    s
+                })
+                .collect();
+            table(
+                out,
+                &list,
+                &[("name", "SITE"), ("role", "ROLE"), ("node-list", "NODES")],
+            );
+            Ok(())
+        }
+        ClusterCmd::Site(SiteCmd::Set { name, role }) => {
+            let v = send(
+                api,
+                Method::PUT,
+                &format!("/api2/json/cluster/sites/{}", encode_segment(&name)),
+                json!({ "role": role }),
+            )?;
+            object(out, &v);
+            Ok(())
+        }
     }
 }
 

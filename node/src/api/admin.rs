@@ -5,7 +5,9 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use ironcore_raft::MetaCommand;
-use ironcore_types::records::{AclEntry, DatastoreConfig, JoinTokenRecord, KeyRecord, TaskState};
+use ironcore_types::records::{
+    AclEntry, DatastoreConfig, JoinTokenRecord, KeyRecord, NodeRole, SiteRole, TaskState,
+};
 use ironcore_types::{AuthId, DatastoreName, Fingerprint, Privilege, Role, SiteId};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -241,7 +243,16 @@ pub(crate) async fn join(
         )
         .into());
     }
-    let joiner = req.node.clone();
+    let mut joiner = req.node.clone();
+    // A node of a witness site joins as a witness: it votes and holds no data.
+    if joiner.role == NodeRole::Voter
+        && node
+            .meta()
+            .site(&joiner.site)?
+            .is_some_and(|s| s.role == SiteRole::Witness)
+    {
+        joiner.role = NodeRole::Witness;
+    }
     if joiner.fingerprints.is_empty() {
         return Err(
             NodeError::BadRequest("the joining node must present its fingerprint".into()).into(),

@@ -16,6 +16,7 @@ mod notifications;
 mod reader;
 mod ready;
 mod remotes;
+mod sites;
 mod users;
 
 use std::sync::Arc;
@@ -113,6 +114,8 @@ fn routes() -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(admin::join_token))
         .routes(routes!(admin::join))
         .routes(routes!(admin::membership))
+        .routes(routes!(sites::list))
+        .routes(routes!(sites::set))
         .routes(routes!(admin::datastores, admin::create_datastore))
         .routes(routes!(reader::snapshots))
         .routes(routes!(reader::snapshot, reader::forget))

@@ -36,8 +36,8 @@ pub struct Member {
     /// Its site.
     #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     site: String,
-    /// Voter, learner or tie-breaker.
-    #[schema(pattern = r"^(voter|learner|tie-breaker)$")]
+    /// Voter, learner or witness.
+    #[schema(pattern = r"^(voter|learner|witness)$")]
     role: String,
     /// Its QUIC address (`HOST:PORT`).
     address: String,

@@ -147,7 +147,7 @@ async fn remove(node: &Members, actor: &AuthId, record: &NodeRecord) -> Result<S
         .meta()
         .datastores()?
         .into_iter()
-        .filter(|d| d.site == record.site && record.role != NodeRole::TieBreaker)
+        .filter(|d| d.site == record.site && record.role != NodeRole::Witness)
         .map(|d| d.name.to_string())
         .collect();
     let mut what = format!(

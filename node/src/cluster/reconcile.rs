@@ -2,7 +2,7 @@
 //! cluster and who votes.
 //!
 //! A member record (in the Raft state machine, written in one atomic command) says which nodes
-//! belong and whether each should vote ([`NodeRole::Voter`] and [`NodeRole::TieBreaker`]) or
+//! belong and whether each should vote ([`NodeRole::Voter`] and [`NodeRole::Witness`]) or
 //! only follow ([`NodeRole::Learner`]). Raft's own membership is derived from the records: the
 //! leader compares the two ([`plan`], a pure function) and changes Raft's membership one step at
 //! a time until they agree. A join, promote, demote or remove writes the record first and then
@@ -36,7 +36,7 @@ pub enum Step {
 
 /// Whether a record's node should vote.
 pub fn votes(record: &NodeRecord) -> bool {
-    matches!(record.role, NodeRole::Voter | NodeRole::TieBreaker)
+    matches!(record.role, NodeRole::Voter | NodeRole::Witness)
 }
 
 /// What is left to do for Raft's membership (`voters`, `learners`) to match `records`, seen by
@@ -219,7 +219,7 @@ mod tests {
         );
         let alone = [record(1, NodeRole::Learner)];
         assert!(plan(&alone, &set(&[1]), &set(&[]), 1).is_empty());
-        let tie = [record(1, NodeRole::Voter), record(2, NodeRole::TieBreaker)];
+        let tie = [record(1, NodeRole::Voter), record(2, NodeRole::Witness)];
         assert!(plan(&tie, &set(&[1, 2]), &set(&[]), 1).is_empty());
     }
 }

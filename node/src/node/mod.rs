@@ -230,7 +230,7 @@ impl Node {
     }
 
     /// The storage nodes of datastore `ds` (its site's voters and learners, never
-    /// tie-breakers), and how many copies it keeps.
+    /// witnesses), and how many copies it keeps.
     pub fn storage_nodes(&self, ds: &DatastoreName) -> Result<(Vec<NodeRecord>, usize)> {
         self.chunks.storage_nodes(ds)
     }

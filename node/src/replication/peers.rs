@@ -70,7 +70,7 @@ impl ChunkPeers {
     }
 
     /// The storage nodes of datastore `ds` (its site's voters and learners, never
-    /// tie-breakers), and how many copies it keeps.
+    /// witnesses), and how many copies it keeps.
     pub fn storage_nodes(&self, ds: &DatastoreName) -> Result<(Vec<NodeRecord>, usize)> {
         let config = self
             .meta()
@@ -80,7 +80,7 @@ impl ChunkPeers {
             .meta()
             .nodes()?
             .into_iter()
-            .filter(|n| n.site == config.site && n.role != NodeRole::TieBreaker)
+            .filter(|n| n.site == config.site && n.role != NodeRole::Witness)
             .collect();
         Ok((nodes, usize::from(config.copies)))
     }

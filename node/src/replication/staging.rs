@@ -2,7 +2,7 @@
 //!
 //! Any node takes backups, but a datastore's chunks live on the storage nodes of its site,
 //! where placement puts them and where GC and verify look. A node that is not one of them (a
-//! tie-breaker, a node of another site) keeps an upload only until the commit has given it its
+//! witness, a node of another site) keeps an upload only until the commit has given it its
 //! copies on the placement nodes; then it deletes its own ([`drop_staged`]). It never counts
 //! as a holder, and it does not answer "present" from its staging (the client uploads what the
 //! storage nodes lack).

@@ -8,8 +8,8 @@ use rocksdb::WriteBatch;
 use super::command::{MetaCommand, MetaRequest};
 use super::keys;
 use super::validate::{
-    Changes, Refused, Staged, access, cluster, datastores, encryption, refuse, remotes, snapshots,
-    tasks,
+    Changes, Refused, Staged, access, cluster, datastores, encryption, refuse, remotes, sites,
+    snapshots, tasks,
 };
 use super::view::MetaView;
 use crate::Error;
@@ -83,12 +83,13 @@ fn validate_and_stage(view: &MetaView, ch: &mut Changes<'_>, req: &MetaRequest) 
             node,
             admin,
             token,
-        } => cluster::bootstrap(ch, bootstrapped, info, node, admin, token),
+        } => cluster::bootstrap(ch, bootstrapped, at, info, node, admin, token),
         C::CreateJoinToken(t) => cluster::create_join_token(view, ch, t),
         C::Join { secret_hash, node } => cluster::join(view, ch, at, secret_hash, node),
         C::SetNodeRole { id, role } => cluster::set_node_role(view, ch, *id, *role),
         C::RemoveNode { id } => cluster::remove_node(view, ch, *id),
         C::BumpEpoch => cluster::bump_epoch(view, ch),
+        C::SetSite(site) => sites::set_site(view, ch, site),
         // Datastores and namespaces.
         C::CreateDatastore(d) => datastores::create_datastore(view, ch, d),
         C::RemoveDatastore { name } => datastores::remove_datastore(view, ch, name),

@@ -4,8 +4,8 @@ use std::fmt;
 
 use ironcore_types::records::{
     AclEntry, ClusterInfo, DatastoreConfig, JobRecord, JoinTokenRecord, KeyRecord, NodeRecord,
-    NodeRole, NotificationTarget, RemoteRecord, SnapshotEntry, TaskRecord, TokenRecord, UserRecord,
-    VerifyStatus,
+    NodeRole, NotificationTarget, RemoteRecord, SiteRecord, SnapshotEntry, TaskRecord, TokenRecord,
+    UserRecord, VerifyStatus,
 };
 use ironcore_types::{AuthId, DatastoreName, Namespace, SnapshotRef};
 use serde::{Deserialize, Serialize};
@@ -220,6 +220,9 @@ pub enum MetaCommand {
         /// New comment (unchanged if `None`).
         comment: Option<String>,
     },
+    /// Records a site or changes its role: at most one primary; a witness site holds no
+    /// datastore and only witness nodes.
+    SetSite(SiteRecord),
 }
 
 impl fmt::Display for MetaCommand {
@@ -325,6 +328,7 @@ impl fmt::Display for MetaCommand {
                     None => Ok(()),
                 }
             }
+            Self::SetSite(site) => write!(f, "set site {} to {}", site.name, site.role),
             Self::CommitBackup { entry, upid, .. } => write!(
                 f,
                 "commit snapshot {}:{} (task {upid})",

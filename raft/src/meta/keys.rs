@@ -1,7 +1,7 @@
 //! Where each metadata record lives in the state machine's key space (all under `d/`, so
 //! snapshots carry them).
 
-use ironcore_types::{AuthId, BackupGroup, DatastoreName, Namespace, SnapshotRef};
+use ironcore_types::{AuthId, BackupGroup, DatastoreName, Namespace, SiteId, SnapshotRef};
 
 pub(crate) const CLUSTER: &[u8] = b"d/cl/info";
 pub(crate) const AUDIT_SEQ: &[u8] = b"d/cl/audit-seq";
@@ -21,6 +21,7 @@ pub(crate) const AUDIT: &str = "d/audit/";
 pub(crate) const JOB: &str = "d/job/";
 pub(crate) const REMOTE: &str = "d/remote/";
 pub(crate) const NOTIFY: &str = "d/notify/";
+pub(crate) const SITE: &str = "d/site/";
 /// Per user: the generation its tickets must carry (set at creation and on disable).
 pub(crate) const USER_TICKETS: &str = "d/user-tickets/";
 /// Per token: present while the token is disabled.
@@ -32,6 +33,10 @@ fn join(parts: &[&str]) -> Vec<u8> {
 
 pub(crate) fn node(id: u64) -> Vec<u8> {
     join(&[NODE, &format!("{id:016x}")])
+}
+
+pub(crate) fn site(name: &SiteId) -> Vec<u8> {
+    join(&[SITE, name.as_str()])
 }
 
 pub(crate) fn join_token(hash: &str) -> Vec<u8> {

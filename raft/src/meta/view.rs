@@ -2,10 +2,10 @@
 
 use ironcore_types::records::{
     AclEntry, AuditRecord, ClusterInfo, DatastoreConfig, JobRecord, JoinTokenRecord, KeyRecord,
-    NodeRecord, NotificationTarget, RemoteRecord, SnapshotEntry, TaskRecord, TokenRecord,
-    UserRecord,
+    NodeRecord, NotificationTarget, RemoteRecord, SiteRecord, SnapshotEntry, TaskRecord,
+    TokenRecord, UserRecord,
 };
-use ironcore_types::{AuthId, BackupGroup, DatastoreName, Namespace, SnapshotRef};
+use ironcore_types::{AuthId, BackupGroup, DatastoreName, Namespace, SiteId, SnapshotRef};
 use rocksdb::{Direction, IteratorMode};
 use serde::de::DeserializeOwned;
 
@@ -64,6 +64,16 @@ impl MetaView {
     /// One member.
     pub fn node(&self, id: u64) -> Result<Option<NodeRecord>, Error> {
         self.get("node", &keys::node(id))
+    }
+
+    /// Every recorded site with its role.
+    pub fn sites(&self) -> Result<Vec<SiteRecord>, Error> {
+        self.scan("site", keys::SITE.as_bytes())
+    }
+
+    /// One site's record.
+    pub fn site(&self, name: &SiteId) -> Result<Option<SiteRecord>, Error> {
+        self.get("site", &keys::site(name))
     }
 
     /// A join token by the hash of its secret.

@@ -1,17 +1,20 @@
 //! Validators of the cluster's own commands: bootstrap, join tokens, nodes and the epoch.
 
 use ironcore_types::records::{
-    AclEntry, ClusterInfo, JoinTokenRecord, NodeRecord, NodeRole, TokenRecord, UserRecord,
+    AclEntry, ClusterInfo, JoinTokenRecord, NodeRecord, NodeRole, SiteRecord, SiteRole,
+    TokenRecord, UserRecord,
 };
 
-use super::{Changes, Staged, refuse};
+use super::{Changes, Staged, refuse, sites};
 use crate::meta::keys;
 use crate::meta::view::MetaView;
 
-/// [`MetaCommand::Bootstrap`](crate::MetaCommand::Bootstrap): once, with the first user's token.
+/// [`MetaCommand::Bootstrap`](crate::MetaCommand::Bootstrap): once, with the first user's token;
+/// the first node's site becomes the primary site.
 pub(crate) fn bootstrap(
     ch: &mut Changes<'_>,
     bootstrapped: bool,
+    at: i64,
     info: &ClusterInfo,
     node: &NodeRecord,
     admin: &UserRecord,
@@ -25,6 +28,13 @@ pub(crate) fn bootstrap(
     }
     ch.put("cluster info", keys::CLUSTER, info)?;
     ch.put("node", &keys::node(node.id), node)?;
+    // The first node's site is the primary site.
+    let site = SiteRecord {
+        name: node.site.clone(),
+        role: SiteRole::Primary,
+        changed: at,
+    };
+    ch.put("site", &keys::site(&node.site), &site)?;
     ch.put("user", &keys::user(&admin.userid), admin)?;
     ch.put("token", &keys::token(&token.tokenid), token)?;
     // The first user and its token both get Admin on `/` (a token's rights are its
@@ -84,6 +94,9 @@ pub(crate) fn join(
             node.name, node.id
         ));
     }
+    if let Err(why) = sites::check_member_site(view, node)? {
+        return Ok(Err(why));
+    }
     token.used_by = Some(node.name.clone());
     ch.put("join token", &keys::join_token(secret_hash), &token)?;
     ch.put("node", &keys::node(node.id), node)?;
@@ -101,6 +114,9 @@ pub(crate) fn set_node_role(
         return refuse(format!("node {id} is not a member"));
     };
     n.role = role;
+    if let Err(why) = sites::check_member_site(view, &n)? {
+        return Ok(Err(why));
+    }
     ch.put("node", &keys::node(id), &n)?;
     Ok(Ok(()))
 }

@@ -23,6 +23,9 @@ pub(crate) fn create_datastore(
     if !d.path.starts_with('/') {
         return refuse(format!("datastore path '{}' must be absolute", d.path));
     }
+    if let Err(why) = super::sites::check_data_site(view, &d.site)? {
+        return Ok(Err(why));
+    }
     ch.put("datastore", &keys::datastore(&d.name), d)?;
     Ok(Ok(()))
 }

@@ -8,6 +8,7 @@ pub(crate) mod cluster;
 pub(crate) mod datastores;
 pub(crate) mod encryption;
 pub(crate) mod remotes;
+pub(crate) mod sites;
 pub(crate) mod snapshots;
 pub(crate) mod tasks;
 
