@@ -2,7 +2,9 @@
 //! with their role before their nodes join, a node naming an unknown site is refused with the
 //! known ones, and a witness site's node votes but holds no datastore and no chunk.
 
-use ironcore_cluster_tests::{DaemonCluster, chunk_copies, ok};
+use std::time::Duration;
+
+use ironcore_cluster_tests::{DaemonCluster, chunk_copies, index_of, ok, wait};
 use serde_json::Value;
 
 fn refused(out: &std::process::Output, words: &str) {
@@ -101,6 +103,48 @@ fn sites_have_roles_and_a_witness_votes_but_holds_no_data() {
         site(&list, "elsewhere")["nodes"],
         serde_json::json!(["node5"])
     );
+
+    // `cluster status` through the leader groups the nodes by site with each one's progress:
+    // all in touch; node5 (joined, never started) never seen; node3 silent once killed.
+    let leader_index = |c: &DaemonCluster| {
+        let s = c.cli_json(0, &["cluster", "status"]).unwrap();
+        index_of(c, &s, s["leader"].as_u64().unwrap())
+    };
+    let node = |s: &Value, name: &str| -> Value {
+        s["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} in {s}"))
+    };
+    let l = leader_index(&c);
+    let s = c.cli_json(l, &["cluster", "status"]).unwrap();
+    assert_eq!(s["sites"][0]["name"], "backup", "{s}");
+    let primary = s["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "primary")
+        .unwrap();
+    assert_eq!(primary["role"], "primary");
+    assert_eq!(primary["nodes"], serde_json::json!(["node1", "node2"]));
+    for name in ["node1", "node2", "node3", "node4"] {
+        let n = node(&s, name);
+        assert_eq!(n["health"], "ok", "{n}");
+        assert!(n["lag"].as_u64().unwrap() < 100, "{n}");
+    }
+    assert_eq!(node(&s, "node5")["health"], "never seen", "{s}");
+    if l != 2 {
+        c.nodes[2].kill();
+        wait("node3 to be silent", Duration::from_secs(30), || {
+            let s = c.cli_json(l, &["cluster", "status"])?;
+            Ok(node(&s, "node3")["health"] == "silent")
+        })
+        .unwrap();
+        c.spawn(2).unwrap();
+    }
 
     // A backup through the witness's node leaves no chunk there: the copies are on the primary's
     // nodes, and a restore through the witness's node is identical.

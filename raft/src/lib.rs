@@ -45,7 +45,7 @@ pub use network::{RaftLink, RaftNetwork, SendError};
 pub use node::ClusterNode;
 pub use node_config::RaftNodeConfig;
 pub use node_error::NodeError;
-pub use raft_node::{MAX_COMMAND_BYTES, RaftNode};
+pub use raft_node::{FollowerProgress, MAX_COMMAND_BYTES, RaftNode};
 pub use reachability::ProbePolicy;
 pub use server::{RaftServer, SERVICE_TAG};
 pub use snapshot_builder::RocksSnapshotBuilder;

@@ -22,6 +22,15 @@ use crate::{
 
 /// A running Raft node: its RocksDB stores under one directory, its QUIC transport and its
 /// openraft instance. Every node accepts writes and linearizable reads: a follower forwards a
+/// How far a follower is, as its leader sees it ([`RaftNode::followers`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FollowerProgress {
+    /// The index of the last log entry it holds (`None`: not known to hold any).
+    pub matched: Option<u64>,
+    /// Since when it last acknowledged the leader (`None`: not since this leader began).
+    pub last_contact: Option<Duration>,
+}
+
 /// write to the leader, and for a read asks the leader how far it must apply first.
 #[derive(Clone)]
 pub struct RaftNode {
@@ -141,6 +150,31 @@ impl RaftNode {
                 .map(|at| openraft::Instant::elapsed(&*at));
         }
         self.server.last_leader_contact().map(|at| at.elapsed())
+    }
+
+    /// On the leader, how far each other member is: the index of the last entry it holds (as
+    /// the leader last learned it) and how long since it last acknowledged the leader. `None`
+    /// on a follower, which does not know.
+    pub fn followers(&self) -> Option<BTreeMap<NodeId, FollowerProgress>> {
+        let m = self.metrics();
+        let replication = m.replication.as_ref()?;
+        let heartbeat = m.heartbeat.as_ref();
+        Some(
+            replication
+                .iter()
+                .filter(|(id, _)| **id != m.id)
+                .map(|(id, matched)| {
+                    let contact = heartbeat
+                        .and_then(|h| h.get(id).cloned().flatten())
+                        .map(|at| openraft::Instant::elapsed(&*at));
+                    let progress = FollowerProgress {
+                        matched: matched.as_ref().map(|l| l.index),
+                        last_contact: contact,
+                    };
+                    (*id, progress)
+                })
+                .collect(),
+        )
     }
 
     /// A snapshot of openraft's metrics (state, term, leader, log and applied ids, membership).

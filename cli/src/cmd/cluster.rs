@@ -132,28 +132,46 @@ pub fn run(api: &ApiClient, cmd: ClusterCmd, out: Output) -> Result<()> {
     }
 }
 
-/// `cluster status`.
+/// `cluster status`: the cluster, then each site with its role and its nodes.
 fn status(api: &ApiClient, out: Output) -> Result<()> {
     let s = get(api, "/api2/json/cluster/status")?;
     if out == Output::Json {
         object(out, &s);
-    } else {
+        return Ok(());
+    }
+    println!(
+        "cluster {} epoch {} term {} (last log index {}; progress from {})",
+        s["cluster-id"].as_str().unwrap_or("-"),
+        s["epoch"],
+        s["term"],
+        s["last-log-index"],
+        s["progress-from"].as_str().unwrap_or("-"),
+    );
+    let nodes = rows(&json!({ "data": s["nodes"] }));
+    for site in rows(&json!({ "data": s["sites"] })) {
+        let name = site["name"].as_str().unwrap_or_default();
         println!(
-            "cluster {} epoch {} term {}",
-            s["cluster-id"].as_str().unwrap_or("-"),
-            s["epoch"],
-            s["term"]
+            "\nsite {name} ({})",
+            site["role"].as_str().unwrap_or("role not set")
         );
+        let here: Vec<serde_json::Value> = nodes
+            .iter()
+            .filter(|n| n["site"] == name)
+            .cloned()
+            .collect();
         table(
             out,
-            &rows(&json!({ "data": s["nodes"] })),
+            &here,
             &[
                 ("name", "NODE"),
                 ("id", "RAFT ID"),
-                ("site", "SITE"),
                 ("role", "ROLE"),
                 ("voter", "VOTER"),
                 ("leader", "LEADER"),
+                ("health", "HEALTH"),
+                ("match-index", "MATCH"),
+                ("lag", "LAG"),
+                ("last-contact-ms", "CONTACT MS"),
                 ("api-address", "API"),
             ],
         );

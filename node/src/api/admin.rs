@@ -1,6 +1,7 @@
 //! Cluster, datastore, ACL, key, task and audit routes.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
@@ -148,7 +149,7 @@ pub(crate) async fn status(
     get,
     path = "/api2/json/cluster/status",
     tag = "cluster",
-    summary = "members, roles, leader, term",
+    summary = "members by site: roles, leader, term; on the leader each node's match index, lag and last contact",
     responses((status = 200, description = "members, roles, leader, term", body = serde_json::Value))
 )]
 pub(crate) async fn cluster_status(
@@ -159,24 +160,82 @@ pub(crate) async fn cluster_status(
     let m = node.raft().metrics();
     let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
     let info = node.meta().cluster()?;
-    let nodes: Vec<Value> = node
-        .meta()
-        .nodes()?
-        .into_iter()
+    // Only the leader knows how far each node is; a follower says who to ask.
+    let followers = node.raft().followers();
+    let last_index = m.last_log_index.unwrap_or(0);
+    let mut records = node.meta().nodes()?;
+    records.sort_by(|a, b| (&a.site, &a.name).cmp(&(&b.site, &b.name)));
+    let nodes: Vec<Value> = records
+        .iter()
         .map(|n| {
-            json!({
+            let mut v = json!({
                 "id": n.id, "name": n.name, "site": n.site.to_string(), "role": n.role,
                 "voter": voters.contains(&n.id), "leader": m.current_leader == Some(n.id),
                 "address": n.address, "api-address": n.api_address,
                 "fingerprint": n.fingerprints.first().map(|f| f.to_hex()),
-            })
+            });
+            let progress = match &followers {
+                _ if n.id == m.id && m.current_leader == Some(m.id) => {
+                    Some((Some(last_index), Some(Duration::ZERO)))
+                }
+                Some(f) => Some(
+                    f.get(&n.id)
+                        .map_or((None, None), |p| (p.matched, p.last_contact)),
+                ),
+                None => None,
+            };
+            if let Some((matched, contact)) = progress {
+                v["match-index"] = json!(matched);
+                v["lag"] = json!(matched.map(|i| last_index.saturating_sub(i)));
+                v["last-contact-ms"] = json!(contact.map(|d| d.as_millis() as u64));
+                v["health"] = json!(health(contact));
+            }
+            v
         })
         .collect();
+    let roles: std::collections::BTreeMap<String, String> = node
+        .meta()
+        .sites()?
+        .into_iter()
+        .map(|s| (s.name.to_string(), s.role.to_string()))
+        .collect();
+    let mut sites: Vec<Value> = Vec::new();
+    for n in &records {
+        let name = n.site.to_string();
+        if sites.last().is_none_or(|s| s["name"] != name.as_str()) {
+            sites.push(json!({ "name": name, "role": roles.get(&name), "nodes": [] }));
+        }
+        if let Some(list) = sites.last_mut().and_then(|s| s["nodes"].as_array_mut()) {
+            list.push(json!(n.name));
+        }
+    }
+    let progress_from = match m.current_leader {
+        Some(l) if l == m.id => json!("this node (the leader)"),
+        Some(l) => json!(format!(
+            "the leader only: ask node {}",
+            records
+                .iter()
+                .find(|n| n.id == l)
+                .map_or(l.to_string(), |n| format!("{} ({})", n.name, n.api_address))
+        )),
+        None => json!("no leader known"),
+    };
     Ok(Json(json!({
         "cluster-id": info.as_ref().map(|i| i.cluster_id.clone()),
         "epoch": info.as_ref().map(|i| i.epoch),
-        "term": m.current_term, "leader": m.current_leader, "nodes": nodes,
+        "term": m.current_term, "leader": m.current_leader, "answered-by": node.config().name,
+        "last-log-index": last_index, "progress-from": progress_from,
+        "sites": sites, "nodes": nodes,
     })))
+}
+
+/// A node's health as its leader sees it: in touch within the last 5 s, or silent.
+fn health(contact: Option<Duration>) -> &'static str {
+    match contact {
+        Some(d) if d < Duration::from_secs(5) => "ok",
+        Some(_) => "silent",
+        None => "never seen",
+    }
 }
 
 /// `POST /api2/json/cluster/join-token`.
