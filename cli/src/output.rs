@@ -21,6 +21,11 @@ pub fn table(out: Output, rows: &[Value], columns: &[(&str, &str)]) {
     let cell = |v: &Value| match v {
         Value::String(s) => s.clone(),
         Value::Null => "-".into(),
+        Value::Array(l) if l.iter().all(Value::is_string) => l
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(","),
         other => other.to_string(),
     };
     let cells: Vec<Vec<String>> = rows

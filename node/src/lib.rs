@@ -32,6 +32,7 @@ mod error;
 pub mod failpoint;
 pub mod logging;
 pub mod maintenance;
+pub mod mirror;
 pub mod node;
 pub mod notify;
 pub mod private;

@@ -137,6 +137,19 @@ pub struct DatastoreConfig {
     /// Quarantined: new backups and garbage collection are refused until an operator lifts it.
     #[serde(default)]
     pub quarantined: bool,
+    /// Other sites that keep copies, filled by continuous mirroring after each commit here
+    /// (`--copies primary=2,backup=1`): each site's storage nodes pull their share.
+    #[serde(default)]
+    pub mirrors: Vec<SiteCopies>,
+}
+
+/// How many copies a site keeps of a datastore's chunks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteCopies {
+    /// The site.
+    pub site: SiteId,
+    /// How many of its storage nodes hold each chunk (capped by the nodes there).
+    pub copies: u8,
 }
 
 /// Whether a snapshot was verified and what came out.
@@ -176,6 +189,10 @@ pub struct SnapshotEntry {
     pub owner: AuthId,
     /// Where its chunks were placed (node names), for restores and repairs.
     pub nodes: Vec<String>,
+    /// The mirror sites where every chunk it references was verified present (its own
+    /// datastore's site holds it from the commit on).
+    #[serde(default)]
+    pub complete_at: Vec<SiteId>,
 }
 
 /// A user.

@@ -22,12 +22,14 @@ pub enum DatastoreCmd {
         /// Absolute directory on each storage node.
         #[arg(long)]
         path: String,
-        /// Site (default: the answering node's).
+        /// Site (default: the first site of --copies, else the answering node's).
         #[arg(long)]
         site: Option<String>,
-        /// Nodes holding each chunk.
-        #[arg(long, default_value_t = 2)]
-        copies: u8,
+        /// Nodes holding each chunk: N at the datastore's site, or per site
+        /// (`primary=2,backup=1`). A backup is acknowledged once its site holds its copies; the
+        /// other sites' nodes then pull theirs by themselves (continuous mirroring).
+        #[arg(long, default_value = "2", value_parser = parse_copies)]
+        copies: Copies,
     },
     /// Probe the datastore's directory on every storage node (write, sync, read back).
     Probe { name: DatastoreName },
@@ -48,12 +50,33 @@ pub fn run(api: &ApiClient, cmd: DatastoreCmd, out: Output) -> Result<()> {
         DatastoreCmd::List => {
             table(
                 out,
-                &rows(&get(api, "/api2/json/datastore")?),
+                &rows(&get(api, "/api2/json/datastore")?)
+                    .into_iter()
+                    .map(|mut d| {
+                        let m: Vec<String> = d["mirrors"]
+                            .as_array()
+                            .map(|l| {
+                                l.iter()
+                                    .map(|m| {
+                                        format!(
+                                            "{}={}",
+                                            m["site"].as_str().unwrap_or("?"),
+                                            m["copies"]
+                                        )
+                                    })
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        d["mirror-sites"] = json!(m.join(","));
+                        d
+                    })
+                    .collect::<Vec<_>>(),
                 &[
                     ("name", "NAME"),
                     ("site", "SITE"),
                     ("path", "PATH"),
                     ("copies", "COPIES"),
+                    ("mirror-sites", "MIRRORS"),
                 ],
             );
             Ok(())
@@ -64,13 +87,15 @@ pub fn run(api: &ApiClient, cmd: DatastoreCmd, out: Output) -> Result<()> {
             site,
             copies,
         } => {
+            let (site, copies, mirrors) = copies.split(site)?;
             object(
                 out,
                 &send(
                     api,
                     Method::POST,
                     "/api2/json/datastore",
-                    json!({ "name": name, "path": path, "site": site, "copies": copies }),
+                    json!({ "name": name, "path": path, "site": site, "copies": copies,
+                        "mirrors": mirrors }),
                 )?,
             );
             Ok(())
@@ -206,4 +231,74 @@ fn quarantine(api: &ApiClient, store: &DatastoreName, clear: bool, out: Output) 
 /// `n` bytes for humans (`-` when unknown).
 fn bytes(n: Option<u64>) -> String {
     n.map_or_else(|| "-".into(), crate::progress::bytes)
+}
+
+/// `--copies`: a count at the datastore's site, or counts per site in the order given.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Copies {
+    /// N at the datastore's site.
+    Here(u8),
+    /// `SITE=N` for each site.
+    PerSite(Vec<(String, u8)>),
+}
+
+fn parse_copies(s: &str) -> Result<Copies, String> {
+    if let Ok(n) = s.parse::<u8>() {
+        return Ok(Copies::Here(n));
+    }
+    let mut sites = Vec::new();
+    for part in s.split(',') {
+        let (site, n) = part.split_once('=').ok_or_else(|| {
+            format!("'{part}' is not SITE=N; give a count, or counts per site such as primary=2,backup=1")
+        })?;
+        let n = n
+            .parse::<u8>()
+            .map_err(|_| format!("'{n}' in '{part}' is not a count from 1 to 255"))?;
+        sites.push((site.to_string(), n));
+    }
+    Ok(Copies::PerSite(sites))
+}
+
+impl Copies {
+    /// The datastore's site (`site`, else the first of the list, else the answering node's),
+    /// its copies, and the other sites as `{site, copies}`.
+    fn split(self, site: Option<String>) -> Result<(Option<String>, u8, Vec<serde_json::Value>)> {
+        let list = match self {
+            Copies::Here(n) => return Ok((site, n, Vec::new())),
+            Copies::PerSite(list) => list,
+        };
+        let own = site.unwrap_or_else(|| list[0].0.clone());
+        let copies = list
+            .iter()
+            .find(|(s, _)| *s == own)
+            .map(|(_, n)| *n)
+            .ok_or_else(|| {
+                anyhow::anyhow!("--copies names no count for the datastore's site {own}")
+            })?;
+        let mirrors = list
+            .into_iter()
+            .filter(|(s, _)| *s != own)
+            .map(|(s, n)| json!({ "site": s, "copies": n }))
+            .collect();
+        Ok((Some(own), copies, mirrors))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_are_a_count_or_counts_per_site() {
+        assert_eq!(parse_copies("3").unwrap(), Copies::Here(3));
+        let per = parse_copies("primary=2,backup=1").unwrap();
+        let (site, n, mirrors) = per.clone().split(None).unwrap();
+        assert_eq!((site.as_deref(), n), (Some("primary"), 2));
+        assert_eq!(mirrors, vec![json!({"site": "backup", "copies": 1})]);
+        let (site, n, _) = per.clone().split(Some("backup".into())).unwrap();
+        assert_eq!((site.as_deref(), n), (Some("backup"), 1));
+        assert!(per.split(Some("elsewhere".into())).is_err());
+        assert!(parse_copies("primary=x").is_err());
+        assert!(parse_copies("primary").is_err());
+    }
 }

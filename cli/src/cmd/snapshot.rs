@@ -56,6 +56,7 @@ pub fn run(api: &ApiClient, cmd: SnapshotCmd, out: Output) -> Result<()> {
                     ("owner", "OWNER"),
                     ("protected", "PROTECTED"),
                     ("verify", "VERIFY"),
+                    ("sites", "RESTORABLE AT"),
                     ("key-fingerprint", "KEY"),
                 ],
             );

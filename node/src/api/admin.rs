@@ -7,7 +7,8 @@ use axum::Json;
 use axum::extract::State;
 use ironcore_raft::MetaCommand;
 use ironcore_types::records::{
-    AclEntry, DatastoreConfig, JoinTokenRecord, KeyRecord, NodeRole, SiteRole, TaskState,
+    AclEntry, DatastoreConfig, JoinTokenRecord, KeyRecord, NodeRole, SiteCopies, SiteRole,
+    TaskState,
 };
 use ironcore_types::{AuthId, DatastoreName, Fingerprint, Privilege, Role, SiteId};
 use serde::Deserialize;
@@ -380,11 +381,25 @@ pub struct CreateDatastore {
     path: String,
     #[schema(value_type = Option<String>, pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     site: Option<SiteId>,
+    /// Copies at the datastore's own site.
     #[serde(default = "default_copies")]
     #[schema(minimum = 1, maximum = 255)]
     copies: u8,
+    /// Other (backup) sites that keep copies, filled by continuous mirroring.
+    #[serde(default)]
+    mirrors: Vec<MirrorCopies>,
     #[serde(default)]
     comment: String,
+}
+
+/// A site that mirrors a datastore and how many copies it keeps.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorCopies {
+    #[schema(value_type = String, pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    site: SiteId,
+    #[schema(minimum = 1, maximum = 255)]
+    copies: u8,
 }
 
 fn default_copies() -> u8 {
@@ -413,6 +428,14 @@ pub(crate) async fn create_datastore(
         comment: req.comment,
         created: now(),
         quarantined: false,
+        mirrors: req
+            .mirrors
+            .into_iter()
+            .map(|m| SiteCopies {
+                site: m.site,
+                copies: m.copies,
+            })
+            .collect(),
     };
     node.propose(
         &caller.auth_id,

@@ -440,6 +440,7 @@ async fn commit(
         verified_at: None,
         owner: s.owner.clone(),
         nodes,
+        complete_at: Vec::new(),
     };
     let upid = s
         .task

@@ -9,7 +9,9 @@ use axum::extract::State;
 use axum::response::IntoResponse;
 use ironcore_raft::MetaCommand;
 use ironcore_types::records::SnapshotEntry;
-use ironcore_types::{BackupGroup, ChunkId, DatastoreName, OwnerScope, Privilege, SnapshotRef};
+use ironcore_types::{
+    BackupGroup, ChunkId, DatastoreName, OwnerScope, Privilege, SiteId, SnapshotRef,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -51,7 +53,14 @@ pub(crate) fn snapshot_ref(w: &Which) -> Result<SnapshotRef, NodeError> {
     })
 }
 
-fn summary(e: &SnapshotEntry) -> Value {
+/// A snapshot as lists show it; `home` is its datastore's site, where it is restorable from
+/// its commit on (mirror sites once it is complete there).
+fn summary(e: &SnapshotEntry, home: Option<&SiteId>) -> Value {
+    let sites: Vec<String> = home
+        .into_iter()
+        .chain(&e.complete_at)
+        .map(|s| s.to_string())
+        .collect();
     json!({
         "ns": e.snapshot.ns.to_string(),
         "group": e.snapshot.group.to_string(),
@@ -64,6 +73,7 @@ fn summary(e: &SnapshotEntry) -> Value {
         "verify": e.verify,
         "owner": e.owner.to_string(),
         "nodes": e.nodes,
+        "sites": sites,
     })
 }
 
@@ -82,12 +92,15 @@ pub(crate) async fn snapshots(
 ) -> ApiResult<Json<Value>> {
     node.raft().linearize().await?;
     let meta = node.meta();
+    let home = meta.datastore(&store)?.map(|d| d.site);
     let mut out = Vec::new();
     for e in meta.snapshots(&store)? {
         let path = datastore_path(&store, &e.snapshot.ns);
         match check(meta, &caller, &path, Privilege::Audit) {
-            Ok(OwnerScope::Any) => out.push(summary(&e)),
-            Ok(OwnerScope::Owned) if e.owner == caller.auth_id => out.push(summary(&e)),
+            Ok(OwnerScope::Any) => out.push(summary(&e, home.as_ref())),
+            Ok(OwnerScope::Owned) if e.owner == caller.auth_id => {
+                out.push(summary(&e, home.as_ref()))
+            }
             _ => {}
         }
     }
@@ -136,7 +149,8 @@ pub(crate) async fn snapshot(
     let reader = node
         .readers()
         .open(&caller.auth_id, &store, &s, e.manifest.clone(), indexes);
-    let mut v = summary(&e);
+    let home = meta.datastore(&store)?.map(|d| d.site);
+    let mut v = summary(&e, home.as_ref());
     v["manifest"] = json!(hex::encode(&e.manifest));
     v["reader"] = json!(reader.as_str());
     Ok(Json(v))

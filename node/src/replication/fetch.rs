@@ -12,36 +12,52 @@ use crate::replication::peers::ChunkPeers;
 use crate::replication::placement::place;
 use crate::{NodeError, Result};
 
-/// Chunk `id` of `ds` to read (a restore, an index, a push): as [`fetch`], but a node that does
-/// not store `ds` keeps no copy of what it pulled (see [`super::staging`]).
+/// Chunk `id` of `ds` to read (a restore, an index, a push): as [`fetch`], but a node that is
+/// not one of the chunk's placement nodes at its site keeps no copy of what it pulled (see
+/// [`super::staging`]), so every site holds exactly the copies it keeps.
 pub async fn read(peers: &ChunkPeers, ds: &DatastoreName, id: &ChunkId) -> Result<Vec<u8>> {
-    if super::staging::stores_here(peers, ds)? {
+    if placed_here(peers, ds, id)? {
         return fetch(peers, ds, id).await;
     }
     if let Ok(b) = peers.stores.get(ds, id) {
-        return Ok(b); // staged by a backup in flight: its commit hands it on
+        return Ok(b); // staged by a backup in flight, or a copy this node keeps anyway
     }
     let bytes = fetch(peers, ds, id).await?;
+    if super::staging::stores_here(peers, ds)? {
+        // A storage node drops a copy it is not placed to keep, unless a commit here relies
+        // on its chunks right now (it may be the very sync that asked for this chunk through
+        // the API); then the copy stays, one more than the site keeps, and harmless.
+        if let Ok(_no_commit_relies_on_it) = peers.staging.try_write() {
+            peers.stores.remove(ds, id)?;
+        }
+        return Ok(bytes);
+    }
     let _no_commit_relies_on_it = peers.staging.write().await;
     peers.stores.remove(ds, id)?;
     Ok(bytes)
 }
 
-/// Chunk `id` of `ds`: from this node, else pulled from the nodes that should hold it
-/// (placement order first, then every other storage node of the site) and kept here, for a
-/// copy this node hands on next (verify's repair).
+/// Chunk `id` of `ds`: from this node, else pulled from the nodes that should hold it (this
+/// node's site first, each site's placement order before its other storage nodes) and kept
+/// here, for a copy this node hands on next (verify's repair).
 pub async fn fetch(peers: &ChunkPeers, ds: &DatastoreName, id: &ChunkId) -> Result<Vec<u8>> {
     match peers.stores.get(ds, id) {
         Ok(b) => return Ok(b),
         Err(NodeError::ChunkNotFound(_)) => {}
         Err(e) => return Err(e),
     }
-    let (nodes, copies) = peers.storage_nodes(ds)?;
-    let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
-    let mut order: Vec<&str> = place(id, &names, copies);
-    for n in &names {
-        if !order.contains(&n.as_str()) {
-            order.push(n);
+    // This node's own site first (a restore at a mirror site reads there), each site's
+    // placement nodes before its others.
+    let sites = peers.copy_sites(ds)?;
+    let nodes: Vec<NodeRecord> = sites.iter().flat_map(|s| s.nodes.clone()).collect();
+    let names: Vec<Vec<String>> = sites.iter().map(|s| s.names()).collect();
+    let mut order: Vec<&str> = Vec::new();
+    for (site, names) in sites.iter().zip(&names) {
+        order.extend(place(id, names, site.copies));
+        for n in names {
+            if !order.contains(&n.as_str()) {
+                order.push(n);
+            }
         }
     }
     let me = peers.raft.id();
@@ -136,8 +152,9 @@ pub async fn held_elsewhere(
     Ok(held)
 }
 
-/// Pulls the chunks of `ids` this node lacks from the other storage nodes of `ds` (a few
-/// verified bulk transfers per node); returns the ids no node could supply.
+/// Pulls the chunks of `ids` this node lacks from the other storage nodes of `ds`, those of
+/// its own site first, then the other sites' (a few verified bulk transfers per node); returns
+/// the ids no node could supply.
 pub async fn pull(peers: &ChunkPeers, ds: &DatastoreName, ids: &[ChunkId]) -> Result<Vec<ChunkId>> {
     const BATCH: usize = 128;
     let lacking = |ids: &[ChunkId]| -> Vec<ChunkId> {
@@ -147,7 +164,11 @@ pub async fn pull(peers: &ChunkPeers, ds: &DatastoreName, ids: &[ChunkId]) -> Re
             .collect()
     };
     let mut missing = lacking(ids);
-    let (nodes, _) = peers.storage_nodes(ds)?;
+    let nodes: Vec<NodeRecord> = peers
+        .copy_sites(ds)?
+        .into_iter()
+        .flat_map(|s| s.nodes)
+        .collect();
     let me = peers.raft.id();
     for n in nodes.iter().filter(|n| n.id != me) {
         let mut still = Vec::new();
@@ -170,4 +191,15 @@ pub async fn pull(peers: &ChunkPeers, ds: &DatastoreName, ids: &[ChunkId]) -> Re
         }
     }
     Ok(missing)
+}
+
+/// Whether this node is one of the placement nodes of chunk `id` of `ds` at its own site.
+fn placed_here(peers: &ChunkPeers, ds: &DatastoreName, id: &ChunkId) -> Result<bool> {
+    let me = peers.raft.id();
+    let sites = peers.copy_sites(ds)?;
+    let Some(mine) = sites.iter().find(|s| s.nodes.iter().any(|n| n.id == me)) else {
+        return Ok(false);
+    };
+    let names = mine.names();
+    Ok(place(id, &names, mine.copies).contains(&peers.name.as_str()))
 }

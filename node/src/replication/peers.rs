@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use ironcore_raft::{MetaView, RaftNode};
 use ironcore_transport::Peer;
-use ironcore_types::DatastoreName;
 use ironcore_types::records::{NodeRecord, NodeRole};
+use ironcore_types::{DatastoreName, SiteId};
 
 use crate::stores::NodeStores;
 use crate::{NodeError, Result};
@@ -83,5 +83,53 @@ impl ChunkPeers {
             .filter(|n| n.site == config.site && n.role != NodeRole::Witness)
             .collect();
         Ok((nodes, usize::from(config.copies)))
+    }
+
+    /// Every site that keeps copies of `ds` with its storage nodes and copy count: this node's
+    /// own site first when it is one of them, then the datastore's site, then its mirror sites.
+    pub fn copy_sites(&self, ds: &DatastoreName) -> Result<Vec<SiteShare>> {
+        let config = self
+            .meta()
+            .datastore(ds)?
+            .ok_or_else(|| NodeError::NotFound(format!("datastore {ds} does not exist")))?;
+        let all = self.meta().nodes()?;
+        let share = |site: &SiteId, copies: u8| SiteShare {
+            site: site.clone(),
+            nodes: all
+                .iter()
+                .filter(|n| &n.site == site && n.role != NodeRole::Witness)
+                .cloned()
+                .collect(),
+            copies: usize::from(copies),
+        };
+        let mut sites = vec![share(&config.site, config.copies)];
+        sites.extend(config.mirrors.iter().map(|m| share(&m.site, m.copies)));
+        let me = self.raft.id();
+        if let Some(i) = sites
+            .iter()
+            .position(|s| s.nodes.iter().any(|n| n.id == me))
+        {
+            let mine = sites.remove(i);
+            sites.insert(0, mine);
+        }
+        Ok(sites)
+    }
+}
+
+/// The storage nodes of one site for a datastore, and how many of them hold each chunk.
+#[derive(Clone, Debug)]
+pub struct SiteShare {
+    /// The site.
+    pub site: SiteId,
+    /// Its voters and learners (never witnesses).
+    pub nodes: Vec<NodeRecord>,
+    /// Copies per chunk at this site.
+    pub copies: usize,
+}
+
+impl SiteShare {
+    /// The nodes' names, for placement.
+    pub fn names(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.name.clone()).collect()
     }
 }

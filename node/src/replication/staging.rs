@@ -17,10 +17,14 @@ use ironcore_types::{ChunkId, DatastoreName};
 use crate::Result;
 use crate::replication::peers::ChunkPeers;
 
-/// Whether this node is one of the storage nodes of `ds` (its copies count and stay).
+/// Whether this node is one of the storage nodes of `ds` at its site or at one of its mirror
+/// sites (its copies count and stay).
 pub fn stores_here(peers: &ChunkPeers, ds: &DatastoreName) -> Result<bool> {
-    let (nodes, _) = peers.storage_nodes(ds)?;
-    Ok(nodes.iter().any(|n| n.id == peers.raft.id()))
+    let me = peers.raft.id();
+    Ok(peers
+        .copy_sites(ds)?
+        .iter()
+        .any(|s| s.nodes.iter().any(|n| n.id == me)))
 }
 
 /// Deletes this node's staged copies of `ids` of `ds` once they reached their placement

@@ -112,6 +112,11 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         config.task_lease,
     ));
     workers.spawn(crate::scheduler::run(Arc::downgrade(&node)));
+    workers.spawn(crate::mirror::run(
+        node.chunk_peers().clone(),
+        node.proposer().clone(),
+        config.site.clone(),
+    ));
     workers.spawn(crate::cluster::reconcile::run(
         crate::cluster::members::Members::of(&node),
     ));

@@ -454,6 +454,7 @@ async fn copy_snapshot(
         verified_at: None,
         owner: job.owner.clone(),
         nodes,
+        complete_at: Vec::new(),
     };
     node.propose(
         &job.owner,

@@ -90,6 +90,11 @@ fn validate_and_stage(view: &MetaView, ch: &mut Changes<'_>, req: &MetaRequest) 
         C::RemoveNode { id } => cluster::remove_node(view, ch, *id),
         C::BumpEpoch => cluster::bump_epoch(view, ch),
         C::SetSite(site) => sites::set_site(view, ch, site),
+        C::MarkComplete {
+            datastore,
+            snapshot,
+            site,
+        } => sites::mark_complete(view, ch, datastore, snapshot, site),
         // Datastores and namespaces.
         C::CreateDatastore(d) => datastores::create_datastore(view, ch, d),
         C::RemoveDatastore { name } => datastores::remove_datastore(view, ch, name),

@@ -7,7 +7,7 @@ use ironcore_types::records::{
     NodeRole, NotificationTarget, RemoteRecord, SiteRecord, SnapshotEntry, TaskRecord, TokenRecord,
     UserRecord, VerifyStatus,
 };
-use ironcore_types::{AuthId, DatastoreName, Namespace, SnapshotRef};
+use ironcore_types::{AuthId, DatastoreName, Namespace, SiteId, SnapshotRef};
 use serde::{Deserialize, Serialize};
 
 /// A metadata command with who proposed it and when. `at` is the proposer's clock, so every
@@ -223,6 +223,16 @@ pub enum MetaCommand {
     /// Records a site or changes its role: at most one primary; a witness site holds no
     /// datastore and only witness nodes.
     SetSite(SiteRecord),
+    /// Every chunk of `snapshot` is present on its placement nodes at mirror site `site`: a
+    /// restore there needs nothing from elsewhere.
+    MarkComplete {
+        /// The datastore.
+        datastore: DatastoreName,
+        /// The snapshot.
+        snapshot: SnapshotRef,
+        /// The mirror site.
+        site: SiteId,
+    },
 }
 
 impl fmt::Display for MetaCommand {
@@ -329,6 +339,11 @@ impl fmt::Display for MetaCommand {
                 }
             }
             Self::SetSite(site) => write!(f, "set site {} to {}", site.name, site.role),
+            Self::MarkComplete {
+                datastore,
+                snapshot,
+                site,
+            } => write!(f, "snapshot {datastore}:{snapshot} complete at site {site}"),
             Self::CommitBackup { entry, upid, .. } => write!(
                 f,
                 "commit snapshot {}:{} (task {upid})",

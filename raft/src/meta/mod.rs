@@ -101,6 +101,7 @@ mod tests {
             verify: VerifyStatus::None,
             verified_at: None,
             owner: owner.parse().unwrap(),
+            complete_at: Vec::new(),
             nodes: vec!["n1".into()],
         }
     }
@@ -122,6 +123,7 @@ mod tests {
                 comment: String::new(),
                 created: 2,
                 quarantined: false,
+                mirrors: Vec::new(),
             }),
         )
         .unwrap();

@@ -26,6 +26,9 @@ pub(crate) fn create_datastore(
     if let Err(why) = super::sites::check_data_site(view, &d.site)? {
         return Ok(Err(why));
     }
+    if let Err(why) = super::sites::check_mirrors(view, d)? {
+        return Ok(Err(why));
+    }
     ch.put("datastore", &keys::datastore(&d.name), d)?;
     Ok(Ok(()))
 }

@@ -1,7 +1,7 @@
 //! Validators of the sites: their roles, and who may stand in them.
 
-use ironcore_types::SiteId;
-use ironcore_types::records::{NodeRecord, NodeRole, SiteRecord, SiteRole};
+use ironcore_types::records::{DatastoreConfig, NodeRecord, NodeRole, SiteRecord, SiteRole};
+use ironcore_types::{DatastoreName, SiteId, SnapshotRef};
 
 use super::{Changes, Staged, refuse};
 use crate::meta::keys;
@@ -117,4 +117,71 @@ fn known(sites: &[SiteRecord]) -> String {
         .map(|s| format!("{} ({})", s.name, s.role))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The mirror sites of a new datastore: recorded data sites other than its own, each once,
+/// each with at least one copy.
+pub(crate) fn check_mirrors(view: &MetaView, d: &DatastoreConfig) -> Staged {
+    let mut seen = vec![&d.site];
+    for m in &d.mirrors {
+        if seen.contains(&&m.site) {
+            return refuse(format!(
+                "site {} is named twice in the copies of datastore {}",
+                m.site, d.name
+            ));
+        }
+        seen.push(&m.site);
+        if m.copies == 0 {
+            return refuse(format!("copies at site {} must be at least 1", m.site));
+        }
+        match view.site(&m.site)? {
+            None => {
+                return refuse(format!(
+                    "site '{}' is not known to this cluster (known: {}); add it first with `ironcore-backup cluster site set {} --role backup`",
+                    m.site,
+                    known(&view.sites()?),
+                    m.site
+                ));
+            }
+            Some(s) if s.role == SiteRole::Witness => {
+                return refuse(format!(
+                    "site {} is a witness site and holds no data; give a primary or backup site",
+                    m.site
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// [`MetaCommand::MarkComplete`](crate::MetaCommand::MarkComplete): a snapshot that exists, a
+/// mirror site of its datastore; marking it again changes nothing.
+pub(crate) fn mark_complete(
+    view: &MetaView,
+    ch: &mut Changes<'_>,
+    ds: &DatastoreName,
+    snapshot: &SnapshotRef,
+    site: &SiteId,
+) -> Staged {
+    let Some(config) = view.datastore(ds)? else {
+        return refuse(format!("datastore {ds} does not exist"));
+    };
+    if !config.mirrors.iter().any(|m| &m.site == site) {
+        return refuse(format!(
+            "site {site} is not a mirror site of datastore {ds}"
+        ));
+    }
+    let Some(mut entry) = view.snapshot(ds, snapshot)? else {
+        return refuse(format!("snapshot {ds}:{snapshot} does not exist"));
+    };
+    if !entry.complete_at.contains(site) {
+        entry.complete_at.push(site.clone());
+        ch.put(
+            "snapshot",
+            &crate::meta::keys::snapshot(ds, snapshot),
+            &entry,
+        )?;
+    }
+    Ok(Ok(()))
 }

@@ -1,0 +1,119 @@
+//! Continuous mirroring between the sites of one cluster (2 Primary nodes, 2 Backup nodes, a
+//! witness): backups taken at the Primary become complete at the Backup site by themselves,
+//! each chunk on as many Backup nodes as the datastore asks; with every Primary node killed,
+//! every snapshot listed as complete there restores identical through a Backup node.
+
+use std::path::Path;
+use std::time::Duration;
+
+use ironcore_cluster_tests::{DaemonCluster, chunk_copies, ok, wait};
+use serde_json::Value;
+
+/// A directory of `files` files of pseudo-random, incompressible bytes (seeded by `seed`).
+fn source(dir: &Path, files: u32, seed: u32) {
+    std::fs::create_dir_all(dir).unwrap();
+    for i in 0..files {
+        let data: Vec<u8> = (0..70_000u32)
+            .map(|j| {
+                (j.wrapping_mul(2_654_435_761)
+                    .wrapping_add(i * 7919 + seed * 104_729)
+                    >> 13) as u8
+            })
+            .collect();
+        std::fs::write(dir.join(format!("f{i}")), data).unwrap();
+    }
+}
+
+fn snapshots(c: &DaemonCluster, i: usize) -> Vec<Value> {
+    c.cli_json(i, &["snapshot", "list", "--store", "store1"])
+        .ok()
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn backups_at_the_primary_restore_at_the_backup_site_once_the_primary_is_gone() {
+    let mut c = DaemonCluster::start_at(&["primary", "primary", "backup", "backup", "witness"])
+        .expect("cluster starts");
+    ok(&c
+        .cli(
+            0,
+            &[
+                "datastore",
+                "create",
+                "store1",
+                "--path",
+                "/srv/store1",
+                "--copies",
+                "primary=2,backup=1",
+            ],
+        )
+        .unwrap());
+    let a = c.base.path().join("a");
+    let b = c.base.path().join("b");
+    source(&a, 12, 1);
+    source(&b, 12, 2);
+    for (dir, group) in [(&a, "host/a"), (&b, "host/b")] {
+        ok(&c
+            .cli(
+                0,
+                &[
+                    "backup",
+                    dir.to_str().unwrap(),
+                    "--store",
+                    "store1",
+                    "--group",
+                    group,
+                ],
+            )
+            .unwrap());
+    }
+    // Both become complete at the Backup site without anyone asking.
+    wait(
+        "both snapshots complete at the backup site",
+        Duration::from_secs(60),
+        || {
+            let list = snapshots(&c, 0);
+            Ok(list.len() == 2
+                && list
+                    .iter()
+                    .all(|s| s["sites"] == serde_json::json!(["primary", "backup"])))
+        },
+    )
+    .unwrap();
+    // Each chunk: 2 copies at the Primary, 1 at the Backup site.
+    let at = |p: &Path, nodes: &[&str]| {
+        let p = p.to_string_lossy();
+        nodes.iter().any(|n| p.contains(&format!("/{n}/")))
+    };
+    let copies = chunk_copies(&c, "store1");
+    assert!(!copies.is_empty());
+    for (_, paths) in &copies {
+        let primary = paths.iter().filter(|p| at(p, &["node1", "node2"])).count();
+        let backup = paths.iter().filter(|p| at(p, &["node3", "node4"])).count();
+        assert_eq!((primary, backup), (2, 1), "{paths:?}");
+        assert!(!paths.iter().any(|p| at(p, &["node5"])), "{paths:?}");
+    }
+
+    // The Primary is lost: every node there is killed.
+    c.nodes[0].kill();
+    c.nodes[1].kill();
+    for (dir, group) in [(&a, "host/a"), (&b, "host/b")] {
+        let out = c
+            .base
+            .path()
+            .join(format!("restore-{}", group.replace('/', "-")));
+        let target = out.to_str().unwrap().to_string();
+        // The three remaining voters elect a leader first; the restore goes through node3.
+        wait("a restore through node3", Duration::from_secs(60), || {
+            let _ = std::fs::remove_dir_all(&out);
+            Ok(c.cli(2, &["restore", group, &target, "--store", "store1"])?
+                .status
+                .success())
+        })
+        .unwrap();
+        ok(&c
+            .cli(2, &["compare", dir.to_str().unwrap(), &target])
+            .unwrap());
+    }
+}
