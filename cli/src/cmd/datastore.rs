@@ -262,9 +262,16 @@ fn parse_copies(s: &str) -> Result<Copies, String> {
 impl Copies {
     /// The datastore's site (`site`, else the first of the list, else the answering node's),
     /// its copies, and the other sites as `{site, copies}`.
-    fn split(self, site: Option<String>) -> Result<(Option<String>, u8, Vec<serde_json::Value>)> {
+    fn split(
+        self,
+        site: Option<String>,
+    ) -> Result<(
+        Option<String>,
+        u8,
+        serde_json::Map<String, serde_json::Value>,
+    )> {
         let list = match self {
-            Copies::Here(n) => return Ok((site, n, Vec::new())),
+            Copies::Here(n) => return Ok((site, n, serde_json::Map::new())),
             Copies::PerSite(list) => list,
         };
         let own = site.unwrap_or_else(|| list[0].0.clone());
@@ -278,7 +285,7 @@ impl Copies {
         let mirrors = list
             .into_iter()
             .filter(|(s, _)| *s != own)
-            .map(|(s, n)| json!({ "site": s, "copies": n }))
+            .map(|(s, n)| (s, json!(n)))
             .collect();
         Ok((Some(own), copies, mirrors))
     }
@@ -294,7 +301,7 @@ mod tests {
         let per = parse_copies("primary=2,backup=1").unwrap();
         let (site, n, mirrors) = per.clone().split(None).unwrap();
         assert_eq!((site.as_deref(), n), (Some("primary"), 2));
-        assert_eq!(mirrors, vec![json!({"site": "backup", "copies": 1})]);
+        assert_eq!(json!(mirrors), json!({"backup": 1}));
         let (site, n, _) = per.clone().split(Some("backup".into())).unwrap();
         assert_eq!((site.as_deref(), n), (Some("backup"), 1));
         assert!(per.split(Some("elsewhere".into())).is_err());

@@ -385,21 +385,47 @@ pub struct CreateDatastore {
     #[serde(default = "default_copies")]
     #[schema(minimum = 1, maximum = 255)]
     copies: u8,
-    /// Other (backup) sites that keep copies, filled by continuous mirroring.
+    /// Other (backup) sites that keep copies, filled by continuous mirroring: site name to
+    /// copies there.
     #[serde(default)]
-    mirrors: Vec<MirrorCopies>,
+    #[schema(value_type = std::collections::BTreeMap<String, MirrorCopies>)]
+    mirrors: std::collections::BTreeMap<String, u8>,
     #[serde(default)]
     comment: String,
 }
 
-/// A site that mirrors a datastore and how many copies it keeps.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MirrorCopies {
-    #[schema(value_type = String, pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
-    site: SiteId,
-    #[schema(minimum = 1, maximum = 255)]
-    copies: u8,
+/// How many copies a mirror site keeps: 1 to 255.
+#[derive(Debug)]
+pub struct MirrorCopies;
+
+impl utoipa::PartialSchema for MirrorCopies {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Integer)
+            .minimum(Some(1))
+            .maximum(Some(255))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for MirrorCopies {}
+
+/// The mirror sites of a new datastore as its record keeps them; a name that cannot be a site
+/// names none the cluster knows.
+fn mirror_sites(
+    asked: std::collections::BTreeMap<String, u8>,
+) -> Result<Vec<SiteCopies>, NodeError> {
+    asked
+        .into_iter()
+        .map(|(site, copies)| {
+            let site: SiteId = site.parse().map_err(|_| {
+                NodeError::NotFound(format!(
+                    "site '{site}' is not known to this cluster; see `ironcore-backup cluster site list`"
+                ))
+            })?;
+            Ok(SiteCopies { site, copies })
+        })
+        .collect()
 }
 
 fn default_copies() -> u8 {
@@ -428,14 +454,7 @@ pub(crate) async fn create_datastore(
         comment: req.comment,
         created: now(),
         quarantined: false,
-        mirrors: req
-            .mirrors
-            .into_iter()
-            .map(|m| SiteCopies {
-                site: m.site,
-                copies: m.copies,
-            })
-            .collect(),
+        mirrors: mirror_sites(req.mirrors)?,
     };
     node.propose(
         &caller.auth_id,

@@ -87,8 +87,23 @@ pub fn refusal(reason: String) -> NodeError {
     if reason.starts_with("join token ") {
         return NodeError::Unauthenticated(reason);
     }
-    let absent = ["does not exist", "is not a member", "has no grant on"];
-    let present = ["already exists", "already ended", "exists already"];
+    let absent = [
+        "does not exist",
+        "is not a member",
+        "has no grant on",
+        "is not known to this cluster",
+    ];
+    // The request is well formed but the cluster's state forbids it.
+    let present = [
+        "already exists",
+        "already ended",
+        "exists already",
+        "is the primary site",
+        "has storage nodes",
+        "has witness nodes",
+        "is a witness site",
+        "is named twice in the copies",
+    ];
     if absent.iter().any(|w| reason.contains(w)) {
         NodeError::NotFound(reason)
     } else if present.iter().any(|w| reason.contains(w)) {
@@ -108,6 +123,14 @@ mod tests {
         assert_eq!(status("permission denied: group x belongs to y"), 403);
         assert_eq!(status("user a@b does not exist"), 404);
         assert_eq!(status("node 7 is not a member"), 404);
+        assert_eq!(
+            status("site 'x' is not known to this cluster (known: a (primary))"),
+            404
+        );
+        assert_eq!(
+            status("site a is the primary site; make it a backup site first"),
+            409
+        );
         assert_eq!(status("a@b has no grant on /"), 404);
         assert_eq!(status("token a@b!c already exists"), 409);
         assert_eq!(status("task UPID:x already ended"), 409);
