@@ -20,8 +20,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 use ironcore_client::ApiError;
 
 use crate::cmd::{
-    acl, audit, backup, cluster, compare, datastore, gc, job, key, namespace, notification, prune,
-    remote, snapshot, status, sync, task, token, user, verify, worker,
+    acl, audit, backup, cluster, compare, datastore, gc, job, key, mirror, namespace, notification,
+    prune, remote, snapshot, status, sync, task, token, user, verify, worker,
 };
 use crate::output::Output;
 
@@ -77,6 +77,9 @@ enum Cmd {
     /// Scheduled jobs (verify, gc, prune), run by the cluster's leader.
     #[command(subcommand)]
     Job(job::JobCmd),
+    /// Continuous mirroring to the backup sites of this cluster.
+    #[command(subcommand)]
+    Mirror(mirror::MirrorCmd),
     /// Remotes: other clusters or sites, for sync.
     #[command(subcommand)]
     Remote(remote::RemoteCmd),
@@ -189,6 +192,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Gc(cmd) => gc::run(&*api()?, cmd, out),
         Cmd::Verify(cmd) => verify::run(&*api()?, cmd, out),
         Cmd::Job(cmd) => job::run(&*api()?, cmd, out),
+        Cmd::Mirror(cmd) => mirror::run(&*api()?, cmd, out),
         Cmd::Remote(cmd) => remote::run(&*api()?, cmd, out),
         Cmd::Sync(cmd) => sync::run(&*api()?, cmd, out),
         Cmd::Notification(cmd) => notification::run(&*api()?, cmd, out),

@@ -81,6 +81,14 @@ fn backups_at_the_primary_restore_at_the_backup_site_once_the_primary_is_gone() 
         },
     )
     .unwrap();
+    // `mirror status` says the Backup site is caught up.
+    let status = c
+        .cli_json(0, &["mirror", "status", "--store", "store1"])
+        .unwrap();
+    assert_eq!(status[0]["site"], "backup", "{status}");
+    assert_eq!(status[0]["pending-snapshots"], 0, "{status}");
+    assert_eq!(status[0]["lag-seconds"], 0, "{status}");
+    assert!(status[0]["last-complete"].is_string(), "{status}");
     // Each chunk: 2 copies at the Primary, 1 at the Backup site.
     let at = |p: &Path, nodes: &[&str]| {
         let p = p.to_string_lossy();

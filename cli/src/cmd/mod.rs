@@ -11,6 +11,7 @@ pub mod datastore;
 pub mod gc;
 pub mod job;
 pub mod key;
+pub mod mirror;
 pub mod namespace;
 pub mod notification;
 pub mod prune;

@@ -121,6 +121,35 @@ pub(crate) async fn metrics(
         "Logical size of all snapshots per datastore",
         &bytes,
     );
+    let lags = super::mirror::lags(&node, &caller, None)?;
+    let per_site = |f: &dyn Fn(&crate::mirror::status::SiteLag) -> f64| -> Vec<(String, f64)> {
+        lags.iter()
+            .map(|l| {
+                (
+                    format!("{{datastore=\"{}\",site=\"{}\"}}", l.datastore, l.site),
+                    f(l),
+                )
+            })
+            .collect()
+    };
+    gauge(
+        &mut out,
+        "ironcore_mirror_lag_seconds",
+        "Seconds since the oldest snapshot not yet complete at the mirror site was taken",
+        &per_site(&|l| l.lag_seconds as f64),
+    );
+    gauge(
+        &mut out,
+        "ironcore_mirror_lag_bytes",
+        "Logical bytes of the snapshots not yet complete at the mirror site",
+        &per_site(&|l| l.pending_bytes as f64),
+    );
+    gauge(
+        &mut out,
+        "ironcore_mirror_lag_snapshots",
+        "Snapshots not yet complete at the mirror site",
+        &per_site(&|l| l.pending_snapshots as f64),
+    );
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,

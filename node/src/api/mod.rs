@@ -12,6 +12,7 @@ mod job_body;
 mod jobs;
 mod maintenance;
 mod metrics;
+mod mirror;
 mod notifications;
 mod reader;
 mod ready;
@@ -161,6 +162,7 @@ fn routes() -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(admin::keys, admin::register_key))
         .routes(routes!(admin::audit))
         .routes(routes!(metrics::metrics))
+        .routes(routes!(mirror::status))
 }
 
 /// The API description a node serves: every route, its parameters, bodies, answers (errors

@@ -8,6 +8,8 @@
 //! the order, the later ones of that datastore) for the next pass, so what is marked complete
 //! is always a prefix of the datastore's history at that site.
 
+pub mod status;
+
 use std::time::Duration;
 
 use ironcore_chunkstore::Manifest;
