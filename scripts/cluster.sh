@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# The main job: a 3-node Ironcore Backup cluster of real daemon processes on loopback, with an
-# embedded default (everything under one local directory, RocksDB embedded). It bootstraps
-# node1, joins node2 and node3 with one-time tokens, creates a datastore (2 copies of every
-# chunk), backs up a real directory of this machine through node1, restores it through node2,
-# proves the restore identical, runs an incremental backup, and leaves the cluster running.
+# The main job: an Ironcore Backup cluster of real daemon processes on loopback across two
+# sites and a witness, with an embedded default (everything under one local directory, RocksDB
+# embedded): node1 and node2 at the Primary site, node3 and node4 at the Backup site, node5 a
+# witness (votes, holds no data). It bootstraps node1 (its site becomes the primary), records
+# the other sites, joins the nodes with one-time tokens, creates a datastore keeping 2 copies
+# at the Primary and 1 at the Backup site, backs up a real directory of this machine through
+# node1, shows `mirror status` as the Backup site catches up by itself, restores through node3
+# at the Backup site, proves the restore identical, runs an incremental backup, and leaves the
+# cluster running.
 #
 #   scripts/cluster.sh [start] [--source DIR] [--base DIR]   start (default)
 #   scripts/cluster.sh stop [--base DIR]                      stop the nodes
@@ -22,8 +26,11 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
+NODES="1 2 3 4 5"
+site_of() { case $1 in 1|2) echo primary ;; 3|4) echo backup ;; *) echo witness ;; esac; }
+
 stop_nodes() {
-  for i in 1 2 3; do
+  for i in $NODES; do
     pidfile=$BASE/node$i.pid
     if [[ -f $pidfile ]]; then
       pid=$(cat "$pidfile")
@@ -53,11 +60,11 @@ stop_nodes
 rm -rf "$BASE"
 mkdir -p "$BASE"
 
-for i in 1 2 3; do
+for i in $NODES; do
   mkdir -p -m 700 "$BASE/node$i"
   cat > "$BASE/node$i.toml" <<TOML
 name = "node$i"
-site = "primary"
+site = "$(site_of "$i")"
 data-dir = "$BASE/node$i"
 listen = "127.0.0.1:$((8100 + i))"
 api-listen = "127.0.0.1:$((8200 + i))"
@@ -87,7 +94,7 @@ wait_for() { # what, command...
   exit 1
 }
 
-echo "== node1: a new cluster"
+echo "== node1: a new cluster (its site, primary, is the Primary site)"
 "$NODE" --config "$BASE/node1.toml" init
 start_node 1
 wait_for "node1 to bootstrap" test -s "$BASE/node1/admin.token"
@@ -101,40 +108,68 @@ ENV
 source "$BASE/env"
 wait_for "node1's API" "$CLI" status
 
-for i in 2 3; do
-  echo "== node$i: joins with a one-time token"
+echo "== the other sites: backup (holds copies, takes over when the Primary is lost) and witness"
+"$CLI" cluster site set backup --role backup >/dev/null
+"$CLI" cluster site set witness --role witness >/dev/null
+for i in 2 3 4 5; do
+  echo "== node$i ($(site_of "$i") site): joins with a one-time token"
   token=$("$CLI" cluster join-token --output json | sed -n 's/.*"token": "\(.*\)".*/\1/p')
   "$NODE" --config "$BASE/node$i.toml" join --token "$token"
   start_node "$i"
 done
-voters() { [[ $("$CLI" cluster status --output json | grep -c '"voter": true') == 3 ]]; }
-wait_for "three voters" voters
-"$CLI" cluster status
+voters() { [[ $("$CLI" cluster status --output json | grep -c '"voter": true') == 5 ]]; }
+wait_for "five voters" voters
+"$CLI" cluster site list
 
-echo "== datastore store1 (2 copies of every chunk across the 3 nodes)"
-"$CLI" datastore create store1 --path /srv/store1 --copies 2 >/dev/null
+echo "== datastore store1: 2 copies of every chunk at the Primary, 1 at the Backup site"
+"$CLI" datastore create store1 --path /srv/store1 --copies primary=2,backup=1 >/dev/null
 "$CLI" datastore list
 
-echo "== backup of $SOURCE through node1"
-"$CLI" backup "$SOURCE" --store store1 --group "host/$(hostname)"
+GROUP="host/$(hostname)"
+echo "== backup of $SOURCE through node1 (acknowledged once the Primary holds its copies)"
+"$CLI" backup "$SOURCE" --store store1 --group "$GROUP"
 
-echo "== restore through node2"
+# Shows mirror status until the Backup site holds every snapshot (at most 2 minutes).
+caught_up() {
+  for _ in $(seq 240); do
+    if "$CLI" mirror status --store store1 --output json | grep -q '"pending-snapshots": 0'; then
+      "$CLI" mirror status --store store1
+      return 0
+    fi
+    sleep 0.5
+  done
+  echo "the Backup site did not catch up in 2 minutes" >&2
+  "$CLI" mirror status --store store1 >&2
+  tail -n 20 "$BASE"/node3/log/node.log "$BASE"/node4/log/node.log >&2 || true
+  exit 1
+}
+echo "== mirror status: the Backup site pulls its copies by itself"
+"$CLI" mirror status --store store1
+caught_up
+
+echo "== restore through node3, at the Backup site"
 TARGET=$BASE/restore
-IRONCORE_URL=127.0.0.1:8202 IRONCORE_FINGERPRINT=$("$NODE" --config "$BASE/node2.toml" fingerprint) \
-  "$CLI" restore "host/$(hostname)" "$TARGET" --store store1
+IRONCORE_URL=127.0.0.1:8203 IRONCORE_FINGERPRINT=$("$NODE" --config "$BASE/node3.toml" fingerprint) \
+  "$CLI" restore "$GROUP" "$TARGET" --store store1
 "$CLI" compare "$SOURCE" "$TARGET"
 
-echo "== incremental backup (only chunks the datastore lacks are uploaded)"
+echo "== incremental backup (only chunks the datastore lacks are uploaded), mirrored too"
 sleep 1
-"$CLI" backup "$SOURCE" --store store1 --group "host/$(hostname)"
+"$CLI" backup "$SOURCE" --store store1 --group "$GROUP"
+caught_up
 "$CLI" snapshot list --store store1
+
+echo "== where each node stands"
+"$CLI" cluster status
 
 cat <<EOF
 
-The cluster is running (node1..node3, logs in $BASE/node*/log/). Use it:
+The cluster is running (node1, node2 at the Primary site; node3, node4 at the Backup site;
+node5 the witness; logs in $BASE/node*/log/). Use it:
   source $BASE/env
   $CLI status --services
   $CLI cluster status
+  $CLI mirror status
   $CLI snapshot list --store store1
   $CLI backup /etc --store store1 --group host/etc-demo
   $CLI restore host/etc-demo /tmp/etc-restore --store store1
