@@ -1,7 +1,9 @@
 //! Continuous mirroring between the sites of one cluster (2 Primary nodes, 2 Backup nodes, a
 //! witness): backups taken at the Primary become complete at the Backup site by themselves,
-//! each chunk on as many Backup nodes as the datastore asks; with every Primary node killed,
-//! every snapshot listed as complete there restores identical through a Backup node.
+//! each chunk on as many Backup nodes as the datastore asks; one not yet complete there is
+//! refused through a Backup node (never partial data) unless read from the Primary on request;
+//! with every Primary node killed, every snapshot listed as complete there restores identical
+//! through a Backup node.
 
 use std::path::Path;
 use std::time::Duration;
@@ -102,6 +104,91 @@ fn backups_at_the_primary_restore_at_the_backup_site_once_the_primary_is_gone() 
         assert_eq!((primary, backup), (2, 1), "{paths:?}");
         assert!(!paths.iter().any(|p| at(p, &["node5"])), "{paths:?}");
     }
+
+    // A snapshot not yet complete at the Backup site (node4 is stopped, so its share cannot
+    // arrive) is refused through node3 with the way out, and read from the Primary when asked.
+    let signal = |c: &DaemonCluster, i: usize, sig: &str| {
+        let pid = c.nodes[i].pid().unwrap().to_string();
+        assert!(
+            std::process::Command::new("kill")
+                .args([sig, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    signal(&c, 3, "-STOP");
+    let cdir = c.base.path().join("c");
+    source(&cdir, 12, 3);
+    ok(&c
+        .cli(
+            0,
+            &[
+                "backup",
+                cdir.to_str().unwrap(),
+                "--store",
+                "store1",
+                "--group",
+                "host/c",
+            ],
+        )
+        .unwrap());
+    let early = c.base.path().join("restore-c-early");
+    let refused = c
+        .cli(
+            2,
+            &[
+                "restore",
+                "host/c",
+                early.to_str().unwrap(),
+                "--store",
+                "store1",
+            ],
+        )
+        .unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr).to_string();
+    assert!(!refused.status.success(), "restored an incomplete snapshot");
+    assert!(
+        err.contains("is not complete at site backup yet") && err.contains("--from-site primary"),
+        "{err}"
+    );
+    assert!(
+        std::fs::read_dir(&early).map_or(true, |mut d| d.next().is_none()),
+        "a refused restore wrote something"
+    );
+    ok(&c
+        .cli(
+            2,
+            &[
+                "restore",
+                "host/c",
+                early.to_str().unwrap(),
+                "--store",
+                "store1",
+                "--from-site",
+                "primary",
+            ],
+        )
+        .unwrap());
+    ok(&c
+        .cli(
+            2,
+            &["compare", cdir.to_str().unwrap(), early.to_str().unwrap()],
+        )
+        .unwrap());
+    signal(&c, 3, "-CONT");
+    wait(
+        "host/c complete at the backup site",
+        Duration::from_secs(60),
+        || {
+            let list = snapshots(&c, 0);
+            Ok(list.len() == 3
+                && list
+                    .iter()
+                    .all(|s| s["sites"] == serde_json::json!(["primary", "backup"])))
+        },
+    )
+    .unwrap();
 
     // The Primary is lost: every node there is killed.
     c.nodes[0].kill();

@@ -63,6 +63,10 @@ pub struct RestoreArgs {
     /// Key file of an encrypted snapshot.
     #[arg(long)]
     keyfile: Option<PathBuf>,
+    /// Through a node of a Backup site: read a snapshot not yet complete there from this site
+    /// (the Primary), over the link between the sites.
+    #[arg(long)]
+    from_site: Option<String>,
 }
 
 /// The time of a new snapshot of a group.
@@ -335,13 +339,17 @@ fn fetch_manifest(
     store: &DatastoreName,
     s: &SnapshotRef,
     key: Option<&CryptKey>,
+    from_site: Option<&str>,
 ) -> Result<(ironcore_chunkstore::Manifest, Arc<dyn ChunkSource>)> {
-    let q = format!(
+    let mut q = format!(
         "/api2/json/datastore/{store}/snapshot?ns={}&group={}&time={}",
         encode_segment(&s.ns.to_string()),
         encode_segment(&s.group.to_string()),
         s.time
     );
+    if let Some(site) = from_site {
+        q.push_str(&format!("&from-site={}", encode_segment(site)));
+    }
     let entry: Value = api.blocking(api.get(&q))?;
     let bytes = hex::decode(
         entry["manifest"]
@@ -368,7 +376,7 @@ fn load_base(
     key: Option<&CryptKey>,
 ) -> Option<PreviousTree> {
     let load = || -> Result<Option<PreviousTree>> {
-        let (manifest, source) = fetch_manifest(api, store, s, key)?;
+        let (manifest, source) = fetch_manifest(api, store, s, key, None)?;
         Ok(PreviousTree::load(source, &manifest, key, key)?)
     };
     match load() {
@@ -384,29 +392,20 @@ fn load_base(
 pub fn restore(api: &Arc<ApiClient>, a: RestoreArgs, out: Output) -> Result<()> {
     let ns = parse_ns(a.ns.as_deref())?;
     let s = resolve(api, &a.store, &ns, &a.snapshot, a.at.as_deref())?;
-    restore_snapshot(
-        api,
-        &a.store,
-        &s,
-        &a.target,
-        a.keyfile.as_deref(),
-        a.file.as_deref(),
-        out,
-    )
+    restore_snapshot(api, &a, &s, out)
 }
 
-/// Restores snapshot `s` (all of it, or the file or subtree `only`) to `target`.
+/// Restores snapshot `s` as `a` asks (all of it, or the file or subtree `a.file`, to
+/// `a.target`).
 fn restore_snapshot(
     api: &Arc<ApiClient>,
-    store: &DatastoreName,
+    a: &RestoreArgs,
     s: &SnapshotRef,
-    target: &Path,
-    keyfile: Option<&Path>,
-    only: Option<&str>,
     out: Output,
 ) -> Result<()> {
-    let key = load_key(keyfile)?;
-    let (manifest, source) = fetch_manifest(api, store, s, key.as_ref())?;
+    let (store, target, only) = (&a.store, a.target.as_path(), a.file.as_deref());
+    let key = load_key(a.keyfile.as_deref())?;
+    let (manifest, source) = fetch_manifest(api, store, s, key.as_ref(), a.from_site.as_deref())?;
     let begun = std::time::Instant::now();
     let report = if manifest.file(META_ARCHIVE).is_some() {
         let mut bar = Progress::new("restore", None, out);

@@ -40,6 +40,12 @@ pub struct Which {
     group: String,
     /// The snapshot's time (epoch seconds).
     time: i64,
+    /// Reading through a node of a mirror site: take a snapshot not yet complete there from
+    /// this site (where it is complete) instead of refusing it.
+    #[serde(default, rename = "from-site")]
+    #[param(value_type = Option<String>, pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    #[schema(value_type = Option<String>, pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    from_site: Option<String>,
 }
 
 pub(crate) fn snapshot_ref(w: &Which) -> Result<SnapshotRef, NodeError> {
@@ -144,6 +150,7 @@ pub(crate) async fn snapshot(
     let e = meta
         .snapshot(&store, &s)?
         .ok_or_else(|| NodeError::NotFound(format!("snapshot {s} does not exist in {store}")))?;
+    complete_here(&node, &store, &e, w.from_site.as_deref())?;
     let (manifest, _) = ironcore_chunkstore::Manifest::decode(&e.manifest)?;
     let indexes = manifest.files.iter().map(|f| f.index).collect();
     let reader = node
@@ -260,4 +267,53 @@ pub(crate) async fn chunk(
         [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
         bytes,
     ))
+}
+
+/// Through a node of one of the datastore's mirror sites, a snapshot is read only once it is
+/// complete there: never partly, never silently over the link between the sites, unless the
+/// caller names a site where it is complete (`from_site`).
+fn complete_here(
+    node: &Node,
+    store: &DatastoreName,
+    e: &SnapshotEntry,
+    from_site: Option<&str>,
+) -> Result<(), NodeError> {
+    let Some(config) = node.meta().datastore(store)? else {
+        return Ok(());
+    };
+    let here = &node.config().site;
+    if !config.mirrors.iter().any(|m| &m.site == here) || e.complete_at.contains(here) {
+        return Ok(());
+    }
+    let complete: Vec<&SiteId> = std::iter::once(&config.site)
+        .chain(&e.complete_at)
+        .collect();
+    match from_site {
+        Some(site) if complete.iter().any(|c| c.as_str() == site) => Ok(()),
+        Some(site) => Err(NodeError::Conflict(format!(
+            "snapshot {} is not complete at site {site} either; it is complete at {}",
+            e.snapshot,
+            complete
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+        None => {
+            let nodes: Vec<String> = node
+                .meta()
+                .nodes()?
+                .into_iter()
+                .filter(|n| n.site == config.site)
+                .map(|n| n.name)
+                .collect();
+            Err(NodeError::Conflict(format!(
+                "snapshot {} is not complete at site {here} yet (`ironcore-backup mirror status` shows how far it is); restore it through a node of site {} ({}), or add `--from-site {}` to read it from there over the link between the sites",
+                e.snapshot,
+                config.site,
+                nodes.join(", "),
+                config.site
+            )))
+        }
+    }
 }
