@@ -7,9 +7,26 @@ use ironcore_client::api_client::encode_segment;
 use ironcore_types::DatastoreName;
 use serde_json::Value;
 
-/// `GET path`, the answer as JSON.
+/// `GET path`, the answer as JSON (a warning on standard error when it is [`warn_stale`]).
 pub fn get(api: &ApiClient, path: &str) -> Result<Value> {
-    Ok(api.blocking(api.get(path))?)
+    let v: Value = api.blocking(api.get(path))?;
+    warn_stale(&v);
+    Ok(v)
+}
+
+/// Says on standard error when a node answered from its own replica of the metadata, out of
+/// touch with the cluster's leader (no quorum): the answer may lack the newest changes.
+pub fn warn_stale(v: &Value) {
+    let s = &v["stale"];
+    if s.is_object() {
+        let age = s["leader-contact-seconds-ago"]
+            .as_u64()
+            .map_or("not since it started".to_string(), |a| format!("{a} s ago"));
+        eprintln!(
+            "warning: stale answer: the node is out of touch with the cluster's leader (last contact {age}) and answered from its own copy of the metadata (applied index {}); it may lack the newest changes",
+            s["applied-index"]
+        );
+    }
 }
 
 /// `m path` with a JSON `body`, the answer as JSON.

@@ -3,7 +3,8 @@
 //! each chunk on as many Backup nodes as the datastore asks; one not yet complete there is
 //! refused through a Backup node (never partial data) unless read from the Primary on request;
 //! with every Primary node killed, every snapshot listed as complete there restores identical
-//! through a Backup node.
+//! through a Backup node; once the witness is lost too (no quorum), the Backup site still
+//! lists its snapshots, flagged stale.
 
 use std::path::Path;
 use std::time::Duration;
@@ -193,7 +194,7 @@ fn backups_at_the_primary_restore_at_the_backup_site_once_the_primary_is_gone() 
     // The Primary is lost: every node there is killed.
     c.nodes[0].kill();
     c.nodes[1].kill();
-    for (dir, group) in [(&a, "host/a"), (&b, "host/b")] {
+    for (dir, group) in [(&a, "host/a"), (&b, "host/b"), (&cdir, "host/c")] {
         let out = c
             .base
             .path()
@@ -211,4 +212,36 @@ fn backups_at_the_primary_restore_at_the_backup_site_once_the_primary_is_gone() 
             .cli(2, &["compare", dir.to_str().unwrap(), &target])
             .unwrap());
     }
+
+    // The witness is lost too: the Backup site alone has no quorum, yet it still lists what
+    // its replica holds, and says the answer is stale. (A restore there without quorum still
+    // fails: issue 23's note.)
+    c.nodes[4].kill();
+    std::thread::sleep(Duration::from_secs(4));
+    let list = c
+        .cli(
+            2,
+            &["snapshot", "list", "--store", "store1", "--output", "json"],
+        )
+        .unwrap();
+    let err = String::from_utf8_lossy(&list.stderr).to_string();
+    assert!(list.status.success(), "{err}");
+    assert!(err.contains("stale answer"), "{err}");
+    let listed: Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(listed.as_array().map(Vec::len), Some(3), "{listed}");
+    // What needs the cluster is refused.
+    let refused = c
+        .cli(
+            2,
+            &[
+                "backup",
+                b.to_str().unwrap(),
+                "--store",
+                "store1",
+                "--group",
+                "host/d",
+            ],
+        )
+        .unwrap();
+    assert!(!refused.status.success());
 }

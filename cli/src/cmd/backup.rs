@@ -351,6 +351,7 @@ fn fetch_manifest(
         q.push_str(&format!("&from-site={}", encode_segment(site)));
     }
     let entry: Value = api.blocking(api.get(&q))?;
+    crate::api::warn_stale(&entry);
     let bytes = hex::decode(
         entry["manifest"]
             .as_str()

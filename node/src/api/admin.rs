@@ -156,6 +156,7 @@ pub(crate) async fn status(
 pub(crate) async fn cluster_status(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
+    stale: Option<axum::Extension<super::ready::Stale>>,
 ) -> ApiResult<Json<Value>> {
     check(node.meta(), &caller, "/", Privilege::Audit)?;
     let m = node.raft().metrics();
@@ -227,6 +228,7 @@ pub(crate) async fn cluster_status(
         "term": m.current_term, "leader": m.current_leader, "answered-by": node.config().name,
         "last-log-index": last_index, "progress-from": progress_from,
         "sites": sites, "nodes": nodes,
+        "stale": stale.map(|axum::Extension(s)| s.json()),
     })))
 }
 

@@ -2,14 +2,15 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::State;
+use axum::{Extension, Json};
 use ironcore_types::records::DatastoreConfig;
 use ironcore_types::{DatastoreName, Privilege};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::extract::Query;
+use super::ready::Stale;
 use super::{ApiResult, Auth};
 use crate::NodeError;
 use crate::auth::check;
@@ -68,6 +69,7 @@ pub(crate) async fn status(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
     Query(q): Query<StatusQuery>,
+    stale: Option<Extension<Stale>>,
 ) -> ApiResult<Json<Value>> {
     if let Some(s) = &q.store {
         node.meta().datastore(s)?.ok_or_else(|| {
@@ -83,5 +85,9 @@ pub(crate) async fn status(
         )?;
     }
     let data = lags(&node, &caller, q.store.as_ref())?;
-    Ok(Json(json!({ "data": data })))
+    let mut answer = json!({ "data": data });
+    if let Some(Extension(s)) = stale {
+        answer["stale"] = s.json();
+    }
+    Ok(Json(answer))
 }

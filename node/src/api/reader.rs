@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::State;
 use axum::response::IntoResponse;
+use axum::{Extension, Json};
 use ironcore_raft::MetaCommand;
 use ironcore_types::records::SnapshotEntry;
 use ironcore_types::{
@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 use super::backup::parse_ns;
 use super::extract::{Path, Query};
+use super::ready::{Stale, linearize_or_stale};
 use super::{ApiResult, Auth};
 use crate::NodeError;
 use crate::auth::{check, check_group, datastore_path};
@@ -95,8 +96,9 @@ pub(crate) async fn snapshots(
     State(node): State<Arc<Node>>,
     Auth(caller): Auth,
     Path(store): Path<DatastoreName>,
+    stale: Option<Extension<Stale>>,
 ) -> ApiResult<Json<Value>> {
-    node.raft().linearize().await?;
+    let stale = linearize_or_stale(&node, stale).await;
     let meta = node.meta();
     let home = meta.datastore(&store)?.map(|d| d.site);
     let mut out = Vec::new();
@@ -126,7 +128,11 @@ pub(crate) async fn snapshots(
             }
         })?;
     }
-    Ok(Json(json!({ "data": out })))
+    let mut answer = json!({ "data": out });
+    if let Some(s) = stale {
+        answer["stale"] = s.json();
+    }
+    Ok(Json(answer))
 }
 
 #[utoipa::path(
@@ -142,9 +148,10 @@ pub(crate) async fn snapshot(
     Auth(caller): Auth,
     Path(store): Path<DatastoreName>,
     Query(w): Query<Which>,
+    stale: Option<Extension<Stale>>,
 ) -> ApiResult<Json<Value>> {
     let s = snapshot_ref(&w)?;
-    node.raft().linearize().await?;
+    let stale = linearize_or_stale(&node, stale).await;
     let meta = node.meta();
     check_group(meta, &caller, &store, &s.ns, &s.group, Privilege::Read)?;
     let e = meta
@@ -160,6 +167,9 @@ pub(crate) async fn snapshot(
     let mut v = summary(&e, home.as_ref());
     v["manifest"] = json!(hex::encode(&e.manifest));
     v["reader"] = json!(reader.as_str());
+    if let Some(s) = stale {
+        v["stale"] = s.json();
+    }
     Ok(Json(v))
 }
 

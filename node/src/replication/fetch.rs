@@ -12,29 +12,76 @@ use crate::replication::peers::ChunkPeers;
 use crate::replication::placement::place;
 use crate::{NodeError, Result};
 
-/// Chunk `id` of `ds` to read (a restore, an index, a push): as [`fetch`], but a node that is
-/// not one of the chunk's placement nodes at its site keeps no copy of what it pulled (see
-/// [`super::staging`]), so every site holds exactly the copies it keeps.
+/// Chunk `id` of `ds` to read (a restore, an index, a push): as [`fetch`], but a node outside
+/// the datastore's own site that is not one of the chunk's placement nodes at its site keeps
+/// no copy of what it pulled (see [`super::staging`]), so a mirror site holds exactly the
+/// copies it keeps.
 pub async fn read(peers: &ChunkPeers, ds: &DatastoreName, id: &ChunkId) -> Result<Vec<u8>> {
-    if placed_here(peers, ds, id)? {
+    // A storage node of the datastore's own site keeps what it read (a copy it hands on next,
+    // and later presence checks answered here); a mirror site's node keeps only its share.
+    let home = peers
+        .storage_nodes(ds)?
+        .0
+        .iter()
+        .any(|n| n.id == peers.raft.id());
+    if home || placed_here(peers, ds, id)? {
         return fetch(peers, ds, id).await;
     }
+    // Counted before looking, so that no other read deletes the copy under this one.
+    let reading = Reading::start(peers, id);
     if let Ok(b) = peers.stores.get(ds, id) {
         return Ok(b); // staged by a backup in flight, or a copy this node keeps anyway
     }
     let bytes = fetch(peers, ds, id).await?;
-    if super::staging::stores_here(peers, ds)? {
+    let _no_commit_relies_on_it = if super::staging::stores_here(peers, ds)? {
         // A storage node drops a copy it is not placed to keep, unless a commit here relies
         // on its chunks right now (it may be the very sync that asked for this chunk through
         // the API); then the copy stays, one more than the site keeps, and harmless.
-        if let Ok(_no_commit_relies_on_it) = peers.staging.try_write() {
-            peers.stores.remove(ds, id)?;
+        match peers.staging.try_write() {
+            Ok(guard) => guard,
+            Err(_) => return Ok(bytes),
         }
-        return Ok(bytes);
-    }
-    let _no_commit_relies_on_it = peers.staging.write().await;
-    peers.stores.remove(ds, id)?;
+    } else {
+        peers.staging.write().await
+    };
+    reading.drop_copy_if_last(ds)?;
     Ok(bytes)
+}
+
+/// One read in flight of a chunk this node does not keep (see [`ChunkPeers::reading`]).
+struct Reading<'a> {
+    peers: &'a ChunkPeers,
+    id: ChunkId,
+}
+
+impl<'a> Reading<'a> {
+    fn start(peers: &'a ChunkPeers, id: &ChunkId) -> Self {
+        let mut r = peers.reading.lock().unwrap_or_else(|p| p.into_inner());
+        *r.entry(*id).or_default() += 1;
+        Self { peers, id: *id }
+    }
+
+    /// Deletes this node's copy unless another read of the chunk is in flight (the last one
+    /// out deletes it); under the count's lock, so no read starts between the two.
+    fn drop_copy_if_last(&self, ds: &DatastoreName) -> Result<()> {
+        let r = self.peers.reading.lock().unwrap_or_else(|p| p.into_inner());
+        if r.get(&self.id).is_none_or(|n| *n <= 1) {
+            self.peers.stores.remove(ds, &self.id)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        let mut r = self.peers.reading.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = r.get_mut(&self.id) {
+            *n -= 1;
+            if *n == 0 {
+                r.remove(&self.id);
+            }
+        }
+    }
 }
 
 /// Chunk `id` of `ds`: from this node, else pulled from the nodes that should hold it (this
@@ -92,7 +139,14 @@ pub async fn fetch(peers: &ChunkPeers, ds: &DatastoreName, id: &ChunkId) -> Resu
         let answer = peers.raft.call_service(record.id, &ask).await;
         match answer.map(|a| protocol::decode::<PeerResponse>(&a)) {
             Ok(Ok(PeerResponse::Done(n))) if n > 0 => return peers.stores.get(ds, id),
-            Ok(Ok(_)) => tried.push(format!("{name}: not there")),
+            Ok(Ok(_)) => {
+                // Nothing sent: the peer lacks it, or this node has it by now (another read
+                // of the same chunk fetched it meanwhile, and the transfer was declined).
+                if let Ok(b) = peers.stores.get(ds, id) {
+                    return Ok(b);
+                }
+                tried.push(format!("{name}: not there"))
+            }
             Ok(Err(e)) => tried.push(format!("{name}: {e}")),
             Err(e) => {
                 peers

@@ -23,6 +23,9 @@ pub struct ChunkPeers {
     pub(crate) name: String,
     pub(crate) down: Arc<Mutex<HashMap<u64, Instant>>>,
     pub(crate) staging: Arc<tokio::sync::RwLock<()>>,
+    /// Reads in flight per chunk that will not keep their copy: the last one out deletes it
+    /// (see [`super::fetch::read`]).
+    pub(crate) reading: Arc<Mutex<HashMap<ironcore_types::ChunkId, usize>>>,
 }
 
 impl ChunkPeers {
@@ -35,6 +38,7 @@ impl ChunkPeers {
             name,
             down: Arc::default(),
             staging: Arc::default(),
+            reading: Arc::default(),
         }
     }
 
