@@ -5,7 +5,7 @@
 set -euo pipefail
 
 need_pkgs=()
-for pkg in librocksdb-dev libclang-dev clang pkg-config python3-venv; do
+for pkg in librocksdb-dev libclang-dev clang g++ pkg-config python3-venv; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_pkgs+=("$pkg")
 done
 
