@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 use crate::auth::Credential;
 
 /// The version of [`PeerRequest`] and [`PeerResponse`] this build speaks (2: forwarded work
-/// carries the caller's credential, not a name).
-pub const VERSION: u8 = 2;
+/// carries the caller's credential, not a name; 3: pushes carry a rate limit and say how many
+/// bytes they sent, and mirroring reports its progress).
+pub const VERSION: u8 = 3;
 
 /// A request to another node's service. Versioned by the enclosing `[VERSION] ++ postcard` encoding.
 #[derive(Debug, Serialize, Deserialize)]
@@ -32,6 +33,9 @@ pub enum PeerRequest {
         ids: Vec<ChunkId>,
         /// The asking node.
         to: u64,
+        /// Bytes per second this push may use (0 = unlimited): the asker's share of a site
+        /// link's limit.
+        limit_bytes: u64,
     },
     /// Which of `ids` of `datastore` do you hold? (Held ones are refreshed for GC.)
     Has {
@@ -65,6 +69,8 @@ pub enum PeerRequest {
         /// To which member.
         target: u64,
     },
+    /// How is your mirroring going (one report per datastore you mirror)?
+    MirrorProgress,
 }
 
 /// The answer.
@@ -82,6 +88,33 @@ pub enum PeerResponse {
     Held(Vec<bool>),
     /// A text answer (a task log, a confirmation) or why not.
     Text(Result<String, String>),
+    /// A push ([`PeerRequest::PushTo`]) is done: how many chunks and bytes it sent.
+    Pushed {
+        /// Chunks sent (those the asker lacked).
+        chunks: usize,
+        /// Their bytes, resends included.
+        bytes: u64,
+    },
+    /// This node's mirroring, per datastore ([`PeerRequest::MirrorProgress`]).
+    Mirror(Vec<MirrorReport>),
+}
+
+/// What one node's mirroring of one datastore has done since the node started.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct MirrorReport {
+    /// The node.
+    pub node: String,
+    /// The datastore.
+    pub datastore: String,
+    /// Chunk bytes pulled since the node started.
+    pub pulled_bytes: u64,
+    /// Bytes per second over the last few seconds.
+    pub rate: u64,
+    /// Chunks that failed 3 attempts or more and are still missing.
+    pub failing_chunks: usize,
+    /// The latest of their errors, in words.
+    pub error: Option<String>,
 }
 
 /// Encodes a message: a version byte ([`VERSION`]), then postcard.

@@ -57,8 +57,9 @@ pub type ChunkFault = Arc<dyn Fn(&ChunkId, &mut Vec<u8>, u32) + Send + Sync>;
 /// Options of one transfer.
 #[derive(Clone, Debug, Default)]
 pub struct TransferOptions {
-    /// Limit of this transfer in MiB/s (0 = unlimited); the link's limit applies too.
-    pub limit_mib: u64,
+    /// Limit of this transfer in bytes per second (0 = unlimited); the link's limit applies
+    /// too.
+    pub limit_bytes: u64,
     /// Which chunks the transfer moves, as both ends' stores know them (the node's datastore
     /// name); at most [`MAX_SCOPE`] bytes.
     pub scope: String,
@@ -151,7 +152,7 @@ impl Transport {
             });
         }
         let limits = [
-            RateLimiter::new(options.limit_mib),
+            RateLimiter::bytes_per_sec(options.limit_bytes),
             self.link_limiter(peer.addr),
         ];
         let mut report = TransferReport::default();

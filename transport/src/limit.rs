@@ -61,8 +61,14 @@ impl RateLimiter {
     /// `mib_per_sec` = 0 means unlimited. Burst: at most 100 ms worth of tokens (but at least
     /// 64 KiB) so the long-run rate holds within ±10% over 10 s. The bucket starts full.
     pub fn new(mib_per_sec: u64) -> Self {
+        Self::bytes_per_sec(mib_per_sec.saturating_mul(MIB))
+    }
+
+    /// As [`RateLimiter::new`], in bytes per second (0 = unlimited): for a limit shared out
+    /// in parts smaller than a MiB/s.
+    pub fn bytes_per_sec(rate: u64) -> Self {
         let mut bucket = Bucket {
-            rate: mib_per_sec.saturating_mul(MIB),
+            rate,
             tokens: 0.0,
             last: Instant::now(),
         };

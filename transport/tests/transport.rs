@@ -571,7 +571,7 @@ async fn bandwidth_limit_holds_within_ten_percent_over_ten_seconds() {
             &b.peer(),
             &ids[..120],
             &TransferOptions {
-                limit_mib: 12,
+                limit_bytes: 12 << 20,
                 ..TransferOptions::default()
             },
         )

@@ -68,6 +68,9 @@ pub struct SiteRecord {
     pub role: SiteRole,
     /// When the role was last set (epoch seconds).
     pub changed: i64,
+    /// The most mirroring into this site may use of the link from the other sites, in MiB/s
+    /// (0 = unlimited); the site's storage nodes share it evenly.
+    pub bwlimit: u64,
 }
 
 /// A cluster member.
@@ -141,6 +144,42 @@ pub struct DatastoreConfig {
     /// (`--copies primary=2,backup=1`): each site's storage nodes pull their share.
     #[serde(default)]
     pub mirrors: Vec<SiteCopies>,
+    /// When a backup is acknowledged: once the datastore's own site holds its copies
+    /// (`async`, mirroring follows), or once every mirror site holds its copies too (`sync`).
+    #[serde(default)]
+    pub mirror: MirrorMode,
+}
+
+/// When a backup to a datastore with mirror sites is acknowledged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MirrorMode {
+    /// Once the datastore's own site holds its copies; the mirror sites pull theirs after.
+    #[default]
+    Async,
+    /// Once every mirror site holds its copies too: nothing acknowledged is lost with the
+    /// datastore's whole site (RPO 0 for data), at the cost of the link's latency and rate.
+    Sync,
+}
+
+impl std::fmt::Display for MirrorMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Async => "async",
+            Self::Sync => "sync",
+        })
+    }
+}
+
+impl std::str::FromStr for MirrorMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "async" => Ok(Self::Async),
+            "sync" => Ok(Self::Sync),
+            other => Err(format!("mirror mode '{other}' is not async or sync")),
+        }
+    }
 }
 
 /// How many copies a site keeps of a datastore's chunks.

@@ -60,14 +60,20 @@ pub enum ClusterCmd {
 pub enum SiteCmd {
     /// Every site with its role and nodes.
     List,
-    /// Record a site or change its role. Add a site before its first node joins.
+    /// Record a site or change its role or link limit. Add a site before its first node joins.
     Set {
         /// The site's name, as its nodes' configuration names it (`site = "..."`).
         name: String,
         /// primary (takes the backups; one site at most), backup (holds copies, takes over
-        /// when the Primary is lost) or witness (its nodes vote and hold no data).
+        /// when the Primary is lost) or witness (its nodes vote and hold no data). Needed for
+        /// a new site; an existing site keeps its role when it is left out.
         #[arg(long, value_parser = ["primary", "backup", "witness"])]
-        role: String,
+        role: Option<String>,
+        /// The most mirroring into this site may use of the link from the other sites, in
+        /// MiB/s, shared by the site's storage nodes (0 = unlimited, the default). Backups at
+        /// the Primary never wait for mirroring, whatever the limit.
+        #[arg(long, value_name = "MIB_PER_S")]
+        bwlimit: Option<u64>,
     },
 }
 
@@ -109,22 +115,42 @@ pub fn run(api: &ApiClient, cmd: ClusterCmd, out: Output) -> Result<()> {
                     if s["role"].is_null() {
                         s["role"] = json!("(not set)");
                     }
+                    s["link"] = match s["bwlimit"].as_u64() {
+                        Some(n) if n > 0 => json!(format!("{n} MiB/s")),
+                        _ => json!("unlimited"),
+                    };
                     s
                 })
                 .collect();
             table(
                 out,
                 &list,
-                &[("name", "SITE"), ("role", "ROLE"), ("node-list", "NODES")],
+                &[
+                    ("name", "SITE"),
+                    ("role", "ROLE"),
+                    ("link", "MIRROR LINK LIMIT"),
+                    ("node-list", "NODES"),
+                ],
             );
             Ok(())
         }
-        ClusterCmd::Site(SiteCmd::Set { name, role }) => {
+        ClusterCmd::Site(SiteCmd::Set {
+            name,
+            role,
+            bwlimit,
+        }) => {
+            let mut body = json!({});
+            if let Some(r) = role {
+                body["role"] = json!(r);
+            }
+            if let Some(b) = bwlimit {
+                body["bwlimit"] = json!(b);
+            }
             let v = send(
                 api,
                 Method::PUT,
                 &format!("/api2/json/cluster/sites/{}", encode_segment(&name)),
-                json!({ "role": role }),
+                body,
             )?;
             object(out, &v);
             Ok(())

@@ -30,6 +30,13 @@ pub enum DatastoreCmd {
         /// other sites' nodes then pull theirs by themselves (continuous mirroring).
         #[arg(long, default_value = "2", value_parser = parse_copies)]
         copies: Copies,
+        /// When a backup is acknowledged: `async` (once the datastore's site holds its copies;
+        /// the other sites follow within the mirror lag) or `sync` (once every site of
+        /// --copies holds its copies: nothing acknowledged is lost with the whole Primary
+        /// site, RPO 0 for data, but every backup waits for the link between the sites, its
+        /// round trips and its rate, and fails when that link is down).
+        #[arg(long, default_value = "async", value_parser = ["async", "sync"])]
+        mirror: String,
     },
     /// Probe the datastore's directory on every storage node (write, sync, read back).
     Probe { name: DatastoreName },
@@ -67,7 +74,15 @@ pub fn run(api: &ApiClient, cmd: DatastoreCmd, out: Output) -> Result<()> {
                                     .collect()
                             })
                             .unwrap_or_default();
-                        d["mirror-sites"] = json!(m.join(","));
+                        d["mirror-sites"] = if m.is_empty() {
+                            json!("-")
+                        } else {
+                            json!(format!(
+                                "{} ({})",
+                                m.join(","),
+                                d["mirror"].as_str().unwrap_or("async")
+                            ))
+                        };
                         d
                     })
                     .collect::<Vec<_>>(),
@@ -86,6 +101,7 @@ pub fn run(api: &ApiClient, cmd: DatastoreCmd, out: Output) -> Result<()> {
             path,
             site,
             copies,
+            mirror,
         } => {
             let (site, copies, mirrors) = copies.split(site)?;
             object(
@@ -95,7 +111,7 @@ pub fn run(api: &ApiClient, cmd: DatastoreCmd, out: Output) -> Result<()> {
                     Method::POST,
                     "/api2/json/datastore",
                     json!({ "name": name, "path": path, "site": site, "copies": copies,
-                        "mirrors": mirrors }),
+                        "mirrors": mirrors, "mirror": mirror }),
                 )?,
             );
             Ok(())

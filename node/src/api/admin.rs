@@ -7,8 +7,8 @@ use axum::Json;
 use axum::extract::State;
 use ironcore_raft::MetaCommand;
 use ironcore_types::records::{
-    AclEntry, DatastoreConfig, JoinTokenRecord, KeyRecord, NodeRole, SiteCopies, SiteRole,
-    TaskState,
+    AclEntry, DatastoreConfig, JoinTokenRecord, KeyRecord, MirrorMode, NodeRole, SiteCopies,
+    SiteRole, TaskState,
 };
 use ironcore_types::{AuthId, DatastoreName, Fingerprint, Privilege, Role, SiteId};
 use serde::Deserialize;
@@ -392,6 +392,11 @@ pub struct CreateDatastore {
     #[serde(default)]
     #[schema(value_type = std::collections::BTreeMap<String, MirrorCopies>)]
     mirrors: std::collections::BTreeMap<String, u8>,
+    /// When a backup is acknowledged: `async` (the default: once this site holds its copies;
+    /// the mirror sites follow) or `sync` (once every mirror site holds its copies too).
+    #[serde(default)]
+    #[schema(pattern = r"^(async|sync)$")]
+    mirror: Option<String>,
     #[serde(default)]
     comment: String,
 }
@@ -448,6 +453,17 @@ pub(crate) async fn create_datastore(
     JsonBody(req): JsonBody<CreateDatastore>,
 ) -> ApiResult<Json<Value>> {
     check(node.meta(), &caller, "/datastore", Privilege::Manage)?;
+    let mirror: MirrorMode = match &req.mirror {
+        Some(m) => m.parse().map_err(NodeError::BadRequest)?,
+        None => MirrorMode::Async,
+    };
+    if mirror == MirrorMode::Sync && req.mirrors.is_empty() {
+        return Err(NodeError::BadRequest(format!(
+            "datastore {} has no mirror site, so --mirror sync has nothing to wait for; give copies at another site too (--copies primary=2,backup=1)",
+            req.name
+        ))
+        .into());
+    }
     let config = DatastoreConfig {
         name: req.name,
         site: req.site.unwrap_or_else(|| node.config().site.clone()),
@@ -457,6 +473,7 @@ pub(crate) async fn create_datastore(
         created: now(),
         quarantined: false,
         mirrors: mirror_sites(req.mirrors)?,
+        mirror,
     };
     node.propose(
         &caller.auth_id,

@@ -17,7 +17,7 @@ use http_body_util::BodyExt;
 use ironcore_chunkstore::envelope::{StoredCheck, decode_chunk};
 use ironcore_chunkstore::{ArchiveIndex, ChunkBuf, Manifest};
 use ironcore_raft::MetaCommand;
-use ironcore_types::records::{SnapshotEntry, TaskState, VerifyStatus};
+use ironcore_types::records::{MirrorMode, SnapshotEntry, TaskState, VerifyStatus};
 use ironcore_types::{BackupGroup, ChunkId, DatastoreName, Namespace, Privilege, SnapshotRef};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -27,7 +27,7 @@ use super::{ApiResult, Auth};
 use crate::NodeError;
 use crate::auth::{check, check_group, datastore_path};
 use crate::node::{BackupSession, Node};
-use crate::replication::{fetch, replicate, staging};
+use crate::replication::{fetch, pull, replicate, staging};
 
 /// `POST /api2/json/backup`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -409,7 +409,7 @@ async fn commit(
             "{} chunks are held by other nodes; pulling them here",
             absent.len()
         ));
-        if let Some(id) = fetch::pull(node.chunk_peers(), &s.datastore, &absent)
+        if let Some(id) = pull::pull(node.chunk_peers(), &s.datastore, &absent)
             .await?
             .first()
         {
@@ -426,6 +426,16 @@ async fn commit(
         .log(&format!("{} chunks referenced; replicating", ids.len()));
     s.task.check()?;
     let nodes = replicate::replicate(node.chunk_peers(), &s.datastore, &ids).await?;
+    // A datastore mirrored synchronously acknowledges only once its mirror sites hold their
+    // copies too: the snapshot is complete there as it commits.
+    let complete_at = match node.meta().datastore(&s.datastore)? {
+        Some(c) if c.mirror == MirrorMode::Sync => {
+            s.task
+                .log("mirroring synchronously: giving the mirror sites their copies");
+            replicate::replicate_to_mirrors(node.chunk_peers(), &s.datastore, &ids).await?
+        }
+        _ => Vec::new(),
+    };
     drop(staged);
     staging::drop_staged(node.chunk_peers(), &s.datastore, &ids).await?;
     s.task.check()?;
@@ -440,7 +450,7 @@ async fn commit(
         verified_at: None,
         owner: s.owner.clone(),
         nodes,
-        complete_at: Vec::new(),
+        complete_at,
     };
     let upid = s
         .task

@@ -1,11 +1,13 @@
 //! `GET /api2/json/mirror/status`: how far each mirror site of each datastore is behind.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::{Extension, Json};
-use ironcore_types::records::DatastoreConfig;
-use ironcore_types::{DatastoreName, Privilege};
+use ironcore_types::records::{DatastoreConfig, NodeRecord, NodeRole};
+use ironcore_types::{DatastoreName, Privilege, SiteId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -16,6 +18,7 @@ use crate::NodeError;
 use crate::auth::check;
 use crate::mirror::status::{SiteLag, lag};
 use crate::node::Node;
+use crate::protocol::{self, PeerRequest, PeerResponse};
 
 /// Query of `GET /api2/json/mirror/status`.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -85,9 +88,80 @@ pub(crate) async fn status(
         )?;
     }
     let data = lags(&node, &caller, q.store.as_ref())?;
+    let data = with_progress(&node, data).await?;
     let mut answer = json!({ "data": data });
     if let Some(Extension(s)) = stale {
         answer["stale"] = s.json();
     }
     Ok(Json(answer))
+}
+
+/// How long a mirror site's node may take to report its progress.
+const REPORT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Each lag with what the mirror site's storage nodes report of their pulls: the rate now,
+/// the bytes pulled since they started, the chunks failing and their errors, and the nodes
+/// that did not answer.
+async fn with_progress(node: &Arc<Node>, lags: Vec<SiteLag>) -> Result<Vec<Value>, NodeError> {
+    let sites: BTreeSet<&SiteId> = lags.iter().map(|l| &l.site).collect();
+    let members: Vec<NodeRecord> = node
+        .meta()
+        .nodes()?
+        .into_iter()
+        .filter(|n| sites.contains(&n.site) && n.role != NodeRole::Witness)
+        .collect();
+    let me = node.raft().id();
+    let asks = members.iter().map(|n| async move {
+        if n.id == me {
+            let local = node
+                .chunk_peers()
+                .progress()
+                .reports(&n.name, Instant::now());
+            return (n, Some(local));
+        }
+        let ask = protocol::encode(&PeerRequest::MirrorProgress).ok();
+        let call = async {
+            let answer = node.raft().call_service(n.id, ask.as_deref()?).await.ok()?;
+            match protocol::decode::<PeerResponse>(&answer).ok()? {
+                PeerResponse::Mirror(r) => Some(r),
+                _ => None,
+            }
+        };
+        (
+            n,
+            tokio::time::timeout(REPORT_TIMEOUT, call)
+                .await
+                .ok()
+                .flatten(),
+        )
+    });
+    let answers = futures_util::future::join_all(asks).await;
+    Ok(lags
+        .into_iter()
+        .map(|l| {
+            let mut v = json!(l);
+            let (mut rate, mut pulled, mut failing) = (0u64, 0u64, 0usize);
+            let (mut errors, mut silent) = (Vec::new(), Vec::new());
+            for (n, reports) in answers.iter().filter(|(n, _)| n.site == l.site) {
+                let Some(reports) = reports else {
+                    silent.push(n.name.clone());
+                    continue;
+                };
+                for r in reports.iter().filter(|r| r.datastore == l.datastore) {
+                    rate += r.rate;
+                    pulled += r.pulled_bytes;
+                    failing += r.failing_chunks;
+                    if let Some(e) = &r.error {
+                        errors.push(format!("{}: {e}", r.node));
+                    }
+                }
+            }
+            v["rate"] = json!(rate);
+            v["pulled-bytes"] = json!(pulled);
+            v["failing-chunks"] = json!(failing);
+            v["errors"] = json!(errors);
+            v["unreachable"] = json!(silent);
+            v
+        })
+        .collect())
 }

@@ -39,7 +39,7 @@ pub(crate) async fn list(
         .into_iter()
         .map(|s| {
             let v = json!({ "name": s.name.to_string(), "role": s.role, "changed": s.changed,
-                "nodes": [] });
+                "bwlimit": s.bwlimit, "nodes": [] });
             (s.name.to_string(), v)
         })
         .collect();
@@ -47,7 +47,7 @@ pub(crate) async fn list(
     nodes.sort_by(|a, b| a.name.cmp(&b.name));
     for n in nodes {
         let site = sites.entry(n.site.to_string()).or_insert_with(
-            || json!({ "name": n.site.to_string(), "role": null, "changed": null, "nodes": [] }),
+            || json!({ "name": n.site.to_string(), "role": null, "changed": null, "bwlimit": 0, "nodes": [] }),
         );
         if let Some(list) = site["nodes"].as_array_mut() {
             list.push(json!(n.name));
@@ -62,17 +62,24 @@ pub(crate) async fn list(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetSite {
-    /// `primary` (at most one site), `backup` or `witness` (votes only, holds no data).
+    /// `primary` (at most one site), `backup` or `witness` (votes only, holds no data);
+    /// needed for a site not recorded yet, else the role stays.
+    #[serde(default)]
     #[schema(pattern = r"^(primary|backup|witness)$")]
-    role: String,
+    role: Option<String>,
+    /// The most mirroring into this site may use of the link from the other sites, in MiB/s
+    /// (0 = unlimited; the site's storage nodes share it); unchanged when left out.
+    #[serde(default)]
+    #[schema(maximum = 1048576)]
+    bwlimit: Option<u64>,
 }
 
-/// Records a site or changes its role (Admin).
+/// Records a site or changes its role or link limit (Admin).
 #[utoipa::path(
     put,
     path = "/api2/json/cluster/sites/{site}",
     tag = "cluster",
-    summary = "set a site's role: primary, backup or witness (Admin)",
+    summary = "set a site's role (primary, backup or witness) or the bandwidth mirroring into it may use (Admin)",
     params(("site" = String, Path, description = "the site's name", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")),
     request_body = SetSite,
     responses((status = 200, description = "the site", body = serde_json::Value))
@@ -87,15 +94,37 @@ pub(crate) async fn set(
     let name: SiteId = site
         .parse()
         .map_err(|e: ironcore_types::ParseError| NodeError::BadRequest(e.to_string()))?;
-    let role: SiteRole = req.role.parse().map_err(NodeError::BadRequest)?;
+    let known = node.meta().site(&name)?;
+    let role: SiteRole = match (&req.role, &known) {
+        (Some(r), _) => r.parse().map_err(NodeError::BadRequest)?,
+        (None, Some(k)) => k.role,
+        (None, None) => {
+            return Err(NodeError::BadRequest(format!(
+                "site {name} is not recorded yet: give its role (--role primary|backup|witness)"
+            ))
+            .into());
+        }
+    };
+    let bwlimit = req
+        .bwlimit
+        .unwrap_or_else(|| known.as_ref().map_or(0, |k| k.bwlimit));
+    if bwlimit > super::job_body::MAX_BWLIMIT_MIB {
+        return Err(NodeError::BadRequest(format!(
+            "bwlimit {bwlimit} MiB/s is more than {} MiB/s (1 TiB/s); give 0 for no limit",
+            super::job_body::MAX_BWLIMIT_MIB
+        ))
+        .into());
+    }
     let record = SiteRecord {
         name,
         role,
         changed: chrono::Utc::now().timestamp(),
+        bwlimit,
     };
     node.propose(&caller.auth_id, MetaCommand::SetSite(record.clone()))
         .await?;
     Ok(Json(
-        json!({ "name": record.name.to_string(), "role": record.role, "changed": record.changed }),
+        json!({ "name": record.name.to_string(), "role": record.role,
+        "changed": record.changed, "bwlimit": record.bwlimit }),
     ))
 }

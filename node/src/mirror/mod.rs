@@ -7,26 +7,39 @@
 //! Oldest snapshot first; a pass that cannot get a chunk leaves that snapshot (and, to keep
 //! the order, the later ones of that datastore) for the next pass, so what is marked complete
 //! is always a prefix of the datastore's history at that site.
+//!
+//! A node pulls its share from several holders at once (at most
+//! [`crate::replication::pull::MAX_SOURCES`], one push per holder at a time, so the Primary's
+//! nodes serve a bounded amount of mirroring and backups there never wait for it), within its
+//! part of the site's link limit (`cluster site set SITE --bwlimit`, split evenly between the
+//! site's storage nodes). Everything that arrives is verified; what arrived before a restart is
+//! not sent again. A chunk that fails its third attempt is reported in `mirror status` and by
+//! one notification, and is tried again every 10 s until it arrives.
 
 pub mod status;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ironcore_chunkstore::Manifest;
 use ironcore_raft::MetaCommand;
-use ironcore_types::records::{NodeRecord, SnapshotEntry};
+use ironcore_types::records::{NodeRecord, Severity, SnapshotEntry};
 use ironcore_types::{AuthId, ChunkId, DatastoreName, SiteId};
 
 use crate::node::proposer::Proposer;
+use crate::notify::{Event, NotifyMode};
 use crate::protocol::{self, PeerRequest, PeerResponse};
-use crate::replication::fetch;
 use crate::replication::index::snapshot_chunks;
 use crate::replication::peers::{ChunkPeers, SiteShare};
 use crate::replication::placement::place;
+use crate::replication::progress::ATTEMPTS;
+use crate::replication::pull::pull_limited;
 use crate::{NodeError, Result};
+use serde_json::json;
 
 /// How long between two passes when there was nothing to do.
 const IDLE: Duration = Duration::from_secs(1);
+/// How long between two passes while some chunk keeps failing (its source site may be down).
+const FAILING: Duration = Duration::from_secs(10);
 
 /// Who completion marks are recorded as.
 fn system() -> AuthId {
@@ -37,6 +50,7 @@ fn system() -> AuthId {
 pub async fn run(peers: ChunkPeers, proposer: Proposer, site: SiteId) {
     loop {
         match pass(&peers, &proposer, &site).await {
+            Ok(0) if peers.progress().any_failing() => tokio::time::sleep(FAILING).await,
             Ok(0) => tokio::time::sleep(IDLE).await,
             Ok(marked) => tracing::debug!(marked, "mirror pass"),
             Err(e) => {
@@ -68,8 +82,9 @@ pub async fn pass(peers: &ChunkPeers, proposer: &Proposer, site: &SiteId) -> Res
             .filter(|e| !e.complete_at.contains(site))
             .collect();
         todo.sort_by_key(|e| e.snapshot.time);
+        let limit = site_limit(proposer, site, mine.nodes.len())?;
         for entry in todo {
-            if !mirror_snapshot(peers, &config.name, mine, &entry).await? {
+            if !mirror_snapshot(peers, proposer, &config.name, mine, &entry, limit).await? {
                 break; // keep the order: later snapshots wait for this one
             }
             proposer
@@ -89,13 +104,23 @@ pub async fn pass(peers: &ChunkPeers, proposer: &Proposer, site: &SiteId) -> Res
     Ok(marked)
 }
 
-/// Pulls this node's share of `entry` and asks its site fellows for theirs: whether the whole
-/// snapshot is now present at the site.
+/// This node's share of the limit on mirroring into `site`, in bytes per second (0 =
+/// unlimited): the site's limit split evenly between its `nodes` storage nodes.
+fn site_limit(proposer: &Proposer, site: &SiteId, nodes: usize) -> Result<u64> {
+    let mib = proposer.meta().site(site)?.map_or(0, |s| s.bwlimit);
+    Ok((mib << 20) / nodes.max(1) as u64)
+}
+
+/// Pulls this node's share of `entry` (at most `limit` bytes per second) and asks its site
+/// fellows for theirs: whether the whole snapshot is now present at the site. A chunk that
+/// fails its third attempt is reported (`mirror status`, a notification) and tried again later.
 async fn mirror_snapshot(
     peers: &ChunkPeers,
+    proposer: &Proposer,
     ds: &DatastoreName,
     site: &SiteShare,
     entry: &SnapshotEntry,
+    limit: u64,
 ) -> Result<bool> {
     let (manifest, _) = Manifest::decode(&entry.manifest)?;
     let chunks: Vec<ChunkId> = snapshot_chunks(peers, ds, &manifest)
@@ -111,9 +136,41 @@ async fn mirror_snapshot(
             .copied()
             .collect()
     };
-    let missing = fetch::pull(peers, ds, &share(me)).await?;
-    if !missing.is_empty() {
-        tracing::warn!(datastore = %ds, snapshot = %entry.snapshot, missing = missing.len(), first = %missing[0], "chunks of a snapshot could not be mirrored yet");
+    let mine = share(me);
+    let pulled = pull_limited(peers, ds, &mine, limit).await?;
+    let progress = peers.progress();
+    progress.pulled(ds, pulled.bytes, Instant::now());
+    progress.arrived(ds, &mine);
+    if !pulled.missing.is_empty() {
+        let gave_up = progress.failed(ds, &pulled.missing);
+        let (id, why) = &pulled.missing[0];
+        tracing::debug!(datastore = %ds, snapshot = %entry.snapshot, missing = pulled.missing.len(), first = %id, error = %why, "chunks of a snapshot could not be mirrored yet");
+        if let Some(first) = gave_up.first() {
+            let text = format!(
+                "{} chunks of snapshot {} of datastore {ds} could not be mirrored to site {} after {ATTEMPTS} attempts (first: {}: {}); mirroring keeps trying — check the link and the nodes that hold them (`ironcore-backup cluster status`)",
+                gave_up.len(),
+                entry.snapshot,
+                site.site,
+                first.id,
+                first.error
+            );
+            tracing::error!(datastore = %ds, snapshot = %entry.snapshot, site = %site.site, chunks = gave_up.len(), error = %first.error, "mirroring failing");
+            proposer.notify(Event {
+                severity: Severity::Error,
+                title: format!("mirroring of {ds} to site {} failing on {me}", site.site),
+                fields: json!({
+                    "event": "mirror-failed",
+                    "datastore": ds.to_string(),
+                    "site": site.site.to_string(),
+                    "node": me,
+                    "snapshot": entry.snapshot.to_string(),
+                    "chunks": gave_up.len(),
+                    "chunk": first.id.to_string(),
+                    "error": text,
+                }),
+                mode: NotifyMode::Rules,
+            });
+        }
         return Ok(false);
     }
     for fellow in site.nodes.iter().filter(|n| n.name != me) {

@@ -98,6 +98,7 @@ mod tests {
                     copies: 1,
                 },
             ],
+            mirror: Default::default(),
         };
         let snaps = [
             entry(100, 10, &["backup", "far"]),

@@ -29,6 +29,11 @@ impl Proposer {
         &self.raft
     }
 
+    /// Sends `event` to the notification targets that want it.
+    pub fn notify(&self, event: crate::notify::Event) {
+        self.notifier.send(event);
+    }
+
     /// This node's copy of the metadata.
     pub fn meta(&self) -> &MetaView {
         self.raft.meta()

@@ -1,5 +1,5 @@
-//! Getting chunks this node lacks from the other storage nodes of a site: one chunk for a
-//! read, many for a commit, and which chunks the others hold.
+//! Getting one chunk this node lacks from the other storage nodes (a read), and which chunks
+//! the others hold; many chunks at once are [`super::pull`]ed.
 
 use std::time::Instant;
 
@@ -134,11 +134,14 @@ pub async fn fetch(peers: &ChunkPeers, ds: &DatastoreName, id: &ChunkId) -> Resu
             datastore: ds.clone(),
             ids: vec![*id],
             to: me,
+            limit_bytes: 0,
         })
         .map_err(NodeError::Internal)?;
         let answer = peers.raft.call_service(record.id, &ask).await;
         match answer.map(|a| protocol::decode::<PeerResponse>(&a)) {
-            Ok(Ok(PeerResponse::Done(n))) if n > 0 => return peers.stores.get(ds, id),
+            Ok(Ok(PeerResponse::Pushed { chunks, .. })) if chunks > 0 => {
+                return peers.stores.get(ds, id);
+            }
             Ok(Ok(_)) => {
                 // Nothing sent: the peer lacks it, or this node has it by now (another read
                 // of the same chunk fetched it meanwhile, and the transfer was declined).
@@ -204,47 +207,6 @@ pub async fn held_elsewhere(
         }
     }
     Ok(held)
-}
-
-/// Pulls the chunks of `ids` this node lacks from the other storage nodes of `ds`, those of
-/// its own site first, then the other sites' (a few verified bulk transfers per node); returns
-/// the ids no node could supply.
-pub async fn pull(peers: &ChunkPeers, ds: &DatastoreName, ids: &[ChunkId]) -> Result<Vec<ChunkId>> {
-    const BATCH: usize = 128;
-    let lacking = |ids: &[ChunkId]| -> Vec<ChunkId> {
-        ids.iter()
-            .filter(|id| !peers.stores.has(ds, id).unwrap_or(false))
-            .copied()
-            .collect()
-    };
-    let mut missing = lacking(ids);
-    let nodes: Vec<NodeRecord> = peers
-        .copy_sites(ds)?
-        .into_iter()
-        .flat_map(|s| s.nodes)
-        .collect();
-    let me = peers.raft.id();
-    for n in nodes.iter().filter(|n| n.id != me) {
-        let mut still = Vec::new();
-        for batch in missing.chunks(BATCH) {
-            let ask = protocol::encode(&PeerRequest::PushTo {
-                datastore: ds.clone(),
-                ids: batch.to_vec(),
-                to: me,
-            })
-            .map_err(NodeError::Internal)?;
-            let answer = peers.raft.call_service(n.id, &ask).await;
-            if let Err(e) = answer {
-                tracing::warn!(node = %n.name, error = %e, "could not pull chunks");
-            }
-            still.extend(lacking(batch));
-        }
-        missing = still;
-        if missing.is_empty() {
-            break;
-        }
-    }
-    Ok(missing)
 }
 
 /// Whether this node is one of the placement nodes of chunk `id` of `ds` at its own site.

@@ -7,6 +7,8 @@ pub mod fetch;
 pub mod index;
 pub mod peers;
 pub mod placement;
+pub mod progress;
+pub mod pull;
 pub mod replicate;
 pub mod staging;
 

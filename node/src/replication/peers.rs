@@ -26,6 +26,8 @@ pub struct ChunkPeers {
     /// Reads in flight per chunk that will not keep their copy: the last one out deletes it
     /// (see [`super::fetch::read`]).
     pub(crate) reading: Arc<Mutex<HashMap<ironcore_types::ChunkId, usize>>>,
+    /// What this node's mirroring pulled and what keeps failing.
+    pub(crate) progress: Arc<super::progress::Progress>,
 }
 
 impl ChunkPeers {
@@ -39,7 +41,13 @@ impl ChunkPeers {
             down: Arc::default(),
             staging: Arc::default(),
             reading: Arc::default(),
+            progress: Arc::default(),
         }
+    }
+
+    /// What this node's mirroring pulled and what keeps failing.
+    pub fn progress(&self) -> &super::progress::Progress {
+        &self.progress
     }
 
     fn meta(&self) -> &MetaView {

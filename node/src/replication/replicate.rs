@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use ironcore_transport::TransferOptions;
 use ironcore_types::records::NodeRecord;
-use ironcore_types::{ChunkId, DatastoreName};
+use ironcore_types::{ChunkId, DatastoreName, SiteId};
 
 use crate::protocol::{self, PeerRequest};
 use crate::replication::DOWN_FOR;
@@ -40,6 +40,43 @@ pub async fn replicate(
     ids: &[ChunkId],
 ) -> Result<Vec<String>> {
     let (nodes, copies) = peers.storage_nodes(ds)?;
+    replicate_to(peers, ds, &nodes, copies, ids).await
+}
+
+/// For a datastore mirrored synchronously: gives every chunk of `ids` (held here) its copies
+/// at each mirror site now, as [`replicate`] does at the datastore's own site; returns the
+/// sites that hold them all. Fails, naming the site and its nodes, when one cannot take them.
+pub async fn replicate_to_mirrors(
+    peers: &ChunkPeers,
+    ds: &DatastoreName,
+    ids: &[ChunkId],
+) -> Result<Vec<SiteId>> {
+    let home = peers.storage_nodes(ds)?.0;
+    let mut done = Vec::new();
+    for site in peers.copy_sites(ds)? {
+        if site.nodes.iter().any(|n| home.iter().any(|h| h.id == n.id)) {
+            continue;
+        }
+        if site.nodes.is_empty() {
+            return Err(NodeError::UnderReplicated(format!(
+                "datastore {ds} mirrors synchronously to site {}, which has no storage node; nothing was committed — add nodes there (see `ironcore-backup cluster site list`)",
+                site.site
+            )));
+        }
+        replicate_to(peers, ds, &site.nodes, site.copies, ids).await?;
+        done.push(site.site);
+    }
+    Ok(done)
+}
+
+/// [`replicate`] onto `nodes` (one site's storage nodes), `copies` of each chunk.
+async fn replicate_to(
+    peers: &ChunkPeers,
+    ds: &DatastoreName,
+    nodes: &[NodeRecord],
+    copies: usize,
+    ids: &[ChunkId],
+) -> Result<Vec<String>> {
     let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
     let copies = copies.min(names.len());
     // Peers that failed recently are passed over first; if that leaves too few nodes,
@@ -62,10 +99,10 @@ pub async fn replicate(
             .collect(),
         ..Placing::default()
     };
-    place_copies(peers, ds, &nodes, copies, ids, &mut round).await;
+    place_copies(peers, ds, nodes, copies, ids, &mut round).await;
     if names.len().saturating_sub(round.failed.len()) < copies {
         round.failed.retain(|f| round.tried.contains(f));
-        place_copies(peers, ds, &nodes, copies, ids, &mut round).await;
+        place_copies(peers, ds, nodes, copies, ids, &mut round).await;
     }
     let reachable = names.len().saturating_sub(round.failed.len());
     if reachable < copies {

@@ -44,13 +44,25 @@ impl RpcHandler for PeerService {
             // The sender acts on metadata it has applied (a datastore it just created); see at
             // least as much before touching the datastore.
             // (Jobs linearize themselves when they start; polls read no metadata.)
-            if !matches!(request, PeerRequest::StartJob(_) | PeerRequest::PollJob(_)) {
-                node.raft().linearize().await.map_err(|e| e.to_string())?;
+            match request {
+                PeerRequest::StartJob(_)
+                | PeerRequest::PollJob(_)
+                | PeerRequest::MirrorProgress => {}
+                // Chunk reads are answered from what is here even when this node is cut off
+                // from a quorum: a site alone still restores what it holds (a stale answer
+                // can only say "not held", never hand out wrong bytes: chunks are verified).
+                PeerRequest::PushTo { .. } | PeerRequest::Has { .. } => catch_up(&node).await,
+                _ => node.raft().linearize().await.map_err(|e| e.to_string())?,
             }
             let answer = match request {
                 // Linearized above: the datastore is known here before its chunks arrive.
                 PeerRequest::Expect { .. } => PeerResponse::Done(0),
-                PeerRequest::PushTo { datastore, ids, to } => {
+                PeerRequest::PushTo {
+                    datastore,
+                    ids,
+                    to,
+                    limit_bytes,
+                } => {
                     let held: Vec<ChunkId> = ids
                         .into_iter()
                         .filter(|id| node.stores().has(&datastore, id).unwrap_or(false))
@@ -58,7 +70,7 @@ impl RpcHandler for PeerService {
                     let peer = node.peer(to).map_err(|e| e.to_string())?;
                     let options = TransferOptions {
                         scope: datastore.to_string(),
-                        ..TransferOptions::default()
+                        limit_bytes,
                     };
                     let report = node
                         .raft()
@@ -67,8 +79,16 @@ impl RpcHandler for PeerService {
                         .await
                         .map_err(|e| e.to_string())?;
                     tracing::debug!(to = %from.node, chunks = report.wanted, "pushed chunks on request");
-                    PeerResponse::Done(report.wanted)
+                    PeerResponse::Pushed {
+                        chunks: report.wanted,
+                        bytes: report.bytes,
+                    }
                 }
+                PeerRequest::MirrorProgress => PeerResponse::Mirror(
+                    node.chunk_peers()
+                        .progress()
+                        .reports(node.config().name.as_str(), std::time::Instant::now()),
+                ),
                 PeerRequest::Has { datastore, ids } => {
                     let stores = node.stores().clone();
                     let held = tokio::task::spawn_blocking(move || {
@@ -99,6 +119,18 @@ impl RpcHandler for PeerService {
             };
             encode(&answer)
         })
+    }
+}
+
+/// Sees every acknowledged write before a chunk read when a leader is in touch; goes on with
+/// this node's own replica when none is (no waiting out a Raft timeout per chunk) or the read
+/// fails.
+async fn catch_up(node: &Node) {
+    let fresh = node.config().election_timeout.1 * 2;
+    if node.raft().leader_contact().is_some_and(|ago| ago <= fresh)
+        && let Err(e) = node.raft().linearize().await
+    {
+        tracing::debug!(error = %e, "chunk request served from this node's replica");
     }
 }
 

@@ -33,7 +33,7 @@ use ironcore_types::{
 use serde_json::Value;
 
 use crate::replication::index::load_index;
-use crate::replication::{fetch, replicate, staging};
+use crate::replication::{pull, replicate, staging};
 use crate::sync::push::{ATTEMPTS, PushTarget, push_snapshot};
 use crate::sync::syncer::Syncer;
 use crate::tasks::RunningTask;
@@ -489,7 +489,7 @@ async fn ensure(
     ids: &[ChunkId],
     limit: &RateLimiter,
 ) -> Result<(usize, u64)> {
-    let missing = fetch::pull(node.chunk_peers(), ds, ids).await?;
+    let missing = pull::pull(node.chunk_peers(), ds, ids).await?;
     let (mut fetched, mut bytes) = (0usize, 0u64);
     for id in missing {
         let mut last = String::new();

@@ -124,6 +124,7 @@ mod tests {
                 created: 2,
                 quarantined: false,
                 mirrors: Vec::new(),
+                mirror: Default::default(),
             }),
         )
         .unwrap();

@@ -33,6 +33,7 @@ pub(crate) fn bootstrap(
         name: node.site.clone(),
         role: SiteRole::Primary,
         changed: at,
+        bwlimit: 0,
     };
     ch.put("site", &keys::site(&node.site), &site)?;
     ch.put("user", &keys::user(&admin.userid), admin)?;
