@@ -378,6 +378,32 @@ impl DaemonCluster {
             .expect("the CLI runs"));
     }
 
+    /// The sum of every sample of metric `name` (any labels) in node `i`'s `/metrics`.
+    pub fn metric(&self, i: usize, name: &str) -> Result<f64> {
+        let fp: ironcore_types::Fingerprint = self.nodes[i]
+            .fingerprint
+            .parse()
+            .map_err(|e| anyhow::anyhow!("fingerprint: {e}"))?;
+        let api = ironcore_client::ApiClient::new(
+            &self.nodes[i].api,
+            fp,
+            Some(self.admin_token.clone()),
+        )?
+        .with_runtime()?;
+        let (_, body) = api.blocking(api.raw(
+            hyper::Method::GET,
+            "/metrics",
+            ironcore_client::Pieces::default(),
+            "text/plain",
+            &[],
+        ))?;
+        Ok(String::from_utf8_lossy(&body)
+            .lines()
+            .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum())
+    }
+
     /// Runs the CLI against node `i` as the admin.
     pub fn cli(&self, i: usize, args: &[&str]) -> Result<Output> {
         self.cli_as(i, &self.admin_token, args)

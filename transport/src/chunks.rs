@@ -129,6 +129,12 @@ fn id_at(b: &[u8]) -> ChunkId {
 }
 
 impl Transport {
+    /// Chunk bytes this transport wrote to bulk streams since it started: every attempt,
+    /// including resends and transfers cut off halfway (what the link carried).
+    pub fn chunk_bytes_sent(&self) -> u64 {
+        self.inner.chunk_bytes_sent.load(Ordering::Relaxed)
+    }
+
     /// Replaces the fault hook applied to outgoing chunk bytes (tests only).
     pub fn set_chunk_fault(&self, fault: Option<ChunkFault>) {
         *self.inner.fault.lock().unwrap_or_else(|p| p.into_inner()) = fault;
@@ -225,6 +231,7 @@ impl Transport {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let pending_total = wanted.len();
+        let inner = self.inner.clone();
         let writer_name = name.clone();
         let scope = scope.to_string();
         let limits = limits.clone();
@@ -261,6 +268,7 @@ impl Transport {
                 )
                 .await?;
                 bytes_sent += len;
+                inner.chunk_bytes_sent.fetch_add(len, Ordering::Relaxed);
                 metrics::counter!("ironcore_transport_chunks_sent_total").increment(1);
                 metrics::counter!("ironcore_transport_bytes_sent_total").increment(len);
             }

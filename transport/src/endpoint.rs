@@ -159,6 +159,9 @@ pub(crate) struct Inner {
     /// Bounds how many chunks are verified and stored at once, so hashing never starves the
     /// threads that drive the connections.
     pub verify_slots: Arc<tokio::sync::Semaphore>,
+    /// Chunk bytes written to bulk streams since the transport started, resends and
+    /// transfers that failed halfway included.
+    pub chunk_bytes_sent: AtomicU64,
 }
 
 /// A node's transport. Cheap to clone.
@@ -268,6 +271,7 @@ impl Transport {
                     .saturating_sub(1)
                     .max(1),
             )),
+            chunk_bytes_sent: AtomicU64::new(0),
         });
         tokio::spawn(accept_loop(inner.endpoint.clone(), Arc::downgrade(&inner)));
         Ok(Self { inner })

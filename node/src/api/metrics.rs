@@ -19,6 +19,13 @@ fn gauge(out: &mut String, name: &str, help: &str, samples: &[(String, f64)]) {
     }
 }
 
+fn counter(out: &mut String, name: &str, help: &str, samples: &[(String, f64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    for (labels, v) in samples {
+        let _ = writeln!(out, "{name}{labels} {v}");
+    }
+}
+
 #[utoipa::path(
     get,
     path = "/metrics",
@@ -120,6 +127,40 @@ pub(crate) async fn metrics(
         "ironcore_datastore_logical_bytes",
         "Logical size of all snapshots per datastore",
         &bytes,
+    );
+    counter(
+        &mut out,
+        "ironcore_transport_chunk_bytes_sent_total",
+        "Chunk bytes this node wrote to other nodes since it started, resends and cut-off transfers included",
+        &one(node.raft().transport().chunk_bytes_sent() as f64),
+    );
+    let totals = node.chunk_peers().progress().totals();
+    let per_store = |f: &dyn Fn(&(String, u64, u64, usize)) -> f64| -> Vec<(String, f64)> {
+        totals
+            .iter()
+            .map(|t| {
+                let l = format!("{{datastore=\"{}\",node=\"{}\"}}", t.0, node.config().name);
+                (l, f(t))
+            })
+            .collect()
+    };
+    counter(
+        &mut out,
+        "ironcore_mirror_pulled_bytes_total",
+        "Chunk bytes this node pulled by mirroring since it started",
+        &per_store(&|t| t.1 as f64),
+    );
+    counter(
+        &mut out,
+        "ironcore_chunk_served_bytes_total",
+        "Chunk bytes this node sent on other nodes' request (reads, pulls, mirroring) since it started",
+        &per_store(&|t| t.2 as f64),
+    );
+    gauge(
+        &mut out,
+        "ironcore_mirror_failing_chunks",
+        "Chunks this node failed to mirror 3 times or more and still lacks",
+        &per_store(&|t| t.3 as f64),
     );
     let lags = super::mirror::lags(&node, &caller, None)?;
     let per_site = |f: &dyn Fn(&crate::mirror::status::SiteLag) -> f64| -> Vec<(String, f64)> {

@@ -6,25 +6,28 @@
 //! logged as `CORRUPT` and moved aside on its node. Then:
 //! - a chunk with no intact copy anywhere is lost (`chunk not found`); the snapshots using it
 //!   are recorded as failed;
-//! - a chunk with fewer intact copies than the datastore's `copies` is repaired from an intact
-//!   one (pulled here, then replicated to its placement nodes);
+//! - a chunk with fewer intact copies at a site than the site keeps is repaired from an intact
+//!   one anywhere (pulled here, then replicated to its placement nodes at that site). A mirror
+//!   site is checked for the chunks of the snapshots complete there (the others are still
+//!   being mirrored);
 //! - every other snapshot is recorded as verified.
 //!
 //! When a storage node does not answer, chunks only it might hold cannot be judged: nothing is
 //! repaired and no snapshot touching such a chunk gets a verdict; the task ends with warnings.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use futures_util::future::join_all;
 use ironcore_raft::MetaCommand;
 use ironcore_types::records::{NodeRecord, TaskState, VerifyStatus};
-use ironcore_types::{AuthId, ChunkId, DatastoreName};
+use ironcore_types::{AuthId, ChunkId, DatastoreName, SiteId, SnapshotRef};
 
 use crate::Result;
 use crate::maintenance::Upkeep;
 use crate::maintenance::jobs::run_on;
 use crate::maintenance::mark::{Marked, mark};
 use crate::protocol::{CopyState, JobOutput, LocalJob};
+use crate::replication::peers::SiteShare;
 use crate::replication::{fetch, replicate, staging};
 use crate::tasks::RunningTask;
 
@@ -44,38 +47,93 @@ pub async fn run(
     let marked = mark(up, ds).await?;
     let mut unique: Vec<ChunkId> = marked.all().into_iter().collect();
     unique.sort_unstable();
-    let (nodes, copies) = up.storage_nodes(ds)?;
-    let wanted = copies.min(nodes.len()).max(1);
+    let sites = up.chunk_peers().copy_sites(ds)?;
+    let complete_at: HashMap<SnapshotRef, Vec<SiteId>> = up
+        .meta()
+        .snapshots(ds)?
+        .into_iter()
+        .map(|e| (e.snapshot, e.complete_at))
+        .collect();
+    let home = up.storage_nodes(ds)?.0;
     task.log(&format!(
-        "{} snapshots ({} with unreadable indexes), {} distinct chunks, {} storage nodes, {wanted} copies wanted",
+        "{} snapshots ({} with unreadable indexes), {} distinct chunks, at {} sites",
         marked.snapshots.len() + marked.unreadable.len(),
         marked.unreadable.len(),
         unique.len(),
-        nodes.len()
+        sites.len()
     ));
-    let Census {
-        intact,
-        damaged,
-        silent,
-    } = census(up, task, ds, &nodes, &unique).await?;
-    let lost: HashSet<ChunkId> = unique
-        .iter()
-        .zip(&intact)
-        .filter(|(_, n)| **n == 0)
-        .map(|(id, _)| *id)
-        .collect();
-    let short: Vec<ChunkId> = unique
-        .iter()
-        .zip(&intact)
-        .filter(|(_, n)| **n > 0 && **n < wanted)
-        .map(|(id, _)| *id)
-        .collect();
+    // Each site is checked for the chunks it should hold: the datastore's own site all of
+    // them, a mirror site those of the snapshots complete there (the rest are in flight).
+    let mut checks: Vec<SiteCheck> = Vec::new();
+    let (mut damaged, mut silent) = (0u64, Vec::new());
+    for site in sites {
+        let is_home = site.nodes.iter().any(|n| home.iter().any(|h| h.id == n.id));
+        let expected: Vec<ChunkId> = if is_home {
+            unique.clone()
+        } else {
+            let mut ids: Vec<ChunkId> = marked
+                .snapshots
+                .iter()
+                .filter(|(s, _)| complete_at.get(s).is_some_and(|c| c.contains(&site.site)))
+                .flat_map(|(_, ids)| ids.iter().copied())
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids
+        };
+        let wanted = site.copies.min(site.nodes.len()).max(1);
+        task.log(&format!(
+            "site {}: {} chunks expected, {} storage nodes, {wanted} copies wanted",
+            site.site,
+            expected.len(),
+            site.nodes.len()
+        ));
+        let census = census(up, task, ds, &site.nodes, &expected).await?;
+        damaged += census.damaged;
+        silent.extend(census.silent);
+        let intact = expected.iter().copied().zip(census.intact).collect();
+        checks.push(SiteCheck {
+            site,
+            wanted,
+            intact,
+        });
+    }
+    let total = |id: &ChunkId| -> usize {
+        checks
+            .iter()
+            .map(|c| c.intact.get(id).copied().unwrap_or(0))
+            .sum()
+    };
+    let lost: HashSet<ChunkId> = unique.iter().filter(|id| total(id) == 0).copied().collect();
     let complete = silent.is_empty();
     let mut repaired = 0usize;
-    if complete && !short.is_empty() {
+    for check in &checks {
+        let mut short: Vec<ChunkId> = check
+            .intact
+            .iter()
+            .filter(|(id, n)| **n < check.wanted && !lost.contains(id))
+            .map(|(id, _)| *id)
+            .collect();
+        short.sort_unstable();
+        if short.is_empty() {
+            continue;
+        }
+        if !complete {
+            task.log(&format!(
+                "{} chunks have fewer than {} intact copies at site {} on the nodes that answered; \
+                 not repaired while {} cannot be checked",
+                short.len(),
+                check.wanted,
+                check.site.site,
+                silent.join(", ")
+            ));
+            continue;
+        }
         task.log(&format!(
-            "{} chunks have fewer than {wanted} intact copies; repairing",
-            short.len()
+            "{} chunks have fewer than {} intact copies at site {}; repairing",
+            short.len(),
+            check.wanted,
+            check.site.site
         ));
         for batch in short.chunks(REPAIR_BATCH) {
             task.check()?;
@@ -83,18 +141,15 @@ pub async fn run(
             for id in batch {
                 fetch::fetch(up.chunk_peers(), ds, id).await?;
             }
-            replicate::replicate(up.chunk_peers(), ds, batch).await?;
+            replicate::replicate_at(up.chunk_peers(), ds, &check.site, batch).await?;
             drop(staged);
             staging::drop_staged(up.chunk_peers(), ds, batch).await?;
             repaired += batch.len();
         }
-        task.log(&format!("repaired {repaired} chunks"));
-    } else if !short.is_empty() {
         task.log(&format!(
-            "{} chunks have fewer than {wanted} intact copies on the nodes that answered; \
-             not repaired while {} cannot be checked",
+            "repaired {} chunks at site {}",
             short.len(),
-            silent.join(", ")
+            check.site.site
         ));
     }
     for id in &lost {
@@ -124,6 +179,13 @@ pub async fn run(
     } else {
         TaskState::Ok
     })
+}
+
+/// One site's copies: the chunks it should hold and how many intact copies of each it has.
+struct SiteCheck {
+    site: SiteShare,
+    wanted: usize,
+    intact: HashMap<ChunkId, usize>,
 }
 
 /// What the storage nodes said of each chunk's copies.

@@ -26,6 +26,8 @@ pub struct Progress(Mutex<HashMap<DatastoreName, Store>>);
 #[derive(Debug, Default)]
 struct Store {
     pulled: u64,
+    /// Chunk bytes this node sent on other nodes' request (reads, pulls, mirroring).
+    served: u64,
     /// Bytes pulled lately, by when: the rate's window.
     recent: VecDeque<(Instant, u64)>,
     failing: HashMap<ChunkId, Failure>,
@@ -59,6 +61,30 @@ impl Progress {
             s.recent.push_back((now, bytes));
             s.trim(now);
         });
+    }
+
+    /// `bytes` of chunks of `ds` sent to another node on its request.
+    pub fn served(&self, ds: &DatastoreName, bytes: u64) {
+        self.with(ds, |s| s.served += bytes);
+    }
+
+    /// Per datastore: chunk bytes pulled by mirroring and bytes served to other nodes since
+    /// this node started, and chunks failing (for the metrics).
+    pub fn totals(&self) -> Vec<(String, u64, u64, usize)> {
+        let all = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<(String, u64, u64, usize)> = all
+            .iter()
+            .map(|(ds, s)| {
+                let failing = s
+                    .failing
+                    .values()
+                    .filter(|f| f.attempts >= ATTEMPTS)
+                    .count();
+                (ds.to_string(), s.pulled, s.served, failing)
+            })
+            .collect();
+        out.sort();
+        out
     }
 
     /// Chunks of `ds` that are here now: no longer failing.

@@ -12,7 +12,7 @@ use ironcore_types::{ChunkId, DatastoreName, SiteId};
 
 use crate::protocol::{self, PeerRequest};
 use crate::replication::DOWN_FOR;
-use crate::replication::peers::ChunkPeers;
+use crate::replication::peers::{ChunkPeers, SiteShare};
 use crate::replication::placement::place;
 use crate::{NodeError, Result};
 
@@ -67,6 +67,16 @@ pub async fn replicate_to_mirrors(
         done.push(site.site);
     }
     Ok(done)
+}
+
+/// [`replicate`] onto the storage nodes of `site` (a repair there).
+pub async fn replicate_at(
+    peers: &ChunkPeers,
+    ds: &DatastoreName,
+    site: &SiteShare,
+    ids: &[ChunkId],
+) -> Result<Vec<String>> {
+    replicate_to(peers, ds, &site.nodes, site.copies, ids).await
 }
 
 /// [`replicate`] onto `nodes` (one site's storage nodes), `copies` of each chunk.

@@ -79,6 +79,9 @@ impl RpcHandler for PeerService {
                         .await
                         .map_err(|e| e.to_string())?;
                     tracing::debug!(to = %from.node, chunks = report.wanted, "pushed chunks on request");
+                    node.chunk_peers()
+                        .progress()
+                        .served(&datastore, report.bytes);
                     PeerResponse::Pushed {
                         chunks: report.wanted,
                         bytes: report.bytes,
