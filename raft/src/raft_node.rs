@@ -305,6 +305,17 @@ impl RaftNode {
     /// Sends `request` to the service of member `id` on the control path and returns its
     /// answer.
     pub async fn call_service(&self, id: NodeId, request: &[u8]) -> Result<Vec<u8>, NodeError> {
+        self.call_service_within(id, request, None).await
+    }
+
+    /// [`Self::call_service`] with its own time limit (`None`: the transport's RPC timeout),
+    /// for a request whose answer waits on long work.
+    pub async fn call_service_within(
+        &self,
+        id: NodeId,
+        request: &[u8],
+        timeout: Option<std::time::Duration>,
+    ) -> Result<Vec<u8>, NodeError> {
         let membership = self.metrics().membership_config;
         let node = membership
             .membership()
@@ -322,7 +333,10 @@ impl RaftNode {
         let mut tagged = Vec::with_capacity(request.len() + 1);
         tagged.push(crate::server::SERVICE_TAG);
         tagged.extend_from_slice(request);
-        Ok(self.transport.call_raw(&peer, &tagged).await?)
+        Ok(match timeout {
+            Some(t) => self.transport.call_raw_within(&peer, &tagged, t).await?,
+            None => self.transport.call_raw(&peer, &tagged).await?,
+        })
     }
 
     /// This node's copy of the typed metadata (local reads; see [`Self::linearize`]).

@@ -415,6 +415,22 @@ impl Transport {
         self.call_on(peer, Path::Control, request).await
     }
 
+    /// [`Self::call_raw`] with its own time limit instead of the configured RPC timeout: for
+    /// a request whose answer waits on long work (a rate-limited chunk push). A peer that dies
+    /// meanwhile still fails the call once its connection times out.
+    pub async fn call_raw_within(
+        &self,
+        peer: &Peer,
+        request: &[u8],
+        timeout: Duration,
+    ) -> Result<Vec<u8>> {
+        let out = tokio::time::timeout(timeout, self.call_inner(peer, Path::Control, request));
+        out.await.map_err(|_| TransportError::Timeout {
+            peer: peer.node.to_string(),
+            millis: timeout.as_millis() as u64,
+        })?
+    }
+
     /// Sends `request` to `peer` on the bulk path and returns its answer (raw bytes): for
     /// requests that carry bulk data (up to [`MAX_BULK_PAYLOAD`] bytes each way, such as a
     /// segment of a Raft snapshot), so they never hold up control traffic. The handler is the

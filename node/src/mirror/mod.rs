@@ -137,9 +137,9 @@ async fn mirror_snapshot(
             .collect()
     };
     let mine = share(me);
-    let pulled = pull_limited(peers, ds, &mine, limit).await?;
     let progress = peers.progress();
-    progress.pulled(ds, pulled.bytes, Instant::now());
+    let arrived = |b: u64| progress.pulled(ds, b, Instant::now());
+    let pulled = pull_limited(peers, ds, &mine, limit, &arrived).await?;
     progress.arrived(ds, &mine);
     if !pulled.missing.is_empty() {
         let gave_up = progress.failed(ds, &pulled.missing);

@@ -7,7 +7,7 @@
 //! transport's have/want offer).
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use ironcore_types::records::NodeRecord;
@@ -19,8 +19,15 @@ use crate::replication::peers::ChunkPeers;
 use crate::replication::placement::place;
 use crate::{NodeError, Result};
 
-/// Chunks per push request.
+/// Chunks per push request, at most.
 const BATCH: usize = 128;
+/// How long a limited push request should take at most: batches are sized to it (taking a
+/// chunk as 4 MiB), so a pull shows progress and a restart loses little.
+const LIMITED_BATCH_SECS: u64 = 4;
+/// How long a push request may take before its source counts as failed. Long: a source
+/// that dies fails the call sooner, when its connection times out; a source given up on too
+/// early would keep sending what the next one is asked for.
+const PUSH_TIMEOUT: Duration = Duration::from_secs(600);
 /// Sources pulled from at once: what one puller may ask of the cluster at a time.
 pub const MAX_SOURCES: usize = 4;
 
@@ -35,7 +42,7 @@ pub struct Pulled {
 
 /// Pulls the chunks of `ids` this node lacks; returns the ids no node could supply.
 pub async fn pull(peers: &ChunkPeers, ds: &DatastoreName, ids: &[ChunkId]) -> Result<Vec<ChunkId>> {
-    Ok(pull_limited(peers, ds, ids, 0)
+    Ok(pull_limited(peers, ds, ids, 0, &|_| {})
         .await?
         .missing
         .into_iter()
@@ -44,12 +51,14 @@ pub async fn pull(peers: &ChunkPeers, ds: &DatastoreName, ids: &[ChunkId]) -> Re
 }
 
 /// As [`pull`], at most `limit_bytes` per second in all (0 = unlimited), shared evenly by
-/// the sources pulled from at once; says how many bytes arrived and why each missing chunk is.
+/// the sources pulled from at once; tells `arrived` the bytes of each push as it ends; says
+/// how many bytes arrived and why each missing chunk is.
 pub async fn pull_limited(
     peers: &ChunkPeers,
     ds: &DatastoreName,
     ids: &[ChunkId],
     limit_bytes: u64,
+    arrived: &(dyn Fn(u64) + Sync),
 ) -> Result<Pulled> {
     let me = peers.raft.id();
     let lacking: Vec<ChunkId> = ids
@@ -115,7 +124,8 @@ pub async fn pull_limited(
         let results: Vec<(String, u64, Option<String>)> =
             futures_util::stream::iter(rounds.into_values())
                 .map(|(source, ids)| async move {
-                    let (bytes, error) = from_source(peers, ds, &source, &ids, share).await;
+                    let (bytes, error) =
+                        from_source(peers, ds, &source, &ids, share, arrived).await;
                     (source.name, bytes, error)
                 })
                 .buffer_unordered(MAX_SOURCES)
@@ -156,9 +166,14 @@ async fn from_source(
     source: &NodeRecord,
     ids: &[ChunkId],
     limit_bytes: u64,
+    arrived: &(dyn Fn(u64) + Sync),
 ) -> (u64, Option<String>) {
     let mut bytes = 0;
-    for batch in ids.chunks(BATCH) {
+    let batch_len = match limit_bytes {
+        0 => BATCH,
+        l => ((l * LIMITED_BATCH_SECS) >> 22).clamp(1, BATCH as u64) as usize,
+    };
+    for batch in ids.chunks(batch_len) {
         let ask = match protocol::encode(&PeerRequest::PushTo {
             datastore: ds.clone(),
             ids: batch.to_vec(),
@@ -168,9 +183,16 @@ async fn from_source(
             Ok(a) => a,
             Err(e) => return (bytes, Some(NodeError::Internal(e).to_string())),
         };
-        match peers.raft.call_service(source.id, &ask).await {
+        let answer = peers
+            .raft
+            .call_service_within(source.id, &ask, Some(PUSH_TIMEOUT))
+            .await;
+        match answer {
             Ok(answer) => match protocol::decode::<PeerResponse>(&answer) {
-                Ok(PeerResponse::Pushed { bytes: b, .. }) => bytes += b,
+                Ok(PeerResponse::Pushed { bytes: b, .. }) => {
+                    bytes += b;
+                    arrived(b);
+                }
                 Ok(other) => return (bytes, Some(format!("unexpected answer {other:?}"))),
                 Err(e) => return (bytes, Some(e)),
             },
