@@ -11,6 +11,7 @@ use ironcore_types::Privilege;
 use super::{ApiResult, Auth};
 use crate::auth::check;
 use crate::node::Node;
+use crate::replication::progress::Totals;
 
 fn gauge(out: &mut String, name: &str, help: &str, samples: &[(String, f64)]) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
@@ -135,11 +136,15 @@ pub(crate) async fn metrics(
         &one(node.raft().transport().chunk_bytes_sent() as f64),
     );
     let totals = node.chunk_peers().progress().totals();
-    let per_store = |f: &dyn Fn(&(String, u64, u64, usize)) -> f64| -> Vec<(String, f64)> {
+    let per_store = |f: &dyn Fn(&Totals) -> f64| -> Vec<(String, f64)> {
         totals
             .iter()
             .map(|t| {
-                let l = format!("{{datastore=\"{}\",node=\"{}\"}}", t.0, node.config().name);
+                let l = format!(
+                    "{{datastore=\"{}\",node=\"{}\"}}",
+                    t.datastore,
+                    node.config().name
+                );
                 (l, f(t))
             })
             .collect()
@@ -148,19 +153,19 @@ pub(crate) async fn metrics(
         &mut out,
         "ironcore_mirror_pulled_bytes_total",
         "Chunk bytes this node pulled by mirroring since it started",
-        &per_store(&|t| t.1 as f64),
+        &per_store(&|t| t.pulled as f64),
     );
     counter(
         &mut out,
         "ironcore_chunk_served_bytes_total",
         "Chunk bytes this node sent on other nodes' request (reads, pulls, mirroring) since it started",
-        &per_store(&|t| t.2 as f64),
+        &per_store(&|t| t.served as f64),
     );
     gauge(
         &mut out,
         "ironcore_mirror_failing_chunks",
         "Chunks this node failed to mirror 3 times or more and still lacks",
-        &per_store(&|t| t.3 as f64),
+        &per_store(&|t| t.failing as f64),
     );
     let lags = super::mirror::lags(&node, &caller, None)?;
     let per_site = |f: &dyn Fn(&crate::mirror::status::SiteLag) -> f64| -> Vec<(String, f64)> {

@@ -39,6 +39,19 @@ struct Failure {
     error: String,
 }
 
+/// One datastore's counters since the node started (see [`Progress::totals`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Totals {
+    /// The datastore.
+    pub datastore: String,
+    /// Chunk bytes pulled by mirroring.
+    pub pulled: u64,
+    /// Chunk bytes sent to other nodes on their request.
+    pub served: u64,
+    /// Chunks that failed [`ATTEMPTS`] times and are still missing.
+    pub failing: usize,
+}
+
 /// A chunk that has just failed its last counted attempt.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GaveUp {
@@ -70,20 +83,22 @@ impl Progress {
 
     /// Per datastore: chunk bytes pulled by mirroring and bytes served to other nodes since
     /// this node started, and chunks failing (for the metrics).
-    pub fn totals(&self) -> Vec<(String, u64, u64, usize)> {
+    pub fn totals(&self) -> Vec<Totals> {
         let all = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let mut out: Vec<(String, u64, u64, usize)> = all
+        let mut out: Vec<Totals> = all
             .iter()
-            .map(|(ds, s)| {
-                let failing = s
+            .map(|(ds, s)| Totals {
+                datastore: ds.to_string(),
+                pulled: s.pulled,
+                served: s.served,
+                failing: s
                     .failing
                     .values()
                     .filter(|f| f.attempts >= ATTEMPTS)
-                    .count();
-                (ds.to_string(), s.pulled, s.served, failing)
+                    .count(),
             })
             .collect();
-        out.sort();
+        out.sort_by(|a, b| a.datastore.cmp(&b.datastore));
         out
     }
 
