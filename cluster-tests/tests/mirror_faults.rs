@@ -7,7 +7,9 @@
 //! - prune and GC (no grace) running while mirroring is in flight delete nothing a site still
 //!   needs: with every Primary node killed, the Backup site restores identical;
 //! - in `--mirror sync`, a backup acknowledged just before every Primary node is killed
-//!   restores identical at the Backup site.
+//!   restores identical at the Backup site;
+//! - the link limit into the Backup site (`cluster site set backup --bwlimit`) holds within
+//!   10 % over 30 s of mirroring.
 
 use std::path::Path;
 use std::time::Duration;
@@ -333,4 +335,68 @@ fn in_sync_mode_a_backup_acknowledged_before_the_primary_dies_restores_at_the_ba
     c.nodes[0].kill();
     c.nodes[1].kill();
     restore_identical(&c, 2, "store2", "host/s", &s);
+}
+
+#[test]
+fn the_link_limit_into_the_backup_site_holds_within_ten_percent_over_thirty_seconds() {
+    let c = DaemonCluster::start_at(&["primary", "primary", "backup", "backup", "witness"])
+        .expect("cluster starts");
+    ok(&c
+        .cli(
+            0,
+            &[
+                "datastore",
+                "create",
+                "store1",
+                "--path",
+                "/srv/store1",
+                "--copies",
+                "primary=2,backup=1",
+            ],
+        )
+        .unwrap());
+    const LIMIT_MIB: u64 = 2;
+    ok(&c
+        .cli(
+            0,
+            &[
+                "cluster",
+                "site",
+                "set",
+                "backup",
+                "--bwlimit",
+                &LIMIT_MIB.to_string(),
+            ],
+        )
+        .unwrap());
+    let listed = c
+        .cli_json(0, &["cluster", "site", "list"])
+        .unwrap()
+        .to_string();
+    assert!(listed.contains(r#""bwlimit":2"#), "{listed}");
+    // 80 MiB: 40 s at the limit, measured over 30 s once mirroring has run for 3 s.
+    signal(&c, 2, "-STOP");
+    signal(&c, 3, "-STOP");
+    let a = c.base.path().join("a");
+    source(&a, 0..80);
+    backup(&c, "store1", &a, "host/a");
+    signal(&c, 2, "-CONT");
+    signal(&c, 3, "-CONT");
+    std::thread::sleep(Duration::from_secs(3));
+    let (t0, b0) = (std::time::Instant::now(), sent_by_primary(&c));
+    std::thread::sleep(Duration::from_secs(30));
+    let (t1, b1) = (std::time::Instant::now(), sent_by_primary(&c));
+    let rate = (b1 - b0) as f64 / (t1 - t0).as_secs_f64() / MIB as f64;
+    println!(
+        "mirror rate over {:.1} s: {rate:.3} MiB/s (limit {LIMIT_MIB} MiB/s)",
+        (t1 - t0).as_secs_f64()
+    );
+    assert!(
+        (rate - LIMIT_MIB as f64).abs() <= 0.1 * LIMIT_MIB as f64,
+        "mirroring ran at {rate:.3} MiB/s under a {LIMIT_MIB} MiB/s limit"
+    );
+    assert!(
+        !complete_at_backup(&c, "store1", "host/a"),
+        "the transfer ended inside the window"
+    );
 }

@@ -135,6 +135,22 @@ pub(crate) async fn metrics(
         "Chunk bytes this node wrote to other nodes since it started, resends and cut-off transfers included",
         &one(node.raft().transport().chunk_bytes_sent() as f64),
     );
+    mirror_metrics(&mut out, &node, &caller)?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        out,
+    ))
+}
+
+/// Mirroring: what this node pulled and served, chunks failing, and each mirror site's lag.
+fn mirror_metrics(
+    out: &mut String,
+    node: &Node,
+    caller: &crate::auth::Caller,
+) -> Result<(), crate::NodeError> {
     let totals = node.chunk_peers().progress().totals();
     let per_store = |f: &dyn Fn(&Totals) -> f64| -> Vec<(String, f64)> {
         totals
@@ -150,24 +166,24 @@ pub(crate) async fn metrics(
             .collect()
     };
     counter(
-        &mut out,
+        out,
         "ironcore_mirror_pulled_bytes_total",
         "Chunk bytes this node pulled by mirroring since it started",
         &per_store(&|t| t.pulled as f64),
     );
     counter(
-        &mut out,
+        out,
         "ironcore_chunk_served_bytes_total",
         "Chunk bytes this node sent on other nodes' request (reads, pulls, mirroring) since it started",
         &per_store(&|t| t.served as f64),
     );
     gauge(
-        &mut out,
+        out,
         "ironcore_mirror_failing_chunks",
         "Chunks this node failed to mirror 3 times or more and still lacks",
         &per_store(&|t| t.failing as f64),
     );
-    let lags = super::mirror::lags(&node, &caller, None)?;
+    let lags = super::mirror::lags(node, caller, None)?;
     let per_site = |f: &dyn Fn(&crate::mirror::status::SiteLag) -> f64| -> Vec<(String, f64)> {
         lags.iter()
             .map(|l| {
@@ -179,28 +195,22 @@ pub(crate) async fn metrics(
             .collect()
     };
     gauge(
-        &mut out,
+        out,
         "ironcore_mirror_lag_seconds",
         "Seconds since the oldest snapshot not yet complete at the mirror site was taken",
         &per_site(&|l| l.lag_seconds as f64),
     );
     gauge(
-        &mut out,
+        out,
         "ironcore_mirror_lag_bytes",
         "Logical bytes of the snapshots not yet complete at the mirror site",
         &per_site(&|l| l.pending_bytes as f64),
     );
     gauge(
-        &mut out,
+        out,
         "ironcore_mirror_lag_snapshots",
         "Snapshots not yet complete at the mirror site",
         &per_site(&|l| l.pending_snapshots as f64),
     );
-    Ok((
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        out,
-    ))
+    Ok(())
 }
