@@ -3,8 +3,8 @@
 //! each chunk on as many Backup nodes as the datastore asks; one not yet complete there is
 //! refused through a Backup node (never partial data) unless read from the Primary on request;
 //! with every Primary node killed, every snapshot listed as complete there restores identical
-//! through a Backup node; once the witness is lost too (no quorum), the Backup site still
-//! lists its snapshots, flagged stale.
+//! through a Backup node and one that was not gets the clear error; once the witness is lost
+//! too (no quorum), the Backup site still lists and restores what it holds, flagged stale.
 
 use std::path::Path;
 use std::time::Duration;
@@ -191,9 +191,48 @@ fn backups_at_the_primary_restore_at_the_backup_site_once_the_primary_is_gone() 
     )
     .unwrap();
 
-    // The Primary is lost: every node there is killed.
+    // host/d is taken while node4 is stopped, so it is not complete at the Backup site when
+    // the Primary is lost: every node there is killed. Through node3 it gets the clear error,
+    // and nothing is written.
+    signal(&c, 3, "-STOP");
+    let ddir = c.base.path().join("d");
+    source(&ddir, 12, 4);
+    ok(&c
+        .cli(
+            0,
+            &[
+                "backup",
+                ddir.to_str().unwrap(),
+                "--store",
+                "store1",
+                "--group",
+                "host/d",
+            ],
+        )
+        .unwrap());
     c.nodes[0].kill();
     c.nodes[1].kill();
+    let never = c.base.path().join("restore-d");
+    let refused = c
+        .cli(
+            2,
+            &[
+                "restore",
+                "host/d",
+                never.to_str().unwrap(),
+                "--store",
+                "store1",
+            ],
+        )
+        .unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr).to_string();
+    assert!(!refused.status.success(), "restored an incomplete snapshot");
+    assert!(err.contains("is not complete at site backup yet"), "{err}");
+    assert!(
+        std::fs::read_dir(&never).map_or(true, |mut d| d.next().is_none()),
+        "a refused restore wrote something"
+    );
+    signal(&c, 3, "-CONT");
     for (dir, group) in [(&a, "host/a"), (&b, "host/b"), (&cdir, "host/c")] {
         let out = c
             .base
@@ -227,7 +266,7 @@ fn backups_at_the_primary_restore_at_the_backup_site_once_the_primary_is_gone() 
     assert!(list.status.success(), "{err}");
     assert!(err.contains("stale answer"), "{err}");
     let listed: Value = serde_json::from_slice(&list.stdout).unwrap();
-    assert_eq!(listed.as_array().map(Vec::len), Some(3), "{listed}");
+    assert_eq!(listed.as_array().map(Vec::len), Some(4), "{listed}");
     // Each snapshot's chunks are split between node3 and node4 (one copy at the site): the
     // restore through node3 reads node4's share from node4, neither having a quorum.
     for (dir, group) in [(&a, "host/a"), (&b, "host/b"), (&cdir, "host/c")] {

@@ -99,8 +99,9 @@ pub(crate) async fn set(
         (Some(r), _) => r.parse().map_err(NodeError::BadRequest)?,
         (None, Some(k)) => k.role,
         (None, None) => {
-            return Err(NodeError::BadRequest(format!(
-                "site {name} is not recorded yet: give its role (--role primary|backup|witness)"
+            // Nothing to change: the site does not exist until it is given a role.
+            return Err(NodeError::NotFound(format!(
+                "site {name} is not recorded yet: give its role to record it (--role primary|backup|witness)"
             ))
             .into());
         }
