@@ -195,6 +195,31 @@ impl DaemonCluster {
         Self::start_full(sites, |_| String::new())
     }
 
+    /// The two-site layout of the main job: 2 Primary nodes, 2 Backup nodes and a witness,
+    /// with datastore `store1` at the Primary (2 copies) mirrored to the Backup site (1 copy).
+    pub fn two_sites() -> Result<Self> {
+        let c = Self::start_at(&["primary", "primary", "backup", "backup", "witness"])?;
+        let created = c.cli(
+            0,
+            &[
+                "datastore",
+                "create",
+                "store1",
+                "--path",
+                "/srv/store1",
+                "--copies",
+                "primary=2,backup=1",
+            ],
+        )?;
+        if !created.status.success() {
+            bail!(
+                "datastore create: {}",
+                String::from_utf8_lossy(&created.stderr)
+            );
+        }
+        Ok(c)
+    }
+
     fn start_full(sites: &[&str], extra: impl Fn(usize) -> String) -> Result<Self> {
         let n = sites.len();
         let (node_bin, cli_bin) = binaries()?;

@@ -34,24 +34,28 @@ fn snapshots(c: &DaemonCluster, i: usize) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// A restore of `group` through node `i` into `out` that must be refused as not complete at
+/// the Backup site, writing nothing; its error text.
+fn refused_restore(c: &DaemonCluster, i: usize, group: &str, out: &Path) -> String {
+    let refused = c
+        .cli(
+            i,
+            &["restore", group, out.to_str().unwrap(), "--store", "store1"],
+        )
+        .unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr).to_string();
+    assert!(!refused.status.success(), "restored an incomplete snapshot");
+    assert!(err.contains("is not complete at site backup yet"), "{err}");
+    assert!(
+        std::fs::read_dir(out).map_or(true, |mut d| d.next().is_none()),
+        "a refused restore wrote something"
+    );
+    err
+}
+
 #[test]
 fn backups_at_the_primary_restore_at_the_backup_site_once_the_primary_is_gone() {
-    let mut c = DaemonCluster::start_at(&["primary", "primary", "backup", "backup", "witness"])
-        .expect("cluster starts");
-    ok(&c
-        .cli(
-            0,
-            &[
-                "datastore",
-                "create",
-                "store1",
-                "--path",
-                "/srv/store1",
-                "--copies",
-                "primary=2,backup=1",
-            ],
-        )
-        .unwrap());
+    let mut c = DaemonCluster::two_sites().expect("cluster starts");
     let a = c.base.path().join("a");
     let b = c.base.path().join("b");
     source(&a, 12, 1);
@@ -135,28 +139,8 @@ fn backups_at_the_primary_restore_at_the_backup_site_once_the_primary_is_gone() 
         )
         .unwrap());
     let early = c.base.path().join("restore-c-early");
-    let refused = c
-        .cli(
-            2,
-            &[
-                "restore",
-                "host/c",
-                early.to_str().unwrap(),
-                "--store",
-                "store1",
-            ],
-        )
-        .unwrap();
-    let err = String::from_utf8_lossy(&refused.stderr).to_string();
-    assert!(!refused.status.success(), "restored an incomplete snapshot");
-    assert!(
-        err.contains("is not complete at site backup yet") && err.contains("--from-site primary"),
-        "{err}"
-    );
-    assert!(
-        std::fs::read_dir(&early).map_or(true, |mut d| d.next().is_none()),
-        "a refused restore wrote something"
-    );
+    let err = refused_restore(&c, 2, "host/c", &early);
+    assert!(err.contains("--from-site primary"), "{err}");
     ok(&c
         .cli(
             2,
@@ -212,26 +196,7 @@ fn backups_at_the_primary_restore_at_the_backup_site_once_the_primary_is_gone() 
         .unwrap());
     c.nodes[0].kill();
     c.nodes[1].kill();
-    let never = c.base.path().join("restore-d");
-    let refused = c
-        .cli(
-            2,
-            &[
-                "restore",
-                "host/d",
-                never.to_str().unwrap(),
-                "--store",
-                "store1",
-            ],
-        )
-        .unwrap();
-    let err = String::from_utf8_lossy(&refused.stderr).to_string();
-    assert!(!refused.status.success(), "restored an incomplete snapshot");
-    assert!(err.contains("is not complete at site backup yet"), "{err}");
-    assert!(
-        std::fs::read_dir(&never).map_or(true, |mut d| d.next().is_none()),
-        "a refused restore wrote something"
-    );
+    refused_restore(&c, 2, "host/d", &c.base.path().join("restore-d"));
     signal(&c, 3, "-CONT");
     for (dir, group) in [(&a, "host/a"), (&b, "host/b"), (&cdir, "host/c")] {
         let out = c

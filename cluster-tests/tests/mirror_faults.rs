@@ -36,27 +36,6 @@ fn source(dir: &Path, files: std::ops::Range<u32>) {
     }
 }
 
-/// The 2 + 2 + 1 layout with datastore store1 at the Primary, mirrored to the Backup site.
-fn two_sites() -> DaemonCluster {
-    let c = DaemonCluster::start_at(&["primary", "primary", "backup", "backup", "witness"])
-        .expect("cluster starts");
-    ok(&c
-        .cli(
-            0,
-            &[
-                "datastore",
-                "create",
-                "store1",
-                "--path",
-                "/srv/store1",
-                "--copies",
-                "primary=2,backup=1",
-            ],
-        )
-        .unwrap());
-    c
-}
-
 fn snapshots(c: &DaemonCluster, i: usize, store: &str) -> Vec<Value> {
     c.cli_json(i, &["snapshot", "list", "--store", store])
         .ok()
@@ -155,7 +134,7 @@ fn bytes_on(c: &DaemonCluster, store: &str, nodes: &[&str]) -> u64 {
 
 #[test]
 fn a_killed_backup_node_resumes_damage_is_repaired_and_prune_gc_spare_what_sites_need() {
-    let mut c = two_sites();
+    let mut c = DaemonCluster::two_sites().expect("cluster starts");
     // 4 MiB/s into the Backup site: 2 MiB/s per Backup node.
     ok(&c
         .cli(0, &["cluster", "site", "set", "backup", "--bwlimit", "4"])
@@ -345,7 +324,7 @@ fn in_sync_mode_a_backup_acknowledged_before_the_primary_dies_restores_at_the_ba
 
 #[test]
 fn the_link_limit_into_the_backup_site_holds_within_ten_percent_over_thirty_seconds() {
-    let c = two_sites();
+    let c = DaemonCluster::two_sites().expect("cluster starts");
     const LIMIT_MIB: u64 = 2;
     ok(&c
         .cli(

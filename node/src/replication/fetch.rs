@@ -1,13 +1,10 @@
 //! Getting one chunk this node lacks from the other storage nodes (a read), and which chunks
 //! the others hold; many chunks at once are [`super::pull`]ed.
 
-use std::time::Instant;
-
 use ironcore_types::records::NodeRecord;
 use ironcore_types::{ChunkId, DatastoreName};
 
 use crate::protocol::{self, PeerRequest, PeerResponse};
-use crate::replication::DOWN_FOR;
 use crate::replication::peers::ChunkPeers;
 use crate::replication::placement::place;
 use crate::{NodeError, Result};
@@ -94,42 +91,12 @@ pub async fn fetch(peers: &ChunkPeers, ds: &DatastoreName, id: &ChunkId) -> Resu
         Err(e) => return Err(e),
     }
     // This node's own site first (a restore at a mirror site reads there), each site's
-    // placement nodes before its others.
+    // placement nodes before its others; peers that failed recently last.
     let sites = peers.copy_sites(ds)?;
-    let nodes: Vec<NodeRecord> = sites.iter().flat_map(|s| s.nodes.clone()).collect();
-    let names: Vec<Vec<String>> = sites.iter().map(|s| s.names()).collect();
-    let mut order: Vec<&str> = Vec::new();
-    for (site, names) in sites.iter().zip(&names) {
-        order.extend(place(id, names, site.copies));
-        for n in names {
-            if !order.contains(&n.as_str()) {
-                order.push(n);
-            }
-        }
-    }
     let me = peers.raft.id();
-    // Peers that failed recently go last.
-    let down: Vec<u64> = {
-        let d = peers.down.lock().unwrap_or_else(|p| p.into_inner());
-        d.iter()
-            .filter(|(_, at)| at.elapsed() < DOWN_FOR)
-            .map(|(id, _)| *id)
-            .collect()
-    };
-    order.sort_by_key(|name| {
-        nodes
-            .iter()
-            .find(|n| n.name == *name)
-            .is_some_and(|n| down.contains(&n.id))
-    });
     let mut tried = Vec::new();
-    for name in order {
-        let Some(record) = nodes.iter().find(|n| n.name == name) else {
-            continue;
-        };
-        if record.id == me {
-            continue;
-        }
+    for record in peers.holders(&sites, id, &peers.recently_down()) {
+        let name = record.name.as_str();
         let ask = protocol::encode(&PeerRequest::PushTo {
             datastore: ds.clone(),
             ids: vec![*id],
@@ -152,11 +119,7 @@ pub async fn fetch(peers: &ChunkPeers, ds: &DatastoreName, id: &ChunkId) -> Resu
             }
             Ok(Err(e)) => tried.push(format!("{name}: {e}")),
             Err(e) => {
-                peers
-                    .down
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(record.id, Instant::now());
+                peers.mark_down(record.id);
                 tried.push(format!("{name}: {e}"));
             }
         }

@@ -8,8 +8,9 @@ use std::time::Instant;
 use ironcore_raft::{MetaView, RaftNode};
 use ironcore_transport::Peer;
 use ironcore_types::records::{NodeRecord, NodeRole};
-use ironcore_types::{DatastoreName, SiteId};
+use ironcore_types::{ChunkId, DatastoreName, SiteId};
 
+use super::placement::place;
 use crate::stores::NodeStores;
 use crate::{NodeError, Result};
 
@@ -125,6 +126,42 @@ impl ChunkPeers {
             sites.insert(0, mine);
         }
         Ok(sites)
+    }
+}
+
+impl ChunkPeers {
+    /// The peers that failed a request within the last [`super::DOWN_FOR`].
+    pub fn recently_down(&self) -> Vec<u64> {
+        let d = self.down.lock().unwrap_or_else(|p| p.into_inner());
+        d.iter()
+            .filter(|(_, at)| at.elapsed() < super::DOWN_FOR)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Peer `id` failed a request just now: it is tried last for a while.
+    pub fn mark_down(&self, id: u64) {
+        let mut d = self.down.lock().unwrap_or_else(|p| p.into_inner());
+        d.insert(id, Instant::now());
+    }
+
+    /// The other nodes to ask for chunk `id`, best first: site by site in `sites`' order, each
+    /// site's placement nodes before its other storage nodes; the peers in `down` last.
+    pub fn holders(&self, sites: &[SiteShare], id: &ChunkId, down: &[u64]) -> Vec<NodeRecord> {
+        let me = self.raft.id();
+        let mut order: Vec<NodeRecord> = Vec::new();
+        for site in sites {
+            let names = site.names();
+            let placed = place(id, &names, site.copies);
+            let others = names.iter().filter(|n| !placed.contains(&n.as_str()));
+            for name in placed.iter().copied().chain(others.map(String::as_str)) {
+                if let Some(n) = site.nodes.iter().find(|n| n.name == name && n.id != me) {
+                    order.push(n.clone());
+                }
+            }
+        }
+        order.sort_by_key(|n| down.contains(&n.id));
+        order
     }
 }
 

@@ -7,16 +7,14 @@
 //! transport's have/want offer).
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use ironcore_types::records::NodeRecord;
 use ironcore_types::{ChunkId, DatastoreName};
 
 use crate::protocol::{self, PeerRequest, PeerResponse};
-use crate::replication::DOWN_FOR;
 use crate::replication::peers::ChunkPeers;
-use crate::replication::placement::place;
 use crate::{NodeError, Result};
 
 /// Chunks per push request, at most.
@@ -60,32 +58,17 @@ pub async fn pull_limited(
     limit_bytes: u64,
     arrived: &(dyn Fn(u64) + Sync),
 ) -> Result<Pulled> {
-    let me = peers.raft.id();
     let lacking: Vec<ChunkId> = ids
         .iter()
         .filter(|id| !peers.stores.has(ds, id).unwrap_or(false))
         .copied()
         .collect();
     let sites = peers.copy_sites(ds)?;
-    let down = recently_down(peers);
+    let down = peers.recently_down();
     // Each chunk's candidate sources, best first.
     let mut queue: Vec<(ChunkId, Vec<NodeRecord>)> = lacking
         .iter()
-        .map(|id| {
-            let mut order: Vec<NodeRecord> = Vec::new();
-            for site in &sites {
-                let names = site.names();
-                let placed = place(id, &names, site.copies);
-                let others = names.iter().filter(|n| !placed.contains(&n.as_str()));
-                for name in placed.iter().copied().chain(others.map(String::as_str)) {
-                    if let Some(n) = site.nodes.iter().find(|n| n.name == name && n.id != me) {
-                        order.push(n.clone());
-                    }
-                }
-            }
-            order.sort_by_key(|n| down.contains(&n.id));
-            (*id, order)
-        })
+        .map(|id| (*id, peers.holders(&sites, id, &down)))
         .collect();
     let mut out = Pulled::default();
     let mut why: HashMap<ChunkId, Vec<String>> = HashMap::new();
@@ -198,23 +181,10 @@ async fn from_source(
             },
             Err(e) => {
                 tracing::warn!(node = %source.name, error = %e, "could not pull chunks");
-                peers
-                    .down
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(source.id, Instant::now());
+                peers.mark_down(source.id);
                 return (bytes, Some(e.to_string()));
             }
         }
     }
     (bytes, None)
-}
-
-/// The peers that failed a request lately (tried last).
-fn recently_down(peers: &ChunkPeers) -> Vec<u64> {
-    let d = peers.down.lock().unwrap_or_else(|p| p.into_inner());
-    d.iter()
-        .filter(|(_, at)| at.elapsed() < DOWN_FOR)
-        .map(|(id, _)| *id)
-        .collect()
 }

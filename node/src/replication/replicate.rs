@@ -4,14 +4,12 @@
 //! success.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Instant;
 
 use ironcore_transport::TransferOptions;
 use ironcore_types::records::NodeRecord;
 use ironcore_types::{ChunkId, DatastoreName, SiteId};
 
 use crate::protocol::{self, PeerRequest};
-use crate::replication::DOWN_FOR;
 use crate::replication::peers::{ChunkPeers, SiteShare};
 use crate::replication::placement::place;
 use crate::{NodeError, Result};
@@ -91,14 +89,12 @@ async fn replicate_to(
     let copies = copies.min(names.len());
     // Peers that failed recently are passed over first; if that leaves too few nodes,
     // they are tried again before the copies are declared short.
-    let recently_down: Vec<String> = {
-        let d = peers.down.lock().unwrap_or_else(|p| p.into_inner());
-        nodes
-            .iter()
-            .filter(|n| d.get(&n.id).is_some_and(|at| at.elapsed() < DOWN_FOR))
-            .map(|n| n.name.clone())
-            .collect()
-    };
+    let down = peers.recently_down();
+    let recently_down: Vec<String> = nodes
+        .iter()
+        .filter(|n| down.contains(&n.id))
+        .map(|n| n.name.clone())
+        .collect();
     let mut round = Placing {
         failed: recently_down,
         // This node counts only where it is a storage node (see `staging`).
@@ -184,11 +180,7 @@ async fn place_copies(
                 Err(e) => {
                     tracing::warn!(datastore = %ds, target, error = %e, "replication target failed; placing its copies on the next nodes");
                     if let Some(n) = nodes.iter().find(|n| n.name == target) {
-                        peers
-                            .down
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .insert(n.id, Instant::now());
+                        peers.mark_down(n.id);
                     }
                     round.failed.push(target);
                     retry.extend(chunk_ids);
