@@ -9,8 +9,13 @@
 # at the Backup site, proves the restore identical, runs an incremental backup, and leaves the
 # cluster running.
 #
-#   scripts/cluster.sh [start] [--source DIR] [--base DIR]   start (default)
-#   scripts/cluster.sh stop [--base DIR]                      stop the nodes
+# Traffic between the sites goes through a link emulator (`ironcore-node fault-proxy`, one
+# route in front of each node, used by the nodes of the other sites through `[peer-addresses]`)
+# with a modest one-way delay, so it behaves like two data centres.
+#
+#   scripts/cluster.sh [start] [--source DIR] [--base DIR] [--wan-delay-ms N] [--wan-mbit M]
+#                                                             start (default; 5 ms, no cap)
+#   scripts/cluster.sh stop [--base DIR]                      stop the nodes and the link
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -18,11 +23,15 @@ cmd=start
 if [[ "${1:-}" == start || "${1:-}" == stop ]]; then cmd=$1; shift; fi
 SOURCE=/usr/share/doc
 BASE=/tmp/ironcore-cluster
+WAN_DELAY_MS=5
+WAN_MBIT=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --source) SOURCE=$2; shift 2 ;;
     --base) BASE=$2; shift 2 ;;
-    *) echo "unknown option $1 (use --source DIR, --base DIR)" >&2; exit 2 ;;
+    --wan-delay-ms) WAN_DELAY_MS=$2; shift 2 ;;
+    --wan-mbit) WAN_MBIT=$2; shift 2 ;;
+    *) echo "unknown option $1 (use --source DIR, --base DIR, --wan-delay-ms N, --wan-mbit M)" >&2; exit 2 ;;
   esac
 done
 
@@ -30,7 +39,7 @@ NODES="1 2 3 4 5"
 site_of() { case $1 in 1|2) echo primary ;; 3|4) echo backup ;; *) echo witness ;; esac; }
 
 stop_nodes() {
-  for i in $NODES; do
+  for i in $NODES link; do
     pidfile=$BASE/node$i.pid
     if [[ -f $pidfile ]]; then
       pid=$(cat "$pidfile")
@@ -74,8 +83,23 @@ datastore-prefix = "$BASE/node$i/storage"
 heartbeat-ms = 100
 election-timeout-min-ms = 800
 election-timeout-max-ms = 1600
+
+# The nodes of the other sites are reached through the link emulator.
+[peer-addresses]
 TOML
+  for j in $NODES; do
+    if [[ $(site_of "$j") != $(site_of "$i") ]]; then
+      echo "node$j = \"127.0.0.1:$((8300 + j))\"" >> "$BASE/node$i.toml"
+    fi
+  done
 done
+
+echo "== the link between the sites: ${WAN_DELAY_MS} ms one way, ${WAN_MBIT} Mbit/s cap (0: none)"
+routes=()
+for i in $NODES; do routes+=(--route "127.0.0.1:$((8300 + i))=127.0.0.1:$((8100 + i))"); done
+nohup "$NODE" fault-proxy "${routes[@]}" --delay-ms "$WAN_DELAY_MS" --rate-mbit "$WAN_MBIT" \
+  > "$BASE/nodelink.out" 2>&1 &
+echo $! > "$BASE/nodelink.pid"
 
 start_node() {
   local i=$1

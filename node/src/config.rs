@@ -1,6 +1,7 @@
 //! The daemon's TOML configuration: parsed strictly (unknown keys refused), validated once
 //! into typed values.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -29,6 +30,8 @@ struct RawConfig {
     task_lease_secs: Option<u64>,
     #[serde(default)]
     project_key: Option<ProjectKeyConfig>,
+    #[serde(default)]
+    peer_addresses: BTreeMap<String, SocketAddr>,
 }
 
 /// `[project-key]`: the key file this node encrypts with on push, and the file holding its
@@ -82,6 +85,9 @@ pub struct NodeConfig {
     /// The project key, when push sync jobs may encrypt on this node (see
     /// [`crate::sync::project_key`]).
     pub project_key: Option<ProjectKeyConfig>,
+    /// `[peer-addresses]`: where this node reaches the named peers instead of the address
+    /// they advertise (a NAT between sites, or a link emulator in front of them).
+    pub peer_addresses: BTreeMap<String, SocketAddr>,
 }
 
 impl NodeConfig {
@@ -149,6 +155,10 @@ impl NodeConfig {
                 }
             }
         }
+        for peer in raw.peer_addresses.keys() {
+            peer.parse::<ironcore_types::NodeId>()
+                .map_err(|e| bad(format!("[peer-addresses] '{peer}': {e}")))?;
+        }
         let advertise = raw.advertise.unwrap_or_else(|| raw.listen.to_string());
         let api_advertise = raw
             .api_advertise
@@ -175,6 +185,7 @@ impl NodeConfig {
             election_timeout: (min, max),
             task_lease,
             project_key: raw.project_key,
+            peer_addresses: raw.peer_addresses,
         })
     }
 
@@ -242,6 +253,28 @@ advertise = "10.0.0.1:8007"
         )
         .unwrap_err();
         assert!(e.to_string().contains("heartbeat-ms <"), "{e}");
+    }
+
+    #[test]
+    fn peer_addresses_name_nodes_and_give_socket_addresses() {
+        let section = "\n[peer-addresses]\nnode3 = \"127.0.0.1:8303\"\n";
+        let c = NodeConfig::parse(Path::new("x"), &format!("{GOOD}{section}")).unwrap();
+        assert_eq!(
+            c.peer_addresses.get("node3"),
+            Some(&"127.0.0.1:8303".parse().unwrap())
+        );
+        let e = NodeConfig::parse(
+            Path::new("x"),
+            &format!("{GOOD}{}", section.replace("127.0.0.1:8303", "far-away")),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("invalid socket address"), "{e}");
+        let e = NodeConfig::parse(
+            Path::new("x"),
+            &format!("{GOOD}{}", section.replace("node3", "\"no de\"")),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("[peer-addresses] 'no de'"), "{e}");
     }
 
     #[test]

@@ -44,15 +44,41 @@ enum Command {
     /// Print the API's OpenAPI description (what `GET /api2/json/openapi.json` serves); needs
     /// no configuration.
     Openapi,
+    /// Emulate a WAN link for tests and benches (needs no configuration): a UDP proxy per
+    /// route, each direction delayed, rate-capped and lossy as asked, until SIGTERM or Ctrl-C.
+    /// Point the nodes of the other sites at LISTEN with `[peer-addresses]`.
+    FaultProxy {
+        /// LISTEN=TARGET, e.g. 127.0.0.1:9201=127.0.0.1:8201 (repeat for several nodes).
+        #[arg(long, required = true)]
+        route: Vec<String>,
+        /// One-way delay in milliseconds, each direction.
+        #[arg(long, default_value_t = 0)]
+        delay_ms: u64,
+        /// Rate cap per direction and route in Mbit/s (0 = none).
+        #[arg(long, default_value_t = 0.0)]
+        rate_mbit: f64,
+        /// Probability of dropping a packet, 0 to 1.
+        #[arg(long, default_value_t = 0.0)]
+        loss: f64,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     // Before any file or thread exists: everything this process creates is its user's alone.
     ironcore_node::private::restrict_umask();
     let cli = Cli::parse();
-    if let Command::Openapi = cli.command {
-        println!("{}", ironcore_node::api::document().to_pretty_json()?);
-        return Ok(());
+    match cli.command {
+        Command::Openapi => {
+            println!("{}", ironcore_node::api::document().to_pretty_json()?);
+            return Ok(());
+        }
+        Command::FaultProxy {
+            route,
+            delay_ms,
+            rate_mbit,
+            loss,
+        } => return fault_proxy(&route, delay_ms, rate_mbit, loss),
+        _ => {}
     }
     let config = NodeConfig::load(&cli.config)?;
     ironcore_node::private::private_dir(&config.data_dir, "data directory")?;
@@ -60,7 +86,9 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match cli.command {
-        Command::Openapi => unreachable!("answered before the configuration is read"),
+        Command::Openapi | Command::FaultProxy { .. } => {
+            unreachable!("answered before the configuration is read")
+        }
         Command::Fingerprint => {
             println!(
                 "{}",
@@ -127,4 +155,60 @@ fn main() -> anyhow::Result<()> {
     // did not finish was never acknowledged.
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     Ok(())
+}
+
+/// `fault-proxy`: one [`FaultProxy`] per route, until SIGTERM or Ctrl-C.
+///
+/// [`FaultProxy`]: ironcore_transport::fault::FaultProxy
+fn fault_proxy(routes: &[String], delay_ms: u64, rate_mbit: f64, loss: f64) -> anyhow::Result<()> {
+    use ironcore_transport::fault::{Direction, FaultProxy};
+    anyhow::ensure!(
+        rate_mbit.is_finite() && rate_mbit >= 0.0,
+        "--rate-mbit {rate_mbit} must be 0 (no cap) or more"
+    );
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&loss),
+        "--loss {loss} must be between 0 and 1"
+    );
+    let parsed: Vec<(std::net::SocketAddr, std::net::SocketAddr)> = routes
+        .iter()
+        .map(|r| {
+            let (listen, target) = r
+                .split_once('=')
+                .with_context(|| format!("--route '{r}' is not LISTEN=TARGET"))?;
+            Ok((
+                listen
+                    .parse()
+                    .with_context(|| format!("--route '{r}': LISTEN"))?,
+                target
+                    .parse()
+                    .with_context(|| format!("--route '{r}': TARGET"))?,
+            ))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut proxies = Vec::new();
+        for (listen, target) in parsed {
+            let p = FaultProxy::bind(listen, target)
+                .await
+                .with_context(|| format!("binding {listen}"))?;
+            p.set_delay(Direction::Both, std::time::Duration::from_millis(delay_ms));
+            p.set_rate(Direction::Both, (rate_mbit * 1e6 / 8.0) as u64);
+            p.set_loss(Direction::Both, loss);
+            println!("fault-proxy: {listen} -> {target} ({delay_ms} ms one way, {rate_mbit} Mbit/s, loss {loss})");
+            proxies.push(p);
+        }
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = tokio::signal::ctrl_c() => {},
+        }
+        drop(proxies);
+        Ok(())
+    })
 }

@@ -1,10 +1,13 @@
-//! Fault injection without root, for tests: a UDP proxy on loopback that sits between two QUIC
-//! endpoints. The client is pointed at [`FaultProxy::addr`]; the proxy forwards its datagrams to
-//! the target and the target's datagrams back to the last address that sent from the client
-//! side (one client per proxy). Per direction it can add a one-way delay (packets keep their
-//! order: a queue task releases each at arrival + delay), drop packets with a probability, and
-//! partition, all changeable while it runs. Dropping the proxy stops it.
+//! Fault injection without root, for tests and benches: a UDP proxy that sits in front of a
+//! QUIC endpoint (the target). Clients are pointed at [`FaultProxy::addr`]; each client gets
+//! its own socket towards the target (as a NAT would), so the target's answers on it go back
+//! to that client, and one proxy serves every node that reaches the target through it. Per
+//! direction it can add a one-way delay, cap the rate (a link that sends one packet after the
+//! other, with 100 ms of buffer; beyond that it drops, as a router would), drop packets with
+//! a probability, and partition, all changeable while it runs. Packets keep their order.
+//! Dropping the proxy stops it.
 
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
@@ -20,7 +23,9 @@ use crate::{Result, TransportError};
 /// The largest datagram the proxy receives.
 const BUF_LEN: usize = 65535;
 /// Packets waiting out their delay per direction; beyond that they are dropped, as a router would.
-const QUEUE_LEN: usize = 8192;
+const QUEUE_LEN: usize = 65536;
+/// How much a rate-capped direction may have queued before it drops.
+const BUFFER: Duration = Duration::from_millis(100);
 /// Indices into [`Settings::dirs`].
 const TO_TARGET: usize = 0;
 const TO_CLIENT: usize = 1;
@@ -52,48 +57,119 @@ struct Dir {
     delay_micros: AtomicU64,
     /// The drop probability, as `f64` bits.
     loss_bits: AtomicU64,
+    /// Bytes per second (0 = no cap).
+    rate: AtomicU64,
+    /// When the capped link is done sending what it has queued.
+    busy_until: Mutex<Option<Instant>>,
     partitioned: AtomicBool,
     forwarded: AtomicU64,
     dropped: AtomicU64,
 }
 
+impl Dir {
+    /// When a packet of `len` bytes arriving now leaves, or `None` when it is dropped (loss,
+    /// partition, or a full buffer).
+    fn admit(&self, len: usize) -> Option<Instant> {
+        let loss = f64::from_bits(self.loss_bits.load(SeqCst));
+        if self.partitioned.load(SeqCst) || (loss > 0.0 && rand::random::<f64>() < loss) {
+            self.dropped.fetch_add(1, SeqCst);
+            return None;
+        }
+        let now = Instant::now();
+        let delay = Duration::from_micros(self.delay_micros.load(SeqCst))
+            .min(Duration::from_secs(86_400 * 365));
+        let rate = self.rate.load(SeqCst);
+        if rate == 0 {
+            return Some(now + delay);
+        }
+        let mut busy = self.busy_until.lock().unwrap_or_else(|p| p.into_inner());
+        let start = busy.map_or(now, |b| b.max(now));
+        if start - now > BUFFER {
+            self.dropped.fetch_add(1, SeqCst);
+            return None;
+        }
+        let done = start + Duration::from_secs_f64(len as f64 / rate as f64);
+        *busy = Some(done);
+        Some(done + delay)
+    }
+}
+
 #[derive(Default)]
 struct Settings {
     dirs: [Dir; 2],
-    /// The last address that sent from the client side.
-    client: Mutex<Option<SocketAddr>>,
+}
+
+/// A packet on its way: when it leaves, its bytes, the socket it leaves by, and where to.
+type Queued = (Instant, Vec<u8>, Arc<UdpSocket>, SocketAddr);
+
+/// What the proxy's tasks share.
+struct Shared {
+    settings: Settings,
+    target: SocketAddr,
+    /// Each client's own socket towards the target.
+    clients: Mutex<HashMap<SocketAddr, Arc<UdpSocket>>>,
+    /// Every task, aborted when the proxy is dropped.
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    queues: [mpsc::Sender<Queued>; 2],
+}
+
+impl Shared {
+    fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let handle = tokio::spawn(task);
+        self.tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(handle);
+    }
+
+    /// Queues `packet` in direction `i` unless the direction drops it.
+    fn enqueue(&self, i: usize, packet: &[u8], by: Arc<UdpSocket>, to: SocketAddr) {
+        let dir = &self.settings.dirs[i];
+        if let Some(at) = dir.admit(packet.len())
+            && self.queues[i]
+                .try_send((at, packet.to_vec(), by, to))
+                .is_err()
+        {
+            dir.dropped.fetch_add(1, SeqCst);
+        }
+    }
 }
 
 /// A running UDP proxy. Dropping it stops it (abort its tasks).
 pub struct FaultProxy {
     addr: SocketAddr,
-    settings: Arc<Settings>,
-    tasks: Vec<JoinHandle<()>>,
+    shared: Arc<Shared>,
 }
 
 impl FaultProxy {
     /// Binds 127.0.0.1:0 and forwards to `target`. Must be called inside a tokio runtime.
     pub async fn start(target: SocketAddr) -> Result<Self> {
+        Self::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), target).await
+    }
+
+    /// Binds `listen` and forwards to `target`. Must be called inside a tokio runtime.
+    pub async fn bind(listen: SocketAddr, target: SocketAddr) -> Result<Self> {
         let io = |action| move |source| TransportError::Io { action, source };
-        let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-        let front = UdpSocket::bind(loopback)
+        let front = UdpSocket::bind(listen)
             .await
             .map_err(io("binding the fault proxy's client socket"))?;
-        let back = UdpSocket::bind(loopback)
-            .await
-            .map_err(io("binding the fault proxy's target socket"))?;
         let addr = front
             .local_addr()
             .map_err(io("reading the fault proxy's address"))?;
-        let (front, back) = (Arc::new(front), Arc::new(back));
-        let settings = Arc::new(Settings::default());
-        let mut tasks = lane(&settings, TO_TARGET, front.clone(), back.clone(), target);
-        tasks.extend(lane(&settings, TO_CLIENT, back, front, target));
-        Ok(FaultProxy {
-            addr,
-            settings,
-            tasks,
-        })
+        let front = Arc::new(front);
+        let (to_target, rx_target) = mpsc::channel(QUEUE_LEN);
+        let (to_client, rx_client) = mpsc::channel(QUEUE_LEN);
+        let shared = Arc::new(Shared {
+            settings: Settings::default(),
+            target,
+            clients: Mutex::default(),
+            tasks: Mutex::default(),
+            queues: [to_target, to_client],
+        });
+        shared.spawn(release(Arc::downgrade(&shared), TO_TARGET, rx_target));
+        shared.spawn(release(Arc::downgrade(&shared), TO_CLIENT, rx_client));
+        shared.spawn(from_clients(Arc::downgrade(&shared), front));
+        Ok(FaultProxy { addr, shared })
     }
 
     /// The address clients should send to.
@@ -101,12 +177,24 @@ impl FaultProxy {
         self.addr
     }
 
+    fn dirs(&self, dir: Direction) -> impl Iterator<Item = &Dir> {
+        dir.indices().iter().map(|&i| &self.shared.settings.dirs[i])
+    }
+
     /// One-way delay added to every packet in `dir` (Both = each direction gets it). Packets
     /// keep their order.
     pub fn set_delay(&self, dir: Direction, delay: Duration) {
         let micros = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
-        for &i in dir.indices() {
-            self.settings.dirs[i].delay_micros.store(micros, SeqCst);
+        for d in self.dirs(dir) {
+            d.delay_micros.store(micros, SeqCst);
+        }
+    }
+
+    /// Caps `dir` at `bytes_per_sec` (0 = no cap): packets leave one after the other at that
+    /// rate, with 100 ms of buffer; what does not fit is dropped.
+    pub fn set_rate(&self, dir: Direction, bytes_per_sec: u64) {
+        for d in self.dirs(dir) {
+            d.rate.store(bytes_per_sec, SeqCst);
         }
     }
 
@@ -114,22 +202,22 @@ impl FaultProxy {
     pub fn set_loss(&self, dir: Direction, probability: f64) {
         // A NaN stays NaN, and `rand < NaN` never holds: it drops nothing.
         let p = probability.clamp(0.0, 1.0);
-        for &i in dir.indices() {
-            self.settings.dirs[i].loss_bits.store(p.to_bits(), SeqCst);
+        for d in self.dirs(dir) {
+            d.loss_bits.store(p.to_bits(), SeqCst);
         }
     }
 
     /// Drop everything in `dir` (Both = full partition) until `heal`, including packets
     /// still waiting out a delay.
     pub fn partition(&self, dir: Direction) {
-        for &i in dir.indices() {
-            self.settings.dirs[i].partitioned.store(true, SeqCst);
+        for d in self.dirs(dir) {
+            d.partitioned.store(true, SeqCst);
         }
     }
 
     /// Ends every partition.
     pub fn heal(&self) {
-        for d in &self.settings.dirs {
+        for d in &self.shared.settings.dirs {
             d.partitioned.store(false, SeqCst);
         }
     }
@@ -138,6 +226,7 @@ impl FaultProxy {
     /// to_target_dropped, to_client_forwarded, to_client_dropped).
     pub fn counters(&self) -> (u64, u64, u64, u64) {
         let [t, c] = self
+            .shared
             .settings
             .dirs
             .each_ref()
@@ -148,76 +237,105 @@ impl FaultProxy {
 
 impl Drop for FaultProxy {
     fn drop(&mut self) {
-        for task in &self.tasks {
+        for task in self
+            .shared
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
             task.abort();
         }
     }
 }
 
-/// Spawns the two tasks of direction `i`: one receives on `inbound` and queues each packet that
-/// loss or a partition does not drop; the other releases each at arrival + delay (so order is
-/// kept) and sends it on `outbound`, to the target or to the client's last address.
-fn lane(
-    settings: &Arc<Settings>,
-    i: usize,
-    inbound: Arc<UdpSocket>,
-    outbound: Arc<UdpSocket>,
-    target: SocketAddr,
-) -> Vec<JoinHandle<()>> {
-    let (tx, mut rx) = mpsc::channel::<(Instant, Vec<u8>)>(QUEUE_LEN);
-    let s = settings.clone();
-    let receive = tokio::spawn(async move {
-        let (dir, mut buf) = (&s.dirs[i], vec![0u8; BUF_LEN]);
-        loop {
-            let Ok((n, from)) = inbound.recv_from(&mut buf).await else {
-                // A transient socket error: do not spin on it.
-                tokio::time::sleep(Duration::from_millis(1)).await;
-                continue;
-            };
-            if i == TO_TARGET {
-                // A poisoned lock still holds a valid address: recover it.
-                *s.client.lock().unwrap_or_else(|p| p.into_inner()) = Some(from);
-            } else if from != target {
-                continue;
+/// Receives from the clients on `front`: each client's packets go to the target by its own
+/// socket, created (with a task that carries the target's answers back) on its first packet.
+async fn from_clients(shared: std::sync::Weak<Shared>, front: Arc<UdpSocket>) {
+    let mut buf = vec![0u8; BUF_LEN];
+    loop {
+        let Ok((n, client)) = front.recv_from(&mut buf).await else {
+            // A transient socket error: do not spin on it.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            continue;
+        };
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let back = {
+            let mut clients = shared.clients.lock().unwrap_or_else(|p| p.into_inner());
+            match clients.get(&client) {
+                Some(b) => Some(b.clone()),
+                None => std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
+                    .and_then(|s| {
+                        s.set_nonblocking(true)?;
+                        UdpSocket::from_std(s)
+                    })
+                    .ok()
+                    .map(|s| {
+                        let s = Arc::new(s);
+                        clients.insert(client, s.clone());
+                        shared.spawn(from_target(
+                            Arc::downgrade(&shared),
+                            s.clone(),
+                            front.clone(),
+                            client,
+                        ));
+                        s
+                    }),
             }
-            let loss = f64::from_bits(dir.loss_bits.load(SeqCst));
-            if dir.partitioned.load(SeqCst) || (loss > 0.0 && rand::random::<f64>() < loss) {
-                dir.dropped.fetch_add(1, SeqCst);
-                continue;
-            }
-            let delay = Duration::from_micros(dir.delay_micros.load(SeqCst));
-            let at = Instant::now() + delay.min(Duration::from_secs(86_400 * 365));
-            if tx.try_send((at, buf[..n].to_vec())).is_err() {
-                dir.dropped.fetch_add(1, SeqCst);
-            }
-        }
-    });
-    let s = settings.clone();
-    let send = tokio::spawn(async move {
-        let dir = &s.dirs[i];
-        while let Some((at, packet)) = rx.recv().await {
-            // Without a delay, forward at once: even a zero-length sleep waits for the timer's
-            // next tick (about 1 ms), which would add latency to every packet.
-            if at > Instant::now() {
-                tokio::time::sleep_until(at).await;
-            }
-            let dest = match i {
-                TO_TARGET => Some(target),
-                _ => *s.client.lock().unwrap_or_else(|p| p.into_inner()),
-            };
-            // A partition drops packets that were waiting out a delay too.
-            match dest {
-                Some(dest) if !dir.partitioned.load(SeqCst) => {
-                    dir.forwarded.fetch_add(1, SeqCst);
-                    let _ = outbound.send_to(&packet, dest).await;
-                }
-                _ => {
-                    dir.dropped.fetch_add(1, SeqCst);
-                }
+        };
+        match back {
+            Some(back) => shared.enqueue(TO_TARGET, &buf[..n], back, shared.target),
+            None => {
+                shared.settings.dirs[TO_TARGET].dropped.fetch_add(1, SeqCst);
             }
         }
-    });
-    vec![receive, send]
+    }
+}
+
+/// Carries the target's packets on `back` (one client's socket) to `client` through `front`.
+async fn from_target(
+    shared: std::sync::Weak<Shared>,
+    back: Arc<UdpSocket>,
+    front: Arc<UdpSocket>,
+    client: SocketAddr,
+) {
+    let mut buf = vec![0u8; BUF_LEN];
+    loop {
+        let Ok((n, from)) = back.recv_from(&mut buf).await else {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            continue;
+        };
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        if from == shared.target {
+            shared.enqueue(TO_CLIENT, &buf[..n], front.clone(), client);
+        }
+    }
+}
+
+/// Sends each queued packet of direction `i` when its time comes (the queue is in time order).
+async fn release(shared: std::sync::Weak<Shared>, i: usize, mut rx: mpsc::Receiver<Queued>) {
+    while let Some((at, packet, by, to)) = rx.recv().await {
+        // Without a delay, forward at once: even a zero-length sleep waits for the timer's
+        // next tick (about 1 ms), which would add latency to every packet.
+        if at > Instant::now() {
+            tokio::time::sleep_until(at).await;
+        }
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let dir = &shared.settings.dirs[i];
+        // A partition drops packets that were waiting out a delay too.
+        if dir.partitioned.load(SeqCst) {
+            dir.dropped.fetch_add(1, SeqCst);
+        } else {
+            dir.forwarded.fetch_add(1, SeqCst);
+            let _ = by.send_to(&packet, to).await;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -319,6 +437,60 @@ mod tests {
         send(&client, proxy.addr(), b"back").await;
         // Nothing dropped was delivered: the first datagram to arrive is the last one sent.
         assert_eq!(recv(&client).await.0, b"back");
+    }
+
+    #[tokio::test]
+    async fn each_client_gets_its_own_answers() {
+        let (proxy, first) = proxied_echo().await;
+        let second = socket().await;
+        for i in 0..5u8 {
+            send(&first, proxy.addr(), &[1, i]).await;
+            send(&second, proxy.addr(), &[2, i]).await;
+            assert_eq!(recv(&first).await.0, vec![1, i]);
+            assert_eq!(recv(&second).await.0, vec![2, i]);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rate_cap_paces_packets_and_drops_beyond_its_buffer() {
+        let (proxy, client) = proxied_echo().await;
+        // Sends `n` packets of 1,000 bytes, letting the proxy drain the socket as it goes (a
+        // burst larger than the kernel's buffer would be lost before the proxy sees it).
+        let burst = |n: usize| {
+            let (client, to) = (&client, proxy.addr());
+            async move {
+                for k in 0..n {
+                    send(client, to, &[7; 1000]).await;
+                    if k % 10 == 9 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            }
+        };
+        // 500 kB/s: 50 packets take 100 ms, within the buffer.
+        proxy.set_rate(Direction::ToTarget, 500_000);
+        let start = Instant::now();
+        burst(50).await;
+        wait_counters(&proxy, |c| c.2 == 50).await;
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_millis(95) && took < Duration::from_secs(2),
+            "{took:?}"
+        );
+        // 150 more at once: what does not fit in 100 ms of buffer is dropped. (The kernel may
+        // drop some of a burst too, before the proxy sees them: they are in no counter.)
+        let sent = Instant::now();
+        burst(150).await;
+        let sending = sent.elapsed();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let (forwarded, dropped, _, _) = proxy.counters();
+        // At most the buffer (50 packets) and what the link carried while the burst was sent.
+        let fits = 50 + (sending.as_secs_f64() * 500.0) as u64 + 5;
+        assert!(
+            dropped > 0 && forwarded - 50 <= fits,
+            "{:?}, {fits} could fit in {sending:?}",
+            proxy.counters()
+        );
     }
 
     #[tokio::test]

@@ -67,12 +67,16 @@ impl ChunkPeers {
             .meta()
             .node(id)?
             .ok_or_else(|| NodeError::NotFound(format!("node {id} is not a member")))?;
-        let addr = record.address.parse().map_err(|e| {
-            NodeError::Internal(format!(
-                "node {} has a bad address {}: {e}",
-                record.name, record.address
-            ))
-        })?;
+        // The address book's entry wins: `[peer-addresses]` may route this peer elsewhere.
+        let addr = match self.raft.address_book().get(id) {
+            Some(a) => a,
+            None => record.address.parse().map_err(|e| {
+                NodeError::Internal(format!(
+                    "node {} has a bad address {}: {e}",
+                    record.name, record.address
+                ))
+            })?,
+        };
         Ok(Peer {
             node: record
                 .name

@@ -291,6 +291,9 @@ async fn watch_membership(node: Arc<Node>, pins: PinSet, book: AddressBook) {
                             address: n.address.clone(),
                         },
                     );
+                    if let Some(addr) = node.config().peer_addresses.get(&n.name) {
+                        book.set_override(n.id, *addr);
+                    }
                 }
                 for gone in known.keys().filter(|k| !now.contains_key(*k)) {
                     if let Ok(name) = gone.parse() {
