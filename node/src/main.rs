@@ -48,13 +48,18 @@ enum Command {
     /// route, each direction delayed, rate-capped and lossy as asked, until SIGTERM or Ctrl-C.
     /// Point the nodes of the other sites at LISTEN with `[peer-addresses]`.
     FaultProxy {
-        /// LISTEN=TARGET, e.g. 127.0.0.1:9201=127.0.0.1:8201 (repeat for several nodes).
-        #[arg(long, required = true)]
+        /// LISTEN=TARGET over UDP (the nodes' QUIC), e.g. 127.0.0.1:8301=127.0.0.1:8101;
+        /// repeat for several nodes.
+        #[arg(long, required_unless_present = "tcp_route")]
         route: Vec<String>,
+        /// LISTEN=TARGET over TCP (a tool to compare with, such as an rsync daemon), over the
+        /// same link.
+        #[arg(long)]
+        tcp_route: Vec<String>,
         /// One-way delay in milliseconds, each direction.
         #[arg(long, default_value_t = 0)]
         delay_ms: u64,
-        /// Rate cap per direction and route in Mbit/s (0 = none).
+        /// Rate cap of the link each way in Mbit/s, shared by every route (0 = none).
         #[arg(long, default_value_t = 0.0)]
         rate_mbit: f64,
         /// Probability of dropping a packet, 0 to 1.
@@ -74,10 +79,11 @@ fn main() -> anyhow::Result<()> {
         }
         Command::FaultProxy {
             route,
+            tcp_route,
             delay_ms,
             rate_mbit,
             loss,
-        } => return fault_proxy(&route, delay_ms, rate_mbit, loss),
+        } => return fault_proxy(&route, &tcp_route, delay_ms, rate_mbit, loss),
         _ => {}
     }
     let config = NodeConfig::load(&cli.config)?;
@@ -157,11 +163,20 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `fault-proxy`: one [`FaultProxy`] per route, until SIGTERM or Ctrl-C.
+/// `fault-proxy`: one [`FaultProxy`] per route and one [`TcpFaultProxy`] per TCP route, until
+/// SIGTERM or Ctrl-C.
 ///
 /// [`FaultProxy`]: ironcore_transport::fault::FaultProxy
-fn fault_proxy(routes: &[String], delay_ms: u64, rate_mbit: f64, loss: f64) -> anyhow::Result<()> {
+/// [`TcpFaultProxy`]: ironcore_transport::fault_tcp::TcpFaultProxy
+fn fault_proxy(
+    routes: &[String],
+    tcp_routes: &[String],
+    delay_ms: u64,
+    rate_mbit: f64,
+    loss: f64,
+) -> anyhow::Result<()> {
     use ironcore_transport::fault::{Direction, FaultProxy};
+    use ironcore_transport::fault_tcp::TcpFaultProxy;
     anyhow::ensure!(
         rate_mbit.is_finite() && rate_mbit >= 0.0,
         "--rate-mbit {rate_mbit} must be 0 (no cap) or more"
@@ -170,45 +185,66 @@ fn fault_proxy(routes: &[String], delay_ms: u64, rate_mbit: f64, loss: f64) -> a
         (0.0..=1.0).contains(&loss),
         "--loss {loss} must be between 0 and 1"
     );
-    let parsed: Vec<(std::net::SocketAddr, std::net::SocketAddr)> = routes
+    let parse = |r: &String| -> anyhow::Result<(std::net::SocketAddr, std::net::SocketAddr)> {
+        let (listen, target) = r
+            .split_once('=')
+            .with_context(|| format!("route '{r}' is not LISTEN=TARGET"))?;
+        Ok((
+            listen
+                .parse()
+                .with_context(|| format!("route '{r}': LISTEN"))?,
+            target
+                .parse()
+                .with_context(|| format!("route '{r}': TARGET"))?,
+        ))
+    };
+    let udp = routes
         .iter()
-        .map(|r| {
-            let (listen, target) = r
-                .split_once('=')
-                .with_context(|| format!("--route '{r}' is not LISTEN=TARGET"))?;
-            Ok((
-                listen
-                    .parse()
-                    .with_context(|| format!("--route '{r}': LISTEN"))?,
-                target
-                    .parse()
-                    .with_context(|| format!("--route '{r}': TARGET"))?,
-            ))
-        })
-        .collect::<anyhow::Result<_>>()?;
+        .map(parse)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let tcp = tcp_routes
+        .iter()
+        .map(parse)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let (delay, rate) = (
+        std::time::Duration::from_millis(delay_ms),
+        (rate_mbit * 1e6 / 8.0) as u64,
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let mut proxies = Vec::new();
-        for (listen, target) in parsed {
-            let p = FaultProxy::bind(listen, target)
+        // Every route shares one link: the first UDP proxy's (or an unused one's).
+        let link = FaultProxy::bind("127.0.0.1:0".parse()?, "127.0.0.1:9".parse()?).await?;
+        link.set_delay(Direction::Both, delay);
+        link.set_rate(Direction::Both, rate);
+        link.set_loss(Direction::Both, loss);
+        let mut udp_proxies = Vec::new();
+        for (listen, target) in udp {
+            let p = FaultProxy::bind_sharing(listen, target, &link)
                 .await
                 .with_context(|| format!("binding {listen}"))?;
-            p.set_delay(Direction::Both, std::time::Duration::from_millis(delay_ms));
-            p.set_rate(Direction::Both, (rate_mbit * 1e6 / 8.0) as u64);
-            p.set_loss(Direction::Both, loss);
-            println!("fault-proxy: {listen} -> {target} ({delay_ms} ms one way, {rate_mbit} Mbit/s, loss {loss})");
-            proxies.push(p);
+            udp_proxies.push(p);
         }
+        let mut tcp_proxies = Vec::new();
+        for (listen, target) in tcp {
+            let p = TcpFaultProxy::bind_sharing(listen, target, &link)
+                .await
+                .with_context(|| format!("binding {listen}"))?;
+            tcp_proxies.push(p);
+        }
+        println!(
+            "fault-proxy: {} UDP and {} TCP routes over one link, {delay_ms} ms one way, {rate_mbit} Mbit/s each way (0: no cap), loss {loss}",
+            udp_proxies.len(),
+            tcp_proxies.len()
+        );
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
             _ = term.recv() => {},
             _ = tokio::signal::ctrl_c() => {},
         }
-        drop(proxies);
         Ok(())
     })
 }

@@ -24,8 +24,9 @@ use crate::{Result, TransportError};
 const BUF_LEN: usize = 65535;
 /// Packets waiting out their delay per direction; beyond that they are dropped, as a router would.
 const QUEUE_LEN: usize = 65536;
-/// How much a rate-capped direction may have queued before it drops.
-const BUFFER: Duration = Duration::from_millis(100);
+/// How much a rate-capped direction may have queued before it drops (UDP) or holds the
+/// sender back (TCP).
+pub(crate) const BUFFER: Duration = Duration::from_millis(100);
 /// Indices into [`Settings::dirs`].
 const TO_TARGET: usize = 0;
 const TO_CLIENT: usize = 1;
@@ -42,7 +43,7 @@ pub enum Direction {
 }
 
 impl Direction {
-    fn indices(self) -> &'static [usize] {
+    pub(crate) fn indices(self) -> &'static [usize] {
         match self {
             Direction::ToTarget => &[TO_TARGET],
             Direction::ToClient => &[TO_CLIENT],
@@ -51,16 +52,55 @@ impl Direction {
     }
 }
 
-/// The settings and counters of one direction, read per packet.
-#[derive(Default)]
-struct Dir {
+/// The delay and rate cap of one direction of a link, shared by the UDP and TCP proxies.
+#[derive(Debug, Default)]
+pub(crate) struct Pace {
     delay_micros: AtomicU64,
-    /// The drop probability, as `f64` bits.
-    loss_bits: AtomicU64,
     /// Bytes per second (0 = no cap).
     rate: AtomicU64,
     /// When the capped link is done sending what it has queued.
     busy_until: Mutex<Option<Instant>>,
+}
+
+impl Pace {
+    pub(crate) fn set_delay(&self, delay: Duration) {
+        let micros = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
+        self.delay_micros.store(micros, SeqCst);
+    }
+
+    pub(crate) fn set_rate(&self, bytes_per_sec: u64) {
+        self.rate.store(bytes_per_sec, SeqCst);
+    }
+
+    fn delay(&self) -> Duration {
+        Duration::from_micros(self.delay_micros.load(SeqCst)).min(Duration::from_secs(86_400 * 365))
+    }
+
+    /// `len` bytes handed to the link now: when they arrive at the far end, or, when the
+    /// link already has more than [`BUFFER`] queued, `Err(how long until it has not)`.
+    pub(crate) fn slot(&self, len: usize) -> std::result::Result<Instant, Duration> {
+        let now = Instant::now();
+        let rate = self.rate.load(SeqCst);
+        if rate == 0 {
+            return Ok(now + self.delay());
+        }
+        let mut busy = self.busy_until.lock().unwrap_or_else(|p| p.into_inner());
+        let start = busy.map_or(now, |b| b.max(now));
+        if start - now > BUFFER {
+            return Err(start - now - BUFFER);
+        }
+        let done = start + Duration::from_secs_f64(len as f64 / rate as f64);
+        *busy = Some(done);
+        Ok(done + self.delay())
+    }
+}
+
+/// The settings and counters of one direction, read per packet.
+#[derive(Default)]
+struct Dir {
+    pace: Pace,
+    /// The drop probability, as `f64` bits.
+    loss_bits: AtomicU64,
     partitioned: AtomicBool,
     forwarded: AtomicU64,
     dropped: AtomicU64,
@@ -75,28 +115,26 @@ impl Dir {
             self.dropped.fetch_add(1, SeqCst);
             return None;
         }
-        let now = Instant::now();
-        let delay = Duration::from_micros(self.delay_micros.load(SeqCst))
-            .min(Duration::from_secs(86_400 * 365));
-        let rate = self.rate.load(SeqCst);
-        if rate == 0 {
-            return Some(now + delay);
-        }
-        let mut busy = self.busy_until.lock().unwrap_or_else(|p| p.into_inner());
-        let start = busy.map_or(now, |b| b.max(now));
-        if start - now > BUFFER {
+        let at = self.pace.slot(len).ok();
+        if at.is_none() {
             self.dropped.fetch_add(1, SeqCst);
-            return None;
         }
-        let done = start + Duration::from_secs_f64(len as f64 / rate as f64);
-        *busy = Some(done);
-        Some(done + delay)
+        at
     }
 }
 
+/// Both directions of one emulated link; proxies made with [`FaultProxy::bind_sharing`] share
+/// it (one rate cap and delay for every node behind the link).
 #[derive(Default)]
-struct Settings {
+pub(crate) struct Settings {
     dirs: [Dir; 2],
+}
+
+impl Settings {
+    /// Direction `i`'s delay and rate cap.
+    pub(crate) fn pace(&self, i: usize) -> &Pace {
+        &self.dirs[i].pace
+    }
 }
 
 /// A packet on its way: when it leaves, its bytes, the socket it leaves by, and where to.
@@ -104,7 +142,7 @@ type Queued = (Instant, Vec<u8>, Arc<UdpSocket>, SocketAddr);
 
 /// What the proxy's tasks share.
 struct Shared {
-    settings: Settings,
+    settings: Arc<Settings>,
     target: SocketAddr,
     /// Each client's own socket towards the target.
     clients: Mutex<HashMap<SocketAddr, Arc<UdpSocket>>>,
@@ -149,6 +187,30 @@ impl FaultProxy {
 
     /// Binds `listen` and forwards to `target`. Must be called inside a tokio runtime.
     pub async fn bind(listen: SocketAddr, target: SocketAddr) -> Result<Self> {
+        Self::bind_with(listen, target, Arc::default()).await
+    }
+
+    /// As [`FaultProxy::bind`], on the same link as `link`: its settings (delay, rate cap,
+    /// loss, partitions) and its rate budget are shared, so several nodes behind one link share
+    /// its capacity.
+    pub async fn bind_sharing(
+        listen: SocketAddr,
+        target: SocketAddr,
+        link: &FaultProxy,
+    ) -> Result<Self> {
+        Self::bind_with(listen, target, link.shared.settings.clone()).await
+    }
+
+    /// The link this proxy sends over (for a TCP relay on the same link).
+    pub(crate) fn link(&self) -> Arc<Settings> {
+        self.shared.settings.clone()
+    }
+
+    async fn bind_with(
+        listen: SocketAddr,
+        target: SocketAddr,
+        settings: Arc<Settings>,
+    ) -> Result<Self> {
         let io = |action| move |source| TransportError::Io { action, source };
         let front = UdpSocket::bind(listen)
             .await
@@ -160,7 +222,7 @@ impl FaultProxy {
         let (to_target, rx_target) = mpsc::channel(QUEUE_LEN);
         let (to_client, rx_client) = mpsc::channel(QUEUE_LEN);
         let shared = Arc::new(Shared {
-            settings: Settings::default(),
+            settings,
             target,
             clients: Mutex::default(),
             tasks: Mutex::default(),
@@ -184,9 +246,8 @@ impl FaultProxy {
     /// One-way delay added to every packet in `dir` (Both = each direction gets it). Packets
     /// keep their order.
     pub fn set_delay(&self, dir: Direction, delay: Duration) {
-        let micros = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
         for d in self.dirs(dir) {
-            d.delay_micros.store(micros, SeqCst);
+            d.pace.set_delay(delay);
         }
     }
 
@@ -194,7 +255,7 @@ impl FaultProxy {
     /// rate, with 100 ms of buffer; what does not fit is dropped.
     pub fn set_rate(&self, dir: Direction, bytes_per_sec: u64) {
         for d in self.dirs(dir) {
-            d.rate.store(bytes_per_sec, SeqCst);
+            d.pace.set_rate(bytes_per_sec);
         }
     }
 

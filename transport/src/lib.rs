@@ -15,6 +15,7 @@ mod chunks;
 mod endpoint;
 mod error;
 pub mod fault;
+pub mod fault_tcp;
 pub mod frame;
 mod https;
 mod identity;
