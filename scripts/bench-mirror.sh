@@ -162,6 +162,8 @@ mkdir -p "$work/rsync-dst"
 cat > "$work/rsyncd.conf" <<CONF
 pid file = $work/rsyncd.pid
 use chroot = no
+uid = $(id -u)
+gid = $(id -g)
 [store]
 path = $work/rsync-dst
 read only = no
@@ -171,7 +173,8 @@ pids+=($!)
 sleep 0.5
 rsync_once() {
   local s; s=$(now)
-  rsync -a "$cluster/node1/storage/srv/store1/" rsync://127.0.0.1:8410/store/
+  rsync -a "$cluster/node1/storage/srv/store1/" rsync://127.0.0.1:8410/store/ >&2 \
+    || { echo "rsync failed" >&2; exit 1; }
   since "$s"
 }
 

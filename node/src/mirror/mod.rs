@@ -18,12 +18,13 @@
 
 pub mod status;
 
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use ironcore_chunkstore::Manifest;
 use ironcore_raft::MetaCommand;
 use ironcore_types::records::{NodeRecord, Severity, SnapshotEntry};
-use ironcore_types::{AuthId, ChunkId, DatastoreName, SiteId};
+use ironcore_types::{AuthId, ChunkId, DatastoreName, SiteId, SnapshotRef};
 
 use crate::node::proposer::Proposer;
 use crate::notify::{Event, NotifyMode};
@@ -46,12 +47,19 @@ fn system() -> AuthId {
     "root@pam".parse().expect("a valid auth id")
 }
 
-/// Runs mirroring passes until the node stops.
+/// How often an idle loop looks for news (a commit, a fellow's completion mark).
+const LOOK: Duration = Duration::from_millis(50);
+
+/// Runs mirroring passes until the node stops. Between passes it waits for news in the
+/// metadata (a new snapshot, a fellow marking one complete), or at most `IDLE` (`FAILING`
+/// while chunks keep failing) to retry what it could not get.
 pub async fn run(peers: ChunkPeers, proposer: Proposer, site: SiteId) {
+    let mut lists = Lists::new();
     loop {
-        match pass(&peers, &proposer, &site).await {
-            Ok(0) if peers.progress().any_failing() => tokio::time::sleep(FAILING).await,
-            Ok(0) => tokio::time::sleep(IDLE).await,
+        let seen = applied(&proposer);
+        match pass(&peers, &proposer, &site, &mut lists).await {
+            Ok(0) if peers.progress().any_failing() => news(&proposer, seen, FAILING).await,
+            Ok(0) => news(&proposer, seen, IDLE).await,
             Ok(marked) => tracing::debug!(marked, "mirror pass"),
             Err(e) => {
                 tracing::warn!(error = %e, "mirror pass failed; retrying");
@@ -61,9 +69,32 @@ pub async fn run(peers: ChunkPeers, proposer: Proposer, site: SiteId) {
     }
 }
 
+/// The index of the last metadata entry this node applied.
+fn applied(proposer: &Proposer) -> u64 {
+    proposer
+        .raft()
+        .metrics()
+        .last_applied
+        .map_or(0, |l| l.index)
+}
+
+/// Waits until this node applies an entry after `seen`, or `limit` has passed.
+async fn news(proposer: &Proposer, seen: u64, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline && applied(proposer) == seen {
+        tokio::time::sleep(LOOK).await;
+    }
+}
+
 /// One pass over every datastore this node mirrors; how many snapshots it marked complete.
-pub async fn pass(peers: &ChunkPeers, proposer: &Proposer, site: &SiteId) -> Result<usize> {
+pub async fn pass(
+    peers: &ChunkPeers,
+    proposer: &Proposer,
+    site: &SiteId,
+    lists: &mut Lists,
+) -> Result<usize> {
     let mut marked = 0;
+    let mut pending = HashSet::new();
     for config in proposer.meta().datastores()? {
         if !config.mirrors.iter().any(|m| &m.site == site) {
             continue;
@@ -82,9 +113,20 @@ pub async fn pass(peers: &ChunkPeers, proposer: &Proposer, site: &SiteId) -> Res
             .filter(|e| !e.complete_at.contains(site))
             .collect();
         todo.sort_by_key(|e| e.snapshot.time);
+        pending.extend(
+            todo.iter()
+                .map(|e| (config.name.clone(), e.snapshot.clone())),
+        );
         let limit = site_limit(proposer, site, mine.nodes.len())?;
         for entry in todo {
-            if !mirror_snapshot(peers, proposer, &config.name, mine, &entry, limit).await? {
+            let key = (config.name.clone(), entry.snapshot.clone());
+            if !lists.contains_key(&key) {
+                let (manifest, _) = Manifest::decode(&entry.manifest)?;
+                let chunks = snapshot_chunks(peers, &config.name, &manifest).await?;
+                lists.insert(key.clone(), chunks.into_iter().collect());
+            }
+            let chunks = &lists[&key];
+            if !mirror_snapshot(peers, proposer, &config.name, mine, &entry, chunks, limit).await? {
                 break; // keep the order: later snapshots wait for this one
             }
             proposer
@@ -101,8 +143,14 @@ pub async fn pass(peers: &ChunkPeers, proposer: &Proposer, site: &SiteId) -> Res
             marked += 1;
         }
     }
+    // Chunk lists are kept only for snapshots still to mirror.
+    lists.retain(|k, _| pending.contains(k));
     Ok(marked)
 }
+
+/// The chunks of each snapshot still to mirror, read once from its indexes (over the WAN)
+/// rather than on every pass.
+pub type Lists = HashMap<(DatastoreName, SnapshotRef), Vec<ChunkId>>;
 
 /// This node's share of the limit on mirroring into `site`, in bytes per second (0 =
 /// unlimited): the site's limit split evenly between its `nodes` storage nodes.
@@ -120,13 +168,10 @@ async fn mirror_snapshot(
     ds: &DatastoreName,
     site: &SiteShare,
     entry: &SnapshotEntry,
+    chunks: &[ChunkId],
     limit: u64,
 ) -> Result<bool> {
-    let (manifest, _) = Manifest::decode(&entry.manifest)?;
-    let chunks: Vec<ChunkId> = snapshot_chunks(peers, ds, &manifest)
-        .await?
-        .into_iter()
-        .collect();
+    let started = Instant::now();
     let names = site.names();
     let me = peers.name.as_str();
     let share = |node: &str| -> Vec<ChunkId> {
@@ -140,6 +185,7 @@ async fn mirror_snapshot(
     let progress = peers.progress();
     let arrived = |b: u64| progress.pulled(ds, b, Instant::now());
     let pulled = pull_limited(peers, ds, &mine, limit, &arrived).await?;
+    tracing::debug!(datastore = %ds, snapshot = %entry.snapshot, chunks = chunks.len(), mine = mine.len(), bytes = pulled.bytes, took = ?started.elapsed(), "share pulled");
     progress.arrived(ds, &mine);
     if !pulled.missing.is_empty() {
         let gave_up = progress.failed(ds, &pulled.missing);

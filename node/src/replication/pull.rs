@@ -17,8 +17,9 @@ use crate::protocol::{self, PeerRequest, PeerResponse};
 use crate::replication::peers::ChunkPeers;
 use crate::{NodeError, Result};
 
-/// Chunks per push request, at most.
-const BATCH: usize = 128;
+/// Chunks per push request, at most: each request costs a few round trips, which on a WAN
+/// would dominate a pull of many small chunks in small batches.
+const BATCH: usize = 2048;
 /// How long a limited push request should take at most: batches are sized to it (taking a
 /// chunk as 4 MiB), so a pull shows progress and a restart loses little.
 const LIMITED_BATCH_SECS: u64 = 4;
