@@ -44,14 +44,16 @@ impl RpcHandler for PeerService {
             // The sender acts on metadata it has applied (a datastore it just created); see at
             // least as much before touching the datastore.
             // (Jobs linearize themselves when they start; polls read no metadata.)
-            match request {
+            match &request {
                 PeerRequest::StartJob(_)
                 | PeerRequest::PollJob(_)
                 | PeerRequest::MirrorProgress => {}
                 // Chunk reads are answered from what is here even when this node is cut off
                 // from a quorum: a site alone still restores what it holds (a stale answer
                 // can only say "not held", never hand out wrong bytes: chunks are verified).
-                PeerRequest::PushTo { .. } | PeerRequest::Has { .. } => catch_up(&node).await,
+                PeerRequest::PushTo { datastore, .. } | PeerRequest::Has { datastore, .. } => {
+                    catch_up(&node, datastore).await
+                }
                 _ => node.raft().linearize().await.map_err(|e| e.to_string())?,
             }
             let answer = match request {
@@ -125,10 +127,15 @@ impl RpcHandler for PeerService {
     }
 }
 
-/// Sees every acknowledged write before a chunk read when a leader is in touch; goes on with
-/// this node's own replica when none is (no waiting out a Raft timeout per chunk) or the read
-/// fails.
-async fn catch_up(node: &Node) {
+/// Before a chunk request: a datastore this node knows needs nothing more (the answer is about
+/// the chunks held here, and a round trip to the leader per request would cost every pull over
+/// a WAN). One it does not know yet may just have been created: see every acknowledged write
+/// first when a leader is in touch; go on with this node's own replica when none is (no
+/// waiting out a Raft timeout per chunk) or the read fails.
+async fn catch_up(node: &Node, datastore: &ironcore_types::DatastoreName) {
+    if node.meta().datastore(datastore).ok().flatten().is_some() {
+        return;
+    }
     let fresh = node.config().election_timeout.1 * 2;
     if node.raft().leader_contact().is_some_and(|ago| ago <= fresh)
         && let Err(e) = node.raft().linearize().await
