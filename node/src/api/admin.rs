@@ -393,12 +393,59 @@ pub struct CreateDatastore {
     #[schema(value_type = std::collections::BTreeMap<String, MirrorCopies>)]
     mirrors: std::collections::BTreeMap<String, u8>,
     /// When a backup is acknowledged: `async` (the default: once this site holds its copies;
-    /// the mirror sites follow) or `sync` (once every mirror site holds its copies too).
+    /// the mirror sites follow) or `sync` (once every mirror site holds its copies too; see
+    /// [`SyncDatastore`], which needs a mirror site).
     #[serde(default)]
-    #[schema(pattern = r"^(async|sync)$")]
+    #[schema(pattern = r"^async$")]
     mirror: Option<String>,
     #[serde(default)]
     comment: String,
+}
+
+/// How `POST /api2/json/datastore` is described: mirrored asynchronously (the default, any
+/// mirror sites), or synchronously, which needs a mirror site. [`CreateDatastore`] reads both
+/// and refuses `sync` without a mirror site, naming the fix.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum NewDatastore {
+    /// Acknowledged once the datastore's own site holds its copies.
+    Async(CreateDatastore),
+    /// Acknowledged once every mirror site holds its copies too.
+    Sync(SyncDatastore),
+}
+
+/// A datastore mirrored synchronously.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct SyncDatastore {
+    #[schema(value_type = String, pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    name: DatastoreName,
+    #[schema(pattern = r"^/.*$")]
+    path: String,
+    #[schema(value_type = Option<String>, pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    site: Option<SiteId>,
+    /// Copies at the datastore's own site.
+    #[serde(default = "default_copies")]
+    #[schema(minimum = 1, maximum = 255)]
+    copies: u8,
+    /// The mirror sites, at least one: site name to copies there.
+    #[schema(schema_with = some_mirror_sites)]
+    mirrors: std::collections::BTreeMap<String, u8>,
+    /// `sync`.
+    #[schema(pattern = r"^sync$")]
+    mirror: String,
+    #[serde(default)]
+    comment: String,
+}
+
+/// At least one mirror site, each with its copies.
+fn some_mirror_sites() -> utoipa::openapi::schema::Object {
+    use utoipa::PartialSchema;
+    utoipa::openapi::ObjectBuilder::new()
+        .min_properties(Some(1))
+        .additional_properties(Some(MirrorCopies::schema()))
+        .build()
 }
 
 /// How many copies a mirror site keeps: 1 to 255.
@@ -444,7 +491,7 @@ fn default_copies() -> u8 {
     path = "/api2/json/datastore",
     tag = "datastore",
     summary = "create a datastore",
-    request_body = CreateDatastore,
+    request_body = NewDatastore,
     responses((status = 200, description = "the datastore created", body = serde_json::Value))
 )]
 pub(crate) async fn create_datastore(

@@ -134,7 +134,7 @@ impl ChunkPeers {
 }
 
 impl ChunkPeers {
-    /// The peers that failed a request within the last [`super::DOWN_FOR`].
+    /// The peers that failed a request within the last 30 s (`DOWN_FOR`): tried last.
     pub fn recently_down(&self) -> Vec<u64> {
         let d = self.down.lock().unwrap_or_else(|p| p.into_inner());
         d.iter()
