@@ -86,6 +86,8 @@ pub struct DaemonNode {
     pub api: String,
     /// Certificate fingerprint.
     pub fingerprint: String,
+    /// QUIC address (what the other nodes dial).
+    pub quic: String,
     child: Option<Child>,
 }
 
@@ -175,6 +177,17 @@ pub struct DaemonCluster {
     cli_bin: PathBuf,
     /// Holds every file of the cluster.
     pub base: tempfile::TempDir,
+    /// The link emulator between the sites (`ironcore-node fault-proxy`), when there is one.
+    link: Option<Child>,
+}
+
+impl Drop for DaemonCluster {
+    fn drop(&mut self) {
+        if let Some(mut l) = self.link.take() {
+            let _ = l.kill();
+            let _ = l.wait();
+        }
+    }
 }
 
 impl DaemonCluster {
@@ -195,10 +208,26 @@ impl DaemonCluster {
         Self::start_full(sites, |_| String::new())
     }
 
+    /// [`DaemonCluster::two_sites`] with the sites (and the witness) reaching each other only
+    /// through a link emulator (`ironcore-node fault-proxy`) that delays every packet by
+    /// `delay_ms` each way: the nodes of the other sites are dialled at its routes
+    /// (`[peer-addresses]`).
+    pub fn two_sites_over_wan(delay_ms: u64) -> Result<Self> {
+        Self::two_sites_with(Some(delay_ms))
+    }
+
     /// The two-site layout of the main job: 2 Primary nodes, 2 Backup nodes and a witness,
     /// with datastore `store1` at the Primary (2 copies) mirrored to the Backup site (1 copy).
     pub fn two_sites() -> Result<Self> {
-        let c = Self::start_at(&["primary", "primary", "backup", "backup", "witness"])?;
+        Self::two_sites_with(None)
+    }
+
+    fn two_sites_with(wan_delay_ms: Option<u64>) -> Result<Self> {
+        let c = Self::start_full_wan(
+            &["primary", "primary", "backup", "backup", "witness"],
+            |_| String::new(),
+            wan_delay_ms,
+        )?;
         let created = c.cli(
             0,
             &[
@@ -221,6 +250,14 @@ impl DaemonCluster {
     }
 
     fn start_full(sites: &[&str], extra: impl Fn(usize) -> String) -> Result<Self> {
+        Self::start_full_wan(sites, extra, None)
+    }
+
+    fn start_full_wan(
+        sites: &[&str],
+        extra: impl Fn(usize) -> String,
+        wan_delay_ms: Option<u64>,
+    ) -> Result<Self> {
         let n = sites.len();
         let (node_bin, cli_bin) = binaries()?;
         let base = tempfile::tempdir()?;
@@ -230,9 +267,13 @@ impl DaemonCluster {
             node_bin,
             cli_bin,
             base,
+            link: None,
         };
         for (i, site) in sites.iter().enumerate() {
             cluster.prepare_node(site, &extra(i))?;
+        }
+        if let Some(delay) = wan_delay_ms {
+            cluster.link_sites(sites, delay)?;
         }
         cluster.node_cmd(0, &["init"])?;
         cluster.spawn(0)?;
@@ -275,6 +316,39 @@ impl DaemonCluster {
         Ok(cluster)
     }
 
+    /// Starts the link emulator with a route in front of every node and points each node at
+    /// the routes of the nodes of other sites (appended to its configuration, before it starts).
+    fn link_sites(&mut self, sites: &[&str], delay_ms: u64) -> Result<()> {
+        let routes: Vec<u16> = (0..sites.len())
+            .map(|_| free_port())
+            .collect::<Result<_>>()?;
+        for (i, node) in self.nodes.iter().enumerate() {
+            let mut section = String::from("\n[peer-addresses]\n");
+            for (j, other) in self.nodes.iter().enumerate() {
+                if sites[j] != sites[i] {
+                    section.push_str(&format!("{} = \"127.0.0.1:{}\"\n", other.name, routes[j]));
+                }
+            }
+            let mut text = std::fs::read_to_string(&node.config)?;
+            text.push_str(&section);
+            std::fs::write(&node.config, text)?;
+        }
+        let mut cmd = self.node_command();
+        cmd.arg("fault-proxy")
+            .args(["--delay-ms", &delay_ms.to_string()]);
+        for (node, port) in self.nodes.iter().zip(&routes) {
+            cmd.args(["--route", &format!("127.0.0.1:{port}={}", node.quic)]);
+        }
+        let log = std::fs::File::create(self.base.path().join("link.out"))?;
+        self.link = Some(
+            cmd.stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()
+                .context("starting the link emulator")?,
+        );
+        Ok(())
+    }
+
     /// Writes the configuration of a new node `nodeN` standing in `site` (with `extra` appended
     /// to its configuration) and its identity; returns its index. It is not started.
     pub fn prepare_node(&mut self, site: &str, extra: &str) -> Result<usize> {
@@ -306,6 +380,7 @@ impl DaemonCluster {
             dir,
             api: format!("127.0.0.1:{api}"),
             fingerprint,
+            quic: format!("127.0.0.1:{quic}"),
             child: None,
         });
         Ok(i)

@@ -1,5 +1,5 @@
 //! Continuous mirroring between the sites of one cluster (2 Primary nodes, 2 Backup nodes, a
-//! witness): backups taken at the Primary become complete at the Backup site by themselves,
+//! witness; the sites linked by a 10 ms emulated WAN): backups taken at the Primary become complete at the Backup site by themselves,
 //! each chunk on as many Backup nodes as the datastore asks; one not yet complete there is
 //! refused through a Backup node (never partial data) unless read from the Primary on request;
 //! with every Primary node killed, every snapshot listed as complete there restores identical
@@ -55,7 +55,8 @@ fn refused_restore(c: &DaemonCluster, i: usize, group: &str, out: &Path) -> Stri
 
 #[test]
 fn backups_at_the_primary_restore_at_the_backup_site_once_the_primary_is_gone() {
-    let mut c = DaemonCluster::two_sites().expect("cluster starts");
+    // The sites see each other over a 10 ms link (each way).
+    let mut c = DaemonCluster::two_sites_over_wan(10).expect("cluster starts");
     let a = c.base.path().join("a");
     let b = c.base.path().join("b");
     source(&a, 12, 1);
