@@ -478,6 +478,18 @@ impl DaemonCluster {
             .expect("the CLI runs"));
     }
 
+    /// Sends signal `sig` (`-STOP`, `-CONT`, …) to node `i`'s process.
+    pub fn signal(&self, i: usize, sig: &str) -> Result<()> {
+        let pid = self.nodes[i].pid().context("the node is not running")?;
+        let status = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()?;
+        if !status.success() {
+            bail!("kill {sig} {pid} failed");
+        }
+        Ok(())
+    }
+
     /// The sum of every sample of metric `name` (any labels) in node `i`'s `/metrics`.
     pub fn metric(&self, i: usize, name: &str) -> Result<f64> {
         let fp: ironcore_types::Fingerprint = self.nodes[i]

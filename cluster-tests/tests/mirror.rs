@@ -113,17 +113,7 @@ fn backups_at_the_primary_restore_at_the_backup_site_once_the_primary_is_gone() 
 
     // A snapshot not yet complete at the Backup site (node4 is stopped, so its share cannot
     // arrive) is refused through node3 with the way out, and read from the Primary when asked.
-    let signal = |c: &DaemonCluster, i: usize, sig: &str| {
-        let pid = c.nodes[i].pid().unwrap().to_string();
-        assert!(
-            std::process::Command::new("kill")
-                .args([sig, &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-    };
-    signal(&c, 3, "-STOP");
+    c.signal(3, "-STOP").unwrap();
     let cdir = c.base.path().join("c");
     source(&cdir, 12, 3);
     ok(&c
@@ -162,7 +152,7 @@ fn backups_at_the_primary_restore_at_the_backup_site_once_the_primary_is_gone() 
             &["compare", cdir.to_str().unwrap(), early.to_str().unwrap()],
         )
         .unwrap());
-    signal(&c, 3, "-CONT");
+    c.signal(3, "-CONT").unwrap();
     wait(
         "host/c complete at the backup site",
         Duration::from_secs(60),
@@ -179,7 +169,7 @@ fn backups_at_the_primary_restore_at_the_backup_site_once_the_primary_is_gone() 
     // host/d is taken while node4 is stopped, so it is not complete at the Backup site when
     // the Primary is lost: every node there is killed. Through node3 it gets the clear error,
     // and nothing is written.
-    signal(&c, 3, "-STOP");
+    c.signal(3, "-STOP").unwrap();
     let ddir = c.base.path().join("d");
     source(&ddir, 12, 4);
     ok(&c
@@ -198,7 +188,7 @@ fn backups_at_the_primary_restore_at_the_backup_site_once_the_primary_is_gone() 
     c.nodes[0].kill();
     c.nodes[1].kill();
     refused_restore(&c, 2, "host/d", &c.base.path().join("restore-d"));
-    signal(&c, 3, "-CONT");
+    c.signal(3, "-CONT").unwrap();
     for (dir, group) in [(&a, "host/a"), (&b, "host/b"), (&cdir, "host/c")] {
         let out = c
             .base

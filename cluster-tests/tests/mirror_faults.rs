@@ -94,17 +94,6 @@ fn restore_identical(c: &DaemonCluster, i: usize, store: &str, group: &str, dir:
         .unwrap());
 }
 
-fn signal(c: &DaemonCluster, i: usize, sig: &str) {
-    let pid = c.nodes[i].pid().unwrap().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-}
-
 /// Chunk bytes the Primary nodes have written to other nodes so far.
 fn sent_by_primary(c: &DaemonCluster) -> u64 {
     (0..2)
@@ -142,14 +131,14 @@ fn a_killed_backup_node_resumes_damage_is_repaired_and_prune_gc_spare_what_sites
 
     // The Backup nodes are stopped while the backup is taken, so that what the Primary nodes
     // send from here on is mirroring alone.
-    signal(&c, 2, "-STOP");
-    signal(&c, 3, "-STOP");
+    c.signal(2, "-STOP").unwrap();
+    c.signal(3, "-STOP").unwrap();
     let a = c.base.path().join("a");
     source(&a, 0..24);
     backup(&c, "store1", &a, "host/a");
     let before = sent_by_primary(&c);
-    signal(&c, 2, "-CONT");
-    signal(&c, 3, "-CONT");
+    c.signal(2, "-CONT").unwrap();
+    c.signal(3, "-CONT").unwrap();
     // node3 is killed once it has pulled part of its share, and started again.
     wait("node3 pulling", Duration::from_secs(60), || {
         Ok(c.metric(2, "ironcore_mirror_pulled_bytes_total")? >= (3 * MIB) as f64)
@@ -287,8 +276,8 @@ fn in_sync_mode_a_backup_acknowledged_before_the_primary_dies_restores_at_the_ba
     source(&s, 0..6);
     // With the Backup site stopped, a backup cannot be acknowledged: it fails, naming the
     // site, and commits nothing.
-    signal(&c, 2, "-STOP");
-    signal(&c, 3, "-STOP");
+    c.signal(2, "-STOP").unwrap();
+    c.signal(3, "-STOP").unwrap();
     let refused = c
         .cli(
             0,
@@ -302,8 +291,8 @@ fn in_sync_mode_a_backup_acknowledged_before_the_primary_dies_restores_at_the_ba
             ],
         )
         .unwrap();
-    signal(&c, 2, "-CONT");
-    signal(&c, 3, "-CONT");
+    c.signal(2, "-CONT").unwrap();
+    c.signal(3, "-CONT").unwrap();
     let err = String::from_utf8_lossy(&refused.stderr).to_string();
     assert!(
         !refused.status.success(),
@@ -345,13 +334,13 @@ fn the_link_limit_into_the_backup_site_holds_within_ten_percent_over_thirty_seco
         .to_string();
     assert!(listed.contains(r#""bwlimit":2"#), "{listed}");
     // 80 MiB: 40 s at the limit, measured over 30 s once mirroring has run for 3 s.
-    signal(&c, 2, "-STOP");
-    signal(&c, 3, "-STOP");
+    c.signal(2, "-STOP").unwrap();
+    c.signal(3, "-STOP").unwrap();
     let a = c.base.path().join("a");
     source(&a, 0..80);
     backup(&c, "store1", &a, "host/a");
-    signal(&c, 2, "-CONT");
-    signal(&c, 3, "-CONT");
+    c.signal(2, "-CONT").unwrap();
+    c.signal(3, "-CONT").unwrap();
     std::thread::sleep(Duration::from_secs(3));
     let (t0, b0) = (std::time::Instant::now(), sent_by_primary(&c));
     std::thread::sleep(Duration::from_secs(30));

@@ -140,24 +140,39 @@ impl Settings {
 /// A packet on its way: when it leaves, its bytes, the socket it leaves by, and where to.
 type Queued = (Instant, Vec<u8>, Arc<UdpSocket>, SocketAddr);
 
+/// The tasks of a proxy: every one is aborted when the proxy is dropped.
+#[derive(Default)]
+pub(crate) struct Tasks(Mutex<Vec<JoinHandle<()>>>);
+
+impl Tasks {
+    pub(crate) fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let handle = tokio::spawn(task);
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(handle);
+    }
+
+    pub(crate) fn abort_all(&self) {
+        for task in self.0.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            task.abort();
+        }
+    }
+}
+
 /// What the proxy's tasks share.
 struct Shared {
     settings: Arc<Settings>,
     target: SocketAddr,
     /// Each client's own socket towards the target.
     clients: Mutex<HashMap<SocketAddr, Arc<UdpSocket>>>,
-    /// Every task, aborted when the proxy is dropped.
-    tasks: Mutex<Vec<JoinHandle<()>>>,
+    tasks: Tasks,
     queues: [mpsc::Sender<Queued>; 2],
 }
 
 impl Shared {
     fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
-        let handle = tokio::spawn(task);
-        self.tasks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(handle);
+        self.tasks.spawn(task);
     }
 
     /// Queues `packet` in direction `i` unless the direction drops it.
@@ -225,7 +240,7 @@ impl FaultProxy {
             settings,
             target,
             clients: Mutex::default(),
-            tasks: Mutex::default(),
+            tasks: Tasks::default(),
             queues: [to_target, to_client],
         });
         shared.spawn(release(Arc::downgrade(&shared), TO_TARGET, rx_target));
@@ -298,15 +313,7 @@ impl FaultProxy {
 
 impl Drop for FaultProxy {
     fn drop(&mut self) {
-        for task in self
-            .shared
-            .tasks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            task.abort();
-        }
+        self.shared.tasks.abort_all();
     }
 }
 

@@ -7,16 +7,15 @@
 //! at the rate) holds the senders back instead of dropping.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::fault::{Direction, FaultProxy, Settings};
+use crate::fault::{Direction, FaultProxy, Settings, Tasks};
 use crate::{Result, TransportError};
 
 /// Bytes read at once from one side.
@@ -26,16 +25,12 @@ struct Shared {
     /// The link: to the target, and back to the client.
     link: Arc<Settings>,
     target: SocketAddr,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
+    tasks: Tasks,
 }
 
 impl Shared {
     fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
-        let handle = tokio::spawn(task);
-        self.tasks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(handle);
+        self.tasks.spawn(task);
     }
 }
 
@@ -80,7 +75,7 @@ impl TcpFaultProxy {
         let shared = Arc::new(Shared {
             link,
             target,
-            tasks: Mutex::default(),
+            tasks: Tasks::default(),
         });
         shared.spawn(accept(Arc::downgrade(&shared), listener));
         Ok(Self { addr, shared })
@@ -108,15 +103,7 @@ impl TcpFaultProxy {
 
 impl Drop for TcpFaultProxy {
     fn drop(&mut self) {
-        for task in self
-            .shared
-            .tasks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            task.abort();
-        }
+        self.shared.tasks.abort_all();
     }
 }
 
